@@ -1,0 +1,146 @@
+#include "memory/guest_memory.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <utility>
+
+#include "base/error.h"
+
+namespace vireo {
+
+namespace {
+
+constexpr uint64_t kPageSize = 4096;
+constexpr uint64_t kHugePageSize = 2 * 1024 * 1024;
+
+}  // namespace
+
+GuestMemory GuestMemory::create(std::vector<Range> ranges) {
+    GuestMemory memory;
+    uint64_t total = 0;
+    uint64_t previous_end = 0;
+    for (const Range& range : ranges) {
+        if (range.size == 0 || range.guest_address % kPageSize != 0 ||
+            range.size % kPageSize != 0 || range.guest_address < previous_end) {
+            fail("guest memory: range {:#x}+{:#x} is empty, unaligned or overlaps another",
+                 range.guest_address, range.size);
+        }
+        previous_end = range.guest_address + range.size;
+        total += range.size;
+    }
+    if (total == 0) {
+        fail("guest memory: no RAM requested");
+    }
+
+    memory.memfd_ = UniqueFd(::memfd_create("vireo-guest-ram", MFD_CLOEXEC));
+    if (!memory.memfd_) {
+        fail_errno("guest memory: memfd_create");
+    }
+    if (::ftruncate(memory.memfd_.get(), static_cast<off_t>(total)) != 0) {
+        fail_errno("guest memory: cannot size the memfd to {} bytes", total);
+    }
+
+    // Reserve one huge page more than needed, then place the memfd at the first
+    // 2 MiB boundary inside it, so guest huge pages line up with host ones.
+    memory.reservation_size_ = total + kHugePageSize;
+    void* reservation = ::mmap(nullptr, memory.reservation_size_, PROT_NONE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (reservation == MAP_FAILED) {
+        fail_errno("guest memory: cannot reserve {} bytes of address space", total);
+    }
+    memory.reservation_ = static_cast<uint8_t*>(reservation);
+    auto aligned = (reinterpret_cast<uintptr_t>(reservation) + kHugePageSize - 1) &
+                   ~(kHugePageSize - 1);
+    void* mapped = ::mmap(reinterpret_cast<void*>(aligned), total, PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_FIXED | MAP_NORESERVE, memory.memfd_.get(), 0);
+    if (mapped == MAP_FAILED) {
+        fail_errno("guest memory: cannot map {} bytes", total);
+    }
+    memory.mapping_size_ = total;
+    memory.huge_pages_advised_ = ::madvise(mapped, total, MADV_HUGEPAGE) == 0;
+    // Guest RAM is not the VMM's business in a core dump, and can be gigabytes.
+    ::madvise(mapped, total, MADV_DONTDUMP);
+
+    uint64_t offset = 0;
+    for (const Range& range : ranges) {
+        memory.regions_.push_back(Region{range.guest_address, range.size,
+                                         static_cast<uint8_t*>(mapped) + offset, offset});
+        offset += range.size;
+    }
+    return memory;
+}
+
+GuestMemory::GuestMemory(GuestMemory&& other) noexcept { *this = std::move(other); }
+
+GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
+    if (this != &other) {
+        if (reservation_ != nullptr) {
+            ::munmap(reservation_, reservation_size_);
+        }
+        memfd_ = std::move(other.memfd_);
+        reservation_ = std::exchange(other.reservation_, nullptr);
+        reservation_size_ = std::exchange(other.reservation_size_, 0);
+        mapping_size_ = std::exchange(other.mapping_size_, 0);
+        huge_pages_advised_ = other.huge_pages_advised_;
+        regions_ = std::move(other.regions_);
+    }
+    return *this;
+}
+
+GuestMemory::~GuestMemory() {
+    if (reservation_ != nullptr) {
+        ::munmap(reservation_, reservation_size_);
+    }
+}
+
+const GuestMemory::Region* GuestMemory::find(uint64_t address, uint64_t length) const {
+    for (const Region& region : regions_) {
+        // Written so that no sum can overflow, whatever the guest passes in.
+        if (address >= region.guest_address && address - region.guest_address < region.size &&
+            length <= region.size - (address - region.guest_address)) {
+            return &region;
+        }
+    }
+    return nullptr;
+}
+
+bool GuestMemory::contains(uint64_t address, uint64_t length) const {
+    return find(address, length) != nullptr;
+}
+
+std::optional<std::span<uint8_t>> GuestMemory::span(uint64_t address, uint64_t length) const {
+    const Region* region = find(address, length);
+    if (region == nullptr) {
+        return std::nullopt;
+    }
+    return std::span<uint8_t>(region->host + (address - region->guest_address), length);
+}
+
+bool GuestMemory::read(uint64_t address, void* out, uint64_t length) const {
+    auto bytes = span(address, length);
+    if (!bytes) {
+        return false;
+    }
+    std::memcpy(out, bytes->data(), length);
+    return true;
+}
+
+bool GuestMemory::write(uint64_t address, const void* in, uint64_t length) const {
+    auto bytes = span(address, length);
+    if (!bytes) {
+        return false;
+    }
+    std::memcpy(bytes->data(), in, length);
+    return true;
+}
+
+uint64_t GuestMemory::resident_bytes() const {
+    struct stat status {};
+    if (::fstat(memfd_.get(), &status) != 0) {
+        return 0;
+    }
+    return static_cast<uint64_t>(status.st_blocks) * 512;
+}
+
+}  // namespace vireo

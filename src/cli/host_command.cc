@@ -1,0 +1,50 @@
+#include "cli/host_command.h"
+
+#include <iostream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "kvm/system.h"
+#include "kvm/vm.h"
+
+namespace vireo::cli {
+
+namespace {
+
+int check(bool json) {
+    nlohmann::json report;
+    try {
+        kvm::System system = kvm::System::open();
+        kvm::Vm vm(system);
+        report = {{"kvm_usable", true}, {"max_vcpus", system.max_vcpus()}};
+    } catch (const Error& error) {
+        report = {{"kvm_usable", false}, {"reason", error.what()}};
+    }
+    bool usable = report["kvm_usable"];
+    if (json) {
+        std::cout << report.dump() << std::endl;
+    } else if (usable) {
+        std::cout << "KVM is usable: /dev/kvm opened, every capability present, a VM created "
+                     "(up to "
+                  << report["max_vcpus"] << " vCPUs per VM)\n";
+    } else {
+        std::cout << "KVM is not usable: " << report["reason"].get<std::string>() << "\n";
+    }
+    return usable ? 0 : 1;
+}
+
+}  // namespace
+
+void add_host_command(CLI::App& app) {
+    CLI::App* host = app.add_subcommand("host", "This host's ability to run VMs");
+    host->require_subcommand(1);
+    auto json = std::make_shared<bool>(false);
+    CLI::App* command =
+        host->add_subcommand("check", "Check that KVM is usable here (exit status 0 if so)");
+    command->add_flag("--json", *json, "print the result as JSON");
+    command->final_callback([json] { throw CLI::RuntimeError(check(*json)); });
+}
+
+}  // namespace vireo::cli

@@ -1,0 +1,107 @@
+#include "cli/run_command.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "base/byte_size.h"
+#include "base/error.h"
+#include "cli/vmm_process.h"
+#include "vmm/vm_config.h"
+
+namespace vireo::cli {
+
+namespace {
+
+struct RunOptions {
+    std::string kernel;
+    std::string initrd;
+    std::string cmdline;
+    uint32_t cpus = 1;
+    std::string memory = "256M";
+    std::string name = "vm";
+    std::string console_log;
+    std::string control_socket;
+    bool json = false;
+};
+
+std::string absolute(const std::string& path) {
+    return std::filesystem::absolute(path).lexically_normal().string();
+}
+
+// The VM definition vireo-vmm receives; checked here with the same parser, so
+// a mistake is reported in terms of this command's options.
+nlohmann::json definition_for(const RunOptions& options) {
+    uint64_t memory = parse_byte_size(options.memory, "--memory");
+    if (memory % MiB != 0) {
+        fail("--memory: {} is not a whole number of MiB", options.memory);
+    }
+    if (memory / MiB < VmConfig::kMinMemoryMib || memory / MiB > VmConfig::kMaxMemoryMib) {
+        fail("--memory: {} is out of range ({} MiB to {} GiB)", options.memory,
+             VmConfig::kMinMemoryMib, VmConfig::kMaxMemoryMib / 1024);
+    }
+    for (const auto& [flag, path] : {std::pair{"--kernel", options.kernel},
+                                     std::pair{"--initrd", options.initrd}}) {
+        if (!path.empty() && !std::filesystem::is_regular_file(path)) {
+            fail("{} {}: no such file", flag, path);
+        }
+    }
+    VmConfig config;
+    config.name = options.name;
+    config.vcpus = options.cpus;
+    config.memory_mib = memory / MiB;
+    config.boot.kernel = absolute(options.kernel);
+    if (!options.initrd.empty()) {
+        config.boot.initrd = absolute(options.initrd);
+    }
+    config.boot.cmdline = options.cmdline;
+    if (!options.console_log.empty()) {
+        config.console.output = VmConfig::ConsoleOutput::File;
+        config.console.path = absolute(options.console_log);
+    }
+    if (!options.control_socket.empty()) {
+        config.control_socket = absolute(options.control_socket);
+    }
+    nlohmann::json definition = config.to_json();
+    VmConfig::from_json(definition, "vireo run");  // the same checks vireo-vmm makes
+    return definition;
+}
+
+int run(const RunOptions& options) {
+    VmmResult result = run_vmm(definition_for(options));
+    if (options.json) {
+        std::cout << result.report.dump() << std::endl;
+    }
+    return result.exit_status;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app) {
+    auto options = std::make_shared<RunOptions>();
+    CLI::App* command = app.add_subcommand(
+        "run",
+        "Run a VM in the foreground, its serial console on this terminal.\n"
+        "Press Ctrl-] to stop it. The exit status says how the guest ended:\n"
+        "0 powered off, odd = (guest debug-exit code << 1) | 1, 2 bad input,\n"
+        "4 reset, 6 stopped, 8 triple fault, 10 KVM failure, 12 VMM failure.");
+    command->add_option("--kernel", options->kernel, "kernel to boot: a bzImage or a PVH ELF")
+        ->required();
+    command->add_option("--initrd", options->initrd, "initial ramdisk");
+    command->add_option("--cmdline", options->cmdline, "kernel command line");
+    command->add_option("--cpus", options->cpus, "virtual CPUs (1 to 64)")
+        ->check(CLI::Range(1u, VmConfig::kMaxVcpus));
+    command->add_option("--memory", options->memory, "guest RAM, e.g. 512M or 4G")
+        ->capture_default_str();
+    command->add_option("--name", options->name, "the VM's name")->capture_default_str();
+    command->add_option("--console-log", options->console_log,
+                        "write the console to this file instead of the terminal");
+    command->add_option("--control-socket", options->control_socket,
+                        "listen for control commands (info, pause, resume, stop, shutdown) here");
+    command->add_flag("--json", options->json, "print how the VM ended as JSON");
+    command->final_callback([options] { throw CLI::RuntimeError(run(*options)); });
+}
+
+}  // namespace vireo::cli

@@ -1,0 +1,81 @@
+#include "kvm/system.h"
+
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+
+#include "base/error.h"
+
+namespace vireo::kvm {
+
+namespace {
+
+struct RequiredCapability {
+    long cap;
+    const char* name;
+};
+
+// What the VMM uses unconditionally; everything else is optional.
+constexpr RequiredCapability kRequired[] = {
+    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+    {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
+    {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
+    {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
+    {KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"},
+    {KVM_CAP_SIGNAL_MSI, "KVM_CAP_SIGNAL_MSI"},
+    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+    {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
+};
+
+}  // namespace
+
+System System::open(const std::string& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd) {
+        int saved = errno;
+        if (saved == ENOENT) {
+            fail("{}: no such device (KVM is not available: load kvm_intel or kvm_amd, or enable "
+                 "nested virtualization)",
+                 path);
+        }
+        if (saved == EACCES || saved == EPERM) {
+            fail("{}: permission denied (run as root or join the 'kvm' group)", path);
+        }
+        errno = saved;
+        fail_errno("{}: cannot open", path);
+    }
+    int version = ::ioctl(fd.get(), KVM_GET_API_VERSION, 0);
+    if (version != KVM_API_VERSION) {
+        fail("{}: KVM API version {} (Vireo needs {})", path, version, KVM_API_VERSION);
+    }
+    System system(std::move(fd));
+    for (const auto& required : kRequired) {
+        system.require(required.cap, required.name);
+    }
+    int size = ::ioctl(system.fd(), KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (size <= 0) {
+        fail_errno("{}: KVM_GET_VCPU_MMAP_SIZE", path);
+    }
+    system.vcpu_mmap_size_ = static_cast<uint32_t>(size);
+    return system;
+}
+
+int System::capability(long cap) const {
+    int result = ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, cap);
+    return result < 0 ? 0 : result;
+}
+
+void System::require(long cap, const char* name) const {
+    if (capability(cap) <= 0) {
+        fail("KVM on this host lacks {}, which Vireo needs", name);
+    }
+}
+
+uint32_t System::max_vcpus() const {
+    int max = capability(KVM_CAP_MAX_VCPUS);
+    return max > 0 ? static_cast<uint32_t>(max) : static_cast<uint32_t>(capability(KVM_CAP_NR_VCPUS));
+}
+
+}  // namespace vireo::kvm

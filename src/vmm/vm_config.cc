@@ -1,0 +1,211 @@
+#include "vmm/vm_config.h"
+
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+
+namespace vireo {
+
+namespace {
+
+using nlohmann::json;
+
+// Walks one JSON object, remembering the field path for error messages and
+// refusing fields nobody asked for (a typo must not be silently ignored).
+class ObjectReader {
+public:
+    ObjectReader(const json& object, std::string path, const std::string& source)
+        : object_(object), path_(std::move(path)), source_(source) {
+        if (!object_.is_object()) {
+            fail("{}: {} must be a JSON object", source_, path_.empty() ? "the document" : path_);
+        }
+    }
+
+    const json* find(const std::string& key) {
+        seen_.insert(key);
+        auto it = object_.find(key);
+        return it == object_.end() || it->is_null() ? nullptr : &*it;
+    }
+
+    std::string field(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+    template <typename... Args>
+    [[noreturn]] void error(const std::string& key, fmt::format_string<Args...> format,
+                            Args&&... args) const {
+        fail("{}: {}: {}", source_, field(key), fmt::format(format, std::forward<Args>(args)...));
+    }
+
+    std::optional<std::string> string(const std::string& key) {
+        const json* value = find(key);
+        if (value == nullptr) {
+            return std::nullopt;
+        }
+        if (!value->is_string()) {
+            error(key, "must be a string, not {}", value->type_name());
+        }
+        return value->get<std::string>();
+    }
+
+    std::optional<uint64_t> unsigned_integer(const std::string& key, uint64_t min, uint64_t max) {
+        const json* value = find(key);
+        if (value == nullptr) {
+            return std::nullopt;
+        }
+        if (!value->is_number_integer() || (value->is_number_integer() && !value->is_number_unsigned() &&
+                                            value->get<int64_t>() < 0)) {
+            error(key, "must be a whole number from {} to {}, not {}", min, max, value->dump());
+        }
+        uint64_t number = value->get<uint64_t>();
+        if (number < min || number > max) {
+            error(key, "{} is out of range ({} to {})", number, min, max);
+        }
+        return number;
+    }
+
+    std::optional<bool> boolean(const std::string& key) {
+        const json* value = find(key);
+        if (value == nullptr) {
+            return std::nullopt;
+        }
+        if (!value->is_boolean()) {
+            error(key, "must be true or false, not {}", value->dump());
+        }
+        return value->get<bool>();
+    }
+
+    void refuse_unknown_fields() const {
+        for (const auto& [key, value] : object_.items()) {
+            if (!seen_.contains(key)) {
+                std::string known;
+                for (const auto& name : seen_) {
+                    known += (known.empty() ? "" : ", ") + name;
+                }
+                fail("{}: {}: unknown field (known here: {})", source_, field(key), known);
+            }
+        }
+    }
+
+private:
+    const json& object_;
+    std::string path_;
+    const std::string& source_;
+    std::set<std::string> seen_;
+};
+
+VmConfig::ConsoleOutput parse_console_output(ObjectReader& reader) {
+    auto output = reader.string("output");
+    if (!output || *output == "stdio") {
+        return VmConfig::ConsoleOutput::Stdio;
+    }
+    if (*output == "file") {
+        return VmConfig::ConsoleOutput::File;
+    }
+    if (*output == "none") {
+        return VmConfig::ConsoleOutput::None;
+    }
+    reader.error("output", "'{}' is not one of stdio, file, none", *output);
+}
+
+const char* console_output_name(VmConfig::ConsoleOutput output) {
+    switch (output) {
+        case VmConfig::ConsoleOutput::Stdio:
+            return "stdio";
+        case VmConfig::ConsoleOutput::File:
+            return "file";
+        case VmConfig::ConsoleOutput::None:
+            return "none";
+    }
+    return "none";
+}
+
+}  // namespace
+
+VmConfig VmConfig::from_json(const json& document, const std::string& source) {
+    VmConfig config;
+    ObjectReader root(document, "", source);
+    if (auto name = root.string("name")) {
+        if (name->empty() || name->size() > 64 ||
+            name->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+                std::string::npos) {
+            root.error("name", "'{}' must be 1 to 64 letters, digits, '-', '_' or '.'", *name);
+        }
+        config.name = *name;
+    }
+    config.vcpus = static_cast<uint32_t>(root.unsigned_integer("vcpus", 1, kMaxVcpus).value_or(1));
+    config.memory_mib = root.unsigned_integer("memory_mib", kMinMemoryMib, kMaxMemoryMib).value_or(256);
+
+    const json* boot = root.find("boot");
+    if (boot == nullptr) {
+        root.error("boot", "missing (needs at least boot.kernel, a bzImage or PVH ELF file)");
+    }
+    ObjectReader boot_reader(*boot, "boot", source);
+    auto kernel = boot_reader.string("kernel");
+    if (!kernel || kernel->empty()) {
+        boot_reader.error("kernel", "missing (a path to a bzImage or PVH ELF file)");
+    }
+    config.boot.kernel = *kernel;
+    config.boot.initrd = boot_reader.string("initrd");
+    config.boot.cmdline = boot_reader.string("cmdline").value_or("");
+    boot_reader.refuse_unknown_fields();
+
+    if (const json* console = root.find("console")) {
+        ObjectReader console_reader(*console, "console", source);
+        config.console.output = parse_console_output(console_reader);
+        config.console.path = console_reader.string("path").value_or("");
+        if (config.console.output == ConsoleOutput::File && config.console.path.empty()) {
+            console_reader.error("path", "missing (output 'file' needs a path)");
+        }
+        config.console.input = console_reader.boolean("input").value_or(true);
+        console_reader.refuse_unknown_fields();
+    }
+
+    if (auto socket = root.string("control_socket")) {
+        config.control_socket = *socket;
+    }
+
+    if (const json* devices = root.find("devices")) {
+        ObjectReader devices_reader(*devices, "devices", source);
+        config.devices.rng = devices_reader.boolean("rng").value_or(true);
+        devices_reader.refuse_unknown_fields();
+    }
+    root.refuse_unknown_fields();
+    return config;
+}
+
+VmConfig VmConfig::from_json_text(const std::string& text, const std::string& source) {
+    json document = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (document.is_discarded()) {
+        // Parse again with exceptions for the position of the syntax error.
+        try {
+            document = json::parse(text);
+        } catch (const json::parse_error& error) {
+            fail("{}: not valid JSON: {}", source, error.what());
+        }
+    }
+    return from_json(document, source);
+}
+
+json VmConfig::to_json() const {
+    json document = {
+        {"name", name},
+        {"vcpus", vcpus},
+        {"memory_mib", memory_mib},
+        {"boot", {{"kernel", boot.kernel}, {"cmdline", boot.cmdline}}},
+        {"console", {{"output", console_output_name(console.output)}, {"input", console.input}}},
+        {"devices", {{"rng", devices.rng}}},
+    };
+    if (boot.initrd) {
+        document["boot"]["initrd"] = *boot.initrd;
+    }
+    if (!console.path.empty()) {
+        document["console"]["path"] = console.path;
+    }
+    if (control_socket) {
+        document["control_socket"] = *control_socket;
+    }
+    return document;
+}
+
+}  // namespace vireo

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace vireo {
+
+// A VM's whole definition, as vireo-vmm receives it: one JSON document,
+// parsed once at the boundary into this value type. Errors name the field
+// ("boot.kernel: ...") and what is allowed.
+struct VmConfig {
+    static constexpr uint32_t kMaxVcpus = 64;
+    static constexpr uint64_t kMinMemoryMib = 16;
+    static constexpr uint64_t kMaxMemoryMib = 1024 * 1024;
+
+    enum class ConsoleOutput { Stdio, File, None };
+
+    std::string name = "vm";
+    uint32_t vcpus = 1;
+    uint64_t memory_mib = 256;
+    struct Boot {
+        std::string kernel;
+        std::optional<std::string> initrd;
+        std::string cmdline;
+    } boot;
+    struct Console {
+        ConsoleOutput output = ConsoleOutput::Stdio;
+        std::string path;  // for ConsoleOutput::File
+        bool input = true;  // forward stdin to the UART
+    } console;
+    std::optional<std::string> control_socket;
+    struct Devices {
+        bool rng = true;
+    } devices;
+
+    // Throws vireo::Error naming `source` (a file name) and the field.
+    static VmConfig from_json(const nlohmann::json& document, const std::string& source);
+    static VmConfig from_json_text(const std::string& text, const std::string& source);
+    nlohmann::json to_json() const;
+};
+
+}  // namespace vireo

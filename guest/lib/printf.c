@@ -43,7 +43,7 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) {
             put(&o, *fmt);
             continue;
         }
-        int left = 0, zero = 0, alt = 0, width = 0, lng = 0;
+        int left = 0, zero = 0, alt = 0, width = 0, lng = 0, precision = -1;
         for (;; fmt++) {
             if (fmt[1] == '-') left = 1;
             else if (fmt[1] == '0') zero = 1;
@@ -51,6 +51,11 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) {
             else break;
         }
         while (fmt[1] >= '0' && fmt[1] <= '9') width = width * 10 + (*++fmt - '0');
+        if (fmt[1] == '.') {
+            fmt++;
+            precision = 0;
+            while (fmt[1] >= '0' && fmt[1] <= '9') precision = precision * 10 + (*++fmt - '0');
+        }
         while (fmt[1] == 'l' || fmt[1] == 'z') lng = 1, fmt++;
         char c = *++fmt;
         switch (c) {
@@ -78,7 +83,7 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) {
             const char *s = va_arg(ap, const char *);
             if (!s) s = "(null)";
             int n = 0;
-            while (s[n]) n++;
+            while ((precision < 0 || n < precision) && s[n]) n++;
             if (!left)
                 for (int i = n; i < width; i++) put(&o, ' ');
             for (int i = 0; i < n; i++) put(&o, s[i]);

@@ -1,4 +1,4 @@
-/* printf subset: %d %i %u %x %X %s %c %p %%, flags '-' '0' '#', width, l/ll/z. */
+/* printf subset: %d %i %u %x %X %s %c %p %%, flags '-' '0' '#', width, .precision (%s only), l/ll/z. */
 #pragma once
 
 #include <stdarg.h>

@@ -64,6 +64,18 @@ int r0_wrmsr_safe(uint32_t msr, uint64_t value) {
     return ring0_call(do_msr_access, (uint64_t)&w) ? -1 : 0;
 }
 
+static uint64_t do_cpuid(uint64_t arg) {
+    struct cpuid_regs *r = (struct cpuid_regs *)arg;
+    *r = cpuid(r->a, r->c);
+    return 0;
+}
+
+struct cpuid_regs r0_cpuid(uint32_t leaf, uint32_t subleaf) {
+    struct cpuid_regs r = {leaf, 0, subleaf, 0};
+    ring0_call(do_cpuid, (uint64_t)&r);
+    return r;
+}
+
 static uint64_t do_wait_irq(uint64_t arg) {
     volatile uint64_t *flag = (volatile uint64_t *)arg;
     if (!*flag) asm volatile("sti; hlt; cli" ::: "memory"); /* sti's shadow closes the race */

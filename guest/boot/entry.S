@@ -88,6 +88,7 @@ entry64:
 /* Application processors arrive here from the real-mode trampoline. */
         .globl ap_entry64
 ap_entry64:
+        movq ap_boot_stack(%rip), %rsp
         lgdt gdt_desc(%rip)
         pushq $KERNEL_CS
         leaq 2f(%rip), %rax
@@ -100,7 +101,6 @@ ap_entry64:
         movw %ax, %gs
         movw $KERNEL_DS, %ax
         movw %ax, %ss
-        movq ap_boot_stack(%rip), %rsp
         call kernel_init_ap
 3:      hlt
         jmp 3b

@@ -4,6 +4,7 @@
 #include "cmdline.h"
 #include "printf.h"
 #include "report.h"
+#include "tsc.h"
 
 int main(void) {
     printf("Vireo guest kit: smoke\n");
@@ -12,6 +13,7 @@ int main(void) {
     uint64_t mem_mib = boot_ram_bytes() >> 20;
     printf("boot: %s, cpus: %u, memory: %lu MiB\n", boot_kind_name(), have_madt ? madt.cpus : 0, mem_mib);
 
+    printf("TSC: %lu kHz (%s)\n", tsc_khz(), tsc_khz_source());
     report(have_madt && madt.cpus >= 1, "MADT lists at least one CPU");
     report(boot_info.memmap_entries > 0 && mem_mib > 0, "memory map has RAM");
     uint64_t want_cpus = cmdline_u64("vireo.cpus", 0);

@@ -42,6 +42,10 @@ inline constexpr uint64_t kAcpiTablesAddress = 0xE0000;  // RSDP first, legacy-s
 inline constexpr uint64_t kAcpiTablesSize = 0x20000;
 inline constexpr uint64_t kKernelLoadAddress = 0x100000;  // 1 MiB
 
+// vCPUs a machine may have: one socket of up to 64 cores, one thread each
+// (CPUID leaf 4 counts at most 64 cores; the MADT needs only xAPIC entries).
+inline constexpr uint32_t kMaxVcpus = 64;
+
 // Port I/O map.
 inline constexpr uint16_t kCom1Port = 0x3f8;
 inline constexpr uint32_t kCom1Irq = 4;

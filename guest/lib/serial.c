@@ -1,5 +1,6 @@
 #include "serial.h"
 
+#include "acpi.h"
 #include "io.h"
 #include "ioapic.h"
 #include "lapic.h"
@@ -32,9 +33,11 @@ void serial_write(const char *s, size_t n) {
 /* Receive queue: filled by the interrupt handler (ring 0), drained in ring 3. */
 static volatile uint8_t rx_buf[1024];
 static volatile uint64_t rx_head, rx_tail;
+volatile uint64_t serial_rx_interrupts;
 
 static void serial_rx_handler(struct trap_frame *f) {
     (void)f;
+    serial_rx_interrupts++;
     while (inb(COM1_PORT + UART_LSR) & LSR_DR) {
         uint8_t b = inb(COM1_PORT + UART_RBR);
         if (rx_head - rx_tail < sizeof(rx_buf)) rx_buf[rx_head++ % sizeof(rx_buf)] = b;
@@ -48,8 +51,9 @@ void serial_enable_rx_irq(uint8_t vector) {
     outb(COM1_PORT + UART_LCR, 0x03);  /* 8N1, DLAB off */
     outb(COM1_PORT + UART_FCR, 0x00);  /* no FIFO: one interrupt per byte is fine */
     outb(COM1_PORT + UART_MCR, 0x0b);  /* DTR | RTS | OUT2 (gates the IRQ line) */
-    while (inb(COM1_PORT + UART_LSR) & LSR_DR) inb(COM1_PORT + UART_RBR);
-    ioapic_route(COM1_IRQ, vector, lapic_id(), IOAPIC_EDGE_HIGH);
+    uint32_t flags;
+    uint32_t gsi = acpi_isa_irq_gsi(COM1_IRQ, &flags);
+    ioapic_route(gsi, vector, lapic_id(), flags);
     outb(COM1_PORT + UART_IER, 0x01);  /* received data available */
 }
 

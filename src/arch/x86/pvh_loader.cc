@@ -129,12 +129,15 @@ BootInfo load_pvh_elf(const GuestMemory& memory, const BootRequest& request,
     bool entry_loaded = false;
     for (size_t i = 0; i < phdrs.size(); ++i) {
         const Elf64_Phdr& phdr = phdrs[i];
-        if (phdr.p_type != PT_LOAD || phdr.p_memsz == 0) {
+        if (phdr.p_type != PT_LOAD) {
             continue;
         }
         if (phdr.p_filesz > phdr.p_memsz) {
             fail("kernel {}: ELF segment {} has p_filesz {} larger than p_memsz {}", name, i,
                  phdr.p_filesz, phdr.p_memsz);
+        }
+        if (phdr.p_memsz == 0) {
+            continue;  // an empty segment loads nothing, wherever it says it goes
         }
         if (phdr.p_paddr < kKernelLoadAddress || !memory.contains(phdr.p_paddr, phdr.p_memsz)) {
             fail(

@@ -161,6 +161,30 @@ TEST_F(PvhLoader, RefusesFileSizeLargerThanMemorySize) {
                 AllOf(HasSubstr(path_.string()), HasSubstr("p_filesz 64 larger than p_memsz 32")));
 }
 
+TEST_F(PvhLoader, RefusesEmptyMemorySizeWithFileBytes) {
+    EXPECT_THAT(refusal(make_pvh_elf({.filesz = 0x40, .memsz = 0})),
+                HasSubstr("p_filesz 64 larger than p_memsz 0"));
+}
+
+TEST_F(PvhLoader, IgnoresEmptySegmentsBelow1MiB) {
+    // A third, empty PT_LOAD below 1 MiB (as linkers leave for an empty output
+    // section) loads nothing. Its header goes where the note was; the note moves
+    // right behind it.
+    std::vector<uint8_t> elf = make_pvh_elf({});
+    constexpr uint64_t third_phdr = boot_test::kPvhNoteOffset;
+    constexpr uint64_t moved_note = third_phdr + sizeof(Elf64_Phdr);
+    std::vector<uint8_t> note(elf.begin() + boot_test::kPvhNoteOffset,
+                              elf.begin() + boot_test::kPvhNoteOffset + 24);
+    std::copy(note.begin(), note.end(), elf.begin() + moved_note);
+    Elf64_Phdr empty{};
+    empty.p_type = PT_LOAD;
+    empty.p_paddr = 0xffc00;
+    patch(elf, third_phdr, empty);
+    patch<uint64_t>(elf, boot_test::kPvhNotePhdr + offsetof(Elf64_Phdr, p_offset), moved_note);
+    patch<uint16_t>(elf, offsetof(Elf64_Ehdr, e_phnum), 3);
+    EXPECT_EQ(refusal(elf), "");
+}
+
 TEST_F(PvhLoader, RefusesSegmentOutsideRam) {
     // 64 MiB of RAM: a bss reaching past it.
     EXPECT_THAT(refusal(make_pvh_elf({.memsz = 64 * kMiB})),

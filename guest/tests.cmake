@@ -63,4 +63,5 @@ vireo_guest_qemu_test(guest_qemu_virtio_hostile virtio_hostile
     QEMU -device virtio-rng-pci,disable-legacy=on -append "vireo.hostile_expect=chains")
 vireo_guest_qemu_test(guest_qemu_exit_bench exit_bench
     CHECK --expect-line "^BENCH pio_ring0_cycles=[0-9]+$" --expect-line "^BENCH mmio_ring3_cycles=[0-9]+$"
-    QEMU -append "bench.iters=200")
+          --expect-line "^BENCH notify_ring0_cycles=[0-9]+$"
+    QEMU -device virtio-rng-pci,disable-legacy=on -append "bench.iters=200")

@@ -1,0 +1,78 @@
+#include "devices/virtio/device_worker.h"
+
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+
+#include <array>
+#include <cerrno>
+#include <system_error>
+
+#include "base/error.h"
+
+namespace vireo {
+
+DeviceWorker::DeviceWorker(std::string name, std::vector<Source> sources)
+    : name_(std::move(name)), sources_(std::move(sources)), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
+    if (!epoll_) {
+        fail_errno("{}: epoll_create1", name_);
+    }
+    // Index sources_.size() is the stop event.
+    for (size_t i = 0; i <= sources_.size(); ++i) {
+        epoll_event event{};
+        event.events = EPOLLIN;
+        event.data.u64 = i;
+        int fd = i < sources_.size() ? sources_[i].fd : stop_event_.fd();
+        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
+            fail_errno("{}: cannot watch fd {}", name_, fd);
+        }
+    }
+    try {
+        thread_ = std::thread([this] { run(); });
+    } catch (const std::system_error& error) {
+        fail("{}: cannot start a worker thread: {}", name_, error.what());
+    }
+    ::pthread_setname_np(thread_.native_handle(), name_.substr(0, 15).c_str());
+}
+
+DeviceWorker::~DeviceWorker() {
+    stop();
+}
+
+void DeviceWorker::stop() {
+    if (thread_.joinable()) {
+        stop_event_.signal();
+        thread_.join();
+    }
+}
+
+void DeviceWorker::run() {
+    std::array<epoll_event, 16> events;
+    while (true) {
+        int count = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), -1);
+        if (count < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            spdlog::error("{}: epoll_wait failed, the device stops: {}", name_,
+                          std::generic_category().message(errno));
+            return;
+        }
+        for (int i = 0; i < count; ++i) {
+            uint64_t index = events[static_cast<size_t>(i)].data.u64;
+            if (index >= sources_.size()) {
+                return;
+            }
+            try {
+                sources_[index].on_readable();
+            } catch (const std::exception& error) {
+                // Device code does not throw for guest input; this is a host
+                // failure (memory, I/O). Stop rather than spin on an undrained fd.
+                spdlog::error("{}: the device stops: {}", name_, error.what());
+                return;
+            }
+        }
+    }
+}
+
+}  // namespace vireo

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/event_fd.h"
+#include "base/unique_fd.h"
+
+namespace vireo {
+
+// The thread a device does its work on, never a vCPU thread: an epoll loop over
+// file descriptors (a virtio device's queue-notify EventFds, later a tap or an
+// io_uring) plus a stop EventFd. Handlers run on the worker thread, one at a
+// time; a handler must drain its fd (epoll is level-triggered).
+class DeviceWorker {
+public:
+    struct Source {
+        int fd;
+        std::function<void()> on_readable;
+    };
+
+    // Starts the thread (named `name`, cut to 15 characters). Throws
+    // vireo::Error if the host refuses epoll or a thread.
+    DeviceWorker(std::string name, std::vector<Source> sources);
+    ~DeviceWorker();
+    DeviceWorker(const DeviceWorker&) = delete;
+    DeviceWorker& operator=(const DeviceWorker&) = delete;
+
+    // Stops and joins the thread; returns once no handler runs. Idempotent. Not
+    // from a handler.
+    void stop();
+
+private:
+    void run();
+
+    std::string name_;
+    std::vector<Source> sources_;
+    UniqueFd epoll_;
+    EventFd stop_event_;
+    std::thread thread_;
+};
+
+}  // namespace vireo

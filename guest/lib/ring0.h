@@ -2,7 +2,7 @@
  * The ring-0 call service. Test bodies run in ring 3; ring0_call(fn, arg)
  * raises #UD on a `ud2` followed by a marker, and the #UD handler runs
  * fn(arg) in ring 0 with interrupts off, then returns its result. Costs one
- * exception round trip (~20-100 us here); use it for privileged instructions
+ * exception round trip (~25 us here); use it for privileged instructions
  * and for exit-heavy loops (an exit costs ~8 us from ring 0, ~60 us from ring 3).
  */
 #pragma once
@@ -14,9 +14,14 @@
 
 typedef uint64_t (*ring0_fn)(uint64_t arg);
 
+/* fn runs under the C calling convention, so every caller-saved register is
+ * clobbered: the #UD fast path (boot/isr.S) saves none of them. */
 static inline uint64_t ring0_call(ring0_fn fn, uint64_t arg) {
     uint64_t ret;
-    asm volatile("ud2\n\t.long %c[magic]" : "=a"(ret) : "D"(fn), "S"(arg), [magic] "i"(RING0_CALL_MAGIC) : "memory");
+    asm volatile("ud2\n\t.long %c[magic]"
+                 : "=a"(ret), "+D"(fn), "+S"(arg)
+                 : [magic] "i"(RING0_CALL_MAGIC)
+                 : "rcx", "rdx", "r8", "r9", "r10", "r11", "memory", "cc");
     return ret;
 }
 

@@ -5,26 +5,12 @@
 #include "lapic.h"
 #include "printf.h"
 
-#define VECTOR_UD 6
-
 static trap_handler handlers[256];
 volatile uint64_t unexpected_interrupts;
 
 void trap_set_handler(uint8_t vector, trap_handler handler) { handlers[vector] = handler; }
 
-static int is_ring0_call(const struct trap_frame *f) {
-    const uint8_t *ip = (const uint8_t *)f->rip;
-    return f->vector == VECTOR_UD && ip[0] == 0x0f && ip[1] == 0x0b &&
-           *(const uint32_t *)(ip + 2) == RING0_CALL_MAGIC;
-}
-
 void trap_dispatch(struct trap_frame *f) {
-    if (is_ring0_call(f)) {
-        uint64_t (*fn)(uint64_t) = (uint64_t(*)(uint64_t))f->rdi;
-        f->rax = fn(f->rsi);
-        f->rip += 6;
-        return;
-    }
     if (handlers[f->vector]) {
         handlers[f->vector](f);
         return;

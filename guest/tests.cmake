@@ -1,6 +1,8 @@
 # ctest tests that boot each guest-kit guest under QEMU/KVM (microvm, and one
-# q35 run). Labels "kvm;qemu"; skipped (exit 77) without a usable /dev/kvm.
-# include() this file from a CMakeLists.txt processed after guest/.
+# q35 run). Labels "kvm;qemu"; skipped (exit 77) without a usable /dev/kvm or
+# without qemu-system-x86_64. include() this file from a CMakeLists.txt
+# processed after guest/.
+find_program(VIREO_QEMU qemu-system-x86_64)
 set(VIREO_GUEST_RUN ${PROJECT_SOURCE_DIR}/guest/run-in-qemu.sh)
 set(VIREO_GUEST_CHECK ${PROJECT_SOURCE_DIR}/guest/check-guest-run.sh)
 
@@ -33,11 +35,16 @@ function(vireo_guest_qemu_test name guest)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 60)
   endif()
-  add_test(NAME ${name}
-           COMMAND ${VIREO_GUEST_CHECK} --timeout ${ARG_TIMEOUT} ${ARG_CHECK} --
-                   ${VIREO_GUEST_RUN} ${ARG_MACHINE} ${CMAKE_BINARY_DIR}/guest/${guest}.elf ${ARG_QEMU})
+  if(VIREO_QEMU)
+    add_test(NAME ${name}
+             COMMAND ${VIREO_GUEST_CHECK} --timeout ${ARG_TIMEOUT} ${ARG_CHECK} --
+                     ${VIREO_GUEST_RUN} ${ARG_MACHINE} ${CMAKE_BINARY_DIR}/guest/${guest}.elf ${ARG_QEMU})
+  else()
+    add_test(NAME ${name} COMMAND sh -c "echo 'SKIP: qemu-system-x86_64 is not installed'; exit 77")
+  endif()
   math(EXPR ctest_timeout "${ARG_TIMEOUT} + 15")
-  set_tests_properties(${name} PROPERTIES LABELS "kvm;qemu" SKIP_RETURN_CODE 77 TIMEOUT ${ctest_timeout})
+  set_tests_properties(${name} PROPERTIES LABELS "kvm;qemu" SKIP_RETURN_CODE 77 TIMEOUT ${ctest_timeout}
+                                          ENVIRONMENT "QEMU=${VIREO_QEMU}")
 endfunction()
 
 vireo_guest_qemu_test(guest_qemu_smoke smoke

@@ -48,19 +48,19 @@ struct acpi_gas {
 #define FADT_SLEEP_CONTROL_REG 244
 #define FADT_FLAG_HW_REDUCED_ACPI (1u << 20)
 
-bool acpi_checksum_ok(const void *p, size_t len);
+bool acpi_checksum_ok(const void* p, size_t len);
 
 /* The RSDP: from the loader (boot_info.rsdp), else scanned in the EBDA and
  * 0xe0000-0xfffff. NULL if none has a valid v1 checksum. */
-const struct acpi_rsdp *acpi_rsdp(void);
+const struct acpi_rsdp* acpi_rsdp(void);
 /* Where acpi_rsdp() found it: "loader" or "scan". */
-const char *acpi_rsdp_source(void);
+const char* acpi_rsdp_source(void);
 
 /* Entries of the XSDT (or RSDT when there is no XSDT). */
 unsigned acpi_table_count(void);
-const struct acpi_header *acpi_table(unsigned i);
+const struct acpi_header* acpi_table(unsigned i);
 /* The n-th table with this signature (also "DSDT", via the FADT). */
-const struct acpi_header *acpi_find_table(const char *signature, unsigned n);
+const struct acpi_header* acpi_find_table(const char* signature, unsigned n);
 
 struct madt_info {
     uint32_t lapic_address;
@@ -70,9 +70,9 @@ struct madt_info {
     uint32_t ioapic_address; /* of the first IOAPIC */
     uint32_t ioapic_gsi_base;
 };
-bool acpi_madt(struct madt_info *out);
+bool acpi_madt(struct madt_info* out);
 /* GSI and IOAPIC flags for an ISA IRQ, honouring MADT interrupt source overrides. */
-uint32_t acpi_isa_irq_gsi(uint32_t irq, uint32_t *ioapic_flags);
+uint32_t acpi_isa_irq_gsi(uint32_t irq, uint32_t* ioapic_flags);
 
 /* SLP_TYPa of \_S5 from the DSDT/SSDTs; -1 if not found. */
 int acpi_s5_sleep_type(void);

@@ -20,15 +20,15 @@ struct memmap_entry {
 };
 
 struct boot_info {
-    int kind;                 /* BOOT_KIND_PVH or BOOT_KIND_LINUX */
+    int kind;                  /* BOOT_KIND_PVH or BOOT_KIND_LINUX */
     char cmdline[CMDLINE_MAX]; /* copy; "" when the loader gave none */
-    uint32_t memmap_entries;  /* as given (not sorted or merged) */
+    uint32_t memmap_entries;   /* as given (not sorted or merged) */
     struct memmap_entry memmap[MEMMAP_MAX];
-    uint64_t rsdp;            /* from start_info / boot_params; 0 if not given */
-    uint64_t initrd_addr;     /* PVH module 0 or the Linux ramdisk; 0 if none */
+    uint64_t rsdp;        /* from start_info / boot_params; 0 if not given */
+    uint64_t initrd_addr; /* PVH module 0 or the Linux ramdisk; 0 if none */
     uint64_t initrd_size;
-    const struct hvm_start_info *start_info; /* raw, PVH only */
-    const struct boot_params *boot_params;   /* raw, Linux only */
+    const struct hvm_start_info* start_info; /* raw, PVH only */
+    const struct boot_params* boot_params;   /* raw, Linux only */
 };
 
 extern struct boot_info boot_info;
@@ -36,6 +36,6 @@ extern struct boot_info boot_info;
 /* Ring 3, once at start-up (before anything reuses low memory). */
 void boot_info_init(int kind, uint64_t raw);
 
-const char *boot_kind_name(void);
+const char* boot_kind_name(void);
 /* Total bytes of type-RAM entries. */
 uint64_t boot_ram_bytes(void);

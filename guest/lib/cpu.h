@@ -6,7 +6,7 @@
 #include "../boot/layout.h"
 
 struct percpu {
-    struct percpu *self; /* must stay first: this_cpu() reads %gs:0 */
+    struct percpu* self; /* must stay first: this_cpu() reads %gs:0 */
     uint32_t index;      /* 0 = BSP, then APs in MADT order */
     uint32_t apic_id;
     uint64_t kstack_top;
@@ -18,8 +18,8 @@ struct percpu {
 
 extern struct percpu percpu[MAX_CPUS];
 
-static inline struct percpu *this_cpu(void) {
-    struct percpu *p;
+static inline struct percpu* this_cpu(void) {
+    struct percpu* p;
     asm volatile("movq %%gs:0, %0" : "=r"(p));
     return p;
 }

@@ -44,27 +44,29 @@ uint8_t ustacks[MAX_CPUS][USTACK_SIZE] __attribute__((aligned(16)));
 
 static void iopb_init(void) {
     /* 8-byte stores: ring-0 loops cost ~1 us per instruction here. */
-    uint64_t *p = (uint64_t *)tss_area.iopb;
-    for (size_t i = 0; i < IOPB_BYTES / 8; i++) p[i] = 0;
+    uint64_t* p = (uint64_t*)tss_area.iopb;
+    for (size_t i = 0; i < IOPB_BYTES / 8; i++)
+        p[i] = 0;
     tss_area.iopb[IOPB_BYTES] = 0xff;
 }
 
 void cpu_init_ring0(uint32_t index) {
-    struct percpu *c = &percpu[index];
+    struct percpu* c = &percpu[index];
     c->self = c;
     c->index = index;
     c->kstack_top = (uint64_t)&kstacks[index][KSTACK_SIZE];
     c->ustack_top = (uint64_t)&ustacks[index][USTACK_SIZE];
-    if (index == 0) iopb_init();
+    if (index == 0)
+        iopb_init();
 
-    struct tss *t = &tss_area.cpu[index].tss;
+    struct tss* t = &tss_area.cpu[index].tss;
     t->rsp[0] = c->kstack_top;
     t->iomap_base = (uint16_t)((uintptr_t)tss_area.iopb - (uintptr_t)t);
     uint64_t base = (uint64_t)t;
     uint64_t limit = t->iomap_base + IOPB_BYTES; /* includes the 0xff terminator */
-    uint64_t *d = &gdt[TSS_SELECTOR(index) / 8];
-    d[0] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) | (((limit >> 16) & 0xf) << 48) |
-           (((base >> 24) & 0xff) << 56);
+    uint64_t* d = &gdt[TSS_SELECTOR(index) / 8];
+    d[0] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
+           (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
     d[1] = base >> 32;
     asm volatile("ltr %w0" ::"r"((uint16_t)TSS_SELECTOR(index)));
     wrmsr(0xc0000101, (uint64_t)c); /* GS base */
@@ -73,7 +75,8 @@ void cpu_init_ring0(uint32_t index) {
 void idt_build(void) {
     for (int v = 0; v < 256; v++) {
         uint64_t off = (uint64_t)isr_stubs + 16 * v;
-        idt[v].lo = (off & 0xffff) | ((uint64_t)KERNEL_CS << 16) | (0x8eull << 40) | (((off >> 16) & 0xffff) << 48);
+        idt[v].lo = (off & 0xffff) | ((uint64_t)KERNEL_CS << 16) | (0x8eull << 40) |
+                    (((off >> 16) & 0xffff) << 48);
         idt[v].hi = off >> 32;
     }
 }

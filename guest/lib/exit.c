@@ -2,10 +2,11 @@
 
 #include "io.h"
 #include "printf.h"
+#include "ring0.h"
 
 void exit(int code) {
     outl(DEBUG_EXIT_PORT, (uint32_t)code);
-    /* No exit device: say so and stop. hlt is privileged, so spin in ring 3. */
+    /* No exit device: say so and stop this CPU. */
     printf_unlocked("exit(%d): port 0x%x had no effect, halting\n", code, DEBUG_EXIT_PORT);
-    for (;;) asm volatile("pause");
+    r0_halt_forever();
 }

@@ -3,9 +3,15 @@
 
 #include <stdint.h>
 
-static inline void outb(uint16_t port, uint8_t v) { asm volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
-static inline void outw(uint16_t port, uint16_t v) { asm volatile("outw %0, %1" ::"a"(v), "Nd"(port)); }
-static inline void outl(uint16_t port, uint32_t v) { asm volatile("outl %0, %1" ::"a"(v), "Nd"(port)); }
+static inline void outb(uint16_t port, uint8_t v) {
+    asm volatile("outb %0, %1" ::"a"(v), "Nd"(port));
+}
+static inline void outw(uint16_t port, uint16_t v) {
+    asm volatile("outw %0, %1" ::"a"(v), "Nd"(port));
+}
+static inline void outl(uint16_t port, uint32_t v) {
+    asm volatile("outl %0, %1" ::"a"(v), "Nd"(port));
+}
 static inline uint8_t inb(uint16_t port) {
     uint8_t v;
     asm volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
@@ -23,12 +29,24 @@ static inline uint32_t inl(uint16_t port) {
 }
 
 /* MMIO through volatile pointers: one access of exactly the given width. */
-static inline uint8_t mmio_read8(uint64_t a) { return *(volatile uint8_t *)a; }
-static inline uint16_t mmio_read16(uint64_t a) { return *(volatile uint16_t *)a; }
-static inline uint32_t mmio_read32(uint64_t a) { return *(volatile uint32_t *)a; }
-static inline void mmio_write8(uint64_t a, uint8_t v) { *(volatile uint8_t *)a = v; }
-static inline void mmio_write16(uint64_t a, uint16_t v) { *(volatile uint16_t *)a = v; }
-static inline void mmio_write32(uint64_t a, uint32_t v) { *(volatile uint32_t *)a = v; }
+static inline uint8_t mmio_read8(uint64_t a) {
+    return *(volatile uint8_t*)a;
+}
+static inline uint16_t mmio_read16(uint64_t a) {
+    return *(volatile uint16_t*)a;
+}
+static inline uint32_t mmio_read32(uint64_t a) {
+    return *(volatile uint32_t*)a;
+}
+static inline void mmio_write8(uint64_t a, uint8_t v) {
+    *(volatile uint8_t*)a = v;
+}
+static inline void mmio_write16(uint64_t a, uint16_t v) {
+    *(volatile uint16_t*)a = v;
+}
+static inline void mmio_write32(uint64_t a, uint32_t v) {
+    *(volatile uint32_t*)a = v;
+}
 /* Two 32-bit writes, low half first, as virtio allows for 64-bit fields. */
 static inline void mmio_write64(uint64_t a, uint64_t v) {
     mmio_write32(a, (uint32_t)v);
@@ -37,9 +55,13 @@ static inline void mmio_write64(uint64_t a, uint64_t v) {
 
 #define barrier() asm volatile("" ::: "memory")
 /* Full fence without SSE2 (mfence is not safe in emulated ring 0). */
-static inline void mb(void) { asm volatile("lock addl $0, (%%rsp)" ::: "memory", "cc"); }
+static inline void mb(void) {
+    asm volatile("lock addl $0, (%%rsp)" ::: "memory", "cc");
+}
 
-static inline void cpu_relax(void) { asm volatile("pause" ::: "memory"); }
+static inline void cpu_relax(void) {
+    asm volatile("pause" ::: "memory");
+}
 
 static inline uint64_t rdtsc(void) {
     uint32_t lo, hi;

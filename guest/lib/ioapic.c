@@ -17,4 +17,6 @@ void ioapic_route(unsigned pin, uint8_t vector, uint32_t apic_id, uint32_t flags
     ioapic_write(0x10 + 2 * pin, vector | flags);
 }
 
-void ioapic_mask(unsigned pin) { ioapic_write(0x10 + 2 * pin, 0x10000); }
+void ioapic_mask(unsigned pin) {
+    ioapic_write(0x10 + 2 * pin, 0x10000);
+}

@@ -14,12 +14,12 @@ struct msix {
 };
 
 /* Finds the capability and maps the table; MSI-X stays disabled. */
-bool msix_init(const struct pci_dev *dev, struct msix *m);
+bool msix_init(const struct pci_dev* dev, struct msix* m);
 /* Entry -> fixed delivery of `vector` to `apic_id`, unmasked. */
-void msix_set_entry(struct msix *m, unsigned entry, uint8_t vector, uint32_t apic_id);
-void msix_mask_entry(struct msix *m, unsigned entry);
+void msix_set_entry(struct msix* m, unsigned entry, uint8_t vector, uint32_t apic_id);
+void msix_mask_entry(struct msix* m, unsigned entry);
 /* Sets MSI-X Enable (and clears Function Mask) in the message control word. */
-void msix_enable(struct msix *m);
+void msix_enable(struct msix* m);
 
 /* Installs a handler on `vector` that counts into msix_irq_count[vector] and sends EOI. */
 void msix_count_vector(uint8_t vector);

@@ -7,4 +7,4 @@
 #define PAGE_SIZE 4096
 
 /* Returns NULL when the arena (2 MiB) is exhausted. */
-void *alloc_pages(size_t count);
+void* alloc_pages(size_t count);

@@ -29,19 +29,19 @@ struct pci_dev {
  * else ECAM at the contract's 0xe0000000 (QEMU microvm: ECAM, no MCFG). */
 void pci_init(void);
 /* "ecam (MCFG)", "ecam (default base)" or "cf8". */
-const char *pci_access_method(void);
+const char* pci_access_method(void);
 
-uint32_t pci_read32(const struct pci_dev *d, unsigned off);
-uint16_t pci_read16(const struct pci_dev *d, unsigned off);
-uint8_t pci_read8(const struct pci_dev *d, unsigned off);
-void pci_write32(const struct pci_dev *d, unsigned off, uint32_t v);
-void pci_write16(const struct pci_dev *d, unsigned off, uint16_t v);
+uint32_t pci_read32(const struct pci_dev* d, unsigned off);
+uint16_t pci_read16(const struct pci_dev* d, unsigned off);
+uint8_t pci_read8(const struct pci_dev* d, unsigned off);
+void pci_write32(const struct pci_dev* d, unsigned off, uint32_t v);
+void pci_write16(const struct pci_dev* d, unsigned off, uint16_t v);
 
 /* First function on bus 0 with this vendor/device ID. */
-bool pci_find_device(uint16_t vendor, uint16_t device, struct pci_dev *out);
+bool pci_find_device(uint16_t vendor, uint16_t device, struct pci_dev* out);
 /* Offset of the first capability `id` after offset `after` (0: from the start); 0 if none. */
-uint8_t pci_find_cap(const struct pci_dev *d, uint8_t id, uint8_t after);
+uint8_t pci_find_cap(const struct pci_dev* d, uint8_t id, uint8_t after);
 /* Address of memory BAR `bar` (64-bit BARs use bar and bar+1). A BAR nobody
  * assigned (reads 0) gets space from the PCI window. Enables memory decoding. */
-uint64_t pci_bar_address(const struct pci_dev *d, unsigned bar);
-void pci_enable_bus_master(const struct pci_dev *d);
+uint64_t pci_bar_address(const struct pci_dev* d, unsigned bar);
+void pci_enable_bus_master(const struct pci_dev* d);

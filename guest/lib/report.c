@@ -9,25 +9,26 @@
 static struct spinlock report_lock;
 static unsigned tests, failures, skipped;
 
-static void line(const char *tag, const char *fmt, va_list ap) {
+static void line(const char* tag, const char* fmt, va_list ap) {
     char msg[400];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     printf("%s: %s\n", tag, msg);
 }
 
-bool report(bool cond, const char *fmt, ...) {
+bool report(bool cond, const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     spin_lock(&report_lock);
     tests++;
-    if (!cond) failures++;
+    if (!cond)
+        failures++;
     spin_unlock(&report_lock);
     line(cond ? "PASS" : "FAIL", fmt, ap);
     va_end(ap);
     return cond;
 }
 
-void report_skip(const char *fmt, ...) {
+void report_skip(const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     spin_lock(&report_lock);
@@ -37,7 +38,7 @@ void report_skip(const char *fmt, ...) {
     va_end(ap);
 }
 
-void report_info(const char *fmt, ...) {
+void report_info(const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     line("INFO", fmt, ap);
@@ -52,7 +53,7 @@ void report_summary(void) {
     exit(failures ? 1 : 0);
 }
 
-void report_abort(const char *fmt, ...) {
+void report_abort(const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     line("ABORT", fmt, ap);

@@ -29,12 +29,12 @@ static inline uint64_t ring0_call(ring0_fn fn, uint64_t arg) {
 uint64_t r0_rdmsr(uint32_t msr);
 void r0_wrmsr(uint32_t msr, uint64_t value);
 /* rdmsr/wrmsr that return -1 instead of dying on #GP (e.g. MSR not present). */
-int r0_rdmsr_safe(uint32_t msr, uint64_t *value);
+int r0_rdmsr_safe(uint32_t msr, uint64_t* value);
 int r0_wrmsr_safe(uint32_t msr, uint64_t value);
 /* CPUID executed in ring 0. Use it for per-CPU leaves (APIC IDs, topology):
  * on the nested KVM we test on, ring-3 CPUID can return another vCPU's values. */
 struct cpuid_regs r0_cpuid(uint32_t leaf, uint32_t subleaf);
 /* Wait in ring 0 (sti; hlt) until *flag != 0 or an interrupt arrived; returns *flag. */
-uint64_t r0_wait_irq(volatile uint64_t *flag);
+uint64_t r0_wait_irq(volatile uint64_t* flag);
 /* Stop this CPU for good (cli; hlt). */
 void r0_halt_forever(void) __attribute__((noreturn));

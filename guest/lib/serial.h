@@ -8,7 +8,7 @@
 #define COM1_IRQ 4
 
 void serial_putc(char c);
-void serial_write(const char *s, size_t n);
+void serial_write(const char* s, size_t n);
 
 /* Enable the receive interrupt: IER.RDA, MCR.OUT2, IOAPIC pin for IRQ 4 -> `vector`
  * on this CPU. Received bytes are queued; serial_getc() pops one (-1: none). */

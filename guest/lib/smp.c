@@ -34,7 +34,8 @@ void kernel_init_ap(void) {
 static int wait_started(unsigned timeout_ms) {
     uint64_t end = time_us() + (uint64_t)timeout_ms * 1000;
     while (!__atomic_load_n(&ap_started, __ATOMIC_ACQUIRE)) {
-        if (time_us() > end) return 0;
+        if (time_us() > end)
+            return 0;
         cpu_relax();
     }
     return 1;
@@ -42,16 +43,18 @@ static int wait_started(unsigned timeout_ms) {
 
 unsigned smp_start_aps(ap_function fn, unsigned timeout_ms) {
     struct madt_info madt;
-    if (!acpi_madt(&madt)) return 0;
+    if (!acpi_madt(&madt))
+        return 0;
     uint32_t bsp = lapic_id();
     percpu[0].apic_id = bsp;
-    memcpy((void *)TRAMPOLINE_ADDR, trampoline_start, (size_t)(trampoline_end - trampoline_start));
+    memcpy((void*)TRAMPOLINE_ADDR, trampoline_start, (size_t)(trampoline_end - trampoline_start));
     ap_fn = fn;
     unsigned started = 0, next = 1;
     unsigned n = madt.cpus < MAX_CPUS ? madt.cpus : MAX_CPUS;
     for (unsigned i = 0; i < n && next < MAX_CPUS; i++) {
         uint32_t id = madt.apic_ids[i];
-        if (id == bsp || id > 0xfe) continue; /* xAPIC ICR addresses 8-bit IDs */
+        if (id == bsp || id > 0xfe)
+            continue; /* xAPIC ICR addresses 8-bit IDs */
         ap_boot_index = next;
         ap_boot_stack = (uint64_t)&kstacks[next][KSTACK_SIZE];
         ap_started = 0;
@@ -69,6 +72,10 @@ unsigned smp_start_aps(ap_function fn, unsigned timeout_ms) {
     return started;
 }
 
-unsigned smp_cpu_index(void) { return this_cpu()->index; }
+unsigned smp_cpu_index(void) {
+    return this_cpu()->index;
+}
 
-uint32_t smp_apic_id(void) { return this_cpu()->apic_id; }
+uint32_t smp_apic_id(void) {
+    return this_cpu()->apic_id;
+}

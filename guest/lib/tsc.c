@@ -18,12 +18,13 @@ struct pvclock_vcpu_time_info {
 
 static struct pvclock_vcpu_time_info pvclock __attribute__((aligned(64)));
 static uint64_t khz;
-static const char *source = "none";
+static const char* source = "none";
 static int probed;
 
 /* kvmclock: ns = ((tsc << shift) * mul) >> 32, so kHz = 10^6 * 2^32 / mul / 2^shift. */
 static uint64_t kvmclock_khz(void) {
-    if (r0_wrmsr_safe(MSR_KVM_SYSTEM_TIME_NEW, (uint64_t)&pvclock | 1)) return 0;
+    if (r0_wrmsr_safe(MSR_KVM_SYSTEM_TIME_NEW, (uint64_t)&pvclock | 1))
+        return 0;
     uint32_t version, mul;
     int8_t shift;
     int tries = 0;
@@ -35,13 +36,15 @@ static uint64_t kvmclock_khz(void) {
         barrier();
     } while ((version & 1 || version != pvclock.version || !mul) && ++tries < 1000000);
     r0_wrmsr_safe(MSR_KVM_SYSTEM_TIME_NEW, 0);
-    if (!mul) return 0;
+    if (!mul)
+        return 0;
     uint64_t k = (1000000ull << 32) / mul;
     return shift >= 0 ? k >> shift : k << -shift;
 }
 
 uint64_t tsc_khz(void) {
-    if (probed) return khz;
+    if (probed)
+        return khz;
     probed = 1;
     struct cpuid_regs r = cpuid(0, 0);
     if (r.a >= 0x15) {
@@ -62,11 +65,12 @@ uint64_t tsc_khz(void) {
         }
     }
     khz = kvmclock_khz();
-    if (khz) source = "kvmclock";
+    if (khz)
+        source = "kvmclock";
     return khz;
 }
 
-const char *tsc_khz_source(void) {
+const char* tsc_khz_source(void) {
     tsc_khz();
     return source;
 }
@@ -76,11 +80,16 @@ static uint64_t khz_or_guess(void) {
     return k ? k : 1000000;
 }
 
-uint64_t time_us(void) { return rdtsc() * 1000 / khz_or_guess(); }
+uint64_t time_us(void) {
+    return rdtsc() * 1000 / khz_or_guess();
+}
 
-uint64_t cycles_to_ns(uint64_t cycles) { return cycles * 1000000 / khz_or_guess(); }
+uint64_t cycles_to_ns(uint64_t cycles) {
+    return cycles * 1000000 / khz_or_guess();
+}
 
 void delay_us(uint64_t us) {
     uint64_t end = rdtsc() + us * khz_or_guess() / 1000;
-    while (rdtsc() < end) cpu_relax();
+    while (rdtsc() < end)
+        cpu_relax();
 }

@@ -42,8 +42,8 @@
 
 struct virtio_pci {
     struct pci_dev pci;
-    uint64_t common;     /* common configuration */
-    uint64_t notify;     /* notification area base */
+    uint64_t common; /* common configuration */
+    uint64_t notify; /* notification area base */
     uint32_t notify_off_multiplier;
     uint64_t isr;
     uint64_t device_cfg; /* 0 if the device has none */
@@ -53,18 +53,18 @@ struct virtio_pci {
 
 /* Finds the device of virtio `type` on bus 0, maps its capabilities (assigning
  * BARs if needed), enables bus mastering and looks up MSI-X. */
-bool virtio_pci_find(uint16_t type, struct virtio_pci *v);
+bool virtio_pci_find(uint16_t type, struct virtio_pci* v);
 
-uint8_t virtio_get_status(const struct virtio_pci *v);
-void virtio_set_status(const struct virtio_pci *v, uint8_t status);
+uint8_t virtio_get_status(const struct virtio_pci* v);
+void virtio_set_status(const struct virtio_pci* v, uint8_t status);
 /* Writes 0 to device_status and waits (up to timeout_ms) until it reads 0. */
-bool virtio_reset(const struct virtio_pci *v, unsigned timeout_ms);
+bool virtio_reset(const struct virtio_pci* v, unsigned timeout_ms);
 /* reset, ACKNOWLEDGE, DRIVER, features (offered & wanted), FEATURES_OK, and
  * checks the device kept FEATURES_OK. *accepted gets the negotiated set. */
-bool virtio_negotiate(const struct virtio_pci *v, uint64_t wanted, uint64_t *accepted);
+bool virtio_negotiate(const struct virtio_pci* v, uint64_t wanted, uint64_t* accepted);
 /* Selects queue q->index, sets size (<= device maximum), MSI-X entry
  * (VIRTIO_MSI_NO_VECTOR for none), ring addresses; enables it. */
-bool virtio_setup_queue(const struct virtio_pci *v, struct virtq *q, uint16_t msix_entry);
-uint16_t virtio_queue_max_size(const struct virtio_pci *v, uint16_t index);
-void virtio_driver_ok(const struct virtio_pci *v);
-void virtio_notify(const struct virtq *q);
+bool virtio_setup_queue(const struct virtio_pci* v, struct virtq* q, uint16_t msix_entry);
+uint16_t virtio_queue_max_size(const struct virtio_pci* v, uint16_t index);
+void virtio_driver_ok(const struct virtio_pci* v);
+void virtio_notify(const struct virtq* q);

@@ -34,9 +34,9 @@ struct virtq_used {
 struct virtq {
     uint16_t index;
     uint16_t size;
-    struct virtq_desc *desc;
-    struct virtq_avail *avail;
-    struct virtq_used *used;
+    struct virtq_desc* desc;
+    struct virtq_avail* avail;
+    struct virtq_used* used;
     uint16_t next_desc; /* descriptors are handed out round-robin */
     uint16_t last_used;
     uint64_t notify_addr; /* set by virtio_pci_setup_queue */
@@ -49,12 +49,12 @@ struct virtq_buf {
 };
 
 /* Allocates the rings (page-aligned, zeroed) for `size` entries (a power of 2). */
-bool virtq_alloc(struct virtq *q, uint16_t index, uint16_t size);
+bool virtq_alloc(struct virtq* q, uint16_t index, uint16_t size);
 /* Resets ring indices after a device reset (memory is reused). */
-void virtq_reset(struct virtq *q);
+void virtq_reset(struct virtq* q);
 /* Writes a chain for `bufs` and publishes it in the avail ring; returns the head. */
-uint16_t virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n);
+uint16_t virtq_add(struct virtq* q, const struct virtq_buf* bufs, unsigned n);
 /* Publishes `head` in the avail ring (for hand-made chains). */
-void virtq_publish(struct virtq *q, uint16_t head);
+void virtq_publish(struct virtq* q, uint16_t head);
 /* Pops one used element; false if the device has not returned any. */
-bool virtq_get_used(struct virtq *q, struct virtq_used_elem *out);
+bool virtq_get_used(struct virtq* q, struct virtq_used_elem* out);

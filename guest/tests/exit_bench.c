@@ -28,13 +28,15 @@ static uint64_t mmio_addr;
 
 static uint64_t pio_loop(uint64_t n) {
     uint64_t t0 = rdtsc();
-    for (uint64_t i = 0; i < n; i++) outb(pio_port, 0);
+    for (uint64_t i = 0; i < n; i++)
+        outb(pio_port, 0);
     return rdtsc() - t0;
 }
 
 static uint64_t mmio_loop(uint64_t n) {
     uint64_t t0 = rdtsc();
-    for (uint64_t i = 0; i < n; i++) mmio_write32(mmio_addr, 0);
+    for (uint64_t i = 0; i < n; i++)
+        mmio_write32(mmio_addr, 0);
     return rdtsc() - t0;
 }
 
@@ -42,7 +44,8 @@ static uint64_t notify_addr;
 
 static uint64_t notify_loop(uint64_t n) {
     uint64_t t0 = rdtsc();
-    for (uint64_t i = 0; i < n; i++) mmio_write16(notify_addr, 0);
+    for (uint64_t i = 0; i < n; i++)
+        mmio_write16(notify_addr, 0);
     return rdtsc() - t0;
 }
 
@@ -51,20 +54,25 @@ static bool setup_notify(void) {
     static struct virtio_pci v;
     static struct virtq q;
     uint64_t features;
-    if (!virtio_pci_find(VIRTIO_ID_RNG, &v) || !virtio_negotiate(&v, VIRTIO_F_VERSION_1, &features)) return false;
+    if (!virtio_pci_find(VIRTIO_ID_RNG, &v) || !virtio_negotiate(&v, VIRTIO_F_VERSION_1, &features))
+        return false;
     uint16_t max = virtio_queue_max_size(&v, 0);
-    if (!max || !virtq_alloc(&q, 0, max < 8 ? max : 8) || !virtio_setup_queue(&v, &q, VIRTIO_MSI_NO_VECTOR))
+    if (!max || !virtq_alloc(&q, 0, max < 8 ? max : 8) ||
+        !virtio_setup_queue(&v, &q, VIRTIO_MSI_NO_VECTOR))
         return false;
     virtio_driver_ok(&v);
     notify_addr = q.notify_addr;
     return true;
 }
 
-static uint64_t nothing(uint64_t arg) { return arg; }
+static uint64_t nothing(uint64_t arg) {
+    return arg;
+}
 
 static uint64_t ring0_call_loop(uint64_t n) {
     uint64_t t0 = rdtsc();
-    for (uint64_t i = 0; i < n; i++) ring0_call(nothing, i);
+    for (uint64_t i = 0; i < n; i++)
+        ring0_call(nothing, i);
     return rdtsc() - t0;
 }
 
@@ -84,23 +92,27 @@ static uint64_t measure(uint64_t (*loop)(uint64_t), bool ring0) {
     return per_op[BATCHES / 2];
 }
 
-static void bench(const char *name, uint64_t (*loop)(uint64_t), bool ring0) {
+static void bench(const char* name, uint64_t (*loop)(uint64_t), bool ring0) {
     uint64_t cycles = measure(loop, ring0);
     printf("BENCH %s_cycles=%lu\n", name, cycles);
-    if (tsc_khz()) printf("BENCH %s_ns=%lu\n", name, cycles_to_ns(cycles));
+    if (tsc_khz())
+        printf("BENCH %s_ns=%lu\n", name, cycles_to_ns(cycles));
     report(cycles > 0, "%s: %lu cycles per operation", name, cycles);
 }
 
 int main(void) {
     printf("Vireo guest kit: exit_bench\n");
     iters = cmdline_u64("bench.iters", 1000);
-    if (!iters) iters = 1;
+    if (!iters)
+        iters = 1;
     pio_port = (uint16_t)cmdline_u64("bench.pio_port", 0x80);
     mmio_addr = cmdline_u64("bench.mmio_addr", 0xd0000000);
-    if (mmio_addr >= (4ull << 30)) report_abort("bench.mmio_addr %#lx: only the low 4 GiB are mapped", mmio_addr);
+    if (mmio_addr >= (4ull << 30))
+        report_abort("bench.mmio_addr %#lx: only the low 4 GiB are mapped", mmio_addr);
     printf("BENCH tsc_khz=%lu\n", tsc_khz());
     printf("BENCH iters=%lu\n", iters);
-    report_info("TSC frequency from %s; port %#x, MMIO address %#lx", tsc_khz_source(), pio_port, mmio_addr);
+    report_info("TSC frequency from %s; port %#x, MMIO address %#lx", tsc_khz_source(), pio_port,
+                mmio_addr);
 
     bench("ring0_call", ring0_call_loop, false);
     bench("pio_ring0", pio_loop, true);

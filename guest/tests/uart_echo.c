@@ -25,10 +25,12 @@ int main(void) {
             continue;
         }
         if (c == '\r' || c == '\n') {
-            if (!len) continue; /* the \n of \r\n, or an empty line */
+            if (!len)
+                continue; /* the \n of \r\n, or an empty line */
             line[len] = 0;
             len = 0;
-            if (!strcmp(line, "quit")) break;
+            if (!strcmp(line, "quit"))
+                break;
             printf("echo: %s\n", line);
             lines++;
         } else if (len + 1 < sizeof(line)) {

@@ -23,16 +23,18 @@
 
 static struct virtio_pci v;
 static struct virtq q;
-static uint8_t *buf;
+static uint8_t* buf;
 enum expectation { EXPECT_BROKEN, EXPECT_CHAINS, EXPECT_ANY };
 static enum expectation expect = EXPECT_BROKEN;
 
 static bool init_device(void) {
     uint64_t f;
-    if (!virtio_negotiate(&v, VIRTIO_F_VERSION_1, &f)) return false;
+    if (!virtio_negotiate(&v, VIRTIO_F_VERSION_1, &f))
+        return false;
     virtq_reset(&q);
     memset(q.desc, 0, sizeof(struct virtq_desc) * QSIZE);
-    if (!virtio_setup_queue(&v, &q, VIRTIO_MSI_NO_VECTOR)) return false;
+    if (!virtio_setup_queue(&v, &q, VIRTIO_MSI_NO_VECTOR))
+        return false;
     virtio_driver_ok(&v);
     return (virtio_get_status(&v) & VIRTIO_STATUS_DRIVER_OK) != 0;
 }
@@ -45,7 +47,8 @@ static bool works(void) {
     uint64_t end = time_us() + 2000000;
     struct virtq_used_elem e;
     while (!virtq_get_used(&q, &e)) {
-        if (time_us() > end) return false;
+        if (time_us() > end)
+            return false;
         cpu_relax();
     }
     return e.id == head && e.len > 0 && e.len <= 64;
@@ -54,7 +57,8 @@ static bool works(void) {
 static bool wait_needs_reset(unsigned timeout_ms) {
     uint64_t end = time_us() + timeout_ms * 1000ull;
     while (!(virtio_get_status(&v) & VIRTIO_STATUS_DEVICE_NEEDS_RESET)) {
-        if (time_us() > end) return false;
+        if (time_us() > end)
+            return false;
         cpu_relax();
     }
     return true;
@@ -79,7 +83,8 @@ static void loop_chain(void) {
  * longer than the queue. */
 static void overlong_chain(void) {
     for (uint16_t i = 0; i < QSIZE; i++)
-        desc(i, (uint64_t)buf + 8 * i, 8, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, (uint16_t)((i + 1) % QSIZE));
+        desc(i, (uint64_t)buf + 8 * i, 8, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT,
+             (uint16_t)((i + 1) % QSIZE));
     virtq_publish(&q, 0);
 }
 
@@ -90,14 +95,15 @@ static void next_out_of_range(void) {
 
 static void avail_far_ahead(void) {
     desc(0, (uint64_t)buf, 16, VIRTQ_DESC_F_WRITE, 0);
-    for (int i = 0; i < QSIZE; i++) q.avail->ring[i] = 0;
+    for (int i = 0; i < QSIZE; i++)
+        q.avail->ring[i] = 0;
     mb();
     q.avail->idx = (uint16_t)(q.avail->idx + QSIZE + 100);
     mb();
 }
 
 struct hostile_case {
-    const char *name;
+    const char* name;
     void (*send)(void);
     bool malformed_chain; /* broken ring structure, not just a bad buffer */
 };
@@ -120,14 +126,18 @@ int main(void) {
         expect = EXPECT_ANY;
     else if (strcmp(mode, "broken"))
         report_abort("vireo.hostile_expect=%s: use broken, chains or any", mode);
-    if (!virtio_pci_find(VIRTIO_ID_RNG, &v)) report_abort("no virtio-rng device (1af4:1044) on bus 0");
-    if (virtio_queue_max_size(&v, 0) < QSIZE) report_abort("queue 0 smaller than %d", QSIZE);
+    if (!virtio_pci_find(VIRTIO_ID_RNG, &v))
+        report_abort("no virtio-rng device (1af4:1044) on bus 0");
+    if (virtio_queue_max_size(&v, 0) < QSIZE)
+        report_abort("queue 0 smaller than %d", QSIZE);
     buf = alloc_pages(1);
-    if (!virtq_alloc(&q, 0, QSIZE)) report_abort("out of memory");
-    if (!report(init_device() && works(), "device works before the hostile requests")) report_summary();
+    if (!virtq_alloc(&q, 0, QSIZE))
+        report_abort("out of memory");
+    if (!report(init_device() && works(), "device works before the hostile requests"))
+        report_summary();
 
     for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const struct hostile_case *c = &cases[i];
+        const struct hostile_case* c = &cases[i];
         c->send();
         virtio_notify(&q);
         bool broken = wait_needs_reset(1000);

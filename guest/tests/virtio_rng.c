@@ -17,10 +17,11 @@
 #define ROUNDS 4
 #define CHUNK 64
 
-static bool wait_used(struct virtq *q, struct virtq_used_elem *e, unsigned timeout_ms) {
+static bool wait_used(struct virtq* q, struct virtq_used_elem* e, unsigned timeout_ms) {
     uint64_t end = time_us() + timeout_ms * 1000ull;
     while (!virtq_get_used(q, e)) {
-        if (time_us() > end) return false;
+        if (time_us() > end)
+            return false;
         cpu_relax();
     }
     return true;
@@ -30,9 +31,10 @@ int main(void) {
     printf("Vireo guest kit: virtio_rng\n");
     printf("PCI config access: %s\n", pci_access_method());
     struct virtio_pci v;
-    if (!virtio_pci_find(VIRTIO_ID_RNG, &v)) report_abort("no virtio-rng device (1af4:1044) on bus 0");
-    printf("virtio-rng at 00:%02x.%x, common cfg %#lx, notify %#lx (x%u)\n", v.pci.dev, v.pci.fn, v.common, v.notify,
-           v.notify_off_multiplier);
+    if (!virtio_pci_find(VIRTIO_ID_RNG, &v))
+        report_abort("no virtio-rng device (1af4:1044) on bus 0");
+    printf("virtio-rng at 00:%02x.%x, common cfg %#lx, notify %#lx (x%u)\n", v.pci.dev, v.pci.fn,
+           v.common, v.notify, v.notify_off_multiplier);
     report(v.has_msix, "MSI-X capability with %u entries", v.has_msix ? v.msix.table_size : 0);
 
     uint64_t features = 0;
@@ -42,18 +44,21 @@ int main(void) {
     uint16_t max = virtio_queue_max_size(&v, 0);
     struct virtq q;
     uint16_t size = max < 16 ? max : 16;
-    if (!report(max > 0 && virtq_alloc(&q, 0, size), "queue 0: device maximum %u, using %u", max, size))
+    if (!report(max > 0 && virtq_alloc(&q, 0, size), "queue 0: device maximum %u, using %u", max,
+                size))
         report_summary();
     if (v.has_msix) {
         msix_count_vector(RNG_VECTOR);
         msix_set_entry(&v.msix, 0, RNG_VECTOR, lapic_id());
         msix_enable(&v.msix);
     }
-    report(virtio_setup_queue(&v, &q, v.has_msix ? 0 : VIRTIO_MSI_NO_VECTOR), "queue 0 set up with MSI-X entry 0");
+    report(virtio_setup_queue(&v, &q, v.has_msix ? 0 : VIRTIO_MSI_NO_VECTOR),
+           "queue 0 set up with MSI-X entry 0");
     virtio_driver_ok(&v);
-    report(virtio_get_status(&v) & VIRTIO_STATUS_DRIVER_OK, "DRIVER_OK set, status %#x", virtio_get_status(&v));
+    report(virtio_get_status(&v) & VIRTIO_STATUS_DRIVER_OK, "DRIVER_OK set, status %#x",
+           virtio_get_status(&v));
 
-    uint8_t *buf = alloc_pages(1);
+    uint8_t* buf = alloc_pages(1);
     uint32_t total = 0;
     bool ids_ok = true, lens_ok = true, all_done = true;
     for (int r = 0; r < ROUNDS; r++) {
@@ -83,9 +88,10 @@ int main(void) {
 
     if (v.has_msix) {
         uint64_t end = time_us() + 1000000;
-        while (msix_irq_count[RNG_VECTOR] == 0 && time_us() < end) cpu_relax();
-        report(msix_irq_count[RNG_VECTOR] >= 1, "MSI-X interrupts: %lu on vector %#x", msix_irq_count[RNG_VECTOR],
-               RNG_VECTOR);
+        while (msix_irq_count[RNG_VECTOR] == 0 && time_us() < end)
+            cpu_relax();
+        report(msix_irq_count[RNG_VECTOR] >= 1, "MSI-X interrupts: %lu on vector %#x",
+               msix_irq_count[RNG_VECTOR], RNG_VECTOR);
     }
     report(virtio_reset(&v, 1000), "device reset (status reads 0)");
     report_summary();

@@ -13,7 +13,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev liburing-dev libseccomp-dev
   # tests, oracles and benchmark peers
-  qemu-system-x86 qemu-utils python3 hyperfine iproute2 procps
+  qemu-system-x86 qemu-utils python3 hyperfine iproute2 procps acpica-tools
   # the Linux guest image tool
   busybox-static cpio kmod zstd
 )

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "kvm/kvm_abi.h"
 
 namespace vireo::kvm {
 
@@ -109,11 +110,10 @@ void Vcpu::set_immediate_exit(bool value) {
 }
 
 void Vcpu::set_cpuid(std::span<const x86::CpuidEntry> entries) {
-    std::vector<uint8_t> buffer(sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2));
-    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buffer.data());
-    cpuid->nent = static_cast<uint32_t>(entries.size());
+    abi::FlexibleArray<abi::CpuidHeader, kvm_cpuid_entry2> cpuid(entries.size());
+    cpuid.header().nent = static_cast<uint32_t>(entries.size());
     for (size_t i = 0; i < entries.size(); ++i) {
-        kvm_cpuid_entry2& out = cpuid->entries[i];
+        kvm_cpuid_entry2& out = cpuid.entries()[i];
         out.function = entries[i].function;
         out.index = entries[i].index;
         out.flags = entries[i].flags;
@@ -122,7 +122,7 @@ void Vcpu::set_cpuid(std::span<const x86::CpuidEntry> entries) {
         out.ecx = entries[i].ecx;
         out.edx = entries[i].edx;
     }
-    if (::ioctl(fd_.get(), KVM_SET_CPUID2, cpuid) != 0) {
+    if (::ioctl(fd_.get(), abi::kSetCpuid2, cpuid.data()) != 0) {
         fail_errno("KVM_SET_CPUID2 on vCPU {}", index_);
     }
 }
@@ -170,12 +170,11 @@ void Vcpu::set_boot_state(const x86::BootCpuState& state) {
         fail_errno("KVM_SET_FPU on vCPU {}", index_);
     }
 
-    alignas(kvm_msrs) uint8_t buffer[sizeof(kvm_msrs) + sizeof(kvm_msr_entry)] = {};
-    auto* msrs = reinterpret_cast<kvm_msrs*>(buffer);
-    msrs->nmsrs = 1;
-    msrs->entries[0].index = kMsrIa32MiscEnable;
-    msrs->entries[0].data = kMiscEnableFastStrings;
-    if (::ioctl(fd_.get(), KVM_SET_MSRS, msrs) != 1) {
+    abi::FlexibleArray<abi::MsrsHeader, kvm_msr_entry> msrs(1);
+    msrs.header().nmsrs = 1;
+    msrs.entries()[0].index = kMsrIa32MiscEnable;
+    msrs.entries()[0].data = kMiscEnableFastStrings;
+    if (::ioctl(fd_.get(), abi::kSetMsrs, msrs.data()) != 1) {
         fail_errno("KVM_SET_MSRS on vCPU {}", index_);
     }
 }
@@ -220,13 +219,12 @@ std::optional<uint64_t> Vcpu::translate(uint64_t linear_address) const {
 std::vector<x86::CpuidEntry> supported_cpuid(const System& system) {
     // Ask with room to spare; KVM says E2BIG if that is not enough.
     for (uint32_t capacity = 128; capacity <= 4096; capacity *= 2) {
-        std::vector<uint8_t> buffer(sizeof(kvm_cpuid2) + capacity * sizeof(kvm_cpuid_entry2));
-        auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buffer.data());
-        cpuid->nent = capacity;
-        if (::ioctl(system.fd(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0) {
+        abi::FlexibleArray<abi::CpuidHeader, kvm_cpuid_entry2> cpuid(capacity);
+        cpuid.header().nent = capacity;
+        if (::ioctl(system.fd(), abi::kGetSupportedCpuid, cpuid.data()) == 0) {
             std::vector<x86::CpuidEntry> entries;
-            for (uint32_t i = 0; i < cpuid->nent; ++i) {
-                const kvm_cpuid_entry2& in = cpuid->entries[i];
+            for (uint32_t i = 0; i < cpuid.header().nent; ++i) {
+                const kvm_cpuid_entry2& in = cpuid.entries()[i];
                 entries.push_back(
                     {in.function, in.index, in.flags, in.eax, in.ebx, in.ecx, in.edx});
             }

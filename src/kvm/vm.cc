@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "base/error.h"
+#include "kvm/kvm_abi.h"
 
 namespace vireo::kvm {
 
@@ -135,13 +136,10 @@ void Vm::commit_routes() {
         entry.u.msi.data = route.data;
         entries.push_back(entry);
     }
-    // kvm_irq_routing ends in a flexible array: build it in a byte buffer.
-    std::vector<uint8_t> buffer(sizeof(kvm_irq_routing) +
-                                entries.size() * sizeof(kvm_irq_routing_entry));
-    auto* routing = reinterpret_cast<kvm_irq_routing*>(buffer.data());
-    routing->nr = static_cast<uint32_t>(entries.size());
-    std::copy(entries.begin(), entries.end(), routing->entries);
-    if (::ioctl(fd_.get(), KVM_SET_GSI_ROUTING, routing) != 0) {
+    abi::FlexibleArray<abi::IrqRoutingHeader, kvm_irq_routing_entry> routing(entries.size());
+    routing.header().nr = static_cast<uint32_t>(entries.size());
+    std::copy(entries.begin(), entries.end(), routing.entries().begin());
+    if (::ioctl(fd_.get(), abi::kSetGsiRouting, routing.data()) != 0) {
         fail_errno("KVM_SET_GSI_ROUTING ({} routes)", entries.size());
     }
 }

@@ -1,0 +1,193 @@
+#include "vmm/machine.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "arch/x86/acpi_tables.h"
+#include "arch/x86/cpuid.h"
+#include "arch/x86/kernel_loader.h"
+#include "arch/x86/layout.h"
+#include "base/byte_size.h"
+#include "base/error.h"
+#include "devices/legacy/acpi_pm.h"
+#include "devices/legacy/cmos_rtc.h"
+#include "devices/legacy/debug_exit.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/serial_8250.h"
+#include "devices/pci/pci_root.h"
+#include "devices/virtio/pci_transport.h"
+#include "devices/virtio/rng.h"
+#include "kvm/vcpu.h"
+
+namespace vireo {
+
+namespace {
+
+// MSI routes available to devices (each MSI-X vector takes one GSI).
+constexpr uint32_t kMsiGsiCount = 512;
+
+}  // namespace
+
+Machine::Machine(const VmConfig& config)
+    : config_(config),
+      system_(kvm::System::open()),
+      vm_(system_),
+      memory_(GuestMemory::create(x86::ram_ranges(config.memory_mib * MiB))),
+      msi_controller_(vm_, x86::kFirstMsiGsi, kMsiGsiCount),
+      ioevents_(vm_),
+      console_(config.console) {}
+
+Machine::~Machine() {
+    run_control_.stop();
+    vcpus_.clear();  // joins
+}
+
+std::unique_ptr<Machine> Machine::build(const VmConfig& config) {
+    if (config.vcpus > 1 && config.vcpus > kvm::System::open().max_vcpus()) {
+        fail("vcpus: {} is more than this host's KVM allows", config.vcpus);
+    }
+    std::unique_ptr<Machine> machine(new Machine(config));
+    uint32_t slot = 0;
+    for (const GuestMemory::Region& region : machine->memory_.regions()) {
+        machine->vm_.map_memory(slot++, region.guest_address, region.size, region.host);
+    }
+    machine->vm_.create_interrupt_controllers();
+    machine->attach_legacy_devices();
+    machine->attach_pci_devices();
+    machine->load_guest();
+    machine->create_vcpus();
+    return machine;
+}
+
+void Machine::attach_legacy_devices() {
+    auto end = [this](MachineExit::Reason reason) {
+        return [this, reason] { this->end(MachineExit{reason, 0, ""}); };
+    };
+    serial_ = std::make_shared<Serial8250>(
+        std::make_shared<KvmIrqLine>(vm_, x86::kCom1Irq),
+        [this](std::span<const uint8_t> bytes) { console_.write(bytes); });
+    pio_bus_.insert(x86::kCom1Port, Serial8250::kSize, serial_);
+
+    auto i8042 = std::make_shared<I8042>(end(MachineExit::Reason::Reset));
+    auto i8042_data = std::make_shared<I8042Port>(i8042, I8042Port::Kind::Data);
+    auto i8042_command = std::make_shared<I8042Port>(i8042, I8042Port::Kind::Command);
+    pio_bus_.insert(x86::kI8042Port, 1, i8042_data);
+    pio_bus_.insert(x86::kI8042Port + 4, 1, i8042_command);
+    devices_.push_back(i8042_data);
+    devices_.push_back(i8042_command);
+
+    auto rtc = std::make_shared<CmosRtc>(config_.memory_mib * MiB, config_.vcpus);
+    pio_bus_.insert(x86::kRtcPort, CmosRtc::kSize, rtc);
+    devices_.push_back(rtc);
+
+    acpi_pm_ = std::make_shared<AcpiPm>(std::make_shared<KvmIrqLine>(vm_, x86::kAcpiSciIrq),
+                                        end(MachineExit::Reason::PoweredOff));
+    pio_bus_.insert(x86::kAcpiPmPort, AcpiPm::kSize, acpi_pm_);
+
+    auto debug_exit = std::make_shared<DebugExit>([this](uint32_t code) {
+        this->end(MachineExit{MachineExit::Reason::GuestExit, code, ""});
+    });
+    pio_bus_.insert(x86::kDebugExitPort, DebugExit::kSize, debug_exit);
+    devices_.push_back(debug_exit);
+}
+
+void Machine::attach_pci_devices() {
+    pci_root_ = std::make_shared<PciRoot>(mmio_bus_, x86::kPciMmioStart, x86::kPciMmioSize);
+    pio_bus_.insert(x86::kPciConfigAddressPort, PciConfigIo::kSize,
+                    std::make_shared<PciConfigIo>(pci_root_));
+    mmio_bus_.insert(x86::kPciEcamStart, x86::kPciEcamSize,
+                     std::make_shared<PciConfigMmio>(pci_root_));
+    if (config_.devices.rng) {
+        pci_root_->add_device(std::make_shared<VirtioPciDevice>(
+            std::make_unique<VirtioRng>(), memory_, msi_controller_, &ioevents_));
+    }
+}
+
+void Machine::load_guest() {
+    uint64_t rsdp = x86::write_acpi_tables(memory_, x86::AcpiConfig{config_.vcpus});
+    x86::BootRequest request{config_.boot.kernel, config_.boot.initrd, config_.boot.cmdline};
+    x86::BootInfo boot = x86::load_kernel(memory_, request, rsdp);
+    boot_state_ = boot.cpu;
+    boot_summary_ = fmt::format("{} kernel at {:#x} ({} bytes), entry {:#x}", x86::to_string(boot.format),
+                                boot.kernel.address, boot.kernel.size, boot.entry);
+    if (boot.initrd) {
+        boot_summary_ += fmt::format(", initrd at {:#x} ({} bytes)", boot.initrd->address, boot.initrd->size);
+    }
+    spdlog::debug("{}", boot_summary_);
+}
+
+void Machine::create_vcpus() {
+    std::vector<x86::CpuidEntry> supported = kvm::supported_cpuid(system_);
+    for (uint32_t index = 0; index < config_.vcpus; ++index) {
+        auto vcpu = std::make_unique<kvm::Vcpu>(vm_, index);
+        vcpu->set_cpuid(x86::vcpu_cpuid(supported, index, config_.vcpus));
+        vcpu->configure_local_apic();
+        // The other vCPUs wait in KVM for the guest's INIT-SIPI-SIPI.
+        if (index == 0) {
+            vcpu->set_boot_state(boot_state_);
+        }
+        vcpus_.push_back(std::make_unique<VcpuThread>(
+            std::move(vcpu),
+            VcpuThread::Context{pio_bus_, mmio_bus_, memory_, run_control_,
+                                [this](MachineExit exit) { end(std::move(exit)); }}));
+    }
+}
+
+void Machine::start() {
+    for (auto& vcpu : vcpus_) {
+        vcpu->start();
+    }
+}
+
+void Machine::pause() { run_control_.pause(); }
+
+void Machine::resume() { run_control_.resume(); }
+
+void Machine::press_power_button() { acpi_pm_->press_power_button(); }
+
+void Machine::end(MachineExit exit) {
+    {
+        std::lock_guard lock(exit_mutex_);
+        if (exit_) {
+            return;
+        }
+        exit_ = std::move(exit);
+    }
+    run_control_.stop();
+    ended_.signal();
+}
+
+MachineExit Machine::finish() {
+    run_control_.stop();
+    for (auto& vcpu : vcpus_) {
+        vcpu->join();
+    }
+    std::lock_guard lock(exit_mutex_);
+    return exit_.value_or(MachineExit{MachineExit::Reason::Stopped, 0, ""});
+}
+
+nlohmann::json Machine::info() const {
+    const char* state = "running";
+    switch (run_control_.state()) {
+        case RunControl::State::Running:
+            break;
+        case RunControl::State::Paused:
+            state = "paused";
+            break;
+        case RunControl::State::Stopping:
+            state = "stopping";
+            break;
+    }
+    return {
+        {"name", config_.name},
+        {"state", state},
+        {"vcpus", config_.vcpus},
+        {"memory_mib", config_.memory_mib},
+        {"memory_resident_bytes", memory_.resident_bytes()},
+        {"huge_pages", memory_.huge_pages_advised()},
+        {"boot", boot_summary_},
+        {"pid", ::getpid()},
+    };
+}
+
+}  // namespace vireo

@@ -1,0 +1,88 @@
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/event_fd.h"
+#include "devices/bus.h"
+#include "kvm/system.h"
+#include "kvm/vm.h"
+#include "memory/guest_memory.h"
+#include "vmm/console.h"
+#include "vmm/kvm_interrupts.h"
+#include "vmm/machine_exit.h"
+#include "vmm/run_control.h"
+#include "vmm/vcpu_thread.h"
+#include "vmm/vm_config.h"
+
+namespace vireo {
+
+class Serial8250;
+class AcpiPm;
+class PciRoot;
+
+// A whole virtual machine, assembled in one place (build) from its VmConfig:
+// guest RAM, the KVM VM and its interrupt controllers, the buses and devices,
+// the loaded kernel with its ACPI tables, and one thread per vCPU.
+class Machine {
+public:
+    // Throws vireo::Error for anything the configuration or the host got wrong.
+    static std::unique_ptr<Machine> build(const VmConfig& config);
+    ~Machine();
+
+    void start();
+    // Returns once every vCPU is parked outside KVM_RUN.
+    void pause();
+    void resume();
+    // Asks the guest to shut down (the ACPI power button).
+    void press_power_button();
+    // Ends the machine; the first reason given wins. Safe from any thread.
+    void end(MachineExit exit);
+
+    // Readable once the machine has ended.
+    int ended_fd() const { return ended_.fd(); }
+    // Stops and joins the vCPU threads; returns how the machine ended.
+    MachineExit finish();
+
+    // Host input for the serial console; see Serial8250::enqueue_input.
+    Serial8250& serial() { return *serial_; }
+    nlohmann::json info() const;
+
+private:
+    explicit Machine(const VmConfig& config);
+
+    void attach_legacy_devices();
+    void attach_pci_devices();
+    void load_guest();
+    void create_vcpus();
+
+    VmConfig config_;
+    kvm::System system_;
+    kvm::Vm vm_;
+    GuestMemory memory_;
+    Bus pio_bus_{"port I/O"};
+    Bus mmio_bus_{"MMIO"};
+    KvmMsiController msi_controller_;
+    KvmIoEventRegistry ioevents_;
+    ConsoleOutput console_;
+    RunControl run_control_;
+
+    std::shared_ptr<Serial8250> serial_;
+    std::shared_ptr<AcpiPm> acpi_pm_;
+    std::shared_ptr<PciRoot> pci_root_;
+    std::vector<std::shared_ptr<BusDevice>> devices_;  // keeps the rest alive
+
+    std::vector<std::unique_ptr<VcpuThread>> vcpus_;
+    x86::BootCpuState boot_state_;
+    std::string boot_summary_;
+
+    EventFd ended_;
+    std::mutex exit_mutex_;
+    std::optional<MachineExit> exit_;
+};
+
+}  // namespace vireo

@@ -1,0 +1,121 @@
+"""Bad input to `vireo run` and `vireo-vmm`: each is refused with status 2 and
+a one-line message that names the file or field and the reason."""
+
+import os
+import struct
+import subprocess
+import tempfile
+import unittest
+
+import vmtest
+
+
+class BadInput(unittest.TestCase):
+    def setUp(self):
+        self.folder = tempfile.TemporaryDirectory(prefix="vireo-errors-")
+
+    def tearDown(self):
+        self.folder.cleanup()
+
+    def file(self, name, data):
+        path = os.path.join(self.folder.name, name)
+        with open(path, "wb") as file:
+            file.write(data)
+        return path
+
+    def refuse(self, arguments, *expected):
+        result = subprocess.run([vmtest.VIREO, "run", *arguments], capture_output=True, text=True,
+                                timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(result.returncode, 2, result)
+        for text in expected:
+            self.assertIn(text, result.stderr)
+        return result.stderr
+
+    def test_missing_kernel_file(self):
+        self.refuse(["--kernel", "/nonexistent/vmlinuz"], "--kernel /nonexistent/vmlinuz", "no such file")
+
+    def test_bad_memory_size(self):
+        kernel = self.file("k", b"x")
+        self.refuse(["--kernel", kernel, "--memory", "12X"], "--memory", "12X")
+        self.refuse(["--kernel", kernel, "--memory", "1M"], "--memory", "out of range")
+
+    def test_bad_cpu_count(self):
+        kernel = self.file("k", b"x")
+        self.refuse(["--kernel", kernel, "--cpus", "0"], "--cpus")
+        self.refuse(["--kernel", kernel, "--cpus", "65"], "--cpus")
+
+
+class BadKernels(unittest.TestCase):
+    """These need /dev/kvm: the VMM opens KVM before it reads the kernel."""
+
+    @classmethod
+    def setUpClass(cls):
+        usable, why = vmtest.kvm_usable()
+        if not usable:
+            raise unittest.SkipTest(f"KVM is not usable here: {why}")
+
+    def setUp(self):
+        self.folder = tempfile.TemporaryDirectory(prefix="vireo-errors-")
+
+    def tearDown(self):
+        self.folder.cleanup()
+
+    def file(self, name, data):
+        path = os.path.join(self.folder.name, name)
+        with open(path, "wb") as file:
+            file.write(data)
+        return path
+
+    def refuse(self, arguments, *expected):
+        result = subprocess.run([vmtest.VIREO, "run", *arguments], capture_output=True, text=True,
+                                timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(result.returncode, 2, result)
+        for text in expected:
+            self.assertIn(text, result.stderr)
+
+    def test_neither_bzimage_nor_elf(self):
+        kernel = self.file("notakernel", b"hello world\n" * 100)
+        self.refuse(["--kernel", kernel], kernel)
+
+    def test_empty_kernel(self):
+        kernel = self.file("empty", b"")
+        self.refuse(["--kernel", kernel], kernel)
+
+    def test_truncated_guest(self):
+        with open(vmtest.guest("smoke.elf"), "rb") as file:
+            data = file.read()
+        # Cut the file in the middle of the last loadable segment's bytes.
+        phoff, = struct.unpack_from("<Q", data, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+        ends = []
+        for index in range(phnum):
+            kind, _, offset, _, _, filesz = struct.unpack_from("<IIQQQQ", data, phoff + index * phentsize)
+            if kind == 1 and filesz > 0:  # PT_LOAD
+                ends.append((offset, filesz))
+        offset, filesz = max(ends)
+        kernel = self.file("truncated.elf", data[: offset + filesz // 2])
+        self.refuse(["--kernel", kernel], kernel, "truncated")
+
+    def test_truncated_bzimage(self):
+        with open(vmtest.guest("boot_conformance.bzImage"), "rb") as file:
+            data = file.read()
+        kernel = self.file("truncated.bzImage", data[:2048])
+        self.refuse(["--kernel", kernel], kernel)
+
+    def test_initrd_too_large_for_ram(self):
+        initrd = os.path.join(self.folder.name, "huge.img")
+        with open(initrd, "wb") as file:
+            file.truncate(64 * 1024 * 1024)
+        self.refuse(["--kernel", vmtest.guest("smoke.elf"), "--memory", "32M", "--initrd", initrd],
+                    initrd)
+
+    def test_bad_definition_for_vmm(self):
+        config = self.file("vm.json", b'{"boot": {"kernel": "/k"}, "vcpus": 99}')
+        result = subprocess.run([vmtest.VMM, "--config", config], capture_output=True, text=True,
+                                timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn(f"{config}: vcpus: 99 is out of range (1 to 64)", result.stderr)
+
+
+if __name__ == "__main__":
+    vmtest.main()

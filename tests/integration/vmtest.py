@@ -1,0 +1,143 @@
+"""Shared helpers for the integration tests: find the binaries, skip without
+KVM (exit status 77, which ctest reports as skipped), run a VM with a timeout
+and always clean up after it."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+SKIP = 77
+BUILD = os.environ.get("VIREO_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+VIREO = os.path.join(BUILD, "bin", "vireo")
+VMM = os.path.join(BUILD, "bin", "vireo-vmm")
+GUESTS = os.path.join(BUILD, "guest")
+
+
+def guest(name):
+    return os.path.join(GUESTS, name)
+
+
+def kvm_usable():
+    result = subprocess.run([VIREO, "host", "check"], capture_output=True, text=True)
+    return result.returncode == 0, result.stdout.strip() or result.stderr.strip()
+
+
+def require_kvm():
+    usable, why = kvm_usable()
+    if not usable:
+        print(f"SKIP: KVM is not usable here: {why}")
+        sys.exit(SKIP)
+
+
+class Run:
+    """The outcome of one VM run."""
+
+    def __init__(self, status, output, errors):
+        self.status = status
+        self.output = output
+        self.errors = errors
+
+    def __repr__(self):
+        return f"status {self.status}\n--- console ---\n{self.output}\n--- stderr ---\n{self.errors}"
+
+
+def run_vm(kernel, *, cpus=1, memory="256M", cmdline=None, initrd=None, stdin_text="",
+           timeout=120, extra=()):
+    """Runs `vireo run` to completion and returns a Run. Kills it on timeout."""
+    command = [VIREO, "run", "--kernel", kernel, "--cpus", str(cpus), "--memory", memory]
+    if cmdline is not None:
+        command += ["--cmdline", cmdline]
+    if initrd is not None:
+        command += ["--initrd", initrd]
+    command += list(extra)
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        output, errors = process.communicate(stdin_text, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, errors = process.communicate()
+        raise AssertionError(f"VM did not end within {timeout}s\n{output}\n{errors}")
+    return Run(process.returncode, output, errors)
+
+
+class VmmProcess:
+    """A vireo-vmm started in the background from a definition; killed (with its
+    socket and files) when the test ends, whatever happened."""
+
+    def __init__(self, definition_json):
+        self.folder = tempfile.TemporaryDirectory(prefix="vireo-test-")
+        self.config = os.path.join(self.folder.name, "vm.json")
+        self.socket = os.path.join(self.folder.name, "control.sock")
+        self.console = os.path.join(self.folder.name, "console.log")
+        with open(self.config, "w") as file:
+            file.write(definition_json.replace("@SOCKET@", self.socket)
+                       .replace("@CONSOLE@", self.console))
+        self.process = subprocess.Popen([VMM, "--config", self.config], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, start_new_session=True)
+
+    def wait_for(self, predicate, timeout=60, what="condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            if self.process.poll() is not None:
+                raise AssertionError(f"vireo-vmm ended early waiting for {what}: "
+                                     f"{self.process.returncode} {self.process.stderr.read()}")
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def console_text(self):
+        try:
+            with open(self.console) as file:
+                return file.read()
+        except FileNotFoundError:
+            return ""
+
+    def request(self, command):
+        import json
+        import socket
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(30)
+            client.connect(self.socket)
+            client.sendall((json.dumps({"command": command}) + "\n").encode())
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = client.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        return json.loads(reply)
+
+    def wait(self, timeout=60):
+        return self.process.wait(timeout=timeout)
+
+    def close(self):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            stream.close()
+        self.folder.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def main():
+    """unittest's main, with exit status 77 when every test was skipped."""
+    program = unittest.main(exit=False, verbosity=2)
+    result = program.result
+    if not result.wasSuccessful():
+        sys.exit(1)
+    if result.testsRun and len(result.skipped) == result.testsRun:
+        sys.exit(SKIP)
+    sys.exit(0)

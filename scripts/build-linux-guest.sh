@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# Builds a Linux guest for real KVM hosts from Debian packages only: Debian's
+# amd64 kernel (unpacked by fetch-debian-kernel.sh, not installed) and a
+# busybox initramfs that loads the virtio modules, prints the kernel release
+# and the virtio devices it found, then gives a shell on ttyS0, or powers off
+# when the kernel command line has `vireo.poweroff`. See docs/linux-guest.md.
+#
+#   scripts/build-linux-guest.sh [--output DIR] [--module NAME]...
+#
+#   --output DIR    where to write vmlinuz, initrd.img, cmdline.txt
+#                   (default: build/linux-guest/ in the repository)
+#   --module NAME   also pack this kernel module and its dependencies (repeatable)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+# depmod and modinfo live in /sbin, which a non-root PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
+export LC_ALL=C
+
+die() {
+  echo "build-linux-guest: $*" >&2
+  exit 1
+}
+usage() {
+  sed -n '8,12s/^# \{0,1\}//p' "$0"
+}
+
+output="$repo/build/linux-guest"
+# The virtio drivers (dependencies are added and ordered below), then what the
+# ACPI power button needs to reach busybox acpid (button raises a key event,
+# evdev exposes it).
+modules=(virtio virtio_ring virtio_pci_modern_dev virtio_pci virtio_rng virtio_blk virtio_net
+  virtio_balloon virtio_console button evdev)
+extra_modules=()
+while (($#)); do
+  case $1 in
+    --output)
+      (($# >= 2)) || die "--output needs a directory"
+      output=$2
+      shift 2
+      ;;
+    --module)
+      (($# >= 2)) || die "--module needs a module name (e.g. ext4)"
+      extra_modules+=("${2//-/_}")
+      shift 2
+      ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *) die "unknown argument '$1' (usage: $0 [--output DIR] [--module NAME]...)" ;;
+  esac
+done
+
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+package_installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+# Installs the Debian packages that are missing, through apt only.
+require_packages() {
+  local missing=() package
+  for package in "$@"; do
+    package_installed "$package" || missing+=("$package")
+  done
+  ((${#missing[@]})) || return 0
+  echo "build-linux-guest: installing ${missing[*]}"
+  if ! { as_root apt-get update -q && as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "${missing[@]}"; } >&2; then
+    die "missing Debian packages: ${missing[*]} (apt-get could not install them; install them or run scripts/setup.sh)"
+  fi
+}
+
+# busybox-static, not busybox: the initramfs has no C library for a dynamic one.
+require_packages busybox-static cpio kmod
+[[ -x /bin/busybox ]] || die "/bin/busybox is missing although busybox-static is installed"
+
+cache=${VIREO_KERNEL_CACHE:-/var/cache/vireo/linux}
+"$repo/scripts/fetch-debian-kernel.sh" ||
+  die "could not fetch Debian's kernel into $cache (needs apt access to a Debian archive)"
+kernel=$(find "$cache/boot" -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)
+[[ -n $kernel ]] || die "no boot/vmlinuz-* in $cache"
+release=${kernel##*/vmlinuz-}
+moddir=$cache/lib/modules/$release
+[[ -d $moddir/kernel ]] || die "$moddir/kernel is missing: the kernel package in $cache is incomplete"
+config=$cache/boot/config-$release
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/vireo-linux-guest.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+
+# Module name -> path relative to $moddir (names use '_' where files may use '-').
+declare -A module_path=()
+while IFS= read -r path; do
+  name=${path##*/}
+  name=${name%%.ko*}
+  module_path[${name//-/_}]=$path
+done < <(cd "$moddir" && find kernel \( -name '*.ko' -o -name '*.ko.xz' -o -name '*.ko.zst' -o -name '*.ko.gz' \) | sort)
+declare -A builtin=()
+if [[ -f $moddir/modules.builtin ]]; then
+  while IFS= read -r path; do
+    name=${path##*/}
+    name=${name%.ko}
+    builtin[${name//-/_}]=1
+  done <"$moddir/modules.builtin"
+fi
+
+# Copies a module into the initramfs uncompressed (busybox insmod and every
+# kernel read plain .ko files; the signature stays at the end of the file).
+stage_module() {
+  local source=$moddir/$1 target=$root/lib/modules/$release/${1%.ko*}.ko
+  mkdir -p "${target%/*}"
+  case $1 in
+    *.ko) cp "$source" "$target" ;;
+    *.ko.xz)
+      command -v xz >/dev/null || require_packages xz-utils
+      xz -dc "$source" >"$target"
+      ;;
+    *.ko.zst)
+      command -v zstd >/dev/null || require_packages zstd
+      zstd -qdc "$source" >"$target"
+      ;;
+    *.ko.gz) gzip -dc "$source" >"$target" ;;
+  esac
+}
+
+# Depth first, dependencies before the module (the order /init loads them in).
+declare -A visited=()
+load_order=()
+add_module() {
+  local name=$1 dependency dependencies
+  [[ -z ${visited[$name]:-} ]] || return 0
+  visited[$name]=1
+  local path=${module_path[$name]}
+  stage_module "$path"
+  dependencies=$(modinfo -F depends "$root/lib/modules/$release/${path%.ko*}.ko")
+  for dependency in ${dependencies//,/ }; do
+    [[ -n ${module_path[$dependency]:-} ]] ||
+      die "module $name depends on $dependency, which is not in $moddir"
+    add_module "$dependency"
+  done
+  load_order+=("${path%.ko*}.ko")
+}
+
+skipped=()
+for name in "${modules[@]}"; do
+  if [[ -n ${module_path[$name]:-} ]]; then
+    add_module "$name"
+  elif [[ -n ${builtin[$name]:-} ]]; then
+    skipped+=("$name (built in)")
+  else
+    skipped+=("$name (not in this kernel)")
+  fi
+done
+for name in "${extra_modules[@]}"; do
+  if [[ -n ${module_path[$name]:-} ]]; then
+    add_module "$name"
+  elif [[ -n ${builtin[$name]:-} ]]; then
+    skipped+=("$name (built in)")
+  else
+    die "--module $name: no such module in $moddir and not built in"
+  fi
+done
+
+# busybox and one symlink per applet, at the paths busybox itself lists.
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc/vireo,var/log}
+cp /bin/busybox "$root/bin/busybox"
+while IFS= read -r applet; do
+  if [[ $applet != bin/busybox && ! -e $root/$applet ]]; then
+    ln -s /bin/busybox "$root/$applet"
+  fi
+done < <(/bin/busybox --list-full)
+
+for file in modules.builtin modules.builtin.modinfo modules.order; do
+  if [[ -f $moddir/$file ]]; then
+    cp "$moddir/$file" "$root/lib/modules/$release/"
+  fi
+done
+# modules.dep and friends, so that modprobe works in the guest's shell too.
+depmod -b "$root" "$release" || die "depmod failed on the initramfs module tree"
+printf '%s\n' "${load_order[@]}" >"$root/etc/vireo/modules"
+
+# The kernel's built-in initramfs already holds /dev/console, which this
+# archive does not need to (and, unprivileged, cannot) create.
+cat >"$root/init" <<'EOF'
+#!/bin/sh
+# PID 1 of the Vireo Linux guest, made by scripts/build-linux-guest.sh.
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts
+mount -t devpts devpts /dev/pts
+
+# The build script listed every module after its dependencies.
+release=$(uname -r)
+while read -r module; do
+    insmod "/lib/modules/$release/$module" || echo "vireo-guest: could not load $module"
+done </etc/vireo/modules
+
+echo
+echo "vireo-guest: Linux $release, $(nproc) CPU(s), $(awk '/^MemTotal/ {print $2}' /proc/meminfo) kB RAM"
+echo "vireo-guest: virtio devices:"
+found=0
+for device in /sys/bus/virtio/devices/*; do
+    [ -e "$device" ] || continue
+    found=1
+    id=$(cat "$device/device")
+    case $id in
+    0x0001) kind=net ;;
+    0x0002) kind=block ;;
+    0x0003) kind=console ;;
+    0x0004) kind=rng ;;
+    0x0005) kind=balloon ;;
+    0x0008) kind=scsi ;;
+    0x0012) kind=input ;;
+    0x0013) kind=vsock ;;
+    *) kind=unknown ;;
+    esac
+    driver=none
+    [ -e "$device/driver" ] && driver=$(basename "$(readlink "$device/driver")")
+    extra=
+    for disk in "$device"/block/*; do
+        [ -e "$disk" ] && extra="$extra ${disk##*/} ($(cat "$disk/size") sectors)"
+    done
+    for interface in "$device"/net/*; do
+        [ -e "$interface" ] && extra="$extra ${interface##*/} ($(cat "$interface/address"))"
+    done
+    echo "  ${device##*/}: $kind (device $id), driver $driver$extra"
+done
+[ "$found" = 1 ] || echo "  none"
+ip link set lo up 2>/dev/null
+
+read -r cmdline </proc/cmdline
+for argument in $cmdline; do
+    if [ "$argument" = vireo.poweroff ]; then
+        echo "vireo-guest: vireo.poweroff on the command line: powering off"
+        poweroff -f
+    fi
+done
+
+# The ACPI power button (vireo's control socket `shutdown`) powers off:
+# acpid runs /etc/acpi/PWRF/00000080 on the key event.
+[ -e /dev/input/event0 ] && acpid -l /var/log/acpid.log
+
+echo "vireo-guest: shell on the console; 'exit' powers the VM off"
+setsid cttyhack sh -l
+poweroff -f
+EOF
+mkdir -p "$root/etc/acpi/PWRF"
+cat >"$root/etc/acpi/PWRF/00000080" <<'EOF'
+#!/bin/sh
+echo "vireo-guest: power button pressed: powering off" >/dev/console
+poweroff -f
+EOF
+chmod 0755 "$root/init" "$root/etc/acpi/PWRF/00000080"
+
+# zstd when the kernel can unpack it (Debian's can), gzip otherwise.
+compress=(gzip -9 -n)
+if grep -qx 'CONFIG_RD_ZSTD=y' "$config" 2>/dev/null; then
+  require_packages zstd
+  compress=(zstd -q -19 -T0 --no-progress)
+fi
+# Same inputs, same bytes: sorted names, fixed owners and times.
+find "$root" -exec touch -h -d @0 {} +
+mkdir -p "$work/out"
+(cd "$root" && find . -mindepth 1 -printf '%P\n' | sort |
+  cpio --quiet -o -H newc -R 0:0 --reproducible) | "${compress[@]}" >"$work/out/initrd.img"
+cp "$kernel" "$work/out/vmlinuz"
+echo "console=ttyS0 panic=-1 reboot=k" >"$work/out/cmdline.txt"
+
+mkdir -p "$output" || die "cannot create the output directory $output"
+output=$(cd "$output" && pwd)
+for file in vmlinuz initrd.img cmdline.txt; do
+  mv -f "$work/out/$file" "$output/$file"
+done
+
+echo "build-linux-guest: Debian kernel $release with a busybox initramfs in $output"
+echo "  vmlinuz      $(stat -c %s "$output/vmlinuz") bytes (Debian's bzImage, ${kernel##*/})"
+echo "  initrd.img   $(stat -c %s "$output/initrd.img") bytes (${compress[0]} newc cpio, ${#load_order[@]} modules)"
+echo "  cmdline.txt  $(cat "$output/cmdline.txt")"
+echo "  modules      $(printf '%s ' "${load_order[@]##*/}")"
+((${#skipped[@]} == 0)) || echo "  not packed   ${skipped[*]}"
+echo "Boot it on a real KVM host (not on a nested host that emulates ring 0; see docs/linux-guest.md):"
+echo "  vireo run --kernel $output/vmlinuz --initrd $output/initrd.img --cmdline \"$(cat "$output/cmdline.txt")\" --memory 512M"
+echo "Add vireo.poweroff to the command line to power off (exit status 0) right after the banner."

@@ -52,8 +52,8 @@ private:
     struct Slot {
         std::shared_ptr<PciDevice> device;
         std::vector<PciBar> bars;
-        std::array<std::optional<uint64_t>, pci::kBarCount> mapped{};
-        std::array<std::optional<uint64_t>, pci::kBarCount> refused{};
+        std::array<std::optional<uint64_t>, pci::kBarCount> mapped;
+        std::array<std::optional<uint64_t>, pci::kBarCount> refused;
     };
 
     Slot* find(uint8_t slot, uint8_t function);

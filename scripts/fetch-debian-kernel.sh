@@ -8,10 +8,15 @@ if compgen -G "$cache/boot/vmlinuz-*" >/dev/null; then
 fi
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 # linux-image-amd64 is a metapackage; its dependency names the real one.
-image=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+# An empty or failing lookup (no package lists yet) falls through to apt-get update.
+image=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}' || true)
 if [[ -z $image ]]; then
   as_root apt-get update -q
   image=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+fi
+if [[ -z $image ]]; then
+  echo "fetch-debian-kernel: apt knows no linux-image-amd64 (check /etc/apt/sources.list)" >&2
+  exit 1
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

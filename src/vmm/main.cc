@@ -1,11 +1,13 @@
-// vireo-vmm: one process per VM. Reads the VM's definition (JSON), builds the
-// machine, runs it until it ends, and exits with a status that says how.
+// vireo-vmm: one process per VM. Takes the VM's definition (JSON) from a file
+// or over its control socket, builds the machine, runs it until it ends, and
+// exits with a status that says how (src/vmm/machine_exit.h).
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <sstream>
 
@@ -51,99 +53,175 @@ UniqueFd block_termination_signals() {
     return fd;
 }
 
-void register_commands(ControlServer& control, Machine& machine) {
-    control.on("info", [&machine](const nlohmann::json&) { return machine.info(); });
-    control.on("pause", [&machine](const nlohmann::json&) {
-        machine.pause();
-        return machine.info();
-    });
-    control.on("resume", [&machine](const nlohmann::json&) {
-        machine.resume();
-        return machine.info();
-    });
-    control.on("stop", [&machine](const nlohmann::json&) {
-        machine.end(MachineExit{MachineExit::Reason::Stopped, 0, "control socket"});
-        return nlohmann::json{{"state", "stopping"}};
-    });
-    control.on("shutdown", [&machine](const nlohmann::json&) {
-        machine.press_power_button();
-        return nlohmann::json{{"state", "power button pressed"}};
-    });
+// The VMM's life: wait for a definition (unless it came as a file), run the
+// machine, end. Control commands that need a machine refuse politely before.
+class Vmm {
+public:
+    explicit Vmm(UniqueFd signals) : signals_(std::move(signals)) {
+        loop_.add(signals_.get(), [this] { on_signal(); });
+    }
+
+    void listen(const std::string& path) {
+        control_.emplace(path, loop_);
+        control_->on("info", [this](const nlohmann::json&) {
+            return machine_ ? machine_->info() : nlohmann::json{{"state", "waiting for a definition"}};
+        });
+        control_->on("boot", [this](const nlohmann::json& request) {
+            if (machine_) {
+                fail("the VM is already booted");
+            }
+            if (!request.contains("definition")) {
+                fail("boot needs a \"definition\": the VM definition as a JSON object");
+            }
+            boot(VmConfig::from_json(request["definition"], "boot request"));
+            return machine_->info();
+        });
+        control_->on("pause", [this](const nlohmann::json&) {
+            machine().pause();
+            return machine_->info();
+        });
+        control_->on("resume", [this](const nlohmann::json&) {
+            machine().resume();
+            return machine_->info();
+        });
+        control_->on("stop", [this](const nlohmann::json&) {
+            end(MachineExit{MachineExit::Reason::Stopped, 0, "control socket"});
+            return nlohmann::json{{"state", "stopping"}};
+        });
+        control_->on("shutdown", [this](const nlohmann::json&) {
+            machine().press_power_button();
+            return nlohmann::json{{"state", "power button pressed"}};
+        });
+    }
+
+    void boot(const VmConfig& config) {
+        if (config.control_socket && !control_) {
+            listen(*config.control_socket);
+        }
+        machine_ = Machine::build(config);
+        loop_.add(machine_->ended_fd(), [this] { loop_.stop(); });
+        if (config.console.input) {
+            input_.emplace(machine_->serial(), [this] {
+                end(MachineExit{MachineExit::Reason::Stopped, 0, "escape key"});
+            });
+        }
+        machine_->start();
+    }
+
+    MachineExit run() {
+        loop_.run();
+        input_.reset();  // restores the terminal before anything more is printed
+        if (machine_) {
+            return machine_->finish();
+        }
+        return early_exit_.value_or(MachineExit{MachineExit::Reason::Stopped, 0, ""});
+    }
+
+private:
+    Machine& machine() {
+        if (!machine_) {
+            fail("no VM yet: send \"boot\" with a definition first");
+        }
+        return *machine_;
+    }
+
+    void end(MachineExit exit) {
+        if (machine_) {
+            machine_->end(std::move(exit));
+        } else {
+            early_exit_ = std::move(exit);
+            loop_.stop();
+        }
+    }
+
+    void on_signal() {
+        signalfd_siginfo info{};
+        if (::read(signals_.get(), &info, sizeof(info)) == sizeof(info)) {
+            end(MachineExit{MachineExit::Reason::Stopped, 0,
+                            fmt::format("signal {}", strsignal(static_cast<int>(info.ssi_signo)))});
+        }
+    }
+
+    UniqueFd signals_;
+    EventLoop loop_;
+    std::optional<ControlServer> control_;
+    std::unique_ptr<Machine> machine_;
+    std::optional<ConsoleInput> input_;
+    std::optional<MachineExit> early_exit_;
+};
+
+MachineExit run(const std::optional<std::string>& config_path,
+                const std::optional<std::string>& control_socket) {
+    try {
+        Vmm vmm(block_termination_signals());
+        if (control_socket) {
+            vmm.listen(*control_socket);
+        }
+        if (config_path) {
+            VmConfig config = load_config(*config_path);
+            if (control_socket && config.control_socket && *config.control_socket != *control_socket) {
+                fail("{}: control_socket {} differs from --control-socket {}", *config_path,
+                     *config.control_socket, *control_socket);
+            }
+            vmm.boot(config);
+        }
+        return vmm.run();
+    } catch (const Error& error) {
+        return MachineExit{MachineExit::Reason::ConfigError, 0, error.what()};
+    } catch (const std::exception& error) {
+        return MachineExit{MachineExit::Reason::VmmFailure, 0, error.what()};
+    }
 }
 
-int run(const std::string& config_path, const std::optional<std::string>& report_path) {
-    MachineExit result;
-    try {
-        UniqueFd signals = block_termination_signals();
-        VmConfig config = load_config(config_path);
-        auto machine = Machine::build(config);
-
-        EventLoop loop;
-        std::optional<ControlServer> control;
-        if (config.control_socket) {
-            control.emplace(*config.control_socket, loop);
-            register_commands(*control, *machine);
-        }
-        loop.add(signals.get(), [&] {
-            signalfd_siginfo info{};
-            if (::read(signals.get(), &info, sizeof(info)) == sizeof(info)) {
-                machine->end(MachineExit{MachineExit::Reason::Stopped, 0,
-                                         fmt::format("signal {}", strsignal(static_cast<int>(info.ssi_signo)))});
-            }
-        });
-        loop.add(machine->ended_fd(), [&loop] { loop.stop(); });
-        {
-            std::optional<ConsoleInput> input;
-            if (config.console.input) {
-                input.emplace(machine->serial(), [&machine] {
-                    machine->end(MachineExit{MachineExit::Reason::Stopped, 0, "escape key"});
-                });
-            }
-            machine->start();
-            loop.run();
-            result = machine->finish();
-        }
-    } catch (const Error& error) {
-        result = MachineExit{MachineExit::Reason::ConfigError, 0, error.what()};
-    } catch (const std::exception& error) {
-        result = MachineExit{MachineExit::Reason::VmmFailure, 0, error.what()};
-    }
-
-    if (result.reason == MachineExit::Reason::ConfigError) {
-        std::cerr << "vireo-vmm: " << result.detail << "\n";
-    } else {
-        spdlog::info("{}", result.describe());
-    }
-    if (report_path) {
-        std::ofstream report(*report_path);
-        report << nlohmann::json{{"reason", result.name()},
-                                 {"exit_status", result.exit_status()},
-                                 {"guest_code", result.guest_code},
-                                 {"detail", result.detail}}
-                      .dump()
-               << "\n";
-    }
-    return result.exit_status();
+void write_report(const std::string& path, const MachineExit& result) {
+    std::ofstream report(path);
+    report << nlohmann::json{{"reason", result.name()},
+                             {"exit_status", result.exit_status()},
+                             {"guest_code", result.guest_code},
+                             {"detail", result.detail}}
+                  .dump()
+           << "\n";
 }
 
 }  // namespace
 }  // namespace vireo
 
 int main(int argc, char** argv) {
-    CLI::App app{"vireo-vmm: runs one virtual machine on KVM (see docs/vmm.md)"};
-    std::string config_path;
+    CLI::App app{
+        "vireo-vmm: runs one virtual machine on KVM. The VM definition comes from --config, or\n"
+        "over --control-socket as {\"command\": \"boot\", \"definition\": {...}} (see docs/vmm.md)."};
+    std::optional<std::string> config_path;
+    std::optional<std::string> control_socket;
     std::optional<std::string> report_path;
     std::string log_level = "info";
-    app.add_option("--config", config_path, "the VM definition, a JSON file (or /dev/fd/N)")
-        ->required();
+    app.add_option("--config", config_path, "the VM definition, a JSON file (or /dev/fd/N)");
+    app.add_option("--control-socket", control_socket,
+                   "listen for control commands here (and for the definition, without --config)");
     app.add_option("--report", report_path, "write how the VM ended to this file, as JSON");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+        if (!config_path && !control_socket) {
+            throw CLI::ValidationError("needs --config FILE, or --control-socket PATH to receive it");
+        }
+    } catch (const CLI::ParseError& error) {
+        return app.exit(error) == 0 ? 0 : 2;
+    }
 
     auto logger = spdlog::stderr_color_mt("vireo-vmm");
     logger->set_pattern("[%n] %^%l%$: %v");
     spdlog::set_default_logger(logger);
     spdlog::set_level(spdlog::level::from_str(log_level));
-    return vireo::run(config_path, report_path);
+
+    vireo::MachineExit result = vireo::run(config_path, control_socket);
+    if (result.reason == vireo::MachineExit::Reason::ConfigError) {
+        std::cerr << "vireo-vmm: " << result.detail << "\n";
+    } else {
+        spdlog::info("{}", result.describe());
+    }
+    if (report_path) {
+        vireo::write_report(*report_path, result);
+    }
+    return result.exit_status();
 }

@@ -71,6 +71,39 @@ class ControlSocket(unittest.TestCase):
         vmm.process.terminate()
         self.assertEqual(vmm.wait(), STOPPED)
 
+    def test_definition_over_the_socket(self):
+        """Firecracker-style: start the VMM with only a socket, then boot it."""
+        import subprocess
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="vireo-test-") as folder:
+            socket_path = os.path.join(folder, "control.sock")
+            console = os.path.join(folder, "console.log")
+            process = subprocess.Popen([vmtest.VMM, "--control-socket", socket_path],
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+            try:
+                vmm = vmtest.SocketClient(socket_path)
+                vmtest.wait_until(lambda: os.path.exists(socket_path), what="the control socket")
+                self.assertEqual(vmm.request("info")["result"]["state"], "waiting for a definition")
+                refused = vmm.request("pause")
+                self.assertFalse(refused["ok"])
+                self.assertIn("no VM yet", refused["error"])
+                bad = vmm.request("boot", definition={"boot": {"kernel": "/k"}, "vcpus": 0})
+                self.assertFalse(bad["ok"])
+                self.assertIn("boot request: vcpus: 0 is out of range", bad["error"])
+                booted = vmm.request("boot", definition={
+                    "vcpus": 2, "memory_mib": 64,
+                    "boot": {"kernel": vmtest.guest("smoke.elf")},
+                    "console": {"output": "file", "path": console, "input": False}})
+                self.assertTrue(booted["ok"], booted)
+                self.assertEqual(process.wait(timeout=30), 1)  # smoke passed
+                with open(console) as file:
+                    self.assertIn("SUMMARY: ", file.read())
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                process.communicate()
+
 
 if __name__ == "__main__":
     vmtest.require_kvm()

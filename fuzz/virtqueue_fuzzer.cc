@@ -97,9 +97,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::memset(low->data(), 0, low->size());
     std::memset(high->data(), 0, high->size());
     size_t low_part = std::min<size_t>(bytes.size(), kLowSize);
-    std::memcpy(low->data(), bytes.data(), low_part);
-    std::memcpy(high->data(), bytes.data() + low_part,
-                std::min<size_t>(bytes.size() - low_part, kHighSize));
+    std::copy_n(bytes.begin(), low_part, low->begin());
+    std::copy_n(bytes.begin() + static_cast<ptrdiff_t>(low_part),
+                std::min<size_t>(bytes.size() - low_part, kHighSize), high->begin());
 
     vireo::Virtqueue queue(ram, config, features, max_bytes);
     // More than 2^16 pops would only repeat a wrapped ring.

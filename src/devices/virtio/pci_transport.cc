@@ -56,16 +56,30 @@ virtio::PciCap make_cap(uint8_t type, uint8_t length, uint64_t offset, uint64_t 
 
 }  // namespace
 
+uint16_t VirtioPciDevice::checked_queue_count(const VirtioDevice& device, const std::string& name) {
+    uint16_t count = device.queue_count();
+    uint16_t max_size = device.queue_max_size();
+    if (count == 0 || count > kRegionSize / kNotifyOffMultiplier || max_size == 0 ||
+        max_size > virtio::kMaxQueueSize || !std::has_single_bit(max_size) ||
+        device.config_size() > kRegionSize || device.device_type() > 0x3f) {
+        fail(
+            "{}: {} queues of up to {} entries and {} bytes of configuration do not fit the "
+            "virtio PCI layout (1-1024 queues, power-of-two sizes up to 32768, 4 KiB)",
+            name, count, max_size, device.config_size());
+    }
+    return count;
+}
+
 VirtioPciDevice::VirtioPciDevice(std::unique_ptr<VirtioDevice> device, const GuestMemory& memory,
                                  MsiController& msi, IoEventRegistry* ioevents, std::string name)
     : device_(std::move(device)),
       memory_(memory),
       ioevents_(ioevents),
       name_(name.empty() ? std::string(device_->name()) : std::move(name)),
-      queue_count_(device_->queue_count()),
+      queue_count_(checked_queue_count(*device_, name_)),
       offered_features_(device_->device_features() | kTransportFeatures),
-      // A vector per queue and one for configuration changes, as the table page holds.
       log_(name_),
+      // A vector per queue and one for configuration changes, as the table page holds.
       msix_(msi, static_cast<uint16_t>(std::min<uint64_t>(uint64_t{queue_count_} + 1,
                                                           kRegionSize / Msix::kEntrySize))),
       queue_vectors_(std::make_unique<std::atomic<uint16_t>[]>(queue_count_)),
@@ -77,22 +91,13 @@ VirtioPciDevice::VirtioPciDevice(std::unique_ptr<VirtioDevice> device, const Gue
           .subsystem_vendor_id = virtio::kPciVendorId,
           .subsystem_id = kSubsystemId,
           .interrupt_pin = 0}) {
-    uint16_t max_size = device_->queue_max_size();
-    if (queue_count_ == 0 || queue_count_ > kRegionSize / kNotifyOffMultiplier || max_size == 0 ||
-        max_size > virtio::kMaxQueueSize || !std::has_single_bit(max_size) ||
-        device_->config_size() > kRegionSize || device_->device_type() > 0x3f) {
-        fail(
-            "{}: {} queues of up to {} entries and {} bytes of configuration do not fit the "
-            "virtio PCI layout (1-1024 queues, power-of-two sizes up to 32768, 4 KiB)",
-            name_, queue_count_, max_size, device_->config_size());
-    }
     for (uint16_t queue = 0; queue < queue_count_; ++queue) {
         notify_.emplace_back();
         queue_vectors_[queue] = virtio::kMsiNoVector;
     }
     setup_.resize(queue_count_);
     for (QueueSetup& setup : setup_) {
-        setup.size = max_size;
+        setup.size = device_->queue_max_size();
     }
 
     config_.add_bar(PciBar{.index = kBar, .size = kBarSize, .is_64bit = true});

@@ -90,6 +90,9 @@ private:
         std::unique_ptr<IoEventBinding> binding;
     };
 
+    // The device's queue count, after checking it fits the layout; throws vireo::Error.
+    static uint16_t checked_queue_count(const VirtioDevice& device, const std::string& name);
+
     // VirtioInterrupt, for the device on its worker thread.
     void signal_used(uint16_t queue) override;
     void signal_config_change() override;

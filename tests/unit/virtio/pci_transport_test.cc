@@ -510,6 +510,7 @@ TEST(VirtioPciDevice, RefusesDevicesThatDoNotFitTheLayout) {
     EXPECT_THROW(VirtioPciDevice(std::make_unique<ConfigDevice>(2000), memory, msi, nullptr),
                  Error);
     EXPECT_THROW(VirtioPciDevice(std::make_unique<ConfigDevice>(0), memory, msi, nullptr), Error);
+    EXPECT_EQ(msi.vector_count(), 0u);  // refused before taking any interrupt vector
 }
 
 }  // namespace

@@ -49,9 +49,11 @@ BootInfo load_bzimage(const GuestMemory& memory, const BootRequest& request,
     std::memcpy(&header, kernel.data() + kSetupHeaderOffset,
                 std::min<uint64_t>(header_end - kSetupHeaderOffset, sizeof(header)));
 
+    // fail() binds references to its arguments: it gets copies of the packed
+    // header's fields, which may sit misaligned.
     if (header.boot_flag != kBootFlag) {
-        fail("kernel {}: boot sector flag is {:#06x}, not {:#06x}", name, header.boot_flag,
-             kBootFlag);
+        fail("kernel {}: boot sector flag is {:#06x}, not {:#06x}", name,
+             uint16_t{header.boot_flag}, kBootFlag);
     }
     if (header.version < kMinimumVersion) {
         fail("kernel {}: boot protocol {}.{:02} is older than 2.06, the oldest supported", name,
@@ -61,7 +63,7 @@ BootInfo load_bzimage(const GuestMemory& memory, const BootRequest& request,
         fail(
             "kernel {}: 32-bit-only bzImage (XLF_KERNEL_64 not set in xloadflags {:#x}); a "
             "64-bit kernel is required",
-            name, header.xloadflags);
+            name, uint16_t{header.xloadflags});
     }
     if ((header.loadflags & kLoadedHigh) == 0) {
         fail("kernel {}: not loaded high (LOADED_HIGH clear: a zImage), not supported", name);

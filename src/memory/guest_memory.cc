@@ -3,6 +3,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include <fstream>
+#include <iterator>
 #include <utility>
 
 #include "base/error.h"
@@ -13,6 +15,24 @@ namespace {
 
 constexpr uint64_t kPageSize = 4096;
 constexpr uint64_t kHugePageSize = 2 * 1024 * 1024;
+constexpr const char* kShmemHugePages = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+
+// Empty if shmem (and so a memfd) may get transparent huge pages on madvise;
+// otherwise the reason. The setting reads like "always within_size [advise] never".
+std::string huge_page_support() {
+    std::ifstream file(kShmemHugePages);
+    std::string settings((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    auto open = settings.find('[');
+    auto close = settings.find(']', open);
+    if (open == std::string::npos || close == std::string::npos) {
+        return fmt::format("{} is not readable: no transparent huge pages for shmem", kShmemHugePages);
+    }
+    std::string mode = settings.substr(open + 1, close - open - 1);
+    if (mode == "never" || mode == "deny") {
+        return fmt::format("{} is '{}' (set it to 'advise' for huge pages)", kShmemHugePages, mode);
+    }
+    return "";
+}
 
 }  // namespace
 
@@ -58,7 +78,10 @@ GuestMemory GuestMemory::create(std::vector<Range> ranges) {
         fail_errno("guest memory: cannot map {} bytes", total);
     }
     memory.mapping_size_ = total;
-    memory.huge_pages_advised_ = ::madvise(mapped, total, MADV_HUGEPAGE) == 0;
+    memory.huge_pages_why_not_ = huge_page_support();
+    if (memory.huge_pages_why_not_.empty() && ::madvise(mapped, total, MADV_HUGEPAGE) != 0) {
+        memory.huge_pages_why_not_ = "madvise(MADV_HUGEPAGE) was refused";
+    }
     // Guest RAM is not the VMM's business in a core dump, and can be gigabytes.
     ::madvise(mapped, total, MADV_DONTDUMP);
 
@@ -82,7 +105,7 @@ GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
         reservation_ = std::exchange(other.reservation_, nullptr);
         reservation_size_ = std::exchange(other.reservation_size_, 0);
         mapping_size_ = std::exchange(other.mapping_size_, 0);
-        huge_pages_advised_ = other.huge_pages_advised_;
+        huge_pages_why_not_ = std::move(other.huge_pages_why_not_);
         regions_ = std::move(other.regions_);
     }
     return *this;
@@ -122,7 +145,9 @@ bool GuestMemory::read(uint64_t address, void* out, uint64_t length) const {
     if (!bytes) {
         return false;
     }
-    std::memcpy(out, bytes->data(), length);
+    if (length > 0) {  // memcpy with a null pointer is undefined even for 0 bytes
+        std::memcpy(out, bytes->data(), length);
+    }
     return true;
 }
 
@@ -131,7 +156,9 @@ bool GuestMemory::write(uint64_t address, const void* in, uint64_t length) const
     if (!bytes) {
         return false;
     }
-    std::memcpy(bytes->data(), in, length);
+    if (length > 0) {
+        std::memcpy(bytes->data(), in, length);
+    }
     return true;
 }
 

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <string>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -44,8 +45,10 @@ public:
     std::span<const Region> regions() const { return regions_; }
     uint64_t total_size() const { return mapping_size_; }
     int fd() const { return memfd_.get(); }
-    // True when the host agreed to back the mapping with transparent huge pages.
-    bool huge_pages_advised() const { return huge_pages_advised_; }
+    // Whether the host backs guest RAM with transparent huge pages, and if not,
+    // why (memfd RAM is shmem: it needs shmem_enabled to allow huge pages).
+    bool huge_pages() const { return huge_pages_why_not_.empty(); }
+    const std::string& huge_pages_why_not() const { return huge_pages_why_not_; }
 
     // [address, address + length) wholly inside one region.
     bool contains(uint64_t address, uint64_t length) const;
@@ -80,7 +83,7 @@ private:
     uint8_t* reservation_ = nullptr;  // the aligned reservation, unmapped as a whole
     uint64_t reservation_size_ = 0;
     uint64_t mapping_size_ = 0;
-    bool huge_pages_advised_ = false;
+    std::string huge_pages_why_not_;
     std::vector<Region> regions_;
 };
 

@@ -184,7 +184,8 @@ nlohmann::json Machine::info() const {
         {"vcpus", config_.vcpus},
         {"memory_mib", config_.memory_mib},
         {"memory_resident_bytes", memory_.resident_bytes()},
-        {"huge_pages", memory_.huge_pages_advised()},
+        {"huge_pages", memory_.huge_pages()},
+        {"huge_pages_note", memory_.huge_pages_why_not()},
         {"boot", boot_summary_},
         {"pid", ::getpid()},
     };

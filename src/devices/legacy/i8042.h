@@ -7,7 +7,7 @@
 #include <span>
 
 #include "devices/bus_device.h"
-#include "devices/legacy/rate_limited_log.h"
+#include "base/rate_limited_log.h"
 
 namespace vireo {
 

@@ -11,7 +11,7 @@
 
 #include "devices/bus_device.h"
 #include "devices/interrupts.h"
-#include "devices/legacy/rate_limited_log.h"
+#include "base/rate_limited_log.h"
 
 namespace vireo {
 

@@ -10,7 +10,7 @@
 
 #include "devices/bus.h"
 #include "devices/bus_device.h"
-#include "devices/legacy/rate_limited_log.h"
+#include "base/rate_limited_log.h"
 #include "devices/pci/pci_device.h"
 
 namespace vireo {

@@ -10,7 +10,7 @@
 
 #include "base/event_fd.h"
 #include "devices/interrupts.h"
-#include "devices/legacy/rate_limited_log.h"
+#include "base/rate_limited_log.h"
 #include "devices/pci/config_space.h"
 #include "devices/pci/msix.h"
 #include "devices/pci/pci_device.h"

@@ -38,6 +38,12 @@ TEST(GuestMemory, RefusesRangesOutsideRam) {
     EXPECT_TRUE(memory.contains(4 * kMiB - 8, 8));
 }
 
+TEST(GuestMemory, ZeroLengthAccessesInsideRamSucceed) {
+    GuestMemory memory = two_regions();
+    EXPECT_TRUE(memory.write(0x1000, nullptr, 0));
+    EXPECT_TRUE(memory.read(0x1000, nullptr, 0));
+}
+
 TEST(GuestMemory, IsSharedThroughTheMemfd) {
     GuestMemory memory = two_regions();
     ASSERT_TRUE(memory.write_object<uint32_t>(16 * kMiB, 0xcafef00d));

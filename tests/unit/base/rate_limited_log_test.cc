@@ -1,4 +1,4 @@
-#include "devices/legacy/rate_limited_log.h"
+#include "base/rate_limited_log.h"
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>

@@ -10,12 +10,12 @@ import unittest
 import vmtest
 
 
-class BadInput(unittest.TestCase):
+class Refusals(unittest.TestCase):
+    """A temp folder for bad files, and `refuse`: vireo run must exit 2 and say why."""
+
     def setUp(self):
         self.folder = tempfile.TemporaryDirectory(prefix="vireo-errors-")
-
-    def tearDown(self):
-        self.folder.cleanup()
+        self.addCleanup(self.folder.cleanup)
 
     def file(self, name, data):
         path = os.path.join(self.folder.name, name)
@@ -29,7 +29,9 @@ class BadInput(unittest.TestCase):
         self.assertEqual(result.returncode, 2, result)
         for text in expected:
             self.assertIn(text, result.stderr)
-        return result.stderr
+
+
+class BadInput(Refusals):
 
     def test_missing_kernel_file(self):
         self.refuse(["--kernel", "/nonexistent/vmlinuz"], "--kernel /nonexistent/vmlinuz", "no such file")
@@ -45,7 +47,7 @@ class BadInput(unittest.TestCase):
         self.refuse(["--kernel", kernel, "--cpus", "65"], "--cpus")
 
 
-class BadKernels(unittest.TestCase):
+class BadKernels(Refusals):
     """These need /dev/kvm: the VMM opens KVM before it reads the kernel."""
 
     @classmethod
@@ -53,25 +55,6 @@ class BadKernels(unittest.TestCase):
         usable, why = vmtest.kvm_usable()
         if not usable:
             raise unittest.SkipTest(f"KVM is not usable here: {why}")
-
-    def setUp(self):
-        self.folder = tempfile.TemporaryDirectory(prefix="vireo-errors-")
-
-    def tearDown(self):
-        self.folder.cleanup()
-
-    def file(self, name, data):
-        path = os.path.join(self.folder.name, name)
-        with open(path, "wb") as file:
-            file.write(data)
-        return path
-
-    def refuse(self, arguments, *expected):
-        result = subprocess.run([vmtest.VIREO, "run", *arguments], capture_output=True, text=True,
-                                timeout=60, stdin=subprocess.DEVNULL)
-        self.assertEqual(result.returncode, 2, result)
-        for text in expected:
-            self.assertIn(text, result.stderr)
 
     def test_neither_bzimage_nor_elf(self):
         kernel = self.file("notakernel", b"hello world\n" * 100)

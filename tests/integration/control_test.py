@@ -11,11 +11,11 @@ import vmtest
 STOPPED = 6
 
 
-def definition(kernel, vcpus=1):
+def definition(kernel, vcpus=1, memory_mib=128):
     return json.dumps({
         "name": "control-test",
         "vcpus": vcpus,
-        "memory_mib": 128,
+        "memory_mib": memory_mib,
         "boot": {"kernel": kernel},
         "console": {"output": "file", "path": "@CONSOLE@"},
         "control_socket": "@SOCKET@",
@@ -23,8 +23,8 @@ def definition(kernel, vcpus=1):
 
 
 class ControlSocket(unittest.TestCase):
-    def start(self, kernel, vcpus=1):
-        vmm = vmtest.VmmProcess(definition(kernel, vcpus))
+    def start(self, kernel, vcpus=1, memory_mib=128):
+        vmm = vmtest.VmmProcess(definition(kernel, vcpus, memory_mib))
         self.addCleanup(vmm.close)
         vmm.wait_for(lambda: "READY" in vmm.console_text(), what="the guest's READY line")
         return vmm
@@ -51,6 +51,13 @@ class ControlSocket(unittest.TestCase):
         self.assertTrue(vmm.request("stop")["ok"])
         self.assertEqual(vmm.wait(), STOPPED)
         self.assertFalse(os.path.exists(vmm.socket), "the socket file was left behind")
+
+    def test_an_idle_large_guest_costs_the_host_almost_nothing(self):
+        vmm = self.start(vmtest.guest("uart_echo.elf"), memory_mib=4096)
+        info = vmm.request("info")["result"]
+        self.assertEqual(info["memory_mib"], 4096)
+        # Guest RAM is allocated on first touch: the guest kit touches a few MiB.
+        self.assertLess(info["memory_resident_bytes"], 16 * 1024 * 1024, info)
 
     def test_bad_requests_get_an_error_not_a_crash(self):
         vmm = self.start(vmtest.guest("uart_echo.elf"))

@@ -59,6 +59,11 @@ class Guests(unittest.TestCase):
         run = vmtest.run_vm(vmtest.guest("smp.elf"), cpus=8)
         self.assertPassed(run)
 
+    def test_smp_with_the_most_vcpus(self):
+        run = vmtest.run_vm(vmtest.guest("smp.elf"), cpus=64, memory="512M")
+        self.assertPassed(run)
+        self.assertIn("63 APs reported in", run.output)
+
     def test_uart_echo(self):
         run = vmtest.run_vm(vmtest.guest("uart_echo.elf"),
                             stdin_text="hello vireo\nsecond line\nquit\n")

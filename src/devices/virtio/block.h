@@ -1,0 +1,202 @@
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "base/rate_limited_log.h"
+#include "block/disk_image.h"
+#include "devices/virtio/virtio_device.h"
+
+// The block device's part of the virtio 1.x specification (5.2), little endian
+// like the rest of virtio_spec.h.
+namespace vireo::virtio {
+
+// Feature bits (5.2.3). MQ is not offered: one request queue per disk.
+inline constexpr int kBlkFeatureSizeMax = 1;
+inline constexpr int kBlkFeatureSegMax = 2;
+inline constexpr int kBlkFeatureRo = 5;
+inline constexpr int kBlkFeatureBlkSize = 6;
+inline constexpr int kBlkFeatureFlush = 9;
+inline constexpr int kBlkFeatureMq = 12;
+inline constexpr int kBlkFeatureDiscard = 13;
+inline constexpr int kBlkFeatureWriteZeroes = 14;
+
+// Request types (5.2.6).
+inline constexpr uint32_t kBlkTypeIn = 0;
+inline constexpr uint32_t kBlkTypeOut = 1;
+inline constexpr uint32_t kBlkTypeFlush = 4;
+inline constexpr uint32_t kBlkTypeGetId = 8;
+inline constexpr uint32_t kBlkTypeDiscard = 11;
+inline constexpr uint32_t kBlkTypeWriteZeroes = 13;
+
+// The status byte, the last device-writable byte of every request.
+inline constexpr uint8_t kBlkStatusOk = 0;
+inline constexpr uint8_t kBlkStatusIoErr = 1;
+inline constexpr uint8_t kBlkStatusUnsupp = 2;
+
+inline constexpr uint64_t kBlkSectorSize = 512;  // the protocol's unit, whatever blk_size says
+inline constexpr size_t kBlkIdBytes = 20;        // GET_ID: NUL-padded, no NUL when 20 long
+inline constexpr uint32_t kBlkFlagUnmap = 1;     // virtio_blk_discard_write_zeroes.flags
+
+// struct virtio_blk_req up to data[]: the device-readable header.
+struct BlkRequestHeader {
+    uint32_t type;
+    uint32_t reserved;  // ioprio in legacy drivers; ignored
+    uint64_t sector;
+};
+static_assert(sizeof(BlkRequestHeader) == 16);
+static_assert(offsetof(BlkRequestHeader, type) == 0 && offsetof(BlkRequestHeader, reserved) == 4 &&
+              offsetof(BlkRequestHeader, sector) == 8);
+
+// One segment of a DISCARD or WRITE_ZEROES request's data.
+struct BlkDiscardWriteZeroes {
+    uint64_t sector;
+    uint32_t num_sectors;
+    uint32_t flags;  // bit 0 unmap, the rest reserved
+};
+static_assert(sizeof(BlkDiscardWriteZeroes) == 16);
+static_assert(offsetof(BlkDiscardWriteZeroes, sector) == 0 &&
+              offsetof(BlkDiscardWriteZeroes, num_sectors) == 8 &&
+              offsetof(BlkDiscardWriteZeroes, flags) == 12);
+
+// struct virtio_blk_config (virtio 1.2, 5.2.4). Fields of features not offered read 0.
+struct BlkConfig {
+    uint64_t capacity;  // in 512-byte sectors
+    uint32_t size_max;
+    uint32_t seg_max;
+    uint16_t cylinders;  // geometry
+    uint8_t heads;
+    uint8_t sectors;
+    uint32_t blk_size;
+    uint8_t physical_block_exp;  // topology
+    uint8_t alignment_offset;
+    uint16_t min_io_size;
+    uint32_t opt_io_size;
+    uint8_t writeback;
+    uint8_t unused0;
+    uint16_t num_queues;
+    uint32_t max_discard_sectors;
+    uint32_t max_discard_seg;
+    uint32_t discard_sector_alignment;
+    uint32_t max_write_zeroes_sectors;
+    uint32_t max_write_zeroes_seg;
+    uint8_t write_zeroes_may_unmap;
+    uint8_t unused1[3];
+    uint32_t max_secure_erase_sectors;
+    uint32_t max_secure_erase_seg;
+    uint32_t secure_erase_sector_alignment;
+    uint32_t zone_sectors;  // zoned characteristics
+    uint32_t max_open_zones;
+    uint32_t max_active_zones;
+    uint32_t max_append_sectors;
+    uint32_t write_granularity;
+    uint8_t model;
+    uint8_t unused2[3];
+};
+static_assert(sizeof(BlkConfig) == 96);
+static_assert(offsetof(BlkConfig, size_max) == 8 && offsetof(BlkConfig, seg_max) == 12 &&
+              offsetof(BlkConfig, cylinders) == 16 && offsetof(BlkConfig, heads) == 18 &&
+              offsetof(BlkConfig, sectors) == 19 && offsetof(BlkConfig, blk_size) == 20 &&
+              offsetof(BlkConfig, physical_block_exp) == 24 &&
+              offsetof(BlkConfig, alignment_offset) == 25 &&
+              offsetof(BlkConfig, min_io_size) == 26 && offsetof(BlkConfig, opt_io_size) == 28 &&
+              offsetof(BlkConfig, writeback) == 32 && offsetof(BlkConfig, num_queues) == 34 &&
+              offsetof(BlkConfig, max_discard_sectors) == 36 &&
+              offsetof(BlkConfig, max_discard_seg) == 40 &&
+              offsetof(BlkConfig, discard_sector_alignment) == 44 &&
+              offsetof(BlkConfig, max_write_zeroes_sectors) == 48 &&
+              offsetof(BlkConfig, max_write_zeroes_seg) == 52 &&
+              offsetof(BlkConfig, write_zeroes_may_unmap) == 56 &&
+              offsetof(BlkConfig, max_secure_erase_sectors) == 60 &&
+              offsetof(BlkConfig, zone_sectors) == 72 && offsetof(BlkConfig, model) == 92);
+
+}  // namespace vireo::virtio
+
+namespace vireo {
+
+// virtio-blk (virtio 1.x 5.2): one disk image behind one request queue. The
+// transport runs process_queue() on the device's worker thread, which is this
+// disk's I/O thread: requests are served there one after the other, straight
+// between the image and guest RAM, and the used-buffer interrupt goes out
+// through the transport's irqfd.
+//
+// Offered: SEG_MAX, BLK_SIZE (512), FLUSH, and RO for a read-only image,
+// DISCARD and WRITE_ZEROES for a writable one. A driver that does not take
+// FLUSH gets write-through: every write is flushed before it completes. Every request is checked: a
+// header of 16 readable bytes, a writable status byte at the very end, data a
+// multiple of 512 bytes inside the capacity (overflow-safe), segments within
+// the advertised limits. What the guest got wrong ends the request with
+// VIRTIO_BLK_S_IOERR (bad range, write to a read-only disk) or
+// VIRTIO_BLK_S_UNSUPP (unknown type, feature not negotiated, reserved flag);
+// a failing host (IoError) with VIRTIO_BLK_S_IOERR. Neither throws. A chain
+// without a writable byte cannot carry a status: it is returned unused, with
+// a log line.
+class VirtioBlock final : public VirtioDevice {
+public:
+    static constexpr uint16_t kQueueSize = 256;
+    // Data descriptors per request, leaving room for the header and the status.
+    static constexpr uint32_t kSegMax = kQueueSize - 2;
+    static constexpr uint32_t kMaxDiscardSectors = 1u << 22;  // 2 GiB per segment
+    static constexpr uint32_t kMaxDiscardSegments = 32;
+    static constexpr uint32_t kMaxWriteZeroesSectors = 1u << 22;
+    static constexpr uint32_t kMaxWriteZeroesSegments = 32;
+    // A hint for the guest's discard granularity: 4 KiB, the usual host block.
+    static constexpr uint32_t kDiscardAlignmentSectors = 8;
+
+    // `serial` is what GET_ID returns: at most 20 printable ASCII characters.
+    // `label` names the disk in log lines. Throws vireo::Error for a bad serial.
+    VirtioBlock(std::shared_ptr<DiskImage> image, std::string serial,
+                std::string label = "virtio-blk");
+
+    uint32_t device_type() const override;
+    std::string_view name() const override { return "virtio-blk"; }
+    uint64_t device_features() const override { return features_; }
+    uint16_t queue_count() const override { return 1; }
+    uint16_t queue_max_size() const override { return kQueueSize; }
+    uint32_t config_size() const override { return sizeof(config_); }
+    void config_read(uint32_t offset, std::span<uint8_t> data) override;
+
+    void activate(const VirtioActivation& activation) override;
+    void process_queue(uint16_t queue) override;
+    void reset() override;
+
+    // Checks `serial` as GET_ID can carry it; returns why not, or nullopt.
+    static std::optional<std::string> serial_problem(std::string_view serial);
+
+private:
+    struct Result {
+        uint8_t status;
+        uint32_t written;  // data bytes written into the writable buffers, before the status
+    };
+
+    // Serves one chain; returns the used length (data written + the status byte).
+    uint32_t serve(const DescriptorChain& chain);
+    Result execute(const virtio::BlkRequestHeader& header, std::span<const GuestBuffer> in,
+                   std::span<const GuestBuffer> out);
+    Result read(uint64_t sector, std::span<const GuestBuffer> out);
+    Result write(uint64_t sector, std::span<const GuestBuffer> in);
+    Result flush();
+    // After a write, discard or write-zeroes has been carried out.
+    void complete_write();
+    Result get_id(std::span<const GuestBuffer> out);
+    Result discard_or_zero(uint32_t type, std::span<const GuestBuffer> in);
+    // [sector, sector + bytes) lies inside the disk, overflow-safe.
+    bool in_capacity(uint64_t sector, uint64_t bytes) const;
+    bool negotiated(int feature) const;
+
+    std::shared_ptr<DiskImage> image_;
+    std::array<char, virtio::kBlkIdBytes> id_{};
+    std::string label_;
+    uint64_t capacity_;  // in sectors
+    uint64_t features_;
+    virtio::BlkConfig config_{};
+    RateLimitedLog log_;
+    std::optional<VirtioActivation> active_;
+};
+
+}  // namespace vireo

@@ -1,0 +1,594 @@
+#include "devices/virtio/block.h"
+
+#include <gtest/gtest.h>
+#include <pthread.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/byte_size.h"
+#include "base/error.h"
+#include "devices/pci/msix.h"
+#include "devices/virtio/pci_transport.h"
+#include "devices/virtio/virtio_spec.h"
+#include "driver_queue.h"
+#include "pci/fake_interrupts.h"
+
+namespace vireo {
+namespace {
+
+using testing::Buf;
+using testing::DriverQueue;
+
+// A disk in host memory that records what the device asked of it.
+class MemoryDisk : public DiskImage {
+public:
+    struct Call {
+        std::string what;  // "discard", "zeroes", "zeroes+unmap"
+        uint64_t offset;
+        uint64_t length;
+        bool operator==(const Call&) const = default;
+    };
+
+    MemoryDisk(uint64_t size, bool read_only) : bytes(size), read_only_(read_only) {
+        for (size_t i = 0; i < bytes.size(); ++i) {
+            bytes[i] = static_cast<uint8_t>(i * 7 + 3);
+        }
+    }
+
+    uint64_t size() const override { return bytes.size(); }
+    bool read_only() const override { return read_only_; }
+    void read(uint64_t offset, std::span<uint8_t> data) override {
+        note_thread();
+        check(offset, data.size());
+        std::memcpy(data.data(), bytes.data() + offset, data.size());
+    }
+    void write(uint64_t offset, std::span<const uint8_t> data) override {
+        note_thread();
+        check(offset, data.size());
+        std::memcpy(bytes.data() + offset, data.data(), data.size());
+    }
+    void write_zeroes(uint64_t offset, uint64_t length, bool may_unmap) override {
+        check(offset, length);
+        std::fill_n(bytes.begin() + static_cast<ptrdiff_t>(offset), length, 0);
+        calls.push_back({may_unmap ? "zeroes+unmap" : "zeroes", offset, length});
+    }
+    void discard(uint64_t offset, uint64_t length) override {
+        check(offset, length);
+        calls.push_back({"discard", offset, length});
+    }
+    void flush() override {
+        check(0, 0);
+        ++flushes;
+    }
+
+    // The thread that last read or wrote, and its name.
+    std::thread::id io_thread() {
+        std::lock_guard lock(mutex_);
+        return io_thread_;
+    }
+    std::string io_thread_name() {
+        std::lock_guard lock(mutex_);
+        return io_thread_name_;
+    }
+
+    std::vector<uint8_t> bytes;
+    std::vector<Call> calls;
+    int flushes = 0;
+    bool failing = false;  // every operation throws IoError, as a dying host disk would
+
+private:
+    void check(uint64_t offset, uint64_t length) const {
+        if (failing) {
+            throw IoError("EIO");
+        }
+        // The device must have checked the range before calling.
+        if (offset > bytes.size() || length > bytes.size() - offset) {
+            ADD_FAILURE() << "access beyond the disk: " << offset << "+" << length;
+            throw IoError("beyond the disk");
+        }
+    }
+    void note_thread() {
+        std::lock_guard lock(mutex_);
+        io_thread_ = std::this_thread::get_id();
+        char name[16] = {};
+        pthread_getname_np(pthread_self(), name, sizeof(name));
+        io_thread_name_ = name;
+    }
+
+    bool read_only_;
+    std::mutex mutex_;
+    std::thread::id io_thread_;
+    std::string io_thread_name_;
+};
+
+class CountingInterrupt : public VirtioInterrupt {
+public:
+    void signal_used(uint16_t queue) override { used.push_back(queue); }
+    void signal_config_change() override { ++config_changes; }
+    std::vector<uint16_t> used;
+    int config_changes = 0;
+};
+
+constexpr uint64_t kRings = 0x10000;
+constexpr uint64_t kHeaders = 0x80000;   // request headers and segments
+constexpr uint64_t kStatuses = 0x90000;  // one status byte per request
+constexpr uint64_t kData = 0x100000;
+constexpr uint64_t kDiskSize = 1 * MiB;
+constexpr uint64_t kSectors = kDiskSize / 512;
+constexpr uint64_t kAllFeatures =
+    uint64_t{1} << virtio::kBlkFeatureFlush | uint64_t{1} << virtio::kBlkFeatureDiscard |
+    uint64_t{1} << virtio::kBlkFeatureWriteZeroes | uint64_t{1} << virtio::kBlkFeatureRo |
+    uint64_t{1} << virtio::kBlkFeatureSegMax | uint64_t{1} << virtio::kBlkFeatureBlkSize;
+
+bool has(uint64_t features, int bit) {
+    return (features >> bit) & 1;
+}
+
+// A driver with one request queue over a VirtioBlock, driven on the test thread.
+class VirtioBlockTest : public ::testing::Test {
+protected:
+    void start(bool read_only = false, std::string serial = "vireo-disk-0",
+               uint64_t features = kAllFeatures) {
+        disk = std::make_shared<MemoryDisk>(kDiskSize, read_only);
+        block = std::make_unique<VirtioBlock>(disk, std::move(serial));
+        queues.emplace_back(memory, driver.config(), features & block->device_features());
+        block->activate(
+            VirtioActivation{memory, features & block->device_features(), queues, interrupt});
+    }
+
+    // Writes a header for request `index` and returns its buffer.
+    Buf header(unsigned index, uint32_t type, uint64_t sector) {
+        virtio::BlkRequestHeader h{type, 0, sector};
+        uint64_t address = kHeaders + 0x100 * uint64_t{index};
+        EXPECT_TRUE(memory.write_object(address, h));
+        return {address, sizeof(h)};
+    }
+    Buf status_buf(unsigned index) {
+        uint64_t address = kStatuses + index;
+        EXPECT_TRUE(memory.write_object(address, uint8_t{0xee}));
+        return {address, 1, true};
+    }
+    uint8_t status(unsigned index) {
+        return memory.read_object<uint8_t>(kStatuses + index).value();
+    }
+
+    // Submits one chain, runs the device, returns the used length.
+    uint32_t submit(const std::vector<Buf>& bufs) {
+        uint16_t before = driver.used_idx();
+        driver.make_available(driver.add_chain(bufs));
+        block->process_queue(0);
+        EXPECT_EQ(driver.used_idx(), static_cast<uint16_t>(before + 1));
+        return driver.used(before).len;
+    }
+    // A request with a data part of `data` buffers; returns the status byte.
+    uint8_t request(uint32_t type, uint64_t sector, std::vector<Buf> data = {}) {
+        unsigned index = next_++;
+        std::vector<Buf> bufs{header(index, type, sector)};
+        bufs.insert(bufs.end(), data.begin(), data.end());
+        bufs.push_back(status_buf(index));
+        last_len = submit(bufs);
+        return status(index);
+    }
+    uint8_t segments(uint32_t type, const std::vector<virtio::BlkDiscardWriteZeroes>& list) {
+        uint64_t address = kHeaders + 0x8000;
+        EXPECT_TRUE(memory.write(address, list.data(), list.size() * sizeof(list[0])));
+        return request(type, 0,
+                       {{address, static_cast<uint32_t>(list.size() * sizeof(list[0])), false}});
+    }
+
+    std::vector<uint8_t> guest_bytes(uint64_t address, uint64_t length) {
+        std::vector<uint8_t> bytes(length);
+        EXPECT_TRUE(memory.read(address, bytes.data(), length));
+        return bytes;
+    }
+    std::vector<uint8_t> disk_bytes(uint64_t offset, uint64_t length) {
+        return {disk->bytes.begin() + static_cast<ptrdiff_t>(offset),
+                disk->bytes.begin() + static_cast<ptrdiff_t>(offset + length)};
+    }
+    void fill_guest(uint64_t address, uint64_t length, uint8_t value) {
+        std::vector<uint8_t> bytes(length, value);
+        EXPECT_TRUE(memory.write(address, bytes.data(), length));
+    }
+
+    GuestMemory memory = GuestMemory::create({{0, 16 * MiB}});
+    DriverQueue driver{memory, 64, kRings};
+    std::vector<Virtqueue> queues;
+    CountingInterrupt interrupt;
+    std::shared_ptr<MemoryDisk> disk;
+    std::unique_ptr<VirtioBlock> block;
+    uint32_t last_len = 0;
+    unsigned next_ = 0;
+};
+
+virtio::BlkConfig read_config(VirtioBlock& block) {
+    virtio::BlkConfig config{};
+    EXPECT_EQ(block.config_size(), sizeof(config));
+    block.config_read(0, {reinterpret_cast<uint8_t*>(&config), sizeof(config)});
+    return config;
+}
+
+TEST(VirtioBlock, OffersWhatAWritableDiskCanDo) {
+    VirtioBlock block(std::make_shared<MemoryDisk>(kDiskSize + 100, false), "serial");
+    EXPECT_EQ(block.device_type(), virtio::kDeviceBlock);
+    EXPECT_EQ(block.queue_count(), 1);
+    uint64_t features = block.device_features();
+    for (int bit : {virtio::kBlkFeatureSegMax, virtio::kBlkFeatureBlkSize, virtio::kBlkFeatureFlush,
+                    virtio::kBlkFeatureDiscard, virtio::kBlkFeatureWriteZeroes}) {
+        EXPECT_TRUE(has(features, bit)) << bit;
+    }
+    for (int bit : {virtio::kBlkFeatureRo, virtio::kBlkFeatureMq, virtio::kBlkFeatureSizeMax}) {
+        EXPECT_FALSE(has(features, bit)) << bit;
+    }
+    virtio::BlkConfig config = read_config(block);
+    EXPECT_EQ(config.capacity, kSectors);  // the 100-byte tail is no whole sector
+    EXPECT_EQ(config.seg_max, VirtioBlock::kSegMax);
+    EXPECT_EQ(config.blk_size, 512u);
+    EXPECT_EQ(config.max_discard_sectors, VirtioBlock::kMaxDiscardSectors);
+    EXPECT_EQ(config.max_discard_seg, VirtioBlock::kMaxDiscardSegments);
+    EXPECT_EQ(config.discard_sector_alignment, VirtioBlock::kDiscardAlignmentSectors);
+    EXPECT_EQ(config.max_write_zeroes_sectors, VirtioBlock::kMaxWriteZeroesSectors);
+    EXPECT_EQ(config.max_write_zeroes_seg, VirtioBlock::kMaxWriteZeroesSegments);
+    EXPECT_EQ(config.write_zeroes_may_unmap, 1);
+    EXPECT_EQ(config.num_queues, 0);  // no MQ
+
+    // Partial reads at any offset, as a driver's 4-byte accesses do.
+    uint32_t seg_max = 0;
+    block.config_read(offsetof(virtio::BlkConfig, seg_max),
+                      {reinterpret_cast<uint8_t*>(&seg_max), 4});
+    EXPECT_EQ(seg_max, VirtioBlock::kSegMax);
+}
+
+TEST(VirtioBlock, OffersReadOnlyWithoutDiscardOrWriteZeroes) {
+    VirtioBlock block(std::make_shared<MemoryDisk>(kDiskSize, true), "");
+    uint64_t features = block.device_features();
+    EXPECT_TRUE(has(features, virtio::kBlkFeatureRo));
+    EXPECT_TRUE(has(features, virtio::kBlkFeatureFlush));
+    EXPECT_FALSE(has(features, virtio::kBlkFeatureDiscard));
+    EXPECT_FALSE(has(features, virtio::kBlkFeatureWriteZeroes));
+    virtio::BlkConfig config = read_config(block);
+    EXPECT_EQ(config.capacity, kSectors);
+    EXPECT_EQ(config.max_discard_sectors, 0u);
+    EXPECT_EQ(config.write_zeroes_may_unmap, 0);
+}
+
+TEST(VirtioBlock, RefusesASerialGetIdCannotCarry) {
+    auto disk = std::make_shared<MemoryDisk>(kDiskSize, false);
+    EXPECT_NO_THROW(VirtioBlock(disk, std::string(20, 'x')));
+    EXPECT_THROW(VirtioBlock(disk, std::string(21, 'x')), Error);
+    EXPECT_THROW(VirtioBlock(disk, "tab\there"), Error);
+    EXPECT_THROW(VirtioBlock(disk, "caf\xc3\xa9"), Error);
+    EXPECT_EQ(VirtioBlock::serial_problem("ok-serial_1"), std::nullopt);
+    EXPECT_NE(VirtioBlock::serial_problem(std::string(21, 'a')), std::nullopt);
+}
+
+TEST_F(VirtioBlockTest, WritesAndReadsBackAcrossSeveralBuffers) {
+    start();
+    // 3 sectors from three buffers of different sizes, at sector 10.
+    fill_guest(kData, 512, 0xa1);
+    fill_guest(kData + 0x1000, 1024, 0xb2);
+    ASSERT_EQ(request(virtio::kBlkTypeOut, 10,
+                      {{kData, 512, false}, {kData + 0x1000, 512, false}, {kData + 0x1200, 512}}),
+              virtio::kBlkStatusOk);
+    EXPECT_EQ(last_len, 1u);  // only the status was written
+    EXPECT_EQ(disk_bytes(10 * 512, 512), std::vector<uint8_t>(512, 0xa1));
+    EXPECT_EQ(disk_bytes(11 * 512, 1024), std::vector<uint8_t>(1024, 0xb2));
+    std::vector<uint8_t> untouched = MemoryDisk(kDiskSize, false).bytes;
+    EXPECT_EQ(disk_bytes(9 * 512, 512),
+              std::vector<uint8_t>(untouched.begin() + 9 * 512, untouched.begin() + 10 * 512));
+    EXPECT_EQ(disk_bytes(13 * 512, 512),
+              std::vector<uint8_t>(untouched.begin() + 13 * 512, untouched.begin() + 14 * 512));
+
+    // Read sectors 9..13 back into two buffers: 1024 + 1536 bytes.
+    ASSERT_EQ(request(virtio::kBlkTypeIn, 9,
+                      {{kData + 0x4000, 1024, true}, {kData + 0x8000, 1536, true}}),
+              virtio::kBlkStatusOk);
+    EXPECT_EQ(last_len, 2560u + 1);
+    EXPECT_EQ(guest_bytes(kData + 0x4000 + 512, 512), std::vector<uint8_t>(512, 0xa1));
+    EXPECT_EQ(guest_bytes(kData + 0x8000, 1024), std::vector<uint8_t>(1024, 0xb2));
+    EXPECT_EQ(guest_bytes(kData + 0x4000, 512), disk_bytes(9 * 512, 512));
+    EXPECT_EQ(interrupt.used.size(), 2u);
+}
+
+TEST_F(VirtioBlockTest, TakesAnyFramingOfHeaderDataAndStatus) {
+    start();
+    // The header split 5 + 11 bytes, the status in the same buffer as the
+    // end of the data (the last byte of the last writable buffer).
+    virtio::BlkRequestHeader h{virtio::kBlkTypeIn, 0, 3};
+    ASSERT_TRUE(memory.write_object(kHeaders, h));
+    ASSERT_TRUE(memory.write_object(kData + 0x3000 + 512, uint8_t{0xee}));
+    uint32_t len = submit(
+        {{kHeaders, 5}, {kHeaders + 5, 11}, {kData, 256, true}, {kData + 0x3000 + 256, 257, true}});
+    EXPECT_EQ(len, 513u);
+    EXPECT_EQ(memory.read_object<uint8_t>(kData + 0x3000 + 512), virtio::kBlkStatusOk);
+    EXPECT_EQ(guest_bytes(kData, 256), disk_bytes(3 * 512, 256));
+    EXPECT_EQ(guest_bytes(kData + 0x3000 + 256, 256), disk_bytes(3 * 512 + 256, 256));
+
+    // A write whose data shares the header's buffer.
+    std::vector<uint8_t> bytes(16 + 512, 0x5c);
+    virtio::BlkRequestHeader w{virtio::kBlkTypeOut, 0, 7};
+    std::memcpy(bytes.data(), &w, sizeof(w));
+    ASSERT_TRUE(memory.write(kData + 0x6000, bytes.data(), bytes.size()));
+    EXPECT_EQ(submit({{kData + 0x6000, 16 + 512}, status_buf(50)}), 1u);
+    EXPECT_EQ(status(50), virtio::kBlkStatusOk);
+    EXPECT_EQ(disk_bytes(7 * 512, 512), std::vector<uint8_t>(512, 0x5c));
+}
+
+TEST_F(VirtioBlockTest, RefusesRangesBeyondTheCapacity) {
+    start();
+    std::vector<uint8_t> before = disk->bytes;
+    fill_guest(kData, 1024, 0x77);
+    // The last sector is fine; one past it, or straddling the end, is not.
+    EXPECT_EQ(request(virtio::kBlkTypeIn, kSectors - 1, {{kData + 0x2000, 512, true}}),
+              virtio::kBlkStatusOk);
+    EXPECT_EQ(request(virtio::kBlkTypeIn, kSectors, {{kData + 0x2000, 512, true}}),
+              virtio::kBlkStatusIoErr);
+    EXPECT_EQ(request(virtio::kBlkTypeOut, kSectors - 1, {{kData, 1024}}), virtio::kBlkStatusIoErr);
+    EXPECT_EQ(request(virtio::kBlkTypeOut, kSectors, {{kData, 512}}), virtio::kBlkStatusIoErr);
+    // sector * 512 overflows 64 bits: still refused, nothing touched.
+    EXPECT_EQ(request(virtio::kBlkTypeOut, uint64_t{1} << 55, {{kData, 512}}),
+              virtio::kBlkStatusIoErr);
+    EXPECT_EQ(request(virtio::kBlkTypeOut, ~uint64_t{0}, {{kData, 512}}), virtio::kBlkStatusIoErr);
+    EXPECT_EQ(request(virtio::kBlkTypeIn, ~uint64_t{0} / 512 + 1, {{kData, 512, true}}),
+              virtio::kBlkStatusIoErr);
+    // Data that is not whole sectors.
+    EXPECT_EQ(request(virtio::kBlkTypeOut, 0, {{kData, 511}}), virtio::kBlkStatusIoErr);
+    EXPECT_EQ(request(virtio::kBlkTypeIn, 0, {{kData, 100, true}}), virtio::kBlkStatusIoErr);
+    EXPECT_EQ(disk->bytes, before);
+    // No data at all, at the very end: an empty read is in range.
+    EXPECT_EQ(request(virtio::kBlkTypeIn, kSectors), virtio::kBlkStatusOk);
+}
+
+TEST_F(VirtioBlockTest, ReadOnlyDiskRefusesEveryKindOfWrite) {
+    start(/*read_only=*/true);
+    std::vector<uint8_t> before = disk->bytes;
+    fill_guest(kData, 512, 0x11);
+    EXPECT_EQ(request(virtio::kBlkTypeOut, 0, {{kData, 512}}), virtio::kBlkStatusIoErr);
+    EXPECT_EQ(segments(virtio::kBlkTypeDiscard, {{0, 8, 0}}), virtio::kBlkStatusIoErr);
+    EXPECT_EQ(segments(virtio::kBlkTypeWriteZeroes, {{0, 8, 0}}), virtio::kBlkStatusIoErr);
+    EXPECT_EQ(disk->bytes, before);
+    EXPECT_TRUE(disk->calls.empty());
+    // Reads, flushes and GET_ID work.
+    EXPECT_EQ(request(virtio::kBlkTypeIn, 0, {{kData, 512, true}}), virtio::kBlkStatusOk);
+    EXPECT_EQ(guest_bytes(kData, 512), disk_bytes(0, 512));
+    EXPECT_EQ(request(virtio::kBlkTypeFlush, 0), virtio::kBlkStatusOk);
+    EXPECT_EQ(request(virtio::kBlkTypeGetId, 0, {{kData, 20, true}}), virtio::kBlkStatusOk);
+}
+
+TEST_F(VirtioBlockTest, FlushReachesTheImage) {
+    start();
+    EXPECT_EQ(request(virtio::kBlkTypeFlush, 0), virtio::kBlkStatusOk);
+    EXPECT_EQ(disk->flushes, 1);
+    EXPECT_EQ(last_len, 1u);
+    // With FLUSH negotiated, writes are not flushed one by one.
+    EXPECT_EQ(request(virtio::kBlkTypeOut, 0, {{kData, 512}}), virtio::kBlkStatusOk);
+    EXPECT_EQ(disk->flushes, 1);
+}
+
+TEST_F(VirtioBlockTest, WithoutFlushNegotiatedEveryWriteIsStable) {
+    start(false, "s", kAllFeatures & ~(uint64_t{1} << virtio::kBlkFeatureFlush));
+    EXPECT_EQ(request(virtio::kBlkTypeOut, 0, {{kData, 512}}), virtio::kBlkStatusOk);
+    EXPECT_EQ(disk->flushes, 1);
+    EXPECT_EQ(segments(virtio::kBlkTypeWriteZeroes, {{0, 8, 0}}), virtio::kBlkStatusOk);
+    EXPECT_EQ(disk->flushes, 2);
+    EXPECT_EQ(request(virtio::kBlkTypeIn, 0, {{kData, 512, true}}), virtio::kBlkStatusOk);
+    EXPECT_EQ(disk->flushes, 2);
+}
+
+TEST_F(VirtioBlockTest, GetIdReturnsTheSerialNulPadded) {
+    start(false, "disk-A");
+    fill_guest(kData, 32, 0xff);
+    ASSERT_EQ(request(virtio::kBlkTypeGetId, 0, {{kData, 20, true}}), virtio::kBlkStatusOk);
+    EXPECT_EQ(last_len, 21u);
+    std::vector<uint8_t> expected(20, 0);
+    std::memcpy(expected.data(), "disk-A", 6);
+    EXPECT_EQ(guest_bytes(kData, 20), expected);
+    EXPECT_EQ(guest_bytes(kData + 20, 1), std::vector<uint8_t>{0xff});
+}
+
+TEST_F(VirtioBlockTest, GetIdOfTwentyCharactersHasNoTerminator) {
+    start(false, "ABCDEFGHIJ0123456789");
+    fill_guest(kData, 64, 0xff);
+    // A larger buffer gets only the 20 bytes.
+    ASSERT_EQ(request(virtio::kBlkTypeGetId, 0, {{kData, 64, true}}), virtio::kBlkStatusOk);
+    EXPECT_EQ(last_len, 21u);
+    auto id = guest_bytes(kData, 21);
+    EXPECT_EQ(std::string(id.begin(), id.begin() + 20), "ABCDEFGHIJ0123456789");
+    EXPECT_EQ(id[20], 0xff);
+}
+
+TEST_F(VirtioBlockTest, DiscardsAndZeroesSegments) {
+    start();
+    EXPECT_EQ(segments(virtio::kBlkTypeDiscard, {{8, 16, 0}, {100, 8, 0}}), virtio::kBlkStatusOk);
+    EXPECT_EQ(segments(virtio::kBlkTypeWriteZeroes, {{40, 2, 0}, {50, 1, virtio::kBlkFlagUnmap}}),
+              virtio::kBlkStatusOk);
+    EXPECT_EQ(disk->calls, (std::vector<MemoryDisk::Call>{{"discard", 8 * 512, 16 * 512},
+                                                          {"discard", 100 * 512, 8 * 512},
+                                                          {"zeroes", 40 * 512, 2 * 512},
+                                                          {"zeroes+unmap", 50 * 512, 512}}));
+    EXPECT_EQ(disk_bytes(40 * 512, 1024), std::vector<uint8_t>(1024, 0));
+    EXPECT_EQ(request(virtio::kBlkTypeIn, 50, {{kData, 512, true}}), virtio::kBlkStatusOk);
+    EXPECT_EQ(guest_bytes(kData, 512), std::vector<uint8_t>(512, 0));
+    // Up to the last sector.
+    EXPECT_EQ(segments(virtio::kBlkTypeWriteZeroes, {{kSectors - 8, 8, 0}}), virtio::kBlkStatusOk);
+}
+
+TEST_F(VirtioBlockTest, RefusesBadSegmentsBeforeDoingAny) {
+    start();
+    using S = virtio::BlkDiscardWriteZeroes;
+    // unmap on a discard, and any reserved flag: UNSUPP (5.2.6.2).
+    EXPECT_EQ(segments(virtio::kBlkTypeDiscard, {S{0, 8, 0}, S{8, 8, virtio::kBlkFlagUnmap}}),
+              virtio::kBlkStatusUnsupp);
+    EXPECT_EQ(segments(virtio::kBlkTypeWriteZeroes, {S{0, 8, 2}}), virtio::kBlkStatusUnsupp);
+    // A segment beyond the capacity, or over the per-segment limit: IOERR,
+    // and the good segment before it was not carried out either.
+    EXPECT_EQ(segments(virtio::kBlkTypeWriteZeroes, {S{0, 8, 0}, S{kSectors - 4, 8, 0}}),
+              virtio::kBlkStatusIoErr);
+    EXPECT_EQ(segments(virtio::kBlkTypeDiscard, {S{0, 8, 0}, S{~uint64_t{0} - 1, 8, 0}}),
+              virtio::kBlkStatusIoErr);
+    EXPECT_EQ(segments(virtio::kBlkTypeDiscard, {S{0, VirtioBlock::kMaxDiscardSectors + 1, 0}}),
+              virtio::kBlkStatusIoErr);
+    // Too many segments, none, or a partial one.
+    std::vector<S> many(VirtioBlock::kMaxDiscardSegments + 1, S{0, 1, 0});
+    EXPECT_EQ(segments(virtio::kBlkTypeDiscard, many), virtio::kBlkStatusIoErr);
+    EXPECT_EQ(request(virtio::kBlkTypeDiscard, 0), virtio::kBlkStatusIoErr);
+    EXPECT_EQ(request(virtio::kBlkTypeDiscard, 0, {{kHeaders + 0x8000, 15}}),
+              virtio::kBlkStatusIoErr);
+    EXPECT_TRUE(disk->calls.empty());
+}
+
+TEST_F(VirtioBlockTest, DiscardAndWriteZeroesNeedTheirFeature) {
+    start(false, "s",
+          kAllFeatures & ~(uint64_t{1} << virtio::kBlkFeatureDiscard) &
+              ~(uint64_t{1} << virtio::kBlkFeatureWriteZeroes));
+    EXPECT_EQ(segments(virtio::kBlkTypeDiscard, {{0, 8, 0}}), virtio::kBlkStatusUnsupp);
+    EXPECT_EQ(segments(virtio::kBlkTypeWriteZeroes, {{0, 8, 0}}), virtio::kBlkStatusUnsupp);
+    EXPECT_TRUE(disk->calls.empty());
+}
+
+TEST_F(VirtioBlockTest, UnknownTypesAreUnsupported) {
+    start();
+    for (uint32_t type : {2u, 3u, 5u, 10u, 14u, 15u, 16u, 0x80000000u, 0xffffffffu}) {
+        EXPECT_EQ(request(type, 0, {{kData, 512, true}}), virtio::kBlkStatusUnsupp) << type;
+    }
+}
+
+TEST_F(VirtioBlockTest, MalformedChainsNeverReachTheImage) {
+    start();
+    std::vector<uint8_t> before = disk->bytes;
+    // A header shorter than 16 bytes: IOERR.
+    virtio::BlkRequestHeader h{virtio::kBlkTypeOut, 0, 0};
+    ASSERT_TRUE(memory.write_object(kHeaders, h));
+    EXPECT_EQ(submit({{kHeaders, 12}, status_buf(60)}), 1u);
+    EXPECT_EQ(status(60), virtio::kBlkStatusIoErr);
+    EXPECT_EQ(submit({status_buf(61)}), 1u);  // no readable part at all
+    EXPECT_EQ(status(61), virtio::kBlkStatusIoErr);
+    // No writable byte for the status: returned with nothing written.
+    fill_guest(kData, 512, 0x42);
+    EXPECT_EQ(submit({{kHeaders, 16}, {kData, 512}}), 0u);
+    // Zero-length buffers are skipped when looking for the status.
+    ASSERT_TRUE(memory.write_object(kHeaders + 0x100, virtio::BlkRequestHeader{8, 0, 0}));
+    EXPECT_EQ(submit({{kHeaders + 0x100, 16},
+                      {kData + 0x2000, 20, true},
+                      status_buf(62),
+                      {kData + 0x3000, 0, true}}),
+              21u);
+    EXPECT_EQ(status(62), virtio::kBlkStatusOk);
+    EXPECT_EQ(disk->bytes, before);
+}
+
+TEST_F(VirtioBlockTest, HostIoErrorsBecomeIoErrStatusAndTheDeviceGoesOn) {
+    start();
+    disk->failing = true;
+    EXPECT_EQ(request(virtio::kBlkTypeIn, 0, {{kData, 512, true}}), virtio::kBlkStatusIoErr);
+    EXPECT_EQ(request(virtio::kBlkTypeOut, 0, {{kData, 512}}), virtio::kBlkStatusIoErr);
+    EXPECT_EQ(request(virtio::kBlkTypeFlush, 0), virtio::kBlkStatusIoErr);
+    EXPECT_EQ(segments(virtio::kBlkTypeDiscard, {{0, 8, 0}}), virtio::kBlkStatusIoErr);
+    EXPECT_EQ(segments(virtio::kBlkTypeWriteZeroes, {{0, 8, 0}}), virtio::kBlkStatusIoErr);
+    disk->failing = false;
+    EXPECT_EQ(request(virtio::kBlkTypeIn, 0, {{kData, 512, true}}), virtio::kBlkStatusOk);
+    EXPECT_TRUE(queues[0].ready());
+}
+
+TEST_F(VirtioBlockTest, OneInterruptPerBatchAndNoneWhenSuppressed) {
+    start();
+    for (unsigned i = 0; i < 3; ++i) {
+        driver.make_available(driver.add_chain(
+            {header(i, virtio::kBlkTypeIn, i), {kData + 0x1000 * i, 512, true}, status_buf(i)}));
+    }
+    block->process_queue(0);
+    EXPECT_EQ(driver.used_idx(), 3);
+    EXPECT_EQ(interrupt.used, (std::vector<uint16_t>{0}));
+    for (unsigned i = 0; i < 3; ++i) {
+        EXPECT_EQ(status(i), virtio::kBlkStatusOk);
+        EXPECT_EQ(guest_bytes(kData + 0x1000 * i, 512), disk_bytes(512 * i, 512));
+    }
+    driver.set_avail_flags(virtio::kAvailFlagNoInterrupt);
+    EXPECT_EQ(request(virtio::kBlkTypeFlush, 0), virtio::kBlkStatusOk);
+    EXPECT_EQ(interrupt.used.size(), 1u);
+    block->process_queue(1);  // no such queue: ignored
+    block->reset();
+    block->process_queue(0);  // after reset: ignored
+}
+
+// Through the PCI transport: the device is found by its ID, its configuration
+// is in the DEVICE_CFG structure, and requests are served on the disk's own
+// worker thread, which signals the queue's MSI-X vector.
+TEST(VirtioBlockPci, ServesRequestsOnItsOwnThreadAndSignalsMsix) {
+    GuestMemory memory = GuestMemory::create({{0, 16 * MiB}});
+    testing::FakeMsiController msi;
+    auto disk = std::make_shared<MemoryDisk>(kDiskSize, false);
+    VirtioPciDevice device(std::make_unique<VirtioBlock>(disk, "pci-disk"), memory, msi, nullptr,
+                           "virtio-blk3");
+    auto cfg8 = [&](uint32_t offset) {
+        uint8_t value = 0;
+        device.config_read(offset, {&value, 1});
+        return value;
+    };
+    uint16_t id = 0;
+    device.config_read(2, {reinterpret_cast<uint8_t*>(&id), 2});
+    EXPECT_EQ(id, 0x1042);
+
+    auto bar_write = [&](uint64_t offset, auto value) {
+        device.bar_write(0, offset, {reinterpret_cast<const uint8_t*>(&value), sizeof(value)});
+    };
+    uint64_t capacity = 0;
+    device.bar_read(0, VirtioPciDevice::kDeviceCfgOffset,
+                    {reinterpret_cast<uint8_t*>(&capacity), 8});
+    EXPECT_EQ(capacity, kSectors);
+
+    // MSI-X on, table entry 1 for queue 0.
+    uint8_t cap = cfg8(pci::kCapabilitiesPointer);
+    while (cap != 0 && cfg8(cap) != pci::kCapabilityMsix) {
+        cap = cfg8(cap + 1);
+    }
+    ASSERT_NE(cap, 0);
+    uint16_t control = Msix::kControlEnable;
+    device.config_write(cap + 2, {reinterpret_cast<const uint8_t*>(&control), 2});
+    bar_write(VirtioPciDevice::kMsixTableOffset + 16 + 0, uint32_t{0xfee0'0000});
+    bar_write(VirtioPciDevice::kMsixTableOffset + 16 + 8, uint32_t{0x41});
+    bar_write(VirtioPciDevice::kMsixTableOffset + 16 + 12, uint32_t{0});
+
+    using Cfg = virtio::PciCommonCfg;
+    auto status = [&](uint8_t value) { bar_write(offsetof(Cfg, device_status), value); };
+    status(virtio::kStatusAcknowledge | virtio::kStatusDriver);
+    uint64_t features = uint64_t{1} << virtio::kFeatureVersion1 | uint64_t{1}
+                                                                      << virtio::kBlkFeatureFlush;
+    for (uint32_t select = 0; select < 2; ++select) {
+        bar_write(offsetof(Cfg, driver_feature_select), select);
+        bar_write(offsetof(Cfg, driver_feature), static_cast<uint32_t>(features >> (32 * select)));
+    }
+    status(virtio::kStatusAcknowledge | virtio::kStatusDriver | virtio::kStatusFeaturesOk);
+    DriverQueue queue(memory, 16, kRings);
+    bar_write(offsetof(Cfg, queue_select), uint16_t{0});
+    bar_write(offsetof(Cfg, queue_size), uint16_t{16});
+    bar_write(offsetof(Cfg, queue_msix_vector), uint16_t{1});
+    bar_write(offsetof(Cfg, queue_desc), queue.config().desc_table);
+    bar_write(offsetof(Cfg, queue_driver), queue.config().avail_ring);
+    bar_write(offsetof(Cfg, queue_device), queue.config().used_ring);
+    bar_write(offsetof(Cfg, queue_enable), uint16_t{1});
+    status(virtio::kStatusAcknowledge | virtio::kStatusDriver | virtio::kStatusFeaturesOk |
+           virtio::kStatusDriverOk);
+
+    ASSERT_TRUE(memory.write_object(kHeaders, virtio::BlkRequestHeader{virtio::kBlkTypeIn, 0, 4}));
+    queue.make_available(
+        queue.add_chain({{kHeaders, 16}, {kData, 1024, true}, {kStatuses, 1, true}}));
+    bar_write(VirtioPciDevice::kNotifyOffset, uint16_t{0});
+    ASSERT_TRUE(msi.vector(1).wait_for_triggers(1));
+    ASSERT_EQ(queue.used_idx(), 1);
+    EXPECT_EQ(queue.used(0).len, 1025u);
+    EXPECT_EQ(memory.read_object<uint8_t>(kStatuses), virtio::kBlkStatusOk);
+    std::vector<uint8_t> read(1024);
+    ASSERT_TRUE(memory.read(kData, read.data(), read.size()));
+    EXPECT_TRUE(std::equal(read.begin(), read.end(), disk->bytes.begin() + 4 * 512));
+    EXPECT_NE(disk->io_thread(), std::this_thread::get_id());
+    EXPECT_EQ(disk->io_thread_name(), "virtio-blk3");
+    status(0);  // reset joins the worker
+}
+
+}  // namespace
+}  // namespace vireo

@@ -1,0 +1,828 @@
+#!/usr/bin/env python3
+"""VMM benchmarks: vireo-vmm side by side with QEMU/KVM on the same guest file.
+
+    python3 bench/vmm_bench.py --build build --runs 10 --output docs/benchmarks.md
+
+Three measurements, each interleaved run by run (vireo, QEMU, vireo, ...) so
+that both see the same host load:
+
+  boot    process start -> first serial byte, and -> process exit, for the
+          smoke guest: vireo-vmm, `vireo run`, QEMU -M microvm, QEMU -M q35.
+  memory  resident memory of a live VM (uart_echo waiting for input): total
+          Rss, Rss of the guest-RAM memfd, and the difference (the VMM's own
+          cost), for 256 MiB and 4 GiB of guest RAM.
+  exits   the exit_bench guest's PIO / MMIO / virtio-notify round trips, from
+          ring 0 and ring 3, vireo-vmm against QEMU microvm.
+
+Prints a table and, with --output, rewrites the text between the markers
+<!-- vmm-bench:begin --> and <!-- vmm-bench:end --> of that Markdown file
+(creating the file or appending the section if needed); the rest is kept.
+Exits 77 (skip) when /dev/kvm or qemu-system-x86_64 is missing. Every child
+runs in its own process group, killed on any failure, Ctrl-C or SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import re
+import select
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BEGIN_MARKER = "<!-- vmm-bench:begin -->"
+END_MARKER = "<!-- vmm-bench:end -->"
+EXIT_SKIP = 77
+
+# Goals (from the benchmark issue).
+BOOT_RATIO_GOAL = 1 / 3  # vireo-vmm time <= 1/3 of QEMU microvm's
+OVERHEAD_GOAL_KIB = 5 * 1024  # VMM Rss beyond the guest RAM it touched (Firecracker's bar)
+EXIT_RATIO_GOAL = 1.0  # vireo exit cost <= QEMU's
+
+VCPUS = 1
+BOOT_MEMORY_MIB = 256
+MEMORY_SIZES_MIB = (256, 4096)
+EXIT_METRICS = ("pio_ring0", "pio_ring3", "mmio_ring0", "mmio_ring3", "notify_ring0", "notify_ring3")
+# Not a VMM exit (a #UD from ring 3 into the guest's own handler): a control
+# figure that shows how far the host load alone moves the numbers.
+CONTROL_METRIC = "ring0_call"
+
+VIREO_RAM_MAPPING = "memfd:vireo-guest-ram"
+QEMU_RAM_MAPPING = "memfd:memory-backend-memfd"  # QEMU names the memfd after the backend type
+
+# QEMU flags common to every run: guest/run-in-qemu.sh's, plus -nodefaults and
+# -no-user-config so that QEMU builds no device the guest does not use.
+QEMU_COMMON = [
+    "-nodefaults", "-no-user-config", "-accel", "kvm", "-smp", str(VCPUS),
+    "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
+    "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+]
+QEMU_MACHINES = {"microvm": "microvm,pcie=on", "q35": "q35"}
+
+
+class BenchError(Exception):
+    """A run that did not do what it must (wrong exit status, failed check, timeout)."""
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT."""
+
+
+# ---------------------------------------------------------------- processes
+
+
+class Children:
+    """Every process the benchmark starts, each the leader of its own process
+    group, so that `vireo run` and the vireo-vmm it starts die together.
+    SIGINT/SIGTERM/SIGHUP raise Interrupted, but not between the fork and the
+    bookkeeping of a child: there they are held until the child is recorded."""
+
+    def __init__(self) -> None:
+        self._procs: list[subprocess.Popen] = []
+        self._spawning = False
+        self._pending: str | None = None
+
+    def on_signal(self, signum, _frame) -> None:
+        name = signal.Signals(signum).name
+        if self._spawning:
+            self._pending = name
+            return
+        raise Interrupted(name)
+
+    def spawn(self, argv: list[str], stdin, stderr) -> subprocess.Popen:
+        self._spawning = True
+        try:
+            proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr,
+                                    start_new_session=True)
+            self._procs.append(proc)
+        finally:
+            self._spawning = False
+        if self._pending:
+            raise Interrupted(self._pending)
+        return proc
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        # Only while the leader is unreaped: its group id cannot have been reused.
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+    def finish(self, proc: subprocess.Popen) -> None:
+        self.kill(proc)
+        self._procs.remove(proc)
+
+    def kill_all(self) -> None:
+        for proc in list(self._procs):
+            self.finish(proc)
+
+
+@dataclasses.dataclass
+class RunResult:
+    status: int
+    output: str
+    stderr: str
+    first_byte_ns: int | None  # all three from just before the spawn
+    last_byte_ns: int | None
+    exit_ns: int
+
+
+class Runner:
+    def __init__(self, children: Children, workdir: Path, timeout: float) -> None:
+        self.children = children
+        self.workdir = workdir
+        self.timeout = timeout
+
+    def run(self, argv: list[str], *, timeout: float | None = None, wait_for: bytes | None = None,
+            on_ready=None, then_send: bytes = b"") -> RunResult:
+        """Runs argv with stdout on a pipe read unbuffered. With wait_for, stdin
+        is a pipe kept open: when wait_for appears on stdout, on_ready(pid) runs
+        and then_send is written. Raises BenchError on timeout."""
+        deadline_s = timeout or self.timeout
+        stderr_path = self.workdir / "stderr.txt"
+        with open(stderr_path, "wb") as stderr_file:
+            t0 = time.monotonic_ns()
+            proc = self.children.spawn(argv, subprocess.PIPE if wait_for else subprocess.DEVNULL,
+                                       stderr_file)
+        try:
+            deadline = time.monotonic() + deadline_s
+            fd = proc.stdout.fileno()
+            poller = select.poll()
+            poller.register(fd, select.POLLIN | select.POLLHUP)
+            output = bytearray()
+            first_byte_ns = last_byte_ns = None
+            ready = wait_for is None
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BenchError(f"timed out after {deadline_s:g} s: {shlex.join(argv)}\n"
+                                     f"output so far:\n{output.decode(errors='replace')[-2000:]}")
+                if not poller.poll(left * 1000):
+                    continue
+                chunk = os.read(fd, 65536)
+                if first_byte_ns is None and chunk:
+                    first_byte_ns = time.monotonic_ns() - t0
+                if not chunk:
+                    break
+                last_byte_ns = time.monotonic_ns() - t0
+                output += chunk
+                if not ready and wait_for in output:
+                    ready = True
+                    on_ready(proc.pid)
+                    try:
+                        proc.stdin.write(then_send)
+                        proc.stdin.close()
+                    except OSError as error:
+                        raise BenchError(f"cannot write its input ({error}): {shlex.join(argv)}") from error
+            try:
+                status = proc.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired as error:
+                raise BenchError(f"did not exit after closing its output: {shlex.join(argv)}") from error
+            exit_ns = time.monotonic_ns() - t0
+        finally:
+            self.children.finish(proc)
+        stderr = stderr_path.read_text(errors="replace")
+        stderr_path.unlink()
+        return RunResult(status, output.decode(errors="replace"), stderr, first_byte_ns, last_byte_ns, exit_ns)
+
+
+def check_guest_passed(result: RunResult, argv: list[str]) -> None:
+    """The guest-kit contract: status 1 and one 'SUMMARY: n tests, 0 failures'."""
+    if result.status == 1 and re.search(r"^SUMMARY: \d+ tests, 0 failures", result.output, re.M):
+        return
+    raise BenchError(f"guest run failed (exit status {result.status}): {shlex.join(argv)}\n"
+                     f"--- output ---\n{result.output[-3000:]}\n--- stderr ---\n{result.stderr[-2000:]}")
+
+
+# ---------------------------------------------------------------- statistics
+
+
+@dataclasses.dataclass
+class Sample:
+    values: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def spread(self, fmt: str) -> str:
+        return f"{fmt.format(min(self.values))}–{fmt.format(max(self.values))}"
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("inf")
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+# ---------------------------------------------------------------- smaps
+
+
+@dataclasses.dataclass
+class MemoryUse:
+    total_kib: int
+    guest_ram_kib: int
+    guest_ram_size_kib: int
+    file_kib: int  # the binary and shared libraries (shared with other processes)
+    anon_kib: int  # heap, stacks, anonymous mappings
+    pss_kib: int = 0  # proportional set size, shared pages divided among their users
+    guest_ram_pss_kib: int = 0
+    by_file: dict[str, int] = dataclasses.field(default_factory=dict)  # file-backed Rss per file
+
+    @property
+    def overhead_kib(self) -> int:
+        return self.total_kib - self.guest_ram_kib
+
+    @property
+    def overhead_pss_kib(self) -> int:
+        return self.pss_kib - self.guest_ram_pss_kib
+
+
+def parse_smaps(text: str, ram_mapping: str) -> MemoryUse:
+    """Sums Rss over /proc/<pid>/smaps, splitting off the guest-RAM mappings
+    (whose name contains ram_mapping) and the file-backed ones."""
+    header = re.compile(r"^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$")
+    use = MemoryUse(0, 0, 0, 0, 0)
+    name = None
+    for line in text.splitlines():
+        match = header.match(line)
+        if match:
+            name = match.group(1)
+            continue
+        if name is None:
+            continue
+        key, _, value = line.partition(":")
+        if key not in ("Rss", "Size", "Pss"):
+            continue
+        kib = int(value.split()[0])
+        is_ram = ram_mapping in name
+        if key == "Size":
+            if is_ram:
+                use.guest_ram_size_kib += kib
+            continue
+        if key == "Pss":
+            use.pss_kib += kib
+            if is_ram:
+                use.guest_ram_pss_kib += kib
+            continue
+        use.total_kib += kib
+        if is_ram:
+            use.guest_ram_kib += kib
+        elif name.startswith("/"):
+            use.file_kib += kib
+            use.by_file[name] = use.by_file.get(name, 0) + kib
+        else:
+            use.anon_kib += kib
+    if use.guest_ram_size_kib == 0:
+        raise BenchError(f"no mapping named {ram_mapping!r} in smaps")
+    return use
+
+
+# ---------------------------------------------------------------- VM commands
+
+
+def vm_definition(kernel: str, memory_mib: int, cmdline: str, console_input: bool) -> dict:
+    return {
+        "vcpus": VCPUS,
+        "memory_mib": memory_mib,
+        "boot": {"kernel": kernel, "cmdline": cmdline},
+        "console": {"output": "stdio", "input": console_input},
+    }
+
+
+def vm_json_example(build: Path) -> dict:
+    return vm_definition(f"{shown_build(build)}/guest/smoke.elf", BOOT_MEMORY_MIB,
+                         f"vireo.cpus={VCPUS} vireo.mem_mib={BOOT_MEMORY_MIB}", False)
+
+
+class Commands:
+    def __init__(self, build: Path, qemu: str, workdir: Path) -> None:
+        self.build = build
+        self.qemu = qemu
+        self.workdir = workdir
+        self.vmm = build / "bin" / "vireo-vmm"
+        self.cli = build / "bin" / "vireo"
+        self._configs = 0
+
+    def guest(self, name: str) -> Path:
+        return self.build / "guest" / f"{name}.elf"
+
+    def vireo_vmm(self, guest: str, memory_mib: int, cmdline: str, console_input: bool) -> list[str]:
+        config = vm_definition(str(self.guest(guest)), memory_mib, cmdline, console_input)
+        self._configs += 1
+        path = self.workdir / f"vm{self._configs}.json"
+        path.write_text(json.dumps(config))
+        return [str(self.vmm), "--config", str(path)]
+
+    def vireo_run(self, guest: str, memory_mib: int, cmdline: str) -> list[str]:
+        return [str(self.cli), "run", "--kernel", str(self.guest(guest)), "--cpus", str(VCPUS),
+                "--memory", f"{memory_mib}M", "--cmdline", cmdline]
+
+    def qemu_vm(self, machine: str, guest: str, memory_mib: int, cmdline: str,
+                extra: list[str] | None = None, memfd: bool = False) -> list[str]:
+        machine_arg = QEMU_MACHINES[machine]
+        memory = ["-m", f"{memory_mib}M"]
+        if memfd:
+            machine_arg += ",memory-backend=ram"
+            memory += ["-object", f"memory-backend-memfd,id=ram,size={memory_mib}M"]
+        argv = [self.qemu, *QEMU_COMMON, "-M", machine_arg, *memory, "-kernel", str(self.guest(guest))]
+        if cmdline:
+            argv += ["-append", cmdline]
+        return argv + (extra or [])
+
+
+def shown_build(build: Path) -> str:
+    """The build directory as the report names it: relative to the repository."""
+    repo = Path(__file__).resolve().parent.parent
+    return os.path.relpath(build, repo) if build.is_relative_to(repo) else str(build)
+
+
+def display_command(argv: list[str], build: Path) -> str:
+    """argv for the report, with the temporary VM definition shown as vm.json."""
+    text = shlex.join(argv).replace(str(build) + "/", shown_build(build) + "/")
+    return re.sub(r"/\S+/vm\d+\.json", "vm.json", text)
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+@dataclasses.dataclass
+class BootVariant:
+    label: str
+    argv: list[str]
+    runs: int
+    first_byte_ms: list[float] = dataclasses.field(default_factory=list)
+    last_byte_ms: list[float] = dataclasses.field(default_factory=list)
+    exit_ms: list[float] = dataclasses.field(default_factory=list)
+
+    def guest_ms(self) -> list[float]:
+        return [last - first for first, last in zip(self.first_byte_ms, self.last_byte_ms)]
+
+    def teardown_ms(self) -> list[float]:
+        return [done - last for last, done in zip(self.last_byte_ms, self.exit_ms)]
+
+
+def bench_boot(runner: Runner, cmds: Commands, runs: int, q35_runs: int) -> list[BootVariant]:
+    cmdline = f"vireo.cpus={VCPUS} vireo.mem_mib={BOOT_MEMORY_MIB}"
+    variants = [
+        BootVariant("vireo-vmm", cmds.vireo_vmm("smoke", BOOT_MEMORY_MIB, cmdline, False), runs),
+        BootVariant("vireo run", cmds.vireo_run("smoke", BOOT_MEMORY_MIB, cmdline), runs),
+        BootVariant("QEMU microvm", cmds.qemu_vm("microvm", "smoke", BOOT_MEMORY_MIB, cmdline), runs),
+        BootVariant("QEMU q35", cmds.qemu_vm("q35", "smoke", BOOT_MEMORY_MIB, cmdline), q35_runs),
+    ]
+    for i in range(max(v.runs for v in variants)):
+        for variant in variants:
+            if i >= variant.runs:
+                continue
+            result = runner.run(variant.argv, timeout=max(runner.timeout, 120))
+            check_guest_passed(result, variant.argv)
+            if result.first_byte_ns is None:
+                raise BenchError(f"no output at all: {shlex.join(variant.argv)}")
+            variant.first_byte_ms.append(result.first_byte_ns / 1e6)
+            variant.last_byte_ms.append(result.last_byte_ns / 1e6)
+            variant.exit_ms.append(result.exit_ns / 1e6)
+        progress(f"boot: round {i + 1} done")
+    return variants
+
+
+@dataclasses.dataclass
+class MemoryVariant:
+    label: str
+    memory_mib: int
+    argv: list[str]
+    ram_mapping: str
+    samples: list[MemoryUse] = dataclasses.field(default_factory=list)
+
+    def sample(self, field: str) -> Sample:
+        return Sample([getattr(s, field) for s in self.samples])
+
+
+def bench_memory(runner: Runner, cmds: Commands, runs: int, settle_s: float) -> list[MemoryVariant]:
+    variants = []
+    for memory_mib in MEMORY_SIZES_MIB:
+        variants.append(MemoryVariant("vireo-vmm", memory_mib,
+                                      cmds.vireo_vmm("uart_echo", memory_mib, "", True), VIREO_RAM_MAPPING))
+        variants.append(MemoryVariant("QEMU microvm", memory_mib,
+                                      cmds.qemu_vm("microvm", "uart_echo", memory_mib, "", memfd=True),
+                                      QEMU_RAM_MAPPING))
+    for i in range(runs):
+        for variant in variants:
+            def measure(pid: int, variant=variant) -> None:
+                time.sleep(settle_s)  # let the VMM's threads reach their idle state
+                smaps = Path(f"/proc/{pid}/smaps").read_text()
+                use = parse_smaps(smaps, variant.ram_mapping)
+                if use.guest_ram_size_kib != variant.memory_mib * 1024:
+                    raise BenchError(f"{variant.label}: the {variant.ram_mapping} mappings are "
+                                     f"{use.guest_ram_size_kib} KiB, not the {variant.memory_mib} MiB asked for")
+                variant.samples.append(use)
+            result = runner.run(variant.argv, wait_for=b"READY\r\n", on_ready=measure,
+                                then_send=b"hello\nquit\n")
+            check_guest_passed(result, variant.argv)
+            if "echo: hello" not in result.output:
+                raise BenchError(f"uart_echo did not echo its input: {shlex.join(variant.argv)}")
+        progress(f"memory: round {i + 1} done")
+    return variants
+
+
+@dataclasses.dataclass
+class ExitVariant:
+    label: str
+    argv: list[str]
+    ns: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+
+
+def bench_exits(runner: Runner, cmds: Commands, runs: int, iters: int) -> list[ExitVariant]:
+    cmdline = f"bench.iters={iters}"
+    variants = [
+        ExitVariant("vireo-vmm", cmds.vireo_vmm("exit_bench", BOOT_MEMORY_MIB, cmdline, False)),
+        ExitVariant("QEMU microvm", cmds.qemu_vm("microvm", "exit_bench", BOOT_MEMORY_MIB, cmdline,
+                                                 extra=["-device", "virtio-rng-pci,disable-legacy=on"])),
+    ]
+    for i in range(runs):
+        for variant in variants:
+            result = runner.run(variant.argv)
+            check_guest_passed(result, variant.argv)
+            values = dict(re.findall(r"^BENCH (\w+)_ns=(\d+)", result.output, re.M))
+            for metric in (*EXIT_METRICS, CONTROL_METRIC):
+                if metric not in values:
+                    raise BenchError(f"no 'BENCH {metric}_ns=' line (TSC frequency unknown or no "
+                                     f"virtio-rng device?): {shlex.join(variant.argv)}\n{result.output}")
+                variant.ns.setdefault(metric, []).append(float(values[metric]))
+        progress(f"exits: round {i + 1} done")
+    return variants
+
+
+# ---------------------------------------------------------------- host facts
+
+
+def build_type(build: Path) -> str:
+    cache = build / "CMakeCache.txt"
+    text = cache.read_text() if cache.exists() else ""
+    kind = re.search(r"^CMAKE_BUILD_TYPE:\w+=(.*)$", text, re.M)
+    flags = re.search(r"^CMAKE_CXX_FLAGS:\w+=(.*)$", text, re.M)
+    result = kind.group(1) if kind and kind.group(1) else "unknown build type"
+    if flags and flags.group(1).strip():
+        result += f", CMAKE_CXX_FLAGS `{flags.group(1).strip()}`"
+    return result
+
+
+def host_facts(qemu: str, repo: Path, build: Path) -> dict[str, str]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"^model name\s*:\s*(.*)$", cpuinfo, re.M)
+    flags_line = re.search(r"^flags\s*:\s*(.*)$", cpuinfo, re.M)
+    flags = set(flags_line.group(1).split()) if flags_line else set()
+    modules = sorted(m for m in os.listdir("/sys/module") if m.startswith("kvm"))
+    virt = ", ".join(sorted(flags & {"vmx", "svm"})) or "none"
+    kvm = f"modules {', '.join(modules) or 'none'}; CPU flag vmx/svm: {virt}"
+    if "kvm_pvm" in modules:
+        kvm += (" — a nested, software-assisted KVM (PVM): guest ring 3 runs natively, guest ring 0 "
+                "and real mode are emulated (~1 µs per instruction)")
+    version = subprocess.run([qemu, "--version"], capture_output=True, text=True).stdout.splitlines()
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    mem = re.search(r"^MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text(), re.M)
+    return {
+        "CPU": f"{model.group(1) if model else 'unknown'}, {os.cpu_count()} logical CPUs",
+        "memory": f"{int(mem.group(1)) // (1024 * 1024)} GiB" if mem else "unknown",
+        "kernel": f"{platform.system()} {platform.release()}",
+        "KVM": kvm,
+        "QEMU": version[0] if version else "unknown",
+        "Vireo": f"`{shown_build(build)}` built from the working tree at commit {commit or 'unknown'} "
+                 f"({build_type(build)})",
+        "THP": Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().strip()
+        if Path("/sys/kernel/mm/transparent_hugepage/enabled").exists() else "unknown",
+    }
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt_ms(values: list[float]) -> str:
+    s = Sample(values)
+    return f"{s.median:.1f} ({s.spread('{:.1f}')})"
+
+
+def fmt_mib(kib: float) -> str:
+    return f"{kib / 1024:.1f}"
+
+
+def boot_section(variants: list[BootVariant], build: Path) -> list[str]:
+    by = {v.label: v for v in variants}
+    vmm, micro = by["vireo-vmm"], by["QEMU microvm"]
+    lines = [
+        "### Boot: process start to first serial byte and to exit (smoke guest)",
+        "",
+        f"Smoke guest, {VCPUS} vCPU, {BOOT_MEMORY_MIB} MiB, command line "
+        f"`vireo.cpus={VCPUS} vireo.mem_mib={BOOT_MEMORY_MIB}`. Clock: `time.monotonic_ns()` just before "
+        "the spawn; first/last byte = the read of the child's stdout pipe (unbuffered, `os.read`) that "
+        "returned it; exit = `waitpid` returned, after stdout closed. The exit time splits into start → "
+        "first byte, guest run (first → last byte: the guest's checks and its serial output, ~2 exits "
+        "per byte) and teardown (last byte → exit: VM destruction, process exit). Median (min–max), ms.",
+        "",
+        "| VMM | runs | first serial byte | guest run | teardown | exit | ratio to QEMU microvm (first byte / exit) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for v in variants:
+        rel = (f"{ratio(Sample(v.first_byte_ms).median, Sample(micro.first_byte_ms).median):.2f} / "
+               f"{ratio(Sample(v.exit_ms).median, Sample(micro.exit_ms).median):.2f}")
+        lines.append(f"| {v.label} | {len(v.exit_ms)} | {fmt_ms(v.first_byte_ms)} | {fmt_ms(v.guest_ms())} | "
+                     f"{fmt_ms(v.teardown_ms())} | {fmt_ms(v.exit_ms)} | {rel} |")
+    first = ratio(Sample(vmm.first_byte_ms).median, Sample(micro.first_byte_ms).median)
+    done = ratio(Sample(vmm.exit_ms).median, Sample(micro.exit_ms).median)
+    lines += [
+        "",
+        "| goal | measured | verdict |",
+        "| --- | --- | --- |",
+        f"| vireo-vmm: first serial byte ≤ 1/3 of QEMU microvm's | ratio {first:.2f} "
+        f"({Sample(vmm.first_byte_ms).median:.1f} vs {Sample(micro.first_byte_ms).median:.1f} ms) | "
+        f"{verdict(first <= BOOT_RATIO_GOAL)} |",
+        f"| vireo-vmm: smoke guest exit ≤ 1/3 of QEMU microvm's | ratio {done:.2f} "
+        f"({Sample(vmm.exit_ms).median:.1f} vs {Sample(micro.exit_ms).median:.1f} ms) | "
+        f"{verdict(done <= BOOT_RATIO_GOAL)} |",
+        "",
+        "Commands (stdin /dev/null; `vm.json` = `" + json.dumps(vm_json_example(build), separators=(",", ":"))
+        + "` (the kernel path is absolute in the real file); vireo-vmm has its default virtio-rng device, "
+        "QEMU none):",
+        "",
+        "```sh",
+    ]
+    lines += [display_command(v.argv, build) for v in variants]
+    lines += ["```", ""]
+    return lines
+
+
+def biggest_files(samples: list[MemoryUse], count: int) -> str:
+    names = {name for s in samples for name in s.by_file}
+    medians = {name: statistics.median(s.by_file.get(name, 0) for s in samples) for name in names}
+    top = sorted(medians.items(), key=lambda item: -item[1])[:count]
+    return ", ".join(f"{os.path.basename(name)} {kib / 1024:.2f}" for name, kib in top)
+
+
+def memory_section(variants: list[MemoryVariant], build: Path, settle_s: float) -> list[str]:
+    lines = [
+        "### Memory: resident set of an idle VM",
+        "",
+        f"uart_echo guest ({VCPUS} vCPU) after it printed `READY` and is waiting for input "
+        f"(stdin a pipe kept open), +{settle_s * 1000:.0f} ms; `/proc/<pid>/smaps` summed. Guest RAM is "
+        f"a named memfd in both (`{VIREO_RAM_MAPPING}`; QEMU `-object memory-backend-memfd` → "
+        f"`{QEMU_RAM_MAPPING}`). Overhead = total Rss − Rss of the guest-RAM mapping; split into "
+        "file-backed (executable and shared libraries, shared with other processes) and anonymous "
+        "(heap, stacks). The goal is on the Rss overhead; the Pss overhead (shared pages divided among "
+        "the processes mapping them) is given for context. Neither includes KVM's kernel allocations "
+        "(page tables, vCPU state). Median over the runs, MiB.",
+        "",
+        "| VMM | guest RAM | runs | total Rss | guest-RAM Rss | overhead (Rss) | of which file / anon | overhead (Pss) | goal | verdict |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for v in variants:
+        overhead = Sample([s.overhead_kib for s in v.samples]).median
+        is_vireo = v.label == "vireo-vmm"
+        goal = "overhead ≤ 5 MiB" if is_vireo else "—"
+        result = verdict(overhead <= OVERHEAD_GOAL_KIB) if is_vireo else "—"
+        lines.append(
+            f"| {v.label} | {v.memory_mib} MiB | {len(v.samples)} | {fmt_mib(v.sample('total_kib').median)} | "
+            f"{fmt_mib(v.sample('guest_ram_kib').median)} | {fmt_mib(overhead)} | "
+            f"{fmt_mib(v.sample('file_kib').median)} / {fmt_mib(v.sample('anon_kib').median)} | "
+            f"{fmt_mib(Sample([s.overhead_pss_kib for s in v.samples]).median)} | {goal} | {result} |")
+    largest = max(v.memory_mib for v in variants)
+    idle = [v for v in variants if v.label == "vireo-vmm" and v.memory_mib == largest][0]
+    ram_mib = idle.sample("guest_ram_kib").median / 1024
+    lines += [
+        "",
+        f"| goal | measured | verdict |",
+        "| --- | --- | --- |",
+        f"| an idle {largest // 1024} GiB vireo guest costs the host almost nothing | guest-RAM Rss "
+        f"{ram_mib:.1f} MiB of {largest} MiB ({100 * ram_mib / largest:.1f} %) | "
+        f"{verdict(ram_mib <= 0.01 * largest)} (≤ 1 %) |",
+        "",
+    ]
+    for v in variants:
+        if v.memory_mib == min(MEMORY_SIZES_MIB):
+            lines.append(f"Largest file-backed Rss, {v.label} (MiB): {biggest_files(v.samples, 6)}.")
+            lines.append("")
+    lines += ["Commands (stdin: `hello\\nquit\\n` written after `READY`; vm.json as above with "
+              "`uart_echo.elf`, no command line, `\"input\":true` and the memory size):", "", "```sh"]
+    lines += [display_command(v.argv, build) for v in variants]
+    lines += ["```", ""]
+    return lines
+
+
+def exits_section(variants: list[ExitVariant], build: Path, iters: int) -> list[str]:
+    vmm, qemu = variants
+    lines = [
+        "### Exits: PIO, MMIO and virtio notify round trips (exit_bench guest)",
+        "",
+        f"exit_bench, {VCPUS} vCPU, {BOOT_MEMORY_MIB} MiB, `bench.iters={iters}`: each run reports, per "
+        "figure, the median over 5 batches of the mean cost of one guest write (port 0x80; MMIO "
+        "0xd0000000, an unclaimed spot; the virtio-rng queue 0 notify address, an ioeventfd in both "
+        "VMMs), loop included. Below: median over runs of those, ns, (min–max); ratio of the medians.",
+        "",
+        "| figure | vireo-vmm (ns) | QEMU microvm (ns) | vireo / QEMU | goal | verdict |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for metric in (*EXIT_METRICS, CONTROL_METRIC):
+        a, b = Sample(vmm.ns[metric]), Sample(qemu.ns[metric])
+        r = ratio(a.median, b.median)
+        if metric == CONTROL_METRIC:
+            goal, result = "control: no VMM involved", "—"
+        else:
+            goal, result = "≤ 1.0", verdict(r <= EXIT_RATIO_GOAL)
+        lines.append(f"| {metric} | {a.median:.0f} ({a.spread('{:.0f}')}) | {b.median:.0f} ({b.spread('{:.0f}')}) "
+                     f"| {r:.3f} | {goal} | {result} |")
+    lines += ["", f"Runs: {len(vmm.ns[CONTROL_METRIC])} each, interleaved.", "", "```sh"]
+    lines += [display_command(v.argv, build) for v in variants]
+    lines += ["```", ""]
+    return lines
+
+
+def render(facts: dict[str, str], command: str, started: str, loads: tuple[str, str],
+           sections: list[list[str]]) -> str:
+    lines = [
+        "## VMM: vireo-vmm against QEMU",
+        "",
+        "Generated by `bench/vmm_bench.py`; do not edit between the markers, re-run instead:",
+        "",
+        "```sh",
+        command,
+        "```",
+        "",
+        f"Measured {started}. Every figure below compares runs made in the same invocation, "
+        "interleaved (vireo, QEMU, vireo, ...), on the same guest ELF file.",
+        "",
+        "| host | |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {key} | {value} |" for key, value in facts.items()]
+    lines += [f"| load average (1/5/15 min) | {loads[0]} at start, {loads[1]} at end "
+              "(the machine is shared: other builds may run during the benchmark) |", ""]
+    for section in sections:
+        lines += section
+    return "\n".join(lines).rstrip() + "\n"
+
+
+DOC_HEADER = """# Benchmarks
+
+Vireo measured side by side with its peers on the same guest files. Each
+section is written by one benchmark script between its own markers, so that a
+script re-run replaces only its section; text outside the markers is kept.
+
+"""
+
+
+def update_document(path: Path, section: str) -> None:
+    block = f"{BEGIN_MARKER}\n{section}{END_MARKER}\n"
+    text = path.read_text() if path.exists() else DOC_HEADER
+    begin, end = text.find(BEGIN_MARKER), text.find(END_MARKER)
+    if begin >= 0 and end > begin:
+        after = end + len(END_MARKER)
+        if text[after:after + 1] == "\n":
+            after += 1
+        text = text[:begin] + block + text[after:]
+    elif begin >= 0 or end >= 0:
+        raise BenchError(f"{path}: only one of {BEGIN_MARKER} / {END_MARKER} is present; fix the file by hand")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------- console output
+
+
+def progress(message: str) -> None:
+    print(f"[vmm-bench] {message}", file=sys.stderr, flush=True)
+
+
+def print_tables(sections: list[list[str]]) -> None:
+    for section in sections:
+        for line in section:
+            if line.startswith("|") or line.startswith("###"):
+                print(line)
+        print()
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", default="build", help="build directory (bin/ and guest/ inside)")
+    parser.add_argument("--runs", type=int, default=10, help="runs per VMM and figure (at least 10)")
+    parser.add_argument("--boot-runs", type=int,
+                        help="boot runs of vireo-vmm, vireo run and QEMU microvm (default: 3 x --runs; they are cheap)")
+    parser.add_argument("--q35-runs", type=int, help="boot runs of QEMU q35, ~4 s each (default: --runs)")
+    parser.add_argument("--exit-iters", type=int, default=1000, help="exit_bench bench.iters")
+    parser.add_argument("--only", action="append", choices=("boot", "memory", "exits"),
+                        help="run only this part (repeatable); --output then needs all three")
+    parser.add_argument("--output", help="Markdown file whose vmm-bench section is rewritten")
+    parser.add_argument("--qemu", default="qemu-system-x86_64", help="QEMU binary")
+    parser.add_argument("--timeout", type=float, default=60, help="seconds allowed per VM run")
+    parser.add_argument("--settle", type=float, default=0.2, help="seconds between READY and reading smaps")
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.exit_iters < 1:
+        parser.error("--runs and --exit-iters must be at least 1")
+    if args.runs < 10:
+        progress(f"warning: --runs {args.runs} is below the 10 runs the published figures need")
+    if args.q35_runs is None:
+        args.q35_runs = args.runs
+    if args.boot_runs is None:
+        args.boot_runs = 3 * args.runs
+    if args.output and args.only:
+        parser.error("--output rewrites the whole VMM section: run all parts (drop --only)")
+    return args
+
+
+def missing_prerequisites(args: argparse.Namespace, build: Path) -> str | None:
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "/dev/kvm is missing or not usable by this user"
+    if shutil.which(args.qemu) is None:
+        return f"{args.qemu} is not installed"
+    return None
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    repo = Path(__file__).resolve().parent.parent
+    build = Path(args.build)
+    skip = missing_prerequisites(args, build)
+    if skip:
+        print(f"SKIP: VMM benchmarks: {skip}", file=sys.stderr)
+        return EXIT_SKIP
+    needed = [build / "bin" / "vireo-vmm", build / "bin" / "vireo"] + [
+        build / "guest" / f"{g}.elf" for g in ("smoke", "uart_echo", "exit_bench")]
+    absent = [str(p) for p in needed if not p.exists()]
+    if absent:
+        print(f"vmm_bench: not built: {', '.join(absent)} (ninja -C {build} vireo vireo-vmm guests)",
+              file=sys.stderr)
+        return 2
+    build = build.resolve()
+
+    parts = args.only or ["boot", "memory", "exits"]
+    children = Children()
+    stop_signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    for signum in stop_signals:
+        signal.signal(signum, children.on_signal)
+    command = shlex.join(["python3", "bench/vmm_bench.py", *argv])
+    workdir = Path(tempfile.mkdtemp(prefix="vmm-bench-"))
+    try:
+        runner = Runner(children, workdir, args.timeout)
+        cmds = Commands(build, args.qemu, workdir)
+        facts = host_facts(args.qemu, repo, build)
+        started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        load_start = load_average()
+        sections = []
+        if "boot" in parts:
+            sections.append(boot_section(bench_boot(runner, cmds, args.boot_runs, args.q35_runs), build))
+        if "memory" in parts:
+            sections.append(memory_section(bench_memory(runner, cmds, args.runs, args.settle), build,
+                                           args.settle))
+        if "exits" in parts:
+            sections.append(exits_section(bench_exits(runner, cmds, args.runs, args.exit_iters), build,
+                                          args.exit_iters))
+        print_tables(sections)
+        if args.output:
+            update_document(Path(args.output),
+                            render(facts, command, started, (load_start, load_average()), sections))
+            progress(f"wrote the VMM section of {args.output}")
+    except Interrupted as stop:
+        progress(f"stopped by {stop}; every VM killed, temporary files removed")
+        return 130
+    except BenchError as error:
+        progress(f"FAILED: {error}")
+        return 1
+    finally:
+        for signum in stop_signals:  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
+        children.kill_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

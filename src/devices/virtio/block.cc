@@ -332,6 +332,9 @@ VirtioBlock::Result VirtioBlock::discard_or_zero(uint32_t type, std::span<const 
     for (const auto& segment : segments) {
         uint64_t offset = segment.sector * kBlkSectorSize;
         uint64_t bytes = uint64_t{segment.num_sectors} * kBlkSectorSize;
+        if (bytes == 0) {
+            continue;  // nothing to do; an image may refuse an empty range
+        }
         if (discard) {
             image_->discard(offset, bytes);
         } else {

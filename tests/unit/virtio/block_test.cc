@@ -413,6 +413,11 @@ TEST_F(VirtioBlockTest, DiscardsAndZeroesSegments) {
     EXPECT_EQ(disk_bytes(40 * 512, 1024), std::vector<uint8_t>(1024, 0));
     EXPECT_EQ(request(virtio::kBlkTypeIn, 50, {{kData, 512, true}}), virtio::kBlkStatusOk);
     EXPECT_EQ(guest_bytes(kData, 512), std::vector<uint8_t>(512, 0));
+    // Empty segments are not handed to the image (which may refuse them).
+    disk->calls.clear();
+    EXPECT_EQ(segments(virtio::kBlkTypeDiscard, {{8, 0, 0}}), virtio::kBlkStatusOk);
+    EXPECT_EQ(segments(virtio::kBlkTypeWriteZeroes, {{kSectors, 0, 0}}), virtio::kBlkStatusOk);
+    EXPECT_TRUE(disk->calls.empty());
     // Up to the last sector.
     EXPECT_EQ(segments(virtio::kBlkTypeWriteZeroes, {{kSectors - 8, 8, 0}}), virtio::kBlkStatusOk);
 }

@@ -1,0 +1,257 @@
+// libFuzzer target for virtio-blk: the input picks the negotiated features,
+// whether the disk is read-only, and a batch of request chains (descriptor
+// addresses, lengths and flags, request headers with their type and sector)
+// in a small guest RAM; its remaining bytes fill the data area (headers,
+// discard segments, data). The device serves the batch against a 64 KiB disk
+// in a memfd. Nothing may crash or throw, nothing outside guest RAM may be
+// touched (ASan), and a read-only disk must come out unchanged.
+#include <fcntl.h>
+#include <fuzzer/FuzzedDataProvider.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "block/disk_image.h"
+#include "devices/virtio/block.h"
+#include "devices/virtio/virtio_spec.h"
+#include "memory/guest_memory.h"
+
+namespace {
+
+// 64 KiB of RAM at 0 (rings in the first 4 KiB, data after) and 4 KiB at 1 MiB.
+constexpr uint64_t kLowSize = 0x10000;
+constexpr uint64_t kHighStart = 0x100000;
+constexpr uint64_t kHighSize = 0x1000;
+constexpr uint16_t kQueueSize = 16;
+constexpr uint64_t kDescTable = 0x0;
+constexpr uint64_t kAvailRing = 0x400;
+constexpr uint64_t kUsedRing = 0x800;
+constexpr uint64_t kDataStart = 0x1000;
+constexpr uint64_t kDiskSize = 0x10000;
+
+// A raw disk in a memfd, as the host's file would be, minus the file.
+class MemfdDisk : public vireo::DiskImage {
+public:
+    MemfdDisk() : fd_(::memfd_create("virtio-blk-fuzz", MFD_CLOEXEC)) {
+        if (!fd_ || ::ftruncate(fd_.get(), kDiskSize) != 0) {
+            std::abort();
+        }
+    }
+    uint64_t size() const override { return kDiskSize; }
+    bool read_only() const override { return read_only_; }
+    void read(uint64_t offset, std::span<uint8_t> data) override {
+        check(offset, data.size());
+        if (::pread(fd_.get(), data.data(), data.size(), static_cast<off_t>(offset)) !=
+            static_cast<ssize_t>(data.size())) {
+            throw vireo::IoError("short read");
+        }
+    }
+    void write(uint64_t offset, std::span<const uint8_t> data) override {
+        check(offset, data.size());
+        if (read_only_) {
+            std::abort();  // the device let a write through to a read-only disk
+        }
+        if (::pwrite(fd_.get(), data.data(), data.size(), static_cast<off_t>(offset)) !=
+            static_cast<ssize_t>(data.size())) {
+            throw vireo::IoError("short write");
+        }
+    }
+    void write_zeroes(uint64_t offset, uint64_t length, bool) override {
+        check(offset, length);
+        if (read_only_ || length == 0) {
+            std::abort();  // a write to a read-only disk, or an empty range, got through
+        }
+        if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                        static_cast<off_t>(offset), static_cast<off_t>(length)) != 0) {
+            throw vireo::IoError("fallocate failed");
+        }
+    }
+    void discard(uint64_t offset, uint64_t length) override { write_zeroes(offset, length, true); }
+    void flush() override {
+        if (fail_flush_) {
+            throw vireo::IoError("flush failed");
+        }
+    }
+
+    void reset(bool read_only, bool fail_flush) {
+        read_only_ = read_only;
+        fail_flush_ = fail_flush;
+    }
+    std::vector<uint8_t> contents() const {
+        std::vector<uint8_t> bytes(kDiskSize);
+        if (::pread(fd_.get(), bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(kDiskSize)) {
+            std::abort();
+        }
+        return bytes;
+    }
+
+private:
+    static void check(uint64_t offset, uint64_t length) {
+        if (offset > kDiskSize || length > kDiskSize - offset) {
+            std::abort();  // the device let a range beyond the capacity through
+        }
+    }
+
+    vireo::UniqueFd fd_;
+    bool read_only_ = false;
+    bool fail_flush_ = false;
+};
+
+vireo::GuestMemory& memory() {
+    static vireo::GuestMemory ram =
+        vireo::GuestMemory::create({{0, kLowSize}, {kHighStart, kHighSize}});
+    return ram;
+}
+
+std::shared_ptr<MemfdDisk>& disk() {
+    static auto image = std::make_shared<MemfdDisk>();
+    return image;
+}
+
+struct Null : vireo::VirtioInterrupt {
+    void signal_used(uint16_t) override {}
+    void signal_config_change() override {}
+};
+
+// Mostly the data area, sometimes the rings, RAM's edges or anything at all.
+uint64_t pick_address(FuzzedDataProvider& input) {
+    switch (input.ConsumeIntegralInRange(0, 7)) {
+        case 0:
+            return input.ConsumeIntegral<uint64_t>();
+        case 1:
+            return kHighStart + input.ConsumeIntegralInRange<uint64_t>(0, kHighSize);
+        case 2:
+            return input.ConsumeIntegralInRange<uint64_t>(0, kDataStart);
+        default:
+            return input.ConsumeIntegralInRange<uint64_t>(kDataStart, kLowSize);
+    }
+}
+
+uint32_t pick_length(FuzzedDataProvider& input) {
+    switch (input.ConsumeIntegralInRange(0, 5)) {
+        case 0:
+            return input.ConsumeIntegral<uint32_t>();
+        case 1:
+            return 16;  // a header or a segment
+        case 2:
+            return 1;  // a status byte
+        case 3:
+            return 512 * input.ConsumeIntegralInRange<uint32_t>(0, 8);
+        default:
+            return input.ConsumeIntegralInRange<uint32_t>(0, 1024);
+    }
+}
+
+uint32_t pick_type(FuzzedDataProvider& input) {
+    constexpr uint32_t kTypes[] = {
+        vireo::virtio::kBlkTypeIn,      vireo::virtio::kBlkTypeOut,
+        vireo::virtio::kBlkTypeFlush,   vireo::virtio::kBlkTypeGetId,
+        vireo::virtio::kBlkTypeDiscard, vireo::virtio::kBlkTypeWriteZeroes};
+    if (input.ConsumeIntegralInRange(0, 7) == 0) {
+        return input.ConsumeIntegral<uint32_t>();
+    }
+    return kTypes[input.ConsumeIntegralInRange<size_t>(0, std::size(kTypes) - 1)];
+}
+
+uint64_t pick_sector(FuzzedDataProvider& input) {
+    constexpr uint64_t kSectors = kDiskSize / 512;
+    switch (input.ConsumeIntegralInRange(0, 3)) {
+        case 0:
+            return input.ConsumeIntegral<uint64_t>();
+        case 1:
+            return kSectors - input.ConsumeIntegralInRange<uint64_t>(0, 4);
+        default:
+            return input.ConsumeIntegralInRange<uint64_t>(0, kSectors);
+    }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    auto logger =
+        std::make_shared<spdlog::logger>("fuzz", std::make_shared<spdlog::sinks::null_sink_mt>());
+    spdlog::set_default_logger(logger);
+    return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    FuzzedDataProvider input(data, size);
+    vireo::GuestMemory& ram = memory();
+    auto low = ram.span(0, kLowSize);
+    auto high = ram.span(kHighStart, kHighSize);
+    std::memset(low->data(), 0, low->size());
+    std::memset(high->data(), 0, high->size());
+
+    bool read_only = input.ConsumeBool();
+    disk()->reset(read_only, input.ConsumeIntegralInRange(0, 15) == 0);
+    uint64_t features = input.ConsumeIntegral<uint64_t>() | uint64_t{1}
+                                                                << vireo::virtio::kFeatureVersion1;
+
+    // Requests: chains through the descriptor table, listed in the avail ring.
+    struct Header {
+        uint64_t address;
+        vireo::virtio::BlkRequestHeader value;
+    };
+    std::vector<Header> headers;
+    std::vector<uint16_t> heads;
+    uint16_t next_desc = 0;
+    while (next_desc < kQueueSize && input.ConsumeBool()) {
+        uint16_t head = next_desc;
+        auto count = input.ConsumeIntegralInRange<uint16_t>(1, 5);
+        for (uint16_t i = 0; i < count && next_desc < kQueueSize; ++i, ++next_desc) {
+            bool last = i + 1 == count || next_desc + 1 == kQueueSize;
+            vireo::virtio::VirtqDesc desc{pick_address(input), pick_length(input), 0, 0};
+            if (i > 0 && input.ConsumeBool()) {
+                desc.flags |= vireo::virtio::kDescFlagWrite;
+            }
+            if (!last) {
+                desc.flags |= vireo::virtio::kDescFlagNext;
+                desc.next = static_cast<uint16_t>(next_desc + 1);
+            }
+            if (i == 0 && input.ConsumeBool()) {
+                headers.push_back({desc.addr, {pick_type(input), 0, pick_sector(input)}});
+            }
+            ram.write_object(kDescTable + 16 * uint64_t{next_desc}, desc);
+        }
+        heads.push_back(head);
+    }
+
+    // The rest of the input is the data area; headers are written over it.
+    std::vector<uint8_t> bytes = input.ConsumeRemainingBytes<uint8_t>();
+    std::copy_n(bytes.begin(), std::min<size_t>(bytes.size(), kLowSize - kDataStart),
+                low->begin() + kDataStart);
+    for (const Header& header : headers) {
+        ram.write_object(header.address, header.value);
+    }
+    for (size_t i = 0; i < heads.size(); ++i) {
+        ram.write_object(kAvailRing + vireo::virtio::kAvailRingOffset + 2 * i, heads[i]);
+    }
+    ram.write_object(kAvailRing + vireo::virtio::kAvailIdxOffset,
+                     static_cast<uint16_t>(heads.size()));
+
+    std::vector<uint8_t> before = read_only ? disk()->contents() : std::vector<uint8_t>{};
+    vireo::VirtioBlock block(disk(), "fuzz-serial");
+    features &= block.device_features() | uint64_t{1} << vireo::virtio::kFeatureVersion1 |
+                uint64_t{1} << vireo::virtio::kFeatureIndirectDesc;
+    std::vector<vireo::Virtqueue> queues;
+    queues.emplace_back(ram, vireo::VirtqueueConfig{kQueueSize, kDescTable, kAvailRing, kUsedRing},
+                        features);
+    Null interrupt;
+    block.activate(vireo::VirtioActivation{ram, features, queues, interrupt});
+    block.process_queue(0);
+    block.reset();
+
+    if (read_only && disk()->contents() != before) {
+        std::abort();  // a read-only disk changed
+    }
+    return 0;
+}

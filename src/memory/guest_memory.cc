@@ -1,5 +1,6 @@
 #include "memory/guest_memory.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -82,8 +83,10 @@ GuestMemory GuestMemory::create(std::vector<Range> ranges) {
     if (memory.huge_pages_why_not_.empty() && ::madvise(mapped, total, MADV_HUGEPAGE) != 0) {
         memory.huge_pages_why_not_ = "madvise(MADV_HUGEPAGE) was refused";
     }
-    // Guest RAM is not the VMM's business in a core dump, and can be gigabytes.
+    // Guest RAM is not the VMM's business in a core dump, and can be gigabytes;
+    // nor is it copied into a child the VMM forks (its teardown helper).
     ::madvise(mapped, total, MADV_DONTDUMP);
+    ::madvise(mapped, total, MADV_DONTFORK);
 
     uint64_t offset = 0;
     for (const Range& range : ranges) {
@@ -158,6 +161,28 @@ bool GuestMemory::write(uint64_t address, const void* in, uint64_t length) const
     }
     if (length > 0) {
         std::memcpy(bytes->data(), in, length);
+    }
+    return true;
+}
+
+bool GuestMemory::zero(uint64_t address, uint64_t length) const {
+    const Region* region = find(address, length);
+    if (region == nullptr) {
+        return false;
+    }
+    uint64_t offset = address - region->guest_address;
+    uint64_t first_page = (offset + kPageSize - 1) & ~(kPageSize - 1);
+    uint64_t end_page = (offset + length) & ~(kPageSize - 1);
+    if (first_page >= end_page) {
+        std::memset(region->host + offset, 0, length);
+        return true;
+    }
+    std::memset(region->host + offset, 0, first_page - offset);
+    std::memset(region->host + end_page, 0, offset + length - end_page);
+    if (::fallocate(memfd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    static_cast<off_t>(region->file_offset + first_page),
+                    static_cast<off_t>(end_page - first_page)) != 0) {
+        std::memset(region->host + first_page, 0, end_page - first_page);
     }
     return true;
 }

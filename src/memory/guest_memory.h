@@ -56,6 +56,10 @@ public:
     std::optional<std::span<uint8_t>> span(uint64_t address, uint64_t length) const;
     bool read(uint64_t address, void* out, uint64_t length) const;
     bool write(uint64_t address, const void* in, uint64_t length) const;
+    // Makes the range read as zeroes. Whole pages are given back to the host
+    // (a hole punched in the memfd) instead of written, so zeroing a large
+    // bss neither costs time nor makes the pages resident.
+    bool zero(uint64_t address, uint64_t length) const;
 
     template <typename T>
     std::optional<T> read_object(uint64_t address) const {

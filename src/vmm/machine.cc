@@ -18,6 +18,7 @@
 #include "devices/virtio/pci_transport.h"
 #include "devices/virtio/rng.h"
 #include "kvm/vcpu.h"
+#include "vmm/async_teardown.h"
 
 namespace vireo {
 
@@ -162,6 +163,7 @@ MachineExit Machine::finish() {
     for (auto& vcpu : vcpus_) {
         vcpu->join();
     }
+    tear_down_vm_in_background(vm_.fd());
     std::lock_guard lock(exit_mutex_);
     return exit_.value_or(MachineExit{MachineExit::Reason::Stopped, 0, ""});
 }

@@ -163,7 +163,7 @@ BootInfo load_pvh_elf(const GuestMemory& memory, const BootRequest& request,
         }
         std::span<uint8_t> target = *memory.span(phdr.p_paddr, phdr.p_memsz);
         std::memcpy(target.data(), kernel.data() + phdr.p_offset, phdr.p_filesz);
-        std::memset(target.data() + phdr.p_filesz, 0, phdr.p_memsz - phdr.p_filesz);
+        memory.zero(phdr.p_paddr + phdr.p_filesz, phdr.p_memsz - phdr.p_filesz);
     }
 
     std::optional<LoadedRange> initrd;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 
@@ -42,6 +43,27 @@ TEST(GuestMemory, ZeroLengthAccessesInsideRamSucceed) {
     GuestMemory memory = two_regions();
     EXPECT_TRUE(memory.write(0x1000, nullptr, 0));
     EXPECT_TRUE(memory.read(0x1000, nullptr, 0));
+}
+
+TEST(GuestMemory, ZeroingGivesWholePagesBack) {
+    GuestMemory memory = GuestMemory::create({{0, 64 * kMiB}});
+    auto bytes = *memory.span(0, 64 * kMiB);
+    std::fill(bytes.begin(), bytes.end(), 0xaa);
+    uint64_t before = memory.resident_bytes();
+    // Unaligned at both ends: the partial pages are written, the rest punched out.
+    ASSERT_TRUE(memory.zero(100, 32 * kMiB));
+    EXPECT_EQ(bytes[99], 0xaa);
+    EXPECT_EQ(bytes[100], 0);
+    EXPECT_EQ(bytes[4096], 0);
+    EXPECT_EQ(bytes[32 * kMiB + 99], 0);
+    EXPECT_EQ(bytes[32 * kMiB + 100], 0xaa);
+    EXPECT_LT(memory.resident_bytes(), before - 30 * kMiB);
+    // Small ranges inside one page, and ranges outside RAM.
+    ASSERT_TRUE(memory.zero(40 * kMiB + 8, 16));
+    EXPECT_EQ(bytes[40 * kMiB + 7], 0xaa);
+    EXPECT_EQ(bytes[40 * kMiB + 8], 0);
+    EXPECT_EQ(bytes[40 * kMiB + 24], 0xaa);
+    EXPECT_FALSE(memory.zero(63 * kMiB, 2 * kMiB));
 }
 
 TEST(GuestMemory, IsSharedThroughTheMemfd) {

@@ -498,8 +498,11 @@ def host_facts(qemu: str, repo: Path, build: Path) -> dict[str, str]:
         kvm += (" — a nested, software-assisted KVM (PVM): guest ring 3 runs natively, guest ring 0 "
                 "and real mode are emulated (~1 µs per instruction)")
     version = subprocess.run([qemu, "--version"], capture_output=True, text=True).stdout.splitlines()
-    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
+    # The binaries may be older than HEAD: name the last commit before they were built.
+    vmm = build / "bin" / "vireo-vmm"
+    built = datetime.datetime.fromtimestamp(vmm.stat().st_mtime).astimezone()
+    commit = subprocess.run(["git", "-C", str(repo), "log", "-1", "--format=%h",
+                             f"--before={built.isoformat()}"], capture_output=True, text=True).stdout.strip()
     mem = re.search(r"^MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text(), re.M)
     return {
         "CPU": f"{model.group(1) if model else 'unknown'}, {os.cpu_count()} logical CPUs",
@@ -507,8 +510,8 @@ def host_facts(qemu: str, repo: Path, build: Path) -> dict[str, str]:
         "kernel": f"{platform.system()} {platform.release()}",
         "KVM": kvm,
         "QEMU": version[0] if version else "unknown",
-        "Vireo": f"`{shown_build(build)}` built from the working tree at commit {commit or 'unknown'} "
-                 f"({build_type(build)})",
+        "Vireo": f"`{shown_build(build)}/bin/vireo-vmm` built {built.strftime('%Y-%m-%d %H:%M %Z')} from "
+                 f"the working tree, last commit then {commit or 'unknown'} ({build_type(build)})",
         "THP": Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().strip()
         if Path("/sys/kernel/mm/transparent_hugepage/enabled").exists() else "unknown",
     }

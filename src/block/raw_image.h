@@ -1,0 +1,33 @@
+#pragma once
+
+#include "block/disk_image.h"
+#include "block/image_file.h"
+
+namespace vireo {
+
+// A raw image: the file's bytes are the disk's. Sparse files give thin
+// provisioning; discard and write_zeroes punch holes.
+class RawImage final : public DiskImage {
+public:
+    // `file` is open (and locked) already; the disk's size is the file's.
+    RawImage(ImageFile file, bool read_only);
+
+    uint64_t size() const override { return size_; }
+    bool read_only() const override { return read_only_; }
+    void read(uint64_t offset, std::span<uint8_t> data) override;
+    void write(uint64_t offset, std::span<const uint8_t> data) override;
+    void write_zeroes(uint64_t offset, uint64_t length, bool may_unmap) override;
+    void discard(uint64_t offset, uint64_t length) override;
+    void flush() override;
+
+    const ImageFile& file() const { return file_; }
+
+private:
+    void check_range(uint64_t offset, uint64_t length, bool writing) const;
+
+    ImageFile file_;
+    bool read_only_;
+    uint64_t size_;
+};
+
+}  // namespace vireo

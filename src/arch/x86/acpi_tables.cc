@@ -1,5 +1,6 @@
 #include "arch/x86/acpi_tables.h"
 
+#include <algorithm>
 #include <cstring>
 #include <initializer_list>
 #include <vector>
@@ -91,16 +92,20 @@ AcpiTableHeader header(const char (&signature)[5], uint64_t length, uint8_t revi
 
 template <typename T>
 void append(std::vector<uint8_t>& out, const T& value) {
-    const auto* bytes = reinterpret_cast<const uint8_t*>(&value);
-    out.insert(out.end(), bytes, bytes + sizeof(T));
+    // resize + memcpy rather than insert(): GCC 12 at -O3 reports a false
+    // -Wstringop-overflow for the insert of a freshly allocated vector.
+    size_t at = out.size();
+    out.resize(at + sizeof(T));
+    std::memcpy(out.data() + at, &value, sizeof(T));
 }
 
 // A table of header followed by `body`, its header length set.
 std::vector<uint8_t> table(const char (&signature)[5], uint8_t revision,
                            const std::vector<uint8_t>& body) {
-    std::vector<uint8_t> out;
-    append(out, header(signature, sizeof(AcpiTableHeader) + body.size(), revision));
-    out.insert(out.end(), body.begin(), body.end());
+    std::vector<uint8_t> out(sizeof(AcpiTableHeader) + body.size());
+    AcpiTableHeader table_header = header(signature, out.size(), revision);
+    std::memcpy(out.data(), &table_header, sizeof(table_header));
+    std::copy(body.begin(), body.end(), out.begin() + sizeof(table_header));
     return out;
 }
 

@@ -2,9 +2,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <vector>
 
 #include "base/byte_size.h"
 #include "base/error.h"
@@ -24,11 +26,55 @@ struct RunOptions {
     std::string name = "vm";
     std::string console_log;
     std::string control_socket;
+    std::vector<std::string> disks;
     bool json = false;
 };
 
 std::string absolute(const std::string& path) {
     return std::filesystem::absolute(path).lexically_normal().string();
+}
+
+// --disk PATH[,readonly][,serial=S]
+VmConfig::Disk parse_disk(const std::string& spec) {
+    std::vector<std::string> parts;
+    size_t start = 0;
+    while (true) {
+        size_t comma = spec.find(',', start);
+        parts.push_back(spec.substr(start, comma - start));
+        if (comma == std::string::npos) {
+            break;
+        }
+        start = comma + 1;
+    }
+    VmConfig::Disk disk;
+    if (parts[0].empty()) {
+        fail("--disk {}: no image path before the options (PATH[,readonly][,serial=S])", spec);
+    }
+    if (!std::filesystem::exists(parts[0])) {
+        fail("--disk {}: no such file", parts[0]);
+    }
+    if (!std::filesystem::is_regular_file(parts[0]) && !std::filesystem::is_block_file(parts[0])) {
+        fail("--disk {}: not a regular file or block device", parts[0]);
+    }
+    disk.path = absolute(parts[0]);
+    for (size_t i = 1; i < parts.size(); ++i) {
+        const std::string& part = parts[i];
+        if (part == "readonly") {
+            disk.read_only = true;
+        } else if (part.starts_with("serial=")) {
+            disk.serial = part.substr(7);
+            bool printable = std::all_of(disk.serial.begin(), disk.serial.end(),
+                                         [](char c) { return c >= 0x20 && c <= 0x7e; });
+            if (disk.serial.empty() || disk.serial.size() > VmConfig::kMaxDiskSerial ||
+                !printable) {
+                fail("--disk {}: '{}': the serial must be 1 to {} printable ASCII characters", spec,
+                     part, VmConfig::kMaxDiskSerial);
+            }
+        } else {
+            fail("--disk {}: '{}' is not an option of a disk (readonly, serial=S)", spec, part);
+        }
+    }
+    return disk;
 }
 
 // The VM definition vireo-vmm receives; checked here with the same parser, so
@@ -63,6 +109,9 @@ nlohmann::json definition_for(const RunOptions& options) {
     }
     if (!options.control_socket.empty()) {
         config.control_socket = absolute(options.control_socket);
+    }
+    for (const std::string& spec : options.disks) {
+        config.disks.push_back(parse_disk(spec));
     }
     nlohmann::json definition = config.to_json();
     VmConfig::from_json(definition, "vireo run");  // the same checks vireo-vmm makes
@@ -100,6 +149,11 @@ void add_run_command(CLI::App& app) {
                         "write the console to this file instead of the terminal");
     command->add_option("--control-socket", options->control_socket,
                         "listen for control commands (info, pause, resume, stop, shutdown) here");
+    command
+        ->add_option("--disk", options->disks,
+                     "a virtio-blk disk: PATH[,readonly][,serial=S] (raw or qcow2; repeatable)")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     command->add_flag("--json", options->json, "print how the VM ended as JSON");
     command->final_callback([options] { throw CLI::RuntimeError(run(*options)); });
 }

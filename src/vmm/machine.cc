@@ -9,12 +9,14 @@
 #include "arch/x86/layout.h"
 #include "base/byte_size.h"
 #include "base/error.h"
+#include "block/image_factory.h"
 #include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/cmos_rtc.h"
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial_8250.h"
 #include "devices/pci/pci_root.h"
+#include "devices/virtio/block.h"
 #include "devices/virtio/pci_transport.h"
 #include "devices/virtio/rng.h"
 #include "kvm/vcpu.h"
@@ -101,6 +103,19 @@ void Machine::attach_pci_devices() {
     if (config_.devices.rng) {
         pci_root_->add_device(std::make_shared<VirtioPciDevice>(
             std::make_unique<VirtioRng>(), memory_, msi_controller_, &ioevents_));
+    }
+    // One virtio-blk device per disk, in order; each serves its requests on a
+    // worker thread of its own (named after it), the disk's I/O thread.
+    for (size_t index = 0; index < config_.disks.size(); ++index) {
+        const VmConfig::Disk& disk = config_.disks[index];
+        OpenOptions options;
+        options.read_only = disk.read_only;
+        std::shared_ptr<DiskImage> image = open_image(disk.path, options);
+        std::string name = fmt::format("virtio-blk{}", index);
+        pci_root_->add_device(std::make_shared<VirtioPciDevice>(
+            std::make_unique<VirtioBlock>(std::move(image), disk.serial,
+                                          fmt::format("{} ({})", name, disk.path)),
+            memory_, msi_controller_, &ioevents_, name));
     }
 }
 

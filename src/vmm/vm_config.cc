@@ -1,5 +1,6 @@
 #include "vmm/vm_config.h"
 
+#include <filesystem>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -108,6 +109,58 @@ VmConfig::ConsoleOutput parse_console_output(ObjectReader& reader) {
     reader.error("output", "'{}' is not one of stdio, file, none", *output);
 }
 
+VmConfig::Disk parse_disk(const json& value, size_t index, const std::string& source) {
+    ObjectReader reader(value, fmt::format("disks[{}]", index), source);
+    VmConfig::Disk disk;
+    disk.path = reader.string("path").value_or("");
+    if (disk.path.empty()) {
+        reader.error("path", "missing (a disk image file or block device)");
+    }
+    std::error_code error;
+    auto status = std::filesystem::status(disk.path, error);
+    if (!std::filesystem::exists(status)) {
+        reader.error("path", "{}: no such file", disk.path);
+    }
+    if (!std::filesystem::is_regular_file(status) && !std::filesystem::is_block_file(status)) {
+        reader.error("path", "{}: not a regular file or block device", disk.path);
+    }
+    disk.read_only = reader.boolean("readonly").value_or(false);
+    disk.serial = reader.string("serial").value_or("");
+    if (disk.serial.size() > VmConfig::kMaxDiskSerial) {
+        reader.error("serial", "'{}' is {} bytes long (at most {})", disk.serial,
+                     disk.serial.size(), VmConfig::kMaxDiskSerial);
+    }
+    for (char c : disk.serial) {
+        if (c < 0x20 || c > 0x7e) {
+            reader.error("serial", "'{}' holds a character that is not printable ASCII",
+                         disk.serial);
+        }
+    }
+    reader.refuse_unknown_fields();
+    return disk;
+}
+
+std::vector<VmConfig::Disk> parse_disks(const json& value, const std::string& source) {
+    if (!value.is_array()) {
+        fail("{}: disks: must be a list of disks, not {}", source, value.type_name());
+    }
+    if (value.size() > VmConfig::kMaxDisks) {
+        fail("{}: disks: {} disks, at most {}", source, value.size(), VmConfig::kMaxDisks);
+    }
+    std::vector<VmConfig::Disk> disks;
+    for (size_t i = 0; i < value.size(); ++i) {
+        disks.push_back(parse_disk(value[i], i, source));
+        // The same image twice would be two writers of one file.
+        for (size_t j = 0; j < i; ++j) {
+            std::error_code error;
+            if (std::filesystem::equivalent(disks[j].path, disks[i].path, error)) {
+                fail("{}: disks[{}].path: {} is already disks[{}]", source, i, disks[i].path, j);
+            }
+        }
+    }
+    return disks;
+}
+
 const char* console_output_name(VmConfig::ConsoleOutput output) {
     switch (output) {
         case VmConfig::ConsoleOutput::Stdio:
@@ -170,6 +223,9 @@ VmConfig VmConfig::from_json(const json& document, const std::string& source) {
         config.devices.rng = devices_reader.boolean("rng").value_or(true);
         devices_reader.refuse_unknown_fields();
     }
+    if (const json* disks = root.find("disks")) {
+        config.disks = parse_disks(*disks, source);
+    }
     root.refuse_unknown_fields();
     return config;
 }
@@ -204,6 +260,17 @@ json VmConfig::to_json() const {
     }
     if (control_socket) {
         document["control_socket"] = *control_socket;
+    }
+    if (!disks.empty()) {
+        json list = json::array();
+        for (const Disk& disk : disks) {
+            json entry = {{"path", disk.path}, {"readonly", disk.read_only}};
+            if (!disk.serial.empty()) {
+                entry["serial"] = disk.serial;
+            }
+            list.push_back(entry);
+        }
+        document["disks"] = list;
     }
     return document;
 }

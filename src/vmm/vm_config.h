@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -35,6 +36,15 @@ struct VmConfig {
     struct Devices {
         bool rng = true;
     } devices;
+    // One virtio-blk device each, in this order.
+    static constexpr size_t kMaxDisks = 16;
+    static constexpr size_t kMaxDiskSerial = 20;  // what virtio-blk's GET_ID carries
+    struct Disk {
+        std::string path;  // an existing image file or block device
+        bool read_only = false;
+        std::string serial;  // printable ASCII; empty: none
+    };
+    std::vector<Disk> disks;
 
     // Throws vireo::Error naming `source` (a file name) and the field.
     static VmConfig from_json(const nlohmann::json& document, const std::string& source);

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -82,6 +87,85 @@ TEST(VmConfig, RefusesUnknownFieldsAndBadJson) {
               std::string::npos);
     EXPECT_NE(error_for(R"({"boot": )").find("vm.json: not valid JSON"), std::string::npos);
     EXPECT_EQ(error_for("[1, 2]"), "vm.json: the document must be a JSON object");
+}
+
+// Two small disk images in a folder of their own, removed afterwards.
+class VmConfigDisks : public ::testing::Test {
+protected:
+    VmConfigDisks() {
+        std::filesystem::create_directories(folder);
+        for (const auto& path : {a, b}) {
+            std::ofstream(path) << std::string(4096, '\0');
+        }
+    }
+    ~VmConfigDisks() override { std::filesystem::remove_all(folder); }
+
+    std::string with_disks(const std::string& disks) {
+        return R"({"boot": {"kernel": "/k"}, "disks": )" + disks + "}";
+    }
+
+    std::filesystem::path folder =
+        std::filesystem::temp_directory_path() / ("vireo-vm-config-" + std::to_string(::getpid()));
+    std::string a = (folder / "a.img").string();
+    std::string b = (folder / "b.qcow2").string();
+};
+
+TEST_F(VmConfigDisks, ParsesDisksInOrder) {
+    VmConfig config = VmConfig::from_json_text(
+        with_disks(R"([{"path": ")" + a + R"("}, {"path": ")" + b +
+                   R"(", "readonly": true, "serial": "DISK-0123456789abcde"}])"),
+        "vm.json");
+    ASSERT_EQ(config.disks.size(), 2u);
+    EXPECT_EQ(config.disks[0].path, a);
+    EXPECT_FALSE(config.disks[0].read_only);
+    EXPECT_EQ(config.disks[0].serial, "");
+    EXPECT_EQ(config.disks[1].path, b);
+    EXPECT_TRUE(config.disks[1].read_only);
+    EXPECT_EQ(config.disks[1].serial, "DISK-0123456789abcde");
+
+    VmConfig again = VmConfig::from_json(config.to_json(), "again");
+    EXPECT_EQ(again.to_json(), config.to_json());
+    ASSERT_EQ(again.disks.size(), 2u);
+    EXPECT_TRUE(again.disks[1].read_only);
+    EXPECT_EQ(again.disks[1].serial, config.disks[1].serial);
+    EXPECT_TRUE(VmConfig::from_json_text(with_disks("[]"), "vm.json").disks.empty());
+    EXPECT_TRUE(VmConfig::from_json_text(R"({"boot": {"kernel": "/k"}})", "vm.json").disks.empty());
+}
+
+TEST_F(VmConfigDisks, ErrorsNameTheDiskAndTheField) {
+    std::string missing = (folder / "nope.img").string();
+    EXPECT_EQ(
+        error_for(with_disks(R"([{"path": ")" + a + R"("}, {"path": ")" + missing + R"("}])")),
+        "vm.json: disks[1].path: " + missing + ": no such file");
+    EXPECT_EQ(
+        error_for(with_disks(R"([{"path": ")" + folder.string() + R"("}])")),
+        "vm.json: disks[0].path: " + folder.string() + ": not a regular file or block device");
+    EXPECT_EQ(error_for(with_disks(R"([{"readonly": true}])")),
+              "vm.json: disks[0].path: missing (a disk image file or block device)");
+    EXPECT_EQ(
+        error_for(with_disks(R"([{"path": ")" + a + R"(", "serial": "123456789012345678901"}])")),
+        "vm.json: disks[0].serial: '123456789012345678901' is 21 bytes long (at most 20)");
+    EXPECT_EQ(error_for(with_disks(R"([{"path": ")" + a + R"(", "serial": "caf\u00e9"}])")),
+              "vm.json: disks[0].serial: 'caf\xc3\xa9' holds a character that is not printable "
+              "ASCII");
+    EXPECT_EQ(error_for(with_disks(R"([{"path": ")" + a + R"(", "readonly": "yes"}])")),
+              "vm.json: disks[0].readonly: must be true or false, not \"yes\"");
+    EXPECT_NE(error_for(with_disks(R"([{"path": ")" + a + R"(", "ro": true}])"))
+                  .find("vm.json: disks[0].ro: unknown field"),
+              std::string::npos);
+    EXPECT_EQ(error_for(with_disks(R"({"path": ")" + a + R"("})")),
+              "vm.json: disks: must be a list of disks, not object");
+    EXPECT_EQ(error_for(with_disks("[7]")), "vm.json: disks[0] must be a JSON object");
+    // The same file twice, even under another name.
+    EXPECT_EQ(error_for(with_disks(R"([{"path": ")" + a + R"("}, {"path": ")" + folder.string() +
+                                   R"(/../)" + folder.filename().string() + R"(/a.img"}])")),
+              "vm.json: disks[1].path: " + folder.string() + "/../" + folder.filename().string() +
+                  "/a.img is already disks[0]");
+    std::string many = "[";
+    for (size_t i = 0; i <= VmConfig::kMaxDisks; ++i) {
+        many += std::string(i ? ", " : "") + R"({"path": ")" + a + R"("})";
+    }
+    EXPECT_EQ(error_for(with_disks(many + "]")), "vm.json: disks: 17 disks, at most 16");
 }
 
 }  // namespace

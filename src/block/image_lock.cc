@@ -41,6 +41,8 @@ std::optional<long> find_holder(int fd, off_t byte) {
     }
     std::string needle =
         fmt::format("{:02x}:{:02x}:{} {} ", major(st.st_dev), minor(st.st_dev), st.st_ino, byte);
+    std::string self = std::to_string(getpid());
+    std::string own_fd = std::to_string(fd);
     std::error_code ec;
     for (const auto& proc : std::filesystem::directory_iterator("/proc", ec)) {
         std::string name = proc.path().filename();
@@ -50,6 +52,9 @@ std::optional<long> find_holder(int fd, off_t byte) {
         std::error_code fd_ec;
         for (const auto& info :
              std::filesystem::directory_iterator(proc.path() / "fdinfo", fd_ec)) {
+            if (name == self && info.path().filename() == own_fd) {
+                continue;  // our own locks on the byte, taken a moment ago
+            }
             std::ifstream in(info.path());
             std::string line;
             while (std::getline(in, line)) {

@@ -108,6 +108,10 @@ void Qcow2Image::load_header() {
     l2_entries_ = cluster_size_ / 8;
     uint32_t refcount_order = qcow2::kRefcountOrder;
     if (version_ == 3) {
+        if (file_size < sizeof(qcow2::Header)) {
+            fail("disk {}: truncated header: the file has {} bytes, a version 3 header needs {}",
+                 name(), file_size, sizeof(qcow2::Header));
+        }
         header_length_ = h.header_length.get();
         if (header_length_ < sizeof(qcow2::Header) || header_length_ % 8 != 0 ||
             header_length_ > cluster_size_) {

@@ -215,9 +215,10 @@ SnapshotInfo Qcow2Image::create_snapshot(const std::string& snapshot_name) {
     if (snapshots_.size() >= qcow2::kMaxSnapshots) {
         fail("disk {}: already {} snapshots, the most qcow2 allows", name(), snapshots_.size());
     }
+    // Refused before the first byte is written.
+    check_l1_refcounts(l1_);
     begin_write();
     write_back_metadata();
-    check_l1_refcounts(l1_);
 
     uint64_t next_id = 1;
     for (const Snapshot& s : snapshots_) {

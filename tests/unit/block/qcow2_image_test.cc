@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <thread>
+
 #include "base/error.h"
 #include "block/image_factory.h"
+#include "block/qcow2_format.h"
 #include "block_test_support.h"
 
 namespace vireo {
@@ -22,6 +26,10 @@ std::vector<uint8_t> read_all(DiskImage& image, uint64_t offset, size_t length) 
 
 Qcow2Image& as_qcow2(DiskImage& image) {
     return dynamic_cast<Qcow2Image&>(image);
+}
+
+uint64_t image_info_after_flush(DiskImage& image) {
+    return dynamic_cast<Qcow2Image&>(image).file().allocated_bytes();
 }
 
 TEST(Qcow2Image, NewImageReadsAsZeroes) {
@@ -63,6 +71,177 @@ TEST(Qcow2Image, WritesReadBackAcrossClustersAndReopen) {
         EXPECT_EQ(report.leaks, 0u);
         EXPECT_EQ(report.corruptions, 0u);
     }
+}
+
+TEST(Qcow2Image, SnapshotsCreateRevertAndDeleteWithinVireo) {
+    ScratchDir dir;
+    auto path = dir / "s.qcow2";
+    create_image(path, testing::qcow2_options(4 * kMiB, 4096));
+    auto v1 = pattern(1, 0, 4 * kMiB);
+    auto v2 = pattern(2, 0, 4 * kMiB);
+    auto image = open_image(path);
+    auto& q = as_qcow2(*image);
+    image->write(0, v1);
+    SnapshotInfo first = q.create_snapshot("one");
+    EXPECT_EQ(first.id, "1");
+    EXPECT_EQ(first.disk_size, 4 * kMiB);
+    EXPECT_THROW(q.create_snapshot("one"), Error);
+    image->write(0, {v2.data(), 2 * kMiB});
+    q.create_snapshot("two");
+    image->write_zeroes(0, 4 * kMiB, true);
+    EXPECT_EQ(read_all(*image, 0, 4 * kMiB), std::vector<uint8_t>(4 * kMiB));
+
+    q.revert_to_snapshot("one");
+    EXPECT_EQ(read_all(*image, 0, 4 * kMiB), v1);
+    q.revert_to_snapshot("2");
+    auto mixed = v1;
+    std::copy_n(v2.begin(), 2 * kMiB, mixed.begin());
+    EXPECT_EQ(read_all(*image, 0, 4 * kMiB), mixed);
+    q.delete_snapshot("one");
+    ASSERT_EQ(q.snapshots().size(), 1u);
+    EXPECT_EQ(q.snapshots()[0].name, "two");
+    EXPECT_THROW(q.revert_to_snapshot("one"), Error);
+    EXPECT_EQ(read_all(*image, 0, 4 * kMiB), mixed);
+    CheckReport report = q.check();
+    EXPECT_EQ(report.leaks, 0u);
+    EXPECT_EQ(report.corruptions, 0u) << (report.messages.empty() ? "" : report.messages[0]);
+    q.delete_snapshot("two");
+    image->write(4096, {v2.data(), kMiB});  // in place again: nothing shares the clusters any more
+    report = q.check();
+    EXPECT_TRUE(report.clean()) << (report.messages.empty() ? "" : report.messages[0]);
+}
+
+TEST(Qcow2Image, TinyCacheEvictsTablesWithoutLosingData) {
+    ScratchDir dir;
+    auto path = dir / "c.qcow2";
+    create_image(path, testing::qcow2_options(32 * kMiB, 4096));
+    OpenOptions options;
+    options.l2_cache_bytes = 8192;  // two L2 tables at a time
+    auto data = pattern(5, 0, 32 * kMiB);
+    {
+        auto image = open_image(path, options);
+        for (uint64_t off = 0; off < 32 * kMiB; off += 3 * kMiB + 4096) {
+            image->write(off, {data.data() + off, std::min<uint64_t>(200000, 32 * kMiB - off)});
+        }
+    }
+    auto image = open_image(path, options);
+    for (uint64_t off = 0; off < 32 * kMiB; off += 3 * kMiB + 4096) {
+        size_t len = std::min<uint64_t>(200000, 32 * kMiB - off);
+        auto got = read_all(*image, off, len);
+        EXPECT_TRUE(std::equal(got.begin(), got.end(), data.begin() + off)) << off;
+    }
+    EXPECT_TRUE(as_qcow2(*image).check().clean());
+}
+
+TEST(Qcow2Image, LinkedCloneWritesStayInTheTop) {
+    ScratchDir dir;
+    create_image(dir / "base.qcow2", testing::qcow2_options(2 * kMiB, 65536));
+    auto base_data = pattern(7, 0, 2 * kMiB);
+    open_image(dir / "base.qcow2")->write(0, base_data);
+    create_image(dir / "clone.qcow2", testing::qcow2_options(0, 4096, "base.qcow2"));
+    auto clone = open_image(dir / "clone.qcow2");
+    EXPECT_EQ(clone->size(), 2 * kMiB);
+    // A small write in the middle of a backing cluster copies the rest of it.
+    auto small = pattern(8, 100000, 10);
+    clone->write(100000, small);
+    clone->discard(65536, 4096);
+    auto expected = base_data;
+    std::copy(small.begin(), small.end(), expected.begin() + 100000);
+    std::fill_n(expected.begin() + 65536, 4096, 0);  // discard over a backing file: zeroes
+    EXPECT_EQ(read_all(*clone, 0, 2 * kMiB), expected);
+    clone.reset();
+    EXPECT_EQ(read_all(*open_image(dir / "base.qcow2", testing::read_only()), 0, 2 * kMiB),
+              base_data);
+    ImageInfo info = image_info(dir / "clone.qcow2");
+    EXPECT_EQ(info.cluster_size, 4096u);
+    ASSERT_EQ(info.backing_chain.size(), 1u);
+    EXPECT_EQ(info.backing_format, ImageFormat::qcow2);
+    EXPECT_LT(info.actual_size, 256 * 1024u);  // thin: only the clone's own clusters
+}
+
+TEST(Qcow2Image, DiscardFreesSpaceAndWriteZeroesReadsZeroes) {
+    ScratchDir dir;
+    auto path = dir / "d.qcow2";
+    create_image(path, testing::qcow2_options(16 * kMiB));
+    auto image = open_image(path);
+    image->write(0, pattern(9, 0, 16 * kMiB));
+    image->flush();
+    uint64_t full = image_info_after_flush(*image);
+    image->discard(0, 8 * kMiB);
+    image->write_zeroes(8 * kMiB, 4 * kMiB, false);  // keeps its clusters
+    image->flush();
+    EXPECT_EQ(read_all(*image, 0, 12 * kMiB), std::vector<uint8_t>(12 * kMiB));
+    EXPECT_LE(image_info_after_flush(*image), full - 7 * kMiB);
+    image->write(8 * kMiB + 5, pattern(3, 0, 10));
+    auto got = read_all(*image, 8 * kMiB, 20);
+    EXPECT_EQ(got[4], 0);
+    EXPECT_EQ(got[5], pattern(3, 0, 10)[0]);
+    EXPECT_TRUE(as_qcow2(*image).check().clean());
+}
+
+TEST(Qcow2Image, ConcurrentRequestsFromSeveralThreads) {
+    ScratchDir dir;
+    auto path = dir / "t.qcow2";
+    create_image(path, testing::qcow2_options(16 * kMiB, 4096));
+    auto image = open_image(path);
+    std::vector<std::thread> threads;
+    for (uint64_t t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+            // Each thread owns every fourth 64 KiB range: its first round allocates,
+            // its second writes in place, while the others allocate theirs.
+            for (uint64_t round = 0; round < 2; ++round) {
+                for (uint64_t off = t * 65536; off < 16 * kMiB; off += 4 * 65536) {
+                    image->write(off, pattern(t + round, off, 65536));
+                }
+            }
+        });
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    for (uint64_t t = 0; t < 4; ++t) {
+        for (uint64_t off = t * 65536; off < 16 * kMiB; off += 4 * 65536) {
+            ASSERT_EQ(read_all(*image, off, 65536), pattern(t + 1, off, 65536)) << off;
+        }
+    }
+    EXPECT_TRUE(as_qcow2(*image).check().clean());
+}
+
+TEST(Qcow2Image, CheckFindsAndRepairsLeaks) {
+    ScratchDir dir;
+    auto path = dir / "l.qcow2";
+    create_image(path, testing::qcow2_options(1 * kMiB, 4096));
+    {
+        auto image = open_image(path);
+        image->write(0, pattern(1, 0, 8192));
+    }
+    // One more cluster at the end of the file, counted but used by nothing.
+    uint64_t end = std::filesystem::file_size(path);
+    std::filesystem::resize_file(path, end + 4096);
+    {
+        std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+        uint8_t be[8];
+        file.seekg(offsetof(qcow2::Header, refcount_table_offset));
+        file.read(reinterpret_cast<char*>(be), 8);
+        uint64_t table = qcow2::load<uint64_t>(be, 0);
+        file.seekg(static_cast<std::streamoff>(table));
+        file.read(reinterpret_cast<char*>(be), 8);
+        uint64_t block = qcow2::load<uint64_t>(be, 0);
+        qcow2::store<uint16_t>(be, 0, 1);
+        file.seekp(static_cast<std::streamoff>(block + end / 4096 * 2));
+        file.write(reinterpret_cast<char*>(be), 2);
+    }
+    auto image = open_image(path);
+    auto& q = as_qcow2(*image);
+    CheckReport report = q.check();
+    EXPECT_EQ(report.leaks, 1u);
+    EXPECT_EQ(report.corruptions, 0u);
+    EXPECT_FALSE(report.clean());
+    report = q.check(CheckRepair::leaks);
+    EXPECT_EQ(report.leaks_fixed, 1u);
+    EXPECT_TRUE(report.clean());
+    EXPECT_TRUE(q.check().clean());
+    EXPECT_EQ(read_all(*image, 0, 8192), pattern(1, 0, 8192));
 }
 
 }  // namespace

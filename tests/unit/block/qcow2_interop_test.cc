@@ -112,6 +112,23 @@ TEST(Qcow2Interop, QemuMadeImagesReadIdentical) {
     }
 }
 
+TEST(Qcow2Interop, WritesOverCompressedClustersAllocateNormalOnes) {
+    SKIP_WITHOUT_QEMU_IMG();
+    ScratchDir dir;
+    auto disk = sample_disk(4 * kMiB, 5);
+    write_file(dir / "ref.raw", disk);
+    auto path = dir / "c.qcow2";
+    qemu_img("convert -c -f raw -O qcow2 -o cluster_size=4k " + quoted(dir / "ref.raw") + " " +
+             quoted(path));
+    {
+        auto image = open_image(path);
+        random_workload(*image, disk, 21, 120);
+    }
+    write_file(dir / "model.raw", disk);
+    expect_qemu_check_clean(path);
+    expect_identical(path, dir / "model.raw");
+}
+
 TEST(Qcow2Interop, QemuMadeBackingChainReadsIdentical) {
     SKIP_WITHOUT_QEMU_IMG();
     ScratchDir dir;

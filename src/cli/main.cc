@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "base/error.h"
+#include "cli/datastore_command.h"
 #include "cli/host_command.h"
 #include "cli/run_command.h"
 
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     vireo::cli::add_run_command(app);
     vireo::cli::add_host_command(app);
+    vireo::cli::add_datastore_command(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::RuntimeError& done) {

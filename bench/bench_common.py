@@ -1,0 +1,281 @@
+"""What the benchmark scripts share: children in their own process groups,
+timed runs, medians and verdicts, host facts, and the rewrite of one
+script's section of docs/benchmarks.md between its markers."""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import platform
+import re
+import select
+import shlex
+import signal
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+EXIT_SKIP = 77
+
+
+class BenchError(Exception):
+    """A run that did not do what it must (wrong exit status, failed check, timeout)."""
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT."""
+
+
+# ---------------------------------------------------------------- processes
+
+
+class Children:
+    """Every process the benchmark starts, each the leader of its own process
+    group, so that `vireo run` and the vireo-vmm it starts die together.
+    SIGINT/SIGTERM/SIGHUP raise Interrupted, but not between the fork and the
+    bookkeeping of a child: there they are held until the child is recorded."""
+
+    def __init__(self) -> None:
+        self._procs: list[subprocess.Popen] = []
+        self._spawning = False
+        self._pending: str | None = None
+
+    def on_signal(self, signum, _frame) -> None:
+        name = signal.Signals(signum).name
+        if self._spawning:
+            self._pending = name
+            return
+        raise Interrupted(name)
+
+    def spawn(self, argv: list[str], stdin, stderr) -> subprocess.Popen:
+        self._spawning = True
+        try:
+            proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr,
+                                    start_new_session=True)
+            self._procs.append(proc)
+        finally:
+            self._spawning = False
+        if self._pending:
+            raise Interrupted(self._pending)
+        return proc
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        # Only while the leader is unreaped: its group id cannot have been reused.
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+    def finish(self, proc: subprocess.Popen) -> None:
+        self.kill(proc)
+        self._procs.remove(proc)
+
+    def kill_all(self) -> None:
+        for proc in list(self._procs):
+            self.finish(proc)
+
+
+@dataclasses.dataclass
+class RunResult:
+    status: int
+    output: str
+    stderr: str
+    first_byte_ns: int | None  # all three from just before the spawn
+    last_byte_ns: int | None
+    exit_ns: int
+
+
+class Runner:
+    def __init__(self, children: Children, workdir: Path, timeout: float) -> None:
+        self.children = children
+        self.workdir = workdir
+        self.timeout = timeout
+
+    def run(self, argv: list[str], *, timeout: float | None = None, wait_for: bytes | None = None,
+            on_ready=None, then_send: bytes = b"") -> RunResult:
+        """Runs argv with stdout on a pipe read unbuffered. With wait_for, stdin
+        is a pipe kept open: when wait_for appears on stdout, on_ready(pid) runs
+        and then_send is written. Raises BenchError on timeout."""
+        deadline_s = timeout or self.timeout
+        stderr_path = self.workdir / "stderr.txt"
+        with open(stderr_path, "wb") as stderr_file:
+            t0 = time.monotonic_ns()
+            proc = self.children.spawn(argv, subprocess.PIPE if wait_for else subprocess.DEVNULL,
+                                       stderr_file)
+        try:
+            deadline = time.monotonic() + deadline_s
+            fd = proc.stdout.fileno()
+            poller = select.poll()
+            poller.register(fd, select.POLLIN | select.POLLHUP)
+            output = bytearray()
+            first_byte_ns = last_byte_ns = None
+            ready = wait_for is None
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BenchError(f"timed out after {deadline_s:g} s: {shlex.join(argv)}\n"
+                                     f"output so far:\n{output.decode(errors='replace')[-2000:]}")
+                if not poller.poll(left * 1000):
+                    continue
+                chunk = os.read(fd, 65536)
+                if first_byte_ns is None and chunk:
+                    first_byte_ns = time.monotonic_ns() - t0
+                if not chunk:
+                    break
+                last_byte_ns = time.monotonic_ns() - t0
+                output += chunk
+                if not ready and wait_for in output:
+                    ready = True
+                    on_ready(proc.pid)
+                    try:
+                        proc.stdin.write(then_send)
+                        proc.stdin.close()
+                    except OSError as error:
+                        raise BenchError(f"cannot write its input ({error}): {shlex.join(argv)}") from error
+            try:
+                status = proc.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired as error:
+                raise BenchError(f"did not exit after closing its output: {shlex.join(argv)}") from error
+            exit_ns = time.monotonic_ns() - t0
+        finally:
+            self.children.finish(proc)
+        stderr = stderr_path.read_text(errors="replace")
+        stderr_path.unlink()
+        return RunResult(status, output.decode(errors="replace"), stderr, first_byte_ns, last_byte_ns, exit_ns)
+
+
+def check_guest_passed(result: RunResult, argv: list[str]) -> None:
+    """The guest-kit contract: status 1 and one 'SUMMARY: n tests, 0 failures'."""
+    if result.status == 1 and re.search(r"^SUMMARY: \d+ tests, 0 failures", result.output, re.M):
+        return
+    raise BenchError(f"guest run failed (exit status {result.status}): {shlex.join(argv)}\n"
+                     f"--- output ---\n{result.output[-3000:]}\n--- stderr ---\n{result.stderr[-2000:]}")
+
+
+# ---------------------------------------------------------------- statistics
+
+
+@dataclasses.dataclass
+class Sample:
+    values: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def spread(self, fmt: str) -> str:
+        return f"{fmt.format(min(self.values))}–{fmt.format(max(self.values))}"
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("inf")
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+# ---------------------------------------------------------------- host facts
+
+
+def build_type(build: Path) -> str:
+    cache = build / "CMakeCache.txt"
+    text = cache.read_text() if cache.exists() else ""
+    kind = re.search(r"^CMAKE_BUILD_TYPE:\w+=(.*)$", text, re.M)
+    flags = re.search(r"^CMAKE_CXX_FLAGS:\w+=(.*)$", text, re.M)
+    result = kind.group(1) if kind and kind.group(1) else "unknown build type"
+    if flags and flags.group(1).strip():
+        result += f", CMAKE_CXX_FLAGS `{flags.group(1).strip()}`"
+    return result
+
+
+def host_facts(qemu: str, repo: Path, build: Path, binaries: tuple[str, ...] = ("vireo-vmm",)) -> dict[str, str]:
+    """The machine, KVM, QEMU and the Vireo binaries (build/bin/<name>) measured."""
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"^model name\s*:\s*(.*)$", cpuinfo, re.M)
+    flags_line = re.search(r"^flags\s*:\s*(.*)$", cpuinfo, re.M)
+    flags = set(flags_line.group(1).split()) if flags_line else set()
+    modules = sorted(m for m in os.listdir("/sys/module") if m.startswith("kvm"))
+    virt = ", ".join(sorted(flags & {"vmx", "svm"})) or "none"
+    kvm = f"modules {', '.join(modules) or 'none'}; CPU flag vmx/svm: {virt}"
+    if "kvm_pvm" in modules:
+        kvm += (" — a nested, software-assisted KVM (PVM): guest ring 3 runs natively, guest ring 0 "
+                "and real mode are emulated (~1 µs per instruction)")
+    version = subprocess.run([qemu, "--version"], capture_output=True, text=True).stdout.splitlines()
+    # The binaries may be older than HEAD: name the last commit before the newest was built.
+    newest = max((build / "bin" / name).stat().st_mtime for name in binaries)
+    built = datetime.datetime.fromtimestamp(newest).astimezone()
+    commit = subprocess.run(["git", "-C", str(repo), "log", "-1", "--format=%h",
+                             f"--before={built.isoformat()}"], capture_output=True, text=True).stdout.strip()
+    mem = re.search(r"^MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text(), re.M)
+    shown = " and ".join(f"`{shown_build(build)}/bin/{name}`" for name in binaries)
+    return {
+        "CPU": f"{model.group(1) if model else 'unknown'}, {os.cpu_count()} logical CPUs",
+        "memory": f"{int(mem.group(1)) // (1024 * 1024)} GiB" if mem else "unknown",
+        "kernel": f"{platform.system()} {platform.release()}",
+        "KVM": kvm,
+        "QEMU": version[0] if version else "unknown",
+        "Vireo": f"{shown} built {built.strftime('%Y-%m-%d %H:%M %Z')} from "
+                 f"the working tree, last commit then {commit or 'unknown'} ({build_type(build)})",
+        "THP": Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().strip()
+        if Path("/sys/kernel/mm/transparent_hugepage/enabled").exists() else "unknown",
+    }
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def shown_build(build: Path) -> str:
+    """The build directory as the report names it: relative to the repository."""
+    repo = Path(__file__).resolve().parent.parent
+    return os.path.relpath(build, repo) if build.is_relative_to(repo) else str(build)
+
+
+# ---------------------------------------------------------------- report
+
+
+DOC_HEADER = """# Benchmarks
+
+Vireo measured side by side with its peers on the same guest files. Each
+section is written by one benchmark script between its own markers, so that a
+script re-run replaces only its section; text outside the markers is kept.
+
+"""
+
+
+def update_document(path: Path, section: str, begin_marker: str, end_marker: str) -> None:
+    """Replaces the text between the markers (creating the file, or appending
+    the section, when they are absent); the rest of the file is kept."""
+    block = f"{begin_marker}\n{section}{end_marker}\n"
+    text = path.read_text() if path.exists() else DOC_HEADER
+    begin, end = text.find(begin_marker), text.find(end_marker)
+    if begin >= 0 and end > begin:
+        after = end + len(end_marker)
+        if text[after:after + 1] == "\n":
+            after += 1
+        text = text[:begin] + block + text[after:]
+    elif begin >= 0 or end >= 0:
+        raise BenchError(f"{path}: only one of {begin_marker} / {end_marker} is present; fix the file by hand")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def print_tables(sections: list[list[str]]) -> None:
+    for section in sections:
+        for line in section:
+            if line.startswith("|") or line.startswith("###"):
+                print(line)
+        print()

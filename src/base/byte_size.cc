@@ -24,9 +24,10 @@ uint64_t parse_byte_size(std::string_view text, std::string_view what) {
         multiplier = 1024 * GiB;
     }
     if (ec != std::errc() || end == text.data() || multiplier == 0) {
-        fail("{}: '{}' is not a size (use a whole number with an optional unit K, M, G or T, "
-             "e.g. 512M)",
-             what, text);
+        fail(
+            "{}: '{}' is not a size (use a whole number with an optional unit K, M, G or T, "
+            "e.g. 512M)",
+            what, text);
     }
     if (value > std::numeric_limits<uint64_t>::max() / multiplier) {
         fail("{}: '{}' is too large", what, text);

@@ -36,9 +36,10 @@ System System::open(const std::string& path) {
     if (!fd) {
         int saved = errno;
         if (saved == ENOENT) {
-            fail("{}: no such device (KVM is not available: load kvm_intel or kvm_amd, or enable "
-                 "nested virtualization)",
-                 path);
+            fail(
+                "{}: no such device (KVM is not available: load kvm_intel or kvm_amd, or enable "
+                "nested virtualization)",
+                path);
         }
         if (saved == EACCES || saved == EPERM) {
             fail("{}: permission denied (run as root or join the 'kvm' group)", path);
@@ -75,7 +76,8 @@ void System::require(long cap, const char* name) const {
 
 uint32_t System::max_vcpus() const {
     int max = capability(KVM_CAP_MAX_VCPUS);
-    return max > 0 ? static_cast<uint32_t>(max) : static_cast<uint32_t>(capability(KVM_CAP_NR_VCPUS));
+    return max > 0 ? static_cast<uint32_t>(max)
+                   : static_cast<uint32_t>(capability(KVM_CAP_NR_VCPUS));
 }
 
 }  // namespace vireo::kvm

@@ -81,9 +81,9 @@ VcpuExit Vcpu::run() {
                           std::span<uint8_t>(base + run_->io.data_offset, bytes)};
         }
         case KVM_EXIT_MMIO:
-            return MmioExit{run_->mmio.phys_addr, run_->mmio.is_write != 0,
-                            std::span<uint8_t>(run_->mmio.data,
-                                               std::min<uint32_t>(run_->mmio.len, 8))};
+            return MmioExit{
+                run_->mmio.phys_addr, run_->mmio.is_write != 0,
+                std::span<uint8_t>(run_->mmio.data, std::min<uint32_t>(run_->mmio.len, 8))};
         case KVM_EXIT_HLT:
             return HaltExit{};
         case KVM_EXIT_SHUTDOWN:
@@ -202,9 +202,8 @@ VcpuSnapshot Vcpu::snapshot() const {
     kvm_sregs sregs{};
     ::ioctl(fd_.get(), KVM_GET_REGS, &regs);
     ::ioctl(fd_.get(), KVM_GET_SREGS, &sregs);
-    return VcpuSnapshot{regs.rip,   regs.rsp,       sregs.cr0,         sregs.cr3,
-                        sregs.cr4,  sregs.efer,     sregs.cs.base,     sregs.cs.selector,
-                        sregs.ss.dpl};
+    return VcpuSnapshot{regs.rip,   regs.rsp,      sregs.cr0,         sregs.cr3,   sregs.cr4,
+                        sregs.efer, sregs.cs.base, sregs.cs.selector, sregs.ss.dpl};
 }
 
 std::optional<uint64_t> Vcpu::translate(uint64_t linear_address) const {

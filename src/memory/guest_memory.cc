@@ -26,7 +26,8 @@ std::string huge_page_support() {
     auto open = settings.find('[');
     auto close = settings.find(']', open);
     if (open == std::string::npos || close == std::string::npos) {
-        return fmt::format("{} is not readable: no transparent huge pages for shmem", kShmemHugePages);
+        return fmt::format("{} is not readable: no transparent huge pages for shmem",
+                           kShmemHugePages);
     }
     std::string mode = settings.substr(open + 1, close - open - 1);
     if (mode == "never" || mode == "deny") {
@@ -71,8 +72,8 @@ GuestMemory GuestMemory::create(std::vector<Range> ranges) {
         fail_errno("guest memory: cannot reserve {} bytes of address space", total);
     }
     memory.reservation_ = static_cast<uint8_t*>(reservation);
-    auto aligned = (reinterpret_cast<uintptr_t>(reservation) + kHugePageSize - 1) &
-                   ~(kHugePageSize - 1);
+    auto aligned =
+        (reinterpret_cast<uintptr_t>(reservation) + kHugePageSize - 1) & ~(kHugePageSize - 1);
     void* mapped = ::mmap(reinterpret_cast<void*>(aligned), total, PROT_READ | PROT_WRITE,
                           MAP_SHARED | MAP_FIXED | MAP_NORESERVE, memory.memfd_.get(), 0);
     if (mapped == MAP_FAILED) {
@@ -97,7 +98,9 @@ GuestMemory GuestMemory::create(std::vector<Range> ranges) {
     return memory;
 }
 
-GuestMemory::GuestMemory(GuestMemory&& other) noexcept { *this = std::move(other); }
+GuestMemory::GuestMemory(GuestMemory&& other) noexcept {
+    *this = std::move(other);
+}
 
 GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
     if (this != &other) {

@@ -3,8 +3,8 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
-#include <string>
 #include <span>
+#include <string>
 #include <type_traits>
 #include <vector>
 

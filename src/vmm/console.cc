@@ -19,7 +19,8 @@ ConsoleOutput::ConsoleOutput(const VmConfig::Console& config) {
             fd_ = STDOUT_FILENO;
             break;
         case VmConfig::ConsoleOutput::File:
-            file_.reset(::open(config.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+            file_.reset(
+                ::open(config.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
             if (!file_) {
                 fail_errno("console.path {}: cannot open for writing", config.path);
             }

@@ -2,8 +2,8 @@
 
 #include <termios.h>
 
-#include <cstdint>
 #include <atomic>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <span>

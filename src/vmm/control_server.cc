@@ -100,7 +100,8 @@ nlohmann::json ControlServer::answer(const std::string& line) {
         for (const auto& [name, ignored] : commands_) {
             known += (known.empty() ? "" : ", ") + name;
         }
-        return {{"ok", false}, {"error", "unknown command '" + command + "' (known: " + known + ")"}};
+        return {{"ok", false},
+                {"error", "unknown command '" + command + "' (known: " + known + ")"}};
     }
     try {
         return {{"ok", true}, {"result", handler->second(request)}};

@@ -23,7 +23,9 @@ public:
     ControlServer(std::string path, EventLoop& loop);
     ~ControlServer();  // closes clients and removes the socket file
 
-    void on(const std::string& command, Command handler) { commands_[command] = std::move(handler); }
+    void on(const std::string& command, Command handler) {
+        commands_[command] = std::move(handler);
+    }
 
 private:
     void accept_client();

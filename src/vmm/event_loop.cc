@@ -8,9 +8,13 @@
 
 namespace vireo {
 
-void EventLoop::add(int fd, Handler on_readable) { handlers_[fd] = std::move(on_readable); }
+void EventLoop::add(int fd, Handler on_readable) {
+    handlers_[fd] = std::move(on_readable);
+}
 
-void EventLoop::remove(int fd) { handlers_.erase(fd); }
+void EventLoop::remove(int fd) {
+    handlers_.erase(fd);
+}
 
 void EventLoop::run() {
     running_ = true;

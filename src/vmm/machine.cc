@@ -124,10 +124,12 @@ void Machine::load_guest() {
     x86::BootRequest request{config_.boot.kernel, config_.boot.initrd, config_.boot.cmdline};
     x86::BootInfo boot = x86::load_kernel(memory_, request, rsdp);
     boot_state_ = boot.cpu;
-    boot_summary_ = fmt::format("{} kernel at {:#x} ({} bytes), entry {:#x}", x86::to_string(boot.format),
-                                boot.kernel.address, boot.kernel.size, boot.entry);
+    boot_summary_ =
+        fmt::format("{} kernel at {:#x} ({} bytes), entry {:#x}", x86::to_string(boot.format),
+                    boot.kernel.address, boot.kernel.size, boot.entry);
     if (boot.initrd) {
-        boot_summary_ += fmt::format(", initrd at {:#x} ({} bytes)", boot.initrd->address, boot.initrd->size);
+        boot_summary_ +=
+            fmt::format(", initrd at {:#x} ({} bytes)", boot.initrd->address, boot.initrd->size);
     }
     spdlog::debug("{}", boot_summary_);
 }
@@ -155,11 +157,17 @@ void Machine::start() {
     }
 }
 
-void Machine::pause() { run_control_.pause(); }
+void Machine::pause() {
+    run_control_.pause();
+}
 
-void Machine::resume() { run_control_.resume(); }
+void Machine::resume() {
+    run_control_.resume();
+}
 
-void Machine::press_power_button() { acpi_pm_->press_power_button(); }
+void Machine::press_power_button() {
+    acpi_pm_->press_power_button();
+}
 
 void Machine::end(MachineExit exit) {
     {

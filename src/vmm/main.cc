@@ -11,9 +11,9 @@
 #include <optional>
 #include <sstream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "base/error.h"
 #include "base/unique_fd.h"
@@ -64,7 +64,8 @@ public:
     void listen(const std::string& path) {
         control_.emplace(path, loop_);
         control_->on("info", [this](const nlohmann::json&) {
-            return machine_ ? machine_->info() : nlohmann::json{{"state", "waiting for a definition"}};
+            return machine_ ? machine_->info()
+                            : nlohmann::json{{"state", "waiting for a definition"}};
         });
         control_->on("boot", [this](const nlohmann::json& request) {
             if (machine_) {
@@ -159,7 +160,8 @@ MachineExit run(const std::optional<std::string>& config_path,
         }
         if (config_path) {
             VmConfig config = load_config(*config_path);
-            if (control_socket && config.control_socket && *config.control_socket != *control_socket) {
+            if (control_socket && config.control_socket &&
+                *config.control_socket != *control_socket) {
                 fail("{}: control_socket {} differs from --control-socket {}", *config_path,
                      *config.control_socket, *control_socket);
             }
@@ -189,7 +191,8 @@ void write_report(const std::string& path, const MachineExit& result) {
 int main(int argc, char** argv) {
     CLI::App app{
         "vireo-vmm: runs one virtual machine on KVM. The VM definition comes from --config, or\n"
-        "over --control-socket as {\"command\": \"boot\", \"definition\": {...}} (see docs/vmm.md)."};
+        "over --control-socket as {\"command\": \"boot\", \"definition\": {...}} (see "
+        "docs/vmm.md)."};
     std::optional<std::string> config_path;
     std::optional<std::string> control_socket;
     std::optional<std::string> report_path;
@@ -203,7 +206,8 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
         if (!config_path && !control_socket) {
-            throw CLI::ValidationError("needs --config FILE, or --control-socket PATH to receive it");
+            throw CLI::ValidationError(
+                "needs --config FILE, or --control-socket PATH to receive it");
         }
     } catch (const CLI::ParseError& error) {
         return app.exit(error) == 0 ? 0 : 2;

@@ -14,7 +14,9 @@ void ignore_kick(int) {}
 
 }  // namespace
 
-int RunControl::kick_signal() { return SIGRTMIN; }
+int RunControl::kick_signal() {
+    return SIGRTMIN;
+}
 
 RunControl::RunControl() {
     struct sigaction action {};

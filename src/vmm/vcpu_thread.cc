@@ -26,7 +26,9 @@ struct Overloaded : Handlers... {
 VcpuThread::VcpuThread(std::unique_ptr<kvm::Vcpu> vcpu, Context context)
     : vcpu_(std::move(vcpu)), context_(std::move(context)) {}
 
-VcpuThread::~VcpuThread() { join(); }
+VcpuThread::~VcpuThread() {
+    join();
+}
 
 void VcpuThread::start() {
     thread_ = std::thread([this] { run(); });

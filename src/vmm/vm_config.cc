@@ -30,7 +30,9 @@ public:
         return it == object_.end() || it->is_null() ? nullptr : &*it;
     }
 
-    std::string field(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+    std::string field(const std::string& key) const {
+        return path_.empty() ? key : path_ + "." + key;
+    }
 
     template <typename... Args>
     [[noreturn]] void error(const std::string& key, fmt::format_string<Args...> format,
@@ -54,8 +56,9 @@ public:
         if (value == nullptr) {
             return std::nullopt;
         }
-        if (!value->is_number_integer() || (value->is_number_integer() && !value->is_number_unsigned() &&
-                                            value->get<int64_t>() < 0)) {
+        if (!value->is_number_integer() ||
+            (value->is_number_integer() && !value->is_number_unsigned() &&
+             value->get<int64_t>() < 0)) {
             error(key, "must be a whole number from {} to {}, not {}", min, max, value->dump());
         }
         uint64_t number = value->get<uint64_t>();
@@ -180,14 +183,16 @@ VmConfig VmConfig::from_json(const json& document, const std::string& source) {
     ObjectReader root(document, "", source);
     if (auto name = root.string("name")) {
         if (name->empty() || name->size() > 64 ||
-            name->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+            name->find_first_not_of(
+                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
                 std::string::npos) {
             root.error("name", "'{}' must be 1 to 64 letters, digits, '-', '_' or '.'", *name);
         }
         config.name = *name;
     }
     config.vcpus = static_cast<uint32_t>(root.unsigned_integer("vcpus", 1, kMaxVcpus).value_or(1));
-    config.memory_mib = root.unsigned_integer("memory_mib", kMinMemoryMib, kMaxMemoryMib).value_or(256);
+    config.memory_mib =
+        root.unsigned_integer("memory_mib", kMinMemoryMib, kMaxMemoryMib).value_or(256);
 
     const json* boot = root.find("boot");
     if (boot == nullptr) {

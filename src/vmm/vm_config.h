@@ -29,7 +29,7 @@ struct VmConfig {
     } boot;
     struct Console {
         ConsoleOutput output = ConsoleOutput::Stdio;
-        std::string path;  // for ConsoleOutput::File
+        std::string path;   // for ConsoleOutput::File
         bool input = true;  // forward stdin to the UART
     } console;
     std::optional<std::string> control_socket;

@@ -1,0 +1,763 @@
+#!/usr/bin/env python3
+"""Disk benchmarks: Vireo's block layer and virtio-blk side by side with QEMU's, on the same files.
+
+    python3 bench/disk_bench.py --build build --runs 10 --output docs/benchmarks.md
+
+Two measurements, each interleaved run by run (Vireo, QEMU, QEMU, Vireo, ...;
+the order rotates every round) so that both see the same host load:
+
+  tools   `vireo disk bench` against `qemu-img bench`, the same options meaning
+          the same thing (count, depth, request size, read/write, step, cache
+          mode), on the same files: 4 KiB "random" read and write at depth 1
+          and 32, 1 MiB sequential at depth 8; on raw, on qcow2 pre-filled
+          (every cluster allocated), qcow2 fresh (writes allocate) and a
+          qcow2 overlay on a pre-filled qcow2 backing file (reads fall
+          through, writes copy the rest of the cluster up). Cache mode none
+          (O_DIRECT) where both tools and the file system allow it, and
+          writeback. qemu-img runs with each of its AIO engines; a figure is
+          compared with the fastest one (the median of each engine's runs).
+  guest   the blk_bench guest's virtio-blk I/O loop (4 KiB sequential reads and
+          writes at depth 1 and 32, polled, timed with the TSC) under vireo-vmm
+          and QEMU -M microvm on the same raw image.
+
+Before every write run on a fresh or overlay image the tool gets a fresh copy
+of the same template; in writeback mode every write run is followed by an
+fsync of the file (outside the timing) so that no run inherits the previous
+one's dirty pages.
+
+Prints a table and, with --output, rewrites the text between the markers
+<!-- disk-bench:begin --> and <!-- disk-bench:end --> of that Markdown file
+(creating the file or appending the section if needed); the rest is kept.
+Exits 77 (skip) when a peer is missing: qemu-img for the tools part, /dev/kvm
+or qemu-system-x86_64 for the guest part. Every child runs in its own process
+group, killed on any failure, Ctrl-C or SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import mmap
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench_common import (EXIT_SKIP, BenchError, Children, Interrupted, Runner, Sample, check_guest_passed,
+                          host_facts, load_average, print_tables, ratio, shown_build, update_document,
+                          verdict)
+
+BEGIN_MARKER = "<!-- disk-bench:begin -->"
+END_MARKER = "<!-- disk-bench:end -->"
+
+# Goals (from the benchmark issue): Vireo's throughput against qemu-img's.
+RAW_GOAL = 0.95
+QCOW2_GOAL = 1.0
+
+MIB = 1 << 20
+IMAGE_SIZE = 1 << 30
+FILL = 0xa5  # every byte of the pre-filled images
+PATTERN = 0x5a  # what write runs write: not zero, so no tool may skip it as zeroes
+# qemu-img bench has no random mode: "random" is a fixed step of an odd number
+# of 4 KiB blocks (~158 MiB), which wraps at the end of the image (both tools
+# do). On a power-of-two image it visits every 4 KiB block once before any
+# block twice, each request far from the previous one, in the same order in
+# both tools.
+RANDOM_STEP = 40503 * 4096
+
+GUEST_IMAGE_SIZE = 128 * MIB
+GUEST_MEMORY_MIB = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    name: str
+    size: int
+    depth: int
+    step: int | None  # None: sequential (step = size)
+    # Requests per run, by (cache mode, write): each run a few tenths of a second here.
+    counts: dict
+
+    def count(self, cache: str, write: bool, scale: float) -> int:
+        return max(1, int(self.counts[(cache, write)] * scale))
+
+
+WORKLOADS = [
+    Workload("4k-rand-qd1", 4096, 1, RANDOM_STEP,
+             {("none", False): 3000, ("none", True): 2000,
+              ("writeback", False): 50000, ("writeback", True): 10000}),
+    Workload("4k-rand-qd32", 4096, 32, RANDOM_STEP,
+             {("none", False): 20000, ("none", True): 20000,
+              ("writeback", False): 100000, ("writeback", True): 20000}),
+    Workload("1m-seq-qd8", MIB, 8, None,
+             {("none", False): 1000, ("none", True): 500,
+              ("writeback", False): 2000, ("writeback", True): 1000}),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageKind:
+    name: str
+    format: str
+    goal: float
+    reads: bool
+    writes: bool
+    copy_per_write: bool  # a fresh copy of the template before every write run
+    description: str
+
+
+IMAGE_KINDS = [
+    ImageKind("raw", "raw", RAW_GOAL, True, True, False,
+              f"raw, 1 GiB, every byte {FILL:#x}; writes overwrite in place"),
+    ImageKind("qcow2-full", "qcow2", QCOW2_GOAL, True, True, False,
+              "qcow2 (64 KiB clusters) converted from the raw file: every cluster allocated; "
+              "writes overwrite allocated clusters"),
+    ImageKind("qcow2-fresh", "qcow2", QCOW2_GOAL, False, True, True,
+              "new empty qcow2 (`qemu-img create`): every write allocates (reads would only "
+              "find holes, so none are measured)"),
+    ImageKind("qcow2-backing", "qcow2", QCOW2_GOAL, True, True, True,
+              "new empty qcow2 overlay on a copy of qcow2-full: reads fall through to the "
+              "backing file; a write allocates and copies the rest of its cluster up"),
+]
+
+
+# ---------------------------------------------------------------- files
+
+
+def fill_file(path: Path, size: int, byte: int) -> None:
+    chunk = bytes([byte]) * MIB
+    with open(path, "wb") as file:
+        for _ in range(size // MIB):
+            file.write(chunk)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def copy_synced(source: Path, target: Path) -> None:
+    shutil.copyfile(source, target)
+    fsync_path(target)
+
+
+def warm(path: Path) -> None:
+    """Reads the file through the page cache (writeback reads then hit memory in both tools)."""
+    with open(path, "rb") as file:
+        while file.read(8 * MIB):
+            pass
+
+
+def direct_io_works(folder: Path) -> str | None:
+    """None if O_DIRECT reads and writes work on `folder`'s file system, else why not."""
+    probe = folder / ".odirect-probe"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_RDWR | os.O_DIRECT, 0o600)
+    except OSError as error:
+        return f"open(O_DIRECT): {error.strerror}"
+    try:
+        buffer = mmap.mmap(-1, 4096)  # page-aligned
+        buffer.write(b"\xa5" * 4096)
+        os.pwrite(fd, buffer, 0)
+        os.preadv(fd, [buffer], 0)
+        return None
+    except OSError as error:
+        return f"O_DIRECT I/O: {error.strerror}"
+    finally:
+        os.close(fd)
+        probe.unlink()
+
+
+def filesystem_of(path: Path) -> str:
+    """'ext4 on /dev/vda (virtio, not rotational)', from /proc/mounts and sysfs."""
+    st_dev = path.stat().st_dev
+    best = ("?", "?")
+    best_len = -1
+    for line in Path("/proc/mounts").read_text().splitlines():
+        device, mount, fstype = line.split()[:3]
+        mount = mount.replace("\\040", " ")
+        try:
+            if os.stat(mount).st_dev != st_dev:
+                continue
+        except OSError:
+            continue
+        if len(mount) > best_len:
+            best, best_len = (fstype, device), len(mount)
+    fstype, device = best
+    block = Path(f"/sys/dev/block/{os.major(st_dev)}:{os.minor(st_dev)}")
+    details = []
+    if block.exists():
+        disk = block.resolve()
+        if (disk / "partition").exists():
+            disk = disk.parent
+        rotational = disk / "queue" / "rotational"
+        scheduler = disk / "queue" / "scheduler"
+        if rotational.exists():
+            details.append("rotational" if rotational.read_text().strip() == "1" else "not rotational")
+        if scheduler.exists():
+            chosen = re.search(r"\[(\S+)\]", scheduler.read_text())
+            details.append(f"scheduler {chosen.group(1) if chosen else '?'}")
+        device = f"{device} (block device {disk.name}{': ' + ', '.join(details) if details else ''})"
+    return f"{fstype} on {device}"
+
+
+class Images:
+    """The benchmark's files in one folder, made with qemu-img (the reference tool)."""
+
+    def __init__(self, folder: Path, qemu_img: str) -> None:
+        self.folder = folder
+        self.qemu_img = qemu_img
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+    def qemu_img_run(self, *args: str) -> None:
+        result = subprocess.run([self.qemu_img, *args], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BenchError(f"qemu-img {shlex.join(args)} failed: {result.stderr.strip()}")
+
+    def prepare_tools(self) -> None:
+        progress("preparing the images (1 GiB raw, qcow2 copies)")
+        fill_file(self.path("raw.img"), IMAGE_SIZE, FILL)
+        self.qemu_img_run("convert", "-f", "raw", "-O", "qcow2", str(self.path("raw.img")),
+                          str(self.path("full.qcow2")))
+        copy_synced(self.path("full.qcow2"), self.path("base.qcow2"))
+        self.qemu_img_run("create", "-q", "-f", "qcow2", str(self.path("fresh-template.qcow2")), str(IMAGE_SIZE))
+        self.qemu_img_run("create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2",
+                          str(self.path("overlay-template.qcow2")))
+        for name in ("fresh-template.qcow2", "overlay-template.qcow2"):
+            fsync_path(self.path(name))
+        # The overlay reads as the pre-filled image while it is empty.
+        copy_synced(self.path("overlay-template.qcow2"), self.path("overlay.qcow2"))
+        info = json.loads(subprocess.run([self.qemu_img, "info", "--output=json", str(self.path("full.qcow2"))],
+                                         capture_output=True, text=True).stdout)
+        if info.get("actual-size", 0) < IMAGE_SIZE:
+            raise BenchError(f"full.qcow2 takes {info.get('actual-size')} bytes: not every cluster allocated")
+
+    def prepare_guest(self) -> None:
+        fill_file(self.path("guest.img"), GUEST_IMAGE_SIZE, FILL)
+
+    def for_read(self, kind: ImageKind) -> Path:
+        return self.path({"raw": "raw.img", "qcow2-full": "full.qcow2", "qcow2-backing": "overlay.qcow2"}[kind.name])
+
+    def for_write(self, kind: ImageKind) -> Path:
+        """The file a write run works on; a fresh copy of the template for kinds that allocate."""
+        if kind.name == "raw":
+            return self.path("raw.img")
+        if kind.name == "qcow2-full":
+            return self.path("full.qcow2")
+        template = "fresh-template.qcow2" if kind.name == "qcow2-fresh" else "overlay-template.qcow2"
+        target = self.path("work.qcow2")
+        target.unlink(missing_ok=True)
+        copy_synced(self.path(template), target)
+        return target
+
+    def warm_reads(self) -> None:
+        for name in ("raw.img", "full.qcow2", "base.qcow2"):
+            warm(self.path(name))
+
+
+# ---------------------------------------------------------------- tools
+
+
+@dataclasses.dataclass
+class Tool:
+    label: str  # "vireo" or "qemu-img (aio=...)"
+    kind: str  # "vireo" | "qemu-img"
+    aio: str | None = None
+
+
+@dataclasses.dataclass
+class Cell:
+    """One workload on one image kind, read or write, in one cache mode."""
+    image: ImageKind
+    workload: Workload
+    write: bool
+    cache: str
+    count: int
+    tools: list[Tool]
+    seconds: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    argv: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # the last run's command per tool
+
+    @property
+    def op(self) -> str:
+        return "write" if self.write else "read"
+
+    def bytes(self) -> int:
+        return self.count * self.workload.size
+
+    def mibps(self, tool: str) -> Sample:
+        return Sample([self.bytes() / s / MIB for s in self.seconds[tool]])
+
+    def iops(self, tool: str) -> Sample:
+        return Sample([self.count / s for s in self.seconds[tool]])
+
+    def best_peer(self) -> str:
+        peers = [t.label for t in self.tools if t.kind == "qemu-img"]
+        return max(peers, key=lambda label: self.mibps(label).median)
+
+
+def tool_argv(tool: Tool, cli: Path, qemu_img: str, cell: Cell, path: Path) -> list[str]:
+    w = cell.workload
+    if tool.kind == "vireo":
+        argv = [str(cli), "disk", "bench", str(path), "-f", cell.image.format, "-t", cell.cache,
+                "-c", str(cell.count), "-d", str(w.depth), "-s", str(w.size), "--json"]
+    else:
+        argv = [qemu_img, "bench", "-f", cell.image.format, "-t", cell.cache, "-i", tool.aio,
+                "-c", str(cell.count), "-d", str(w.depth), "-s", str(w.size)]
+    if w.step is not None:
+        argv += ["-S", str(w.step)]
+    if cell.write:
+        argv += ["-w", f"--pattern={PATTERN}"]
+    return argv + ([] if tool.kind == "vireo" else [str(path)])
+
+
+def parse_seconds(tool: Tool, output: str, cell: Cell, argv: list[str]) -> float:
+    """The tool's own timing of its requests (neither counts opening or closing the image)."""
+    if tool.kind == "vireo":
+        try:
+            result = json.loads(output.strip().splitlines()[-1])
+            seconds = float(result["elapsed_seconds"])
+            done = int(result["count"])
+        except (ValueError, KeyError, IndexError) as error:
+            raise BenchError(f"no JSON result ({error}) from: {shlex.join(argv)}\n{output[-2000:]}") from error
+        if done != cell.count:
+            raise BenchError(f"{done} requests completed, {cell.count} asked: {shlex.join(argv)}")
+        return seconds
+    match = re.search(r"^Run completed in ([\d.]+) seconds", output, re.M)
+    if not match:
+        raise BenchError(f"no 'Run completed in' line from: {shlex.join(argv)}\n{output[-2000:]}")
+    # qemu-img prints milliseconds: a run of 0 ms would be meaningless.
+    return max(float(match.group(1)), 0.0005)
+
+
+def vireo_cache_support(runner: Runner, cli: Path, images: Images) -> dict[str, str | None]:
+    """Per image format: None if `vireo disk bench --cache none` runs, else its refusal."""
+    support = {}
+    for fmt, name in (("raw", "raw.img"), ("qcow2", "full.qcow2")):
+        argv = [str(cli), "disk", "bench", str(images.path(name)), "-f", fmt, "-t", "none", "-c", "1",
+                "-d", "1", "--json"]
+        result = runner.run(argv)
+        if result.status == 0:
+            support[fmt] = None
+        else:
+            support[fmt] = (result.stderr.strip().splitlines() or ["exit status %d" % result.status])[-1]
+    return support
+
+
+def plan_cells(caches: list[str], support: dict[str, str | None], scale: float,
+               only_images: list[str] | None) -> list[Cell]:
+    cells = []
+    for cache in caches:
+        for image in IMAGE_KINDS:
+            if only_images and image.name not in only_images:
+                continue
+            if cache == "none" and support.get(image.format):
+                continue  # Vireo refuses: reported in the notes
+            engines = ["threads", "io_uring"] + (["native"] if cache == "none" else [])
+            tools = [Tool("vireo", "vireo")] + [Tool(f"qemu-img aio={a}", "qemu-img", a) for a in engines]
+            for write in (False, True):
+                if (write and not image.writes) or (not write and not image.reads):
+                    continue
+                for workload in WORKLOADS:
+                    cells.append(Cell(image, workload, write, cache, workload.count(cache, write, scale),
+                                      tools))
+    return cells
+
+
+def bench_tools(runner: Runner, cli: Path, qemu_img: str, images: Images, cells: list[Cell],
+                runs: int) -> None:
+    for i in range(runs):
+        for n, cell in enumerate(cells):
+            # Rotate the order each round: no tool always runs right after a given other.
+            order = cell.tools[i % len(cell.tools):] + cell.tools[:i % len(cell.tools)]
+            for tool in order:
+                path = images.for_write(cell.image) if cell.write else images.for_read(cell.image)
+                argv = tool_argv(tool, cli, qemu_img, cell, path)
+                result = runner.run(argv, timeout=max(runner.timeout, 300))
+                if result.status != 0:
+                    raise BenchError(f"exit status {result.status}: {shlex.join(argv)}\n{result.stderr[-2000:]}")
+                cell.seconds.setdefault(tool.label, []).append(parse_seconds(tool, result.output, cell, argv))
+                cell.argv[tool.label] = argv
+                if cell.write and cell.cache == "writeback":
+                    fsync_path(path)  # the next run starts without this one's dirty pages
+            progress(f"tools: round {i + 1}/{runs}, {n + 1}/{len(cells)} "
+                     f"({cell.image.name} {cell.op} {cell.workload.name} cache={cell.cache})")
+
+
+# ---------------------------------------------------------------- guest
+
+
+GUEST_FIGURES = ("read_4k_qd1", "write_4k_qd1", "read_4k_qd32", "write_4k_qd32")
+
+
+@dataclasses.dataclass
+class GuestVariant:
+    label: str
+    argv: list[str]
+    iops: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+
+
+QEMU_COMMON = [
+    "-nodefaults", "-no-user-config", "-accel", "kvm", "-smp", "1",
+    "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
+    "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+]
+
+
+def guest_variants(build: Path, qemu: str, image: Path, workdir: Path, count: int) -> list[GuestVariant]:
+    kernel = build / "guest" / "blk_bench.elf"
+    cmdline = f"bench.count={count} bench.depth=32 bench.fill={FILL:#x}"
+    config = {
+        "vcpus": 1,
+        "memory_mib": GUEST_MEMORY_MIB,
+        "boot": {"kernel": str(kernel), "cmdline": cmdline},
+        "console": {"output": "stdio", "input": False},
+        "disks": [{"path": str(image)}],
+    }
+    vm_json = workdir / "vm.json"
+    vm_json.write_text(json.dumps(config))
+    variants = [GuestVariant("vireo-vmm", [str(build / "bin" / "vireo-vmm"), "--config", str(vm_json)])]
+    # vireo-vmm has no cache mode: its images go through the host page cache, so
+    # QEMU gets cache=writeback too.
+    for aio in ("threads", "io_uring"):
+        variants.append(GuestVariant(f"QEMU microvm aio={aio}", [
+            qemu, *QEMU_COMMON, "-M", "microvm,pcie=on", "-m", f"{GUEST_MEMORY_MIB}M", "-kernel", str(kernel),
+            "-append", cmdline,
+            "-drive", f"file={image},if=none,id=d0,format=raw,cache=writeback,aio={aio}",
+            "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"]))
+    return variants
+
+
+def bench_guest(runner: Runner, variants: list[GuestVariant], runs: int) -> None:
+    for i in range(runs):
+        order = variants[i % len(variants):] + variants[:i % len(variants)]
+        for variant in order:
+            result = runner.run(variant.argv, timeout=max(runner.timeout, 120))
+            check_guest_passed(result, variant.argv)
+            values = dict(re.findall(r"^BENCH blk_(\w+)_iops=(\d+)", result.output, re.M))
+            for figure in GUEST_FIGURES:
+                if figure not in values:
+                    raise BenchError(f"no 'BENCH blk_{figure}_iops=' line: {shlex.join(variant.argv)}\n"
+                                     f"{result.output[-3000:]}")
+                variant.iops.setdefault(figure, []).append(float(values[figure]))
+        progress(f"guest: round {i + 1}/{runs} done")
+
+
+# ---------------------------------------------------------------- report
+
+
+def display(argv: list[str], build: Path, workdir: Path) -> str:
+    text = shlex.join(argv).replace(str(build) + "/", shown_build(build) + "/")
+    return text.replace(str(workdir) + "/", "")
+
+
+def fmt_sample(s: Sample, fmt: str) -> str:
+    return f"{fmt.format(s.median)} ({s.spread(fmt)})"
+
+
+def tools_section(cells: list[Cell], build: Path, workdir: Path, support: dict[str, str | None],
+                  direct_problem: str | None, runs: int) -> list[str]:
+    lines = [
+        "### `vireo disk bench` against `qemu-img bench`",
+        "",
+        f"Same files, same options, {runs} runs of each tool per row, interleaved with a rotating "
+        "order. Workloads: 4 KiB \"random\" = a step of "
+        f"{RANDOM_STEP // 4096} × 4 KiB (~{RANDOM_STEP // MIB} MiB) that wraps at the end of the 1 GiB "
+        "image (`qemu-img bench` has no random mode; both tools walk the same permutation of the "
+        "image's 4 KiB blocks); 1 MiB sequential from offset 0. Writes write the byte "
+        f"{PATTERN:#x}. Time = each tool's own timing of its requests (first submission to last "
+        "completion; opening and closing the image not included); MiB/s and IOPS = count / time; "
+        "median (min–max). Each Vireo figure is compared with the fastest of qemu-img's AIO "
+        "engines for that row (median against median); the other engines' medians are in the "
+        "last column.",
+        "",
+        "Images:",
+        "",
+    ]
+    lines += [f"- **{k.name}**: {k.description}" for k in IMAGE_KINDS]
+    lines.append("")
+    by_cache: dict[str, list[Cell]] = {}
+    for cell in cells:
+        by_cache.setdefault(cell.cache, []).append(cell)
+    for cache, group in by_cache.items():
+        title = ("cache=none (O_DIRECT: no host page cache)" if cache == "none"
+                 else "cache=writeback (host page cache; reads hit memory, writes are not flushed)")
+        lines += [
+            f"#### {title}",
+            "",
+            "| image | op | workload | count | vireo MiB/s | vireo IOPS | qemu-img best MiB/s | qemu-img best IOPS "
+            "| vireo / qemu-img | goal | verdict | other engines (MiB/s) |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
+        ]
+        for cell in group:
+            best = cell.best_peer()
+            v_mib, q_mib = cell.mibps("vireo"), cell.mibps(best)
+            r = ratio(v_mib.median, q_mib.median)
+            others = ", ".join(f"{t.aio} {cell.mibps(t.label).median:.1f}" for t in cell.tools
+                               if t.kind == "qemu-img" and t.label != best)
+            lines.append(
+                f"| {cell.image.name} | {cell.op} | {cell.workload.name} | {cell.count} | "
+                f"{fmt_sample(v_mib, '{:.1f}')} | {cell.iops('vireo').median:.0f} | "
+                f"{fmt_sample(q_mib, '{:.1f}')} ({best.split('=')[1]}) | {cell.iops(best).median:.0f} | "
+                f"{r:.2f} | ≥ {cell.image.goal:.2f} | {verdict(r >= cell.image.goal)} | {others} |")
+        lines.append("")
+    lines += goal_summary(cells)
+    notes = []
+    if direct_problem:
+        notes.append(f"The file system of the images refuses O_DIRECT ({direct_problem}): every row is "
+                     "cache=writeback, in both tools.")
+    for fmt, refusal in support.items():
+        if refusal:
+            notes.append(f"`vireo disk bench --cache none` refuses {fmt} images, so {fmt} is measured in "
+                         f"writeback mode only: \"{refusal}\"")
+    if notes:
+        lines += [*[f"- {n}" for n in notes], ""]
+    example = {}
+    for cell in cells:
+        for label, argv in cell.argv.items():
+            example.setdefault(label.split()[0], argv)
+    lines += ["Commands of one row (qcow2-full, read, 4k-rand-qd1, cache=writeback, or the first row "
+              "measured); the others differ in the file, `-w --pattern`, counts, depth, size and `-t`:", "",
+              "```sh"]
+    sample_cell = next((c for c in cells if c.image.name == "qcow2-full" and not c.write
+                        and c.workload.name == "4k-rand-qd1" and c.cache == "writeback"), cells[0])
+    lines += [display(argv, build, workdir) for argv in sample_cell.argv.values()]
+    lines += ["```", ""]
+    return lines
+
+
+def goal_summary(cells: list[Cell]) -> list[str]:
+    lines = ["| goal | rows | met | worst row (ratio) | verdict |", "| --- | ---: | ---: | --- | --- |"]
+    for fmt, goal in (("raw", RAW_GOAL), ("qcow2", QCOW2_GOAL)):
+        rows = [c for c in cells if c.image.format == fmt]
+        if not rows:
+            continue
+        ratios = [(ratio(c.mibps("vireo").median, c.mibps(c.best_peer()).median), c) for c in rows]
+        met = sum(1 for r, _ in ratios if r >= goal)
+        worst_r, worst = min(ratios, key=lambda item: item[0])
+        lines.append(f"| {fmt}: vireo ≥ {goal:.2f}× qemu-img's throughput | {len(rows)} | {met} | "
+                     f"{worst.image.name} {worst.op} {worst.workload.name} cache={worst.cache} ({worst_r:.2f}) | "
+                     f"{verdict(met == len(rows))} |")
+    return lines + [""]
+
+
+def guest_section(variants: list[GuestVariant], build: Path, workdir: Path, count: int, runs: int) -> list[str]:
+    vmm, peers = variants[0], variants[1:]
+    lines = [
+        "### virtio-blk: the blk_bench guest's I/O loop, vireo-vmm against QEMU microvm",
+        "",
+        f"blk_bench guest, 1 vCPU, {GUEST_MEMORY_MIB} MiB, one virtio-blk disk on a "
+        f"{GUEST_IMAGE_SIZE // MIB} MiB raw file (every byte {FILL:#x}); `bench.count={count}` sequential "
+        "4 KiB requests per figure through queue 0, at depth 1 and 32, polled with interrupts "
+        "suppressed, timed with the TSC in the guest (ring 3); reads from sector 0 (each buffer "
+        "checked), writes to the next region, then a flush. vireo-vmm has no cache option (its "
+        "images use the host page cache), so QEMU runs with cache=writeback. "
+        f"{runs} runs each, interleaved; median IOPS (min–max); the ratio is against the faster "
+        "QEMU AIO engine.",
+        "",
+        "| figure | vireo-vmm IOPS | " + " | ".join(f"{p.label} IOPS" for p in peers) + " | vireo / best QEMU |",
+        "| --- | ---: | " + " | ".join("---:" for _ in peers) + " | ---: |",
+    ]
+    for figure in GUEST_FIGURES:
+        v = Sample(vmm.iops[figure])
+        best = max(Sample(p.iops[figure]).median for p in peers)
+        cols = " | ".join(fmt_sample(Sample(p.iops[figure]), "{:.0f}") for p in peers)
+        lines.append(f"| {figure} | {fmt_sample(v, '{:.0f}')} | {cols} | {ratio(v.median, best):.2f} |")
+    lines += ["", "The issue sets no goal for this loop; the ratios are for comparison.", "", "```sh"]
+    lines += [display(v.argv, build, workdir) for v in variants]
+    lines += ["```", "", "`vm.json` = `" + json.dumps(json.loads((workdir / "vm.json").read_text()),
+                                                      separators=(",", ":")).replace(str(build) + "/", shown_build(build) + "/")
+              .replace(str(workdir) + "/", "") + "` (absolute paths in the real file).", ""]
+    return lines
+
+
+def render(facts: dict[str, str], command: str, started: str, loads: tuple[str, str],
+           sections: list[list[str]]) -> str:
+    lines = [
+        "## Disks: Vireo's block layer and virtio-blk against QEMU's",
+        "",
+        "Generated by `bench/disk_bench.py`; do not edit between the markers, re-run instead:",
+        "",
+        "```sh",
+        command,
+        "```",
+        "",
+        f"Measured {started}. Every figure below compares runs made in the same invocation, "
+        "interleaved, on the same files.",
+        "",
+        "| host | |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {key} | {value} |" for key, value in facts.items()]
+    lines += [f"| load average (1/5/15 min) | {loads[0]} at start, {loads[1]} at end "
+              "(the machine is shared: other builds may run during the benchmark) |", ""]
+    for section in sections:
+        lines += section
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def save_samples(path: Path, cells: list[Cell], variants: list[GuestVariant]) -> None:
+    data = {
+        "tools": [{"image": c.image.name, "op": c.op, "workload": c.workload.name, "cache": c.cache,
+                   "count": c.count, "size": c.workload.size, "depth": c.workload.depth,
+                   "seconds": c.seconds, "argv": c.argv} for c in cells],
+        "guest": [{"label": v.label, "argv": v.argv, "iops": v.iops} for v in variants],
+    }
+    path.write_text(json.dumps(data, indent=1))
+
+
+# ---------------------------------------------------------------- main
+
+
+def progress(message: str) -> None:
+    print(f"[disk-bench] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", default="build", help="build directory (bin/ and guest/ inside)")
+    parser.add_argument("--runs", type=int, default=10, help="runs per tool and row (at least 5)")
+    parser.add_argument("--guest-runs", type=int, help="runs per VMM of the guest loop (default: --runs)")
+    parser.add_argument("--only", action="append", choices=("tools", "guest"),
+                        help="run only this part (repeatable); --output then needs both")
+    parser.add_argument("--cache", action="append", choices=("none", "writeback"),
+                        help="cache modes of the tools part (repeatable; default both)")
+    parser.add_argument("--images", action="append", choices=[k.name for k in IMAGE_KINDS],
+                        help="image kinds of the tools part (repeatable; default all)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies every request count")
+    parser.add_argument("--guest-count", type=int, default=8192, help="blk_bench bench.count")
+    parser.add_argument("--workdir", help="folder for the image files (~4 GiB; default: a new one in $TMPDIR)")
+    parser.add_argument("--output", help="Markdown file whose disk-bench section is rewritten")
+    parser.add_argument("--save", help="also write every sample as JSON to this file")
+    parser.add_argument("--qemu", default="qemu-system-x86_64", help="QEMU binary")
+    parser.add_argument("--qemu-img", default="qemu-img", help="qemu-img binary")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds allowed per run")
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.guest_count < 1 or args.scale <= 0:
+        parser.error("--runs, --guest-count and --scale must be positive")
+    if args.runs < 5:
+        progress(f"warning: --runs {args.runs} is below the 5 runs the published figures need")
+    if args.guest_runs is None:
+        args.guest_runs = args.runs
+    if args.output and (args.only or args.images or args.cache or args.scale != 1.0):
+        parser.error("--output rewrites the whole disk section: run everything (no --only, --images, "
+                     "--cache or --scale)")
+    return args
+
+
+def missing_prerequisites(args: argparse.Namespace, parts: list[str]) -> str | None:
+    if "tools" in parts and shutil.which(args.qemu_img) is None:
+        return f"{args.qemu_img} is not installed"
+    if "guest" in parts:
+        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            return "/dev/kvm is missing or not usable by this user"
+        if shutil.which(args.qemu) is None:
+            return f"{args.qemu} is not installed"
+    return None
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    repo = Path(__file__).resolve().parent.parent
+    build = Path(args.build)
+    parts = args.only or ["tools", "guest"]
+    skip = missing_prerequisites(args, parts)
+    if skip:
+        print(f"SKIP: disk benchmarks: {skip}", file=sys.stderr)
+        return EXIT_SKIP
+    needed = []
+    if "tools" in parts:
+        needed.append(build / "bin" / "vireo")
+    if "guest" in parts:
+        needed += [build / "bin" / "vireo-vmm", build / "guest" / "blk_bench.elf"]
+    absent = [str(p) for p in needed if not p.exists()]
+    if absent:
+        print(f"disk_bench: not built: {', '.join(absent)} (ninja -C {build} vireo vireo-vmm guests)",
+              file=sys.stderr)
+        return 2
+    build = build.resolve()
+    cli = build / "bin" / "vireo"
+    if "tools" in parts:
+        probe = subprocess.run([str(cli), "disk", "bench", "--help"], capture_output=True, text=True)
+        if probe.returncode != 0:
+            print(f"disk_bench: {cli} has no `disk bench` command: {probe.stderr.strip()[-500:]}",
+                  file=sys.stderr)
+            return 2
+
+    children = Children()
+    stop_signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    for signum in stop_signals:
+        signal.signal(signum, children.on_signal)
+    command = shlex.join(["python3", "bench/disk_bench.py", *argv])
+    workdir = Path(tempfile.mkdtemp(prefix="disk-bench-", dir=args.workdir))
+    try:
+        runner = Runner(children, workdir, args.timeout)
+        images = Images(workdir, args.qemu_img)
+        binaries = tuple(name for name, part in (("vireo", "tools"), ("vireo-vmm", "guest")) if part in parts)
+        facts = host_facts(args.qemu, repo, build, binaries)
+        img_version = subprocess.run([args.qemu_img, "--version"], capture_output=True, text=True).stdout
+        facts["qemu-img"] = img_version.splitlines()[0] if img_version else "unknown"
+        facts["image files"] = filesystem_of(workdir)
+        direct_problem = direct_io_works(workdir)
+        facts["O_DIRECT"] = "works" if direct_problem is None else f"refused: {direct_problem}"
+        started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        load_start = load_average()
+        sections = []
+        cells: list[Cell] = []
+        variants: list[GuestVariant] = []
+        if "tools" in parts:
+            images.prepare_tools()
+            caches = args.cache or ["none", "writeback"]
+            if direct_problem:
+                progress(f"O_DIRECT refused here ({direct_problem}): writeback only")
+                caches = ["writeback"]
+            support = vireo_cache_support(runner, cli, images) if "none" in caches else {}
+            for fmt, refusal in support.items():
+                if refusal:
+                    progress(f"vireo disk bench --cache none refuses {fmt}: {refusal}")
+            images.warm_reads()
+            cells = plan_cells(caches, support, args.scale, args.images)
+            bench_tools(runner, cli, args.qemu_img, images, cells, args.runs)
+            sections.append(tools_section(cells, build, workdir, support, direct_problem, args.runs))
+        if "guest" in parts:
+            images.prepare_guest()
+            variants = guest_variants(build, args.qemu, images.path("guest.img"), workdir, args.guest_count)
+            bench_guest(runner, variants, args.guest_runs)
+            sections.append(guest_section(variants, build, workdir, args.guest_count, args.guest_runs))
+        print_tables(sections)
+        if args.save:
+            save_samples(Path(args.save), cells, variants)
+        if args.output:
+            update_document(Path(args.output),
+                            render(facts, command, started, (load_start, load_average()), sections),
+                            BEGIN_MARKER, END_MARKER)
+            progress(f"wrote the disk section of {args.output}")
+    except Interrupted as stop:
+        progress(f"stopped by {stop}; every child killed, temporary files removed")
+        return 130
+    except BenchError as error:
+        progress(f"FAILED: {error}")
+        return 1
+    finally:
+        for signum in stop_signals:  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
+        children.kill_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Checks of disk_bench.py's parts that need neither a VM nor the tools: the
+two tools get the same request pattern, results are parsed, write runs on
+allocating images start from identical copies, rows are compared with the
+fastest qemu-img engine."""
+import hashlib
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import disk_bench  # noqa: E402
+
+KIND = {k.name: k for k in disk_bench.IMAGE_KINDS}
+WORKLOAD = {w.name: w for w in disk_bench.WORKLOADS}
+VIREO = disk_bench.Tool("vireo", "vireo")
+QEMU_IMG = disk_bench.Tool("qemu-img aio=io_uring", "qemu-img", "io_uring")
+
+
+def cell(image="raw", workload="4k-rand-qd32", write=False, cache="none", count=100):
+    return disk_bench.Cell(KIND[image], WORKLOAD[workload], write, cache, count, [VIREO, QEMU_IMG])
+
+
+def options(argv):
+    """The options of a bench command line as {flag: value}, flags alone as True."""
+    found, i = {}, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--pattern="):
+            found["--pattern"] = arg.split("=", 1)[1]
+        elif arg in ("-w", "--json"):
+            found[arg] = True
+        elif arg.startswith("-"):
+            found[arg] = argv[i + 1]
+            i += 1
+        i += 1
+    return found
+
+
+class ArgvTest(unittest.TestCase):
+    def test_both_tools_get_the_same_request_pattern(self):
+        for c in (cell(write=True), cell("qcow2-full", "1m-seq-qd8", False, "writeback", 7)):
+            v = options(disk_bench.tool_argv(VIREO, Path("/b/vireo"), "qemu-img", c, Path("/f/x")))
+            q = options(disk_bench.tool_argv(QEMU_IMG, Path("/b/vireo"), "qemu-img", c, Path("/f/x")))
+            for flag in ("-f", "-t", "-c", "-d", "-s", "-S", "-w", "--pattern"):
+                self.assertEqual(v.get(flag), q.get(flag), f"{flag} differs for {c.workload.name}")
+            self.assertEqual(q["-i"], "io_uring")
+
+    def test_random_is_a_step_that_visits_every_block_once(self):
+        w = WORKLOAD["4k-rand-qd1"]
+        blocks = disk_bench.IMAGE_SIZE // w.size
+        self.assertEqual(w.step % w.size, 0)
+        step_blocks = w.step // w.size
+        # gcd 1 with a power-of-two block count: an odd step in blocks.
+        self.assertEqual(step_blocks % 2, 1)
+        self.assertEqual(blocks & (blocks - 1), 0)
+        self.assertNotIn("-S", options(disk_bench.tool_argv(VIREO, Path("v"), "q", cell(workload="1m-seq-qd8"),
+                                                            Path("f"))))
+
+
+class ParseTest(unittest.TestCase):
+    def test_vireo_json(self):
+        c = cell(count=100)
+        out = 'Sending...\n{"count": 100, "elapsed_seconds": 0.25, "iops": 400.0}\n'
+        self.assertEqual(disk_bench.parse_seconds(VIREO, out, c, ["vireo"]), 0.25)
+
+    def test_vireo_short_run_refused(self):
+        out = '{"count": 99, "elapsed_seconds": 0.25}\n'
+        with self.assertRaises(disk_bench.BenchError):
+            disk_bench.parse_seconds(VIREO, out, cell(count=100), ["vireo"])
+
+    def test_qemu_img_line(self):
+        out = ("Sending 100 read requests, 4096 bytes each, 32 in parallel (starting at offset 0, step size 4096)\n"
+               "Run completed in 0.123 seconds.\n")
+        self.assertEqual(disk_bench.parse_seconds(QEMU_IMG, out, cell(), ["qemu-img"]), 0.123)
+        with self.assertRaises(disk_bench.BenchError):
+            disk_bench.parse_seconds(QEMU_IMG, "nothing\n", cell(), ["qemu-img"])
+
+
+class CompareTest(unittest.TestCase):
+    def test_the_fastest_engine_is_the_reference(self):
+        threads = disk_bench.Tool("qemu-img aio=threads", "qemu-img", "threads")
+        c = disk_bench.Cell(KIND["raw"], WORKLOAD["4k-rand-qd1"], False, "none", 1000, [VIREO, QEMU_IMG, threads])
+        c.seconds = {"vireo": [1.0, 1.1, 0.9], QEMU_IMG.label: [2.0, 2.0, 2.0], threads.label: [0.5, 0.6, 0.4]}
+        self.assertEqual(c.best_peer(), threads.label)
+        self.assertAlmostEqual(c.iops("vireo").median, 1000.0)
+        summary = "\n".join(disk_bench.goal_summary([c]))
+        self.assertIn("(0.50)", summary)
+        self.assertIn("MISS", summary)
+
+    def test_plan_skips_what_vireo_refuses(self):
+        cells = disk_bench.plan_cells(["none", "writeback"], {"raw": None, "qcow2": "refused"}, 1.0, None)
+        self.assertTrue(all(c.image.format == "raw" for c in cells if c.cache == "none"))
+        self.assertTrue(any(c.image.format == "qcow2" for c in cells if c.cache == "writeback"))
+        self.assertFalse(any(c.image.name == "qcow2-fresh" and not c.write for c in cells))
+        none_row = next(c for c in cells if c.cache == "none")
+        self.assertIn("native", [t.aio for t in none_row.tools])
+        wb_row = next(c for c in cells if c.cache == "writeback")
+        self.assertNotIn("native", [t.aio for t in wb_row.tools])  # qemu-img needs O_DIRECT for it
+
+
+class ImagesTest(unittest.TestCase):
+    def test_write_runs_on_allocating_images_start_from_the_template(self):
+        if subprocess.run(["which", "qemu-img"], capture_output=True).returncode != 0:
+            self.skipTest("qemu-img is not installed")
+        with tempfile.TemporaryDirectory() as tmp:
+            images = disk_bench.Images(Path(tmp), "qemu-img")
+            images.qemu_img_run("create", "-q", "-f", "qcow2", str(images.path("fresh-template.qcow2")), "1G")
+            template = hashlib.sha256(images.path("fresh-template.qcow2").read_bytes()).hexdigest()
+            first = images.for_write(KIND["qcow2-fresh"])
+            with open(first, "r+b") as f:  # what a write run leaves behind
+                f.seek(1 << 20)
+                f.write(b"x" * 4096)
+            second = images.for_write(KIND["qcow2-fresh"])
+            self.assertEqual(hashlib.sha256(second.read_bytes()).hexdigest(), template)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "cli/datastore_command.h"
+#include "cli/disk_command.h"
 #include "cli/host_command.h"
 #include "cli/run_command.h"
 
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     vireo::cli::add_run_command(app);
     vireo::cli::add_host_command(app);
+    vireo::cli::add_disk_command(app);
     vireo::cli::add_datastore_command(app);
     try {
         app.parse(argc, argv);

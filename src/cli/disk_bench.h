@@ -51,7 +51,7 @@ public:
     uint64_t next();
 
 private:
-    const BenchOptions& options_;
+    BenchOptions options_;
     uint64_t image_size_;
     uint64_t position_;
     uint64_t random_state_;

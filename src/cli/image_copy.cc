@@ -1,6 +1,9 @@
 #include "cli/image_copy.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <span>
@@ -9,6 +12,7 @@
 #include "base/error.h"
 #include "block/disk_image.h"
 #include "block/image_factory.h"
+#include "block/raw_image.h"
 
 namespace vireo::cli {
 
@@ -21,6 +25,20 @@ constexpr uint64_t kRawGranule = 4096;
 bool all_zero(std::span<const uint8_t> data) {
     return data.empty() ||
            (data[0] == 0 && std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0);
+}
+
+// False when the range is certainly zeroes without reading it: a hole of a
+// raw file (SEEK_DATA). Reading a large hole costs the kernel as much as data.
+bool holds_data(const DiskImage& image, uint64_t offset, uint64_t length) {
+    const auto* raw = dynamic_cast<const RawImage*>(&image);
+    if (raw == nullptr) {
+        return true;  // qcow2 reads unallocated clusters without I/O
+    }
+    off_t data = lseek(raw->file().fd(), static_cast<off_t>(offset), SEEK_DATA);
+    if (data < 0) {
+        return errno != ENXIO;  // ENXIO: no data past offset; other errors: just read
+    }
+    return static_cast<uint64_t>(data) < offset + length;
 }
 
 }  // namespace
@@ -54,6 +72,12 @@ CopyResult copy_image(const std::filesystem::path& source, const std::filesystem
         for (uint64_t offset = 0; offset < result.virtual_size; offset += kChunk) {
             const uint64_t length = std::min(kChunk, result.virtual_size - offset);
             std::span<uint8_t> chunk(buffer.data(), length);
+            if (!holds_data(*from, offset, length)) {
+                if (progress) {
+                    progress(offset + length, result.virtual_size);
+                }
+                continue;
+            }
             from->read(offset, chunk);
             // Write each run of granules holding data in one request.
             auto write_run = [&](uint64_t start, uint64_t end) {

@@ -25,16 +25,6 @@
 namespace vireo {
 namespace {
 
-VmConfig load_config(const std::string& path) {
-    std::ifstream file(path);
-    if (!file) {
-        fail_errno("{}: cannot read the VM definition", path);
-    }
-    std::stringstream text;
-    text << file.rdbuf();
-    return VmConfig::from_json_text(text.str(), path);
-}
-
 // SIGTERM, SIGINT, SIGHUP end the VM in an orderly way; they are blocked in
 // every thread and read from a signalfd by the main loop.
 UniqueFd block_termination_signals() {
@@ -159,7 +149,7 @@ MachineExit run(const std::optional<std::string>& config_path,
             vmm.listen(*control_socket);
         }
         if (config_path) {
-            VmConfig config = load_config(*config_path);
+            VmConfig config = VmConfig::from_file(*config_path);
             if (control_socket && config.control_socket &&
                 *config.control_socket != *control_socket) {
                 fail("{}: control_socket {} differs from --control-socket {}", *config_path,

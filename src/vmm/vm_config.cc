@@ -1,6 +1,8 @@
 #include "vmm/vm_config.h"
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -246,6 +248,47 @@ VmConfig VmConfig::from_json_text(const std::string& text, const std::string& so
         }
     }
     return from_json(document, source);
+}
+
+VmConfig VmConfig::from_file(const std::string& path) {
+    std::ifstream file(path);
+    if (!file) {
+        fail_errno("{}: cannot read the VM definition", path);
+    }
+    std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    json document = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (document.is_discarded() || !document.is_object()) {
+        return from_json_text(text, path);  // reports the syntax error
+    }
+    std::filesystem::path folder = std::filesystem::absolute(path).parent_path();
+    auto anchor = [&folder](json& value) {
+        if (value.is_string() && !value.get<std::string>().empty() &&
+            std::filesystem::path(value.get<std::string>()).is_relative()) {
+            value = (folder / value.get<std::string>()).lexically_normal().string();
+        }
+    };
+    if (document.contains("boot") && document["boot"].is_object()) {
+        for (const char* key : {"kernel", "initrd"}) {
+            if (document["boot"].contains(key)) {
+                anchor(document["boot"][key]);
+            }
+        }
+    }
+    if (document.contains("console") && document["console"].is_object() &&
+        document["console"].contains("path")) {
+        anchor(document["console"]["path"]);
+    }
+    if (document.contains("control_socket")) {
+        anchor(document["control_socket"]);
+    }
+    if (document.contains("disks") && document["disks"].is_array()) {
+        for (json& disk : document["disks"]) {
+            if (disk.is_object() && disk.contains("path")) {
+                anchor(disk["path"]);
+            }
+        }
+    }
+    return from_json(document, path);
 }
 
 json VmConfig::to_json() const {

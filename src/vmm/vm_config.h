@@ -49,6 +49,10 @@ struct VmConfig {
     // Throws vireo::Error naming `source` (a file name) and the field.
     static VmConfig from_json(const nlohmann::json& document, const std::string& source);
     static VmConfig from_json_text(const std::string& text, const std::string& source);
+    // A definition file. Relative paths in it (kernel, initrd, disks, console
+    // log, control socket) are relative to the file's folder, so a VM folder
+    // on a datastore can be copied or opened from another host as it is.
+    static VmConfig from_file(const std::string& path);
     nlohmann::json to_json() const;
 };
 

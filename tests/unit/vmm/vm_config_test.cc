@@ -43,6 +43,24 @@ TEST(VmConfig, ParsesAWholeDefinition) {
     EXPECT_FALSE(config.devices.rng);
 }
 
+TEST(VmConfig, RelativePathsInAFileAreRelativeToItsFolder) {
+    auto folder = std::filesystem::temp_directory_path() /
+                  ("vireo-vm-folder-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(folder);
+    std::ofstream(folder / "disk.raw").put('x');
+    std::ofstream(folder / "vm.json") << R"({"boot": {"kernel": "kernel.elf", "initrd": "/abs/i"},
+        "console": {"output": "file", "path": "console.log"},
+        "disks": [{"path": "disk.raw"}]})";
+    VmConfig config = VmConfig::from_file((folder / "vm.json").string());
+    EXPECT_EQ(config.boot.kernel, (folder / "kernel.elf").string());
+    EXPECT_EQ(config.boot.initrd, "/abs/i");
+    EXPECT_EQ(config.console.path, (folder / "console.log").string());
+    ASSERT_EQ(config.disks.size(), 1u);
+    EXPECT_EQ(config.disks[0].path, (folder / "disk.raw").string());
+    std::filesystem::remove_all(folder);
+    EXPECT_THROW(VmConfig::from_file((folder / "vm.json").string()), Error);
+}
+
 TEST(VmConfig, DefaultsAreSmallAndSane) {
     VmConfig config = VmConfig::from_json_text(R"({"boot": {"kernel": "/k"}})", "vm.json");
     EXPECT_EQ(config.vcpus, 1u);

@@ -597,7 +597,8 @@ class DiskBench(Cli):
                     result = self.vireo_json(*args)
                     self.assertEqual(result["format"], fmt)
                     self.assertEqual(result["operation"], "write" if write else "read")
-                    self.assertEqual(result["pattern"], "sequential")
+                    self.assertEqual(result["access"], "sequential")
+                    self.assertEqual(result["pattern"], 0)
                     self.assertEqual(result["count"], 300)
                     self.assertEqual(result["depth"], 4)
                     self.assertEqual(result["request_size"], 8192)
@@ -639,7 +640,8 @@ class DiskBench(Cli):
         self.vireo("disk", "create", disk, "1M", "-f", "raw")
         result = self.vireo_json("disk", "bench", disk, "-w", "--random", "-c", "64", "-d", "4",
                                  "-s", "4K", "-o", "512K", "--pattern", "1")
-        self.assertEqual((result["pattern"], result["step"]), ("random", None))
+        self.assertEqual((result["access"], result["step"]), ("random", None))
+        self.assertEqual(result["pattern"], 1)
         data = read_file(disk)
         self.assertEqual(data[:512 * 1024], bytes(512 * 1024))
         blocks = [data[i:i + 4096] for i in range(512 * 1024, MiB, 4096)]

@@ -27,6 +27,7 @@
  *   BENCH blk_<read|write>_<size>k_qd<depth>_iops=<n>
  *   BENCH blk_<read|write>_<size>k_qd<depth>_mibps_x10=<n>   MiB/s x 10
  *   BENCH blk_<read|write>_<size>k_qd<depth>_lat_ns=<n>      mean ns per request
+ *   BENCH blk_<read|write>_<size>k_qd<depth>_kicks=<n>       notifications sent
  * and BENCH tsc_khz=<n>. Without a known TSC frequency the test fails.
  */
 #include "cmdline.h"
@@ -77,11 +78,14 @@ static uint64_t capacity; /* sectors */
 static uint64_t count, size, max_depth, warmup;
 static uint8_t fill;
 static uint64_t bad_status, bad_data;
+static uint64_t kicks; /* notifications sent (not skipped for VIRTQ_USED_F_NO_NOTIFY) */
 
 static void notify(void) {
     mb(); /* the avail idx before the flags the device may have set */
-    if (!(*(volatile uint16_t*)&q.used->flags & VIRTQ_USED_F_NO_NOTIFY))
+    if (!(*(volatile uint16_t*)&q.used->flags & VIRTQ_USED_F_NO_NOTIFY)) {
         virtio_notify(&q);
+        kicks++;
+    }
 }
 
 static void submit(unsigned i, uint32_t type, uint64_t sector) {
@@ -161,7 +165,7 @@ static void bench(const char* op, uint32_t type, uint64_t first_sector, unsigned
     snprintf(name, sizeof(name), "blk_%s_%luk_qd%u", op, size / 1024, depth);
     if (warmup)
         run(type, first_sector, warmup < count ? warmup : count, depth);
-    bad_status = bad_data = 0;
+    bad_status = bad_data = kicks = 0;
     uint64_t cycles = run(type, first_sector, count, depth);
     if (!report(cycles > 0, "%s: %lu requests completed", name, count))
         return;
@@ -177,6 +181,7 @@ static void bench(const char* op, uint32_t type, uint64_t first_sector, unsigned
     printf("BENCH %s_iops=%lu\n", name, iops);
     printf("BENCH %s_mibps_x10=%lu\n", name, mibps_x10);
     printf("BENCH %s_lat_ns=%lu\n", name, ns / count);
+    printf("BENCH %s_kicks=%lu\n", name, kicks);
 }
 
 static bool setup(void) {

@@ -17,8 +17,9 @@ the order rotates every round) so that both see the same host load:
           writeback. qemu-img runs with each of its AIO engines; a figure is
           compared with the fastest one (the median of each engine's runs).
   guest   the blk_bench guest's virtio-blk I/O loop (4 KiB sequential reads and
-          writes at depth 1 and 32, polled, timed with the TSC) under vireo-vmm
-          and QEMU -M microvm on the same raw image.
+          writes at depth 1 and 32, polled, timed with the TSC; kicks decided by
+          the used-ring flag, then by VIRTIO_F_EVENT_IDX) under vireo-vmm and
+          QEMU -M microvm on the same raw image.
 
 Before every write run on a fresh or overlay image the tool gets a fresh copy
 of the same template; in writeback mode every write run is followed by an
@@ -412,6 +413,7 @@ GUEST_FIGURES = ("read_4k_qd1", "write_4k_qd1", "read_4k_qd32", "write_4k_qd32")
 @dataclasses.dataclass
 class GuestVariant:
     label: str
+    mode: str  # a DRIVER_MODES value
     argv: list[str]
     iops: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     kicks: dict[str, list[float]] = dataclasses.field(default_factory=dict)
@@ -424,27 +426,34 @@ QEMU_COMMON = [
 ]
 
 
+# The guest's two ways to decide whether a kick is needed: the used ring's
+# VIRTQ_USED_F_NO_NOTIFY flag, or VIRTIO_F_EVENT_IDX's avail_event (Linux's way).
+DRIVER_MODES = {0: "used-ring flag", 1: "EVENT_IDX"}
+
+
 def guest_variants(build: Path, qemu: str, image: Path, workdir: Path, count: int) -> list[GuestVariant]:
     kernel = build / "guest" / "blk_bench.elf"
-    cmdline = f"bench.count={count} bench.depth=32 bench.fill={FILL:#x}"
-    config = {
-        "vcpus": 1,
-        "memory_mib": GUEST_MEMORY_MIB,
-        "boot": {"kernel": str(kernel), "cmdline": cmdline},
-        "console": {"output": "stdio", "input": False},
-        "disks": [{"path": str(image)}],
-    }
-    vm_json = workdir / "vm.json"
-    vm_json.write_text(json.dumps(config))
-    variants = [GuestVariant("vireo-vmm", [str(build / "bin" / "vireo-vmm"), "--config", str(vm_json)])]
-    # vireo-vmm has no cache mode: its images go through the host page cache, so
-    # QEMU gets cache=writeback too.
-    for aio in ("threads", "io_uring"):
-        variants.append(GuestVariant(f"QEMU microvm aio={aio}", [
-            qemu, *QEMU_COMMON, "-M", "microvm,pcie=on", "-m", f"{GUEST_MEMORY_MIB}M", "-kernel", str(kernel),
-            "-append", cmdline,
-            "-drive", f"file={image},if=none,id=d0,format=raw,cache=writeback,aio={aio}",
-            "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"]))
+    variants = []
+    for event_idx, mode in DRIVER_MODES.items():
+        cmdline = f"bench.count={count} bench.depth=32 bench.fill={FILL:#x} bench.event_idx={event_idx}"
+        config = {
+            "vcpus": 1,
+            "memory_mib": GUEST_MEMORY_MIB,
+            "boot": {"kernel": str(kernel), "cmdline": cmdline},
+            "console": {"output": "stdio", "input": False},
+            "disks": [{"path": str(image)}],
+        }
+        vm_json = workdir / f"vm-{event_idx}.json"
+        vm_json.write_text(json.dumps(config))
+        variants.append(GuestVariant("vireo-vmm", mode, [str(build / "bin" / "vireo-vmm"), "--config", str(vm_json)]))
+        # vireo-vmm has no cache mode: its images go through the host page cache, so
+        # QEMU gets cache=writeback too.
+        for aio in ("threads", "io_uring"):
+            variants.append(GuestVariant(f"QEMU microvm aio={aio}", mode, [
+                qemu, *QEMU_COMMON, "-M", "microvm,pcie=on", "-m", f"{GUEST_MEMORY_MIB}M", "-kernel", str(kernel),
+                "-append", cmdline,
+                "-drive", f"file={image},if=none,id=d0,format=raw,cache=writeback,aio={aio}",
+                "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"]))
     return variants
 
 
@@ -563,7 +572,8 @@ def goal_summary(cells: list[Cell]) -> list[str]:
 
 
 def guest_section(variants: list[GuestVariant], build: Path, workdir: Path, count: int, runs: int) -> list[str]:
-    vmm, peers = variants[0], variants[1:]
+    peers_of_mode = [v for v in variants if v.mode == DRIVER_MODES[0]]
+    peer_labels = [v.label for v in peers_of_mode if v.label != "vireo-vmm"]
     lines = [
         "### virtio-blk: the blk_bench guest's I/O loop, vireo-vmm against QEMU microvm",
         "",
@@ -571,29 +581,37 @@ def guest_section(variants: list[GuestVariant], build: Path, workdir: Path, coun
         f"{GUEST_IMAGE_SIZE // MIB} MiB raw file (every byte {FILL:#x}); `bench.count={count}` sequential "
         "4 KiB requests per figure through queue 0, at depth 1 and 32, polled with interrupts "
         "suppressed, timed with the TSC in the guest (ring 3); reads from sector 0 (each buffer "
-        "checked), writes to the next region, then a flush. vireo-vmm has no cache option (its "
-        "images use the host page cache), so QEMU runs with cache=writeback. "
-        f"{runs} runs each, interleaved; median IOPS (min–max); the ratio is against the faster "
+        "checked), writes to the next region, then a flush. The driver decides whether to kick "
+        "either from the used ring's `VIRTQ_USED_F_NO_NOTIFY` flag or, as Linux does, from "
+        "`VIRTIO_F_EVENT_IDX`'s avail_event (`bench.event_idx=1`). vireo-vmm has no cache option "
+        "(its images use the host page cache), so QEMU runs with cache=writeback. "
+        f"{runs} runs of each, interleaved; median IOPS (min–max); the ratio is against the faster "
         "QEMU AIO engine.",
         "",
-        "| figure | vireo-vmm IOPS | " + " | ".join(f"{p.label} IOPS" for p in peers)
-        + " | vireo / best QEMU | kicks per request: " + " / ".join(v.label.replace("QEMU microvm ", "")
-                                                                 for v in variants) + " |",
-        "| --- | ---: | " + " | ".join("---:" for _ in peers) + " | ---: | ---: |",
+        "| driver | figure | vireo-vmm IOPS | " + " | ".join(f"{label} IOPS" for label in peer_labels)
+        + " | vireo / best QEMU | kicks per request: vireo / " + " / ".join(
+            label.replace("QEMU microvm ", "") for label in peer_labels) + " |",
+        "| --- | --- | ---: | " + " | ".join("---:" for _ in peer_labels) + " | ---: | ---: |",
     ]
-    for figure in GUEST_FIGURES:
-        v = Sample(vmm.iops[figure])
-        best = max(Sample(p.iops[figure]).median for p in peers)
-        cols = " | ".join(fmt_sample(Sample(p.iops[figure]), "{:.0f}") for p in peers)
-        kicks = " / ".join(f"{Sample(x.kicks[figure]).median / count:.2f}" for x in variants)
-        lines.append(f"| {figure} | {fmt_sample(v, '{:.0f}')} | {cols} | {ratio(v.median, best):.2f} | {kicks} |")
-    lines += ["", "Kicks = notifications the guest sent (it skips them while the device sets "
-              "`VIRTQ_USED_F_NO_NOTIFY`, as a driver should); each is a guest exit to an ioeventfd. "
-              "The issue sets no goal for this loop; the ratios are for comparison.", "", "```sh"]
-    lines += [display(v.argv, build, workdir) for v in variants]
-    lines += ["```", "", "`vm.json` = `" + json.dumps(json.loads((workdir / "vm.json").read_text()),
-                                                      separators=(",", ":")).replace(str(build) + "/", shown_build(build) + "/")
-              .replace(str(workdir) + "/", "") + "` (absolute paths in the real file).", ""]
+    for mode in DRIVER_MODES.values():
+        group = [v for v in variants if v.mode == mode]
+        vmm, peers = group[0], group[1:]
+        for figure in GUEST_FIGURES:
+            v = Sample(vmm.iops[figure])
+            best = max(Sample(p.iops[figure]).median for p in peers)
+            cols = " | ".join(fmt_sample(Sample(p.iops[figure]), "{:.0f}") for p in peers)
+            kicks = " / ".join(f"{Sample(x.kicks[figure]).median / count:.2f}" for x in group)
+            lines.append(f"| {mode} | {figure} | {fmt_sample(v, '{:.0f}')} | {cols} | "
+                         f"{ratio(v.median, best):.2f} | {kicks} |")
+    lines += ["", "Kicks = notifications the guest sent (it skips those the device said it does not "
+              "need); each is a guest exit to an ioeventfd. The issue sets no goal for this loop; "
+              "the ratios are for comparison.", "", "```sh"]
+    lines += [display(v.argv, build, workdir) for v in variants[:len(peers_of_mode)]]
+    example = json.loads((workdir / "vm-0.json").read_text())
+    lines += ["```", "", "`vm-0.json` = `" + json.dumps(example, separators=(",", ":"))
+              .replace(str(build) + "/", shown_build(build) + "/").replace(str(workdir) + "/", "")
+              + "` (absolute paths in the real file); the EVENT_IDX runs use `vm-1.json` and "
+              "`-append`, with `bench.event_idx=1`.", ""]
     return lines
 
 
@@ -627,7 +645,8 @@ def save_samples(path: Path, cells: list[Cell], variants: list[GuestVariant]) ->
         "tools": [{"image": c.image.name, "op": c.op, "workload": c.workload.name, "cache": c.cache,
                    "count": c.count, "size": c.workload.size, "depth": c.workload.depth,
                    "seconds": c.seconds, "argv": c.argv} for c in cells],
-        "guest": [{"label": v.label, "argv": v.argv, "iops": v.iops, "kicks": v.kicks} for v in variants],
+        "guest": [{"label": v.label, "mode": v.mode, "argv": v.argv, "iops": v.iops, "kicks": v.kicks}
+                  for v in variants],
     }
     path.write_text(json.dumps(data, indent=1))
 

@@ -6,8 +6,11 @@
  * so a figure is the cost of notify -> device -> used ring, not of interrupt
  * delivery. Each request is one chain of three descriptors (header, data,
  * status) in a fixed slot; with depth D, D slots are kept in flight and
- * every refill of the slots that came back costs one notify (skipped while
- * the device sets VIRTQ_USED_F_NO_NOTIFY, as the spec asks of a driver).
+ * every refill of the slots that came back costs one notify, skipped when
+ * the device says it needs none: VIRTQ_USED_F_NO_NOTIFY, or with
+ * bench.event_idx=1 the avail_event index of VIRTIO_F_EVENT_IDX (what Linux
+ * negotiates); then used_event is kept half a ring ahead so that no
+ * interrupt is asked for.
  *
  * Tests, at depth 1 and then at bench.depth if that is more than 1:
  *   read   bench.count sequential requests of bench.size bytes from sector 0;
@@ -22,6 +25,7 @@
  *   bench.depth=D   the deeper queue depth (default 32; 1 runs depth 1 only)
  *   bench.fill=0xNN the image's byte in the read region (default 0xa5)
  *   bench.warmup=N  untimed requests before each test (default 32)
+ *   bench.event_idx=1  negotiate VIRTIO_F_EVENT_IDX (the device must offer it)
  *
  * Output, one per test and figure:
  *   BENCH blk_<read|write>_<size>k_qd<depth>_iops=<n>
@@ -57,6 +61,7 @@
 
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
 #define VIRTQ_USED_F_NO_NOTIFY 1
+#define VIRTIO_F_EVENT_IDX (1ull << 29)
 
 struct blk_header {
     uint32_t type;
@@ -78,11 +83,28 @@ static uint64_t capacity; /* sectors */
 static uint64_t count, size, max_depth, warmup;
 static uint8_t fill;
 static uint64_t bad_status, bad_data;
-static uint64_t kicks; /* notifications sent (not skipped for VIRTQ_USED_F_NO_NOTIFY) */
+static uint64_t kicks; /* notifications sent (not skipped as the device asked) */
+static bool event_idx;
+static uint16_t kicked_idx; /* avail idx at the last notify decision */
+
+/* The index fields after the rings (2.7.10): avail->used_event, used->avail_event. */
+static volatile uint16_t* used_event(void) {
+    return &q.avail->ring[q.size];
+}
+static volatile uint16_t* avail_event(void) {
+    return (volatile uint16_t*)&q.used->ring[q.size];
+}
 
 static void notify(void) {
-    mb(); /* the avail idx before the flags the device may have set */
-    if (!(*(volatile uint16_t*)&q.used->flags & VIRTQ_USED_F_NO_NOTIFY)) {
+    mb(); /* the avail idx before what the device wrote about notifications */
+    uint16_t now = *(volatile uint16_t*)&q.avail->idx;
+    bool needed;
+    if (event_idx) /* vring_need_event(): avail_event in [kicked_idx, now) */
+        needed = (uint16_t)(now - *avail_event() - 1) < (uint16_t)(now - kicked_idx);
+    else
+        needed = !(*(volatile uint16_t*)&q.used->flags & VIRTQ_USED_F_NO_NOTIFY);
+    kicked_idx = now;
+    if (needed) {
         virtio_notify(&q);
         kicks++;
     }
@@ -112,6 +134,8 @@ static int reap(void) {
         }
         cpu_relax();
     }
+    if (event_idx)
+        *used_event() = (uint16_t)(q.last_used + 0x7fff); /* never reached: no interrupt */
     unsigned i = e.id / DESC_PER_REQUEST;
     if (e.id % DESC_PER_REQUEST || i >= max_depth)
         report_abort("used ring returned head %u, not one of ours", e.id);
@@ -187,8 +211,12 @@ static void bench(const char* op, uint32_t type, uint64_t first_sector, unsigned
 static bool setup(void) {
     uint64_t wanted =
         VIRTIO_F_VERSION_1 | VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH;
+    if (event_idx)
+        wanted |= VIRTIO_F_EVENT_IDX;
     uint64_t features;
     if (!report(virtio_negotiate(&dev, wanted, &features), "features negotiated"))
+        return false;
+    if (event_idx && !report(features & VIRTIO_F_EVENT_IDX, "VIRTIO_F_EVENT_IDX negotiated"))
         return false;
     uint16_t qsize = 1;
     while (qsize < max_depth * DESC_PER_REQUEST)
@@ -200,7 +228,9 @@ static bool setup(void) {
     if (!report(virtio_setup_queue(&dev, &q, VIRTIO_MSI_NO_VECTOR),
                 "queue 0 set up, no MSI-X vector"))
         return false;
-    q.avail->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
+    q.avail->flags = VIRTQ_AVAIL_F_NO_INTERRUPT; /* ignored with EVENT_IDX: used_event instead */
+    if (event_idx)
+        *used_event() = 0x7fff;
     virtio_driver_ok(&dev);
     if (!report(virtio_get_status(&dev) & VIRTIO_STATUS_DRIVER_OK, "DRIVER_OK"))
         return false;
@@ -249,6 +279,7 @@ int main(void) {
     max_depth = cmdline_u64("bench.depth", 32);
     fill = (uint8_t)cmdline_u64("bench.fill", 0xa5);
     warmup = cmdline_u64("bench.warmup", 32);
+    event_idx = cmdline_u64("bench.event_idx", 0) != 0;
     if (!count || !size || size % SECTOR || size > 0xffffffffull)
         report_abort("bench.count %lu, bench.size %lu: need a count and a multiple of 512", count,
                      size);

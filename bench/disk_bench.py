@@ -120,11 +120,12 @@ IMAGE_KINDS = [
               "qcow2 (64 KiB clusters) converted from the raw file: every cluster allocated; "
               "writes overwrite allocated clusters"),
     ImageKind("qcow2-fresh", "qcow2", QCOW2_GOAL, False, True, True,
-              "new empty qcow2 (`qemu-img create`): every write allocates (reads would only "
-              "find holes, so none are measured)"),
+              "new empty qcow2 (`qemu-img create`): the first write to a cluster allocates it "
+              "(reads would only find holes, so none are measured)"),
     ImageKind("qcow2-backing", "qcow2", QCOW2_GOAL, True, True, True,
               "new empty qcow2 overlay on a copy of qcow2-full: reads fall through to the "
-              "backing file; a write allocates and copies the rest of its cluster up"),
+              "backing file; the first write to a cluster allocates it and copies the rest of "
+              "the cluster up"),
 ]
 
 
@@ -307,6 +308,16 @@ class Cell:
     def best_peer(self) -> str:
         peers = [t.label for t in self.tools if t.kind == "qemu-img"]
         return max(peers, key=lambda label: self.mibps(label).median)
+
+
+def clusters_touched(workload: Workload, count: int, cluster: int = 64 * 1024) -> int:
+    """The distinct clusters `count` requests of `workload` write, from offset 0 (with wrap-around)."""
+    step = workload.step or workload.size
+    touched = set()
+    for i in range(count):
+        offset = i * step % IMAGE_SIZE
+        touched.update(range(offset // cluster, (offset + workload.size - 1) // cluster + 1))
+    return len(touched)
 
 
 def tool_argv(tool: Tool, cli: Path, qemu_img: str, cell: Cell, path: Path) -> list[str]:
@@ -505,6 +516,12 @@ def tools_section(cells: list[Cell], build: Path, workdir: Path, support: dict[s
         "",
     ]
     lines += [f"- **{k.name}**: {k.description}" for k in IMAGE_KINDS]
+    allocating = sorted({(c.workload.name, c.count, clusters_touched(c.workload, c.count))
+                         for c in cells if c.write and c.image.copy_per_write})
+    if allocating:
+        lines += ["", "Clusters a write run allocates on qcow2-fresh and qcow2-backing (64 KiB clusters): "
+                  + "; ".join(f"{name}: {clusters} for {count} writes" for name, count, clusters in allocating)
+                  + "."]
     lines.append("")
     by_cache: dict[str, list[Cell]] = {}
     for cell in cells:

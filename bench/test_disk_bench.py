@@ -60,6 +60,14 @@ class ArgvTest(unittest.TestCase):
                                                             Path("f"))))
 
 
+class ClustersTest(unittest.TestCase):
+    def test_clusters_a_write_run_allocates(self):
+        self.assertEqual(disk_bench.clusters_touched(WORKLOAD["1m-seq-qd8"], 1000), 16000)
+        # The random step visits 4 KiB blocks, 16 to a cluster: 20000 of them cover all 16384.
+        self.assertEqual(disk_bench.clusters_touched(WORKLOAD["4k-rand-qd32"], 20000), 16384)
+        self.assertEqual(disk_bench.clusters_touched(WORKLOAD["4k-rand-qd1"], 1), 1)
+
+
 class ParseTest(unittest.TestCase):
     def test_vireo_json(self):
         c = cell(count=100)

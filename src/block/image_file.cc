@@ -209,6 +209,21 @@ void ImageFile::punch_hole(uint64_t offset, uint64_t length) {
         io_fail(path_, "punch hole", offset, errno);
     }
     // No hole punching here: write the zeroes instead.
+    write_zeroes(offset, length);
+}
+
+void ImageFile::zero_range(uint64_t offset, uint64_t length) {
+    if (fallocate(fd_.get(), FALLOC_FL_ZERO_RANGE, static_cast<off_t>(offset),
+                  static_cast<off_t>(length)) == 0) {
+        return;
+    }
+    if (errno != EOPNOTSUPP && errno != ENOSYS) {
+        io_fail(path_, "zero range", offset, errno);
+    }
+    write_zeroes(offset, length);
+}
+
+void ImageFile::write_zeroes(uint64_t offset, uint64_t length) {
     std::vector<uint8_t> zeroes(std::min<uint64_t>(length, 1 << 20));
     for (uint64_t done = 0; done < length; done += zeroes.size()) {
         write(offset + done, {zeroes.data(), std::min<uint64_t>(zeroes.size(), length - done)});

@@ -59,9 +59,13 @@ public:
     void truncate(uint64_t size);
     // The range reads as zeroes and, where the file system can, stops taking space.
     void punch_hole(uint64_t offset, uint64_t length);
+    // The range reads as zeroes and keeps (or gets) its space; the file grows
+    // to cover it. Cheaper than writing zeroes where the file system can.
+    void zero_range(uint64_t offset, uint64_t length);
 
 private:
     ImageFile(std::filesystem::path path, UniqueFd fd, bool writable);
+    void write_zeroes(uint64_t offset, uint64_t length);
     std::unique_ptr<IoRing> take_ring() const;
     void return_ring(std::unique_ptr<IoRing> ring) const;
 

@@ -13,8 +13,7 @@ the order rotates every round) so that both see the same host load:
           (every cluster allocated), qcow2 fresh (writes allocate) and a
           qcow2 overlay on a pre-filled qcow2 backing file (reads fall
           through, writes copy the rest of the cluster up). Cache mode none
-          (O_DIRECT) where both tools and the file system allow it, and
-          writeback. qemu-img runs with each of its AIO engines; a figure is
+          (O_DIRECT) where the file system allows it, and writeback. qemu-img runs with each of its AIO engines; a figure is
           compared with the fastest one (the median of each engine's runs).
   guest   the blk_bench guest's virtio-blk I/O loop (4 KiB sequential reads and
           writes at depth 1 and 32, polled, timed with the TSC; kicks decided by
@@ -354,29 +353,12 @@ def parse_seconds(tool: Tool, output: str, cell: Cell, argv: list[str]) -> float
     return max(float(match.group(1)), 0.0005)
 
 
-def vireo_cache_support(runner: Runner, cli: Path, images: Images) -> dict[str, str | None]:
-    """Per image format: None if `vireo disk bench --cache none` runs, else its refusal."""
-    support = {}
-    for fmt, name in (("raw", "raw.img"), ("qcow2", "full.qcow2")):
-        argv = [str(cli), "disk", "bench", str(images.path(name)), "-f", fmt, "-t", "none", "-c", "1",
-                "-d", "1", "--json"]
-        result = runner.run(argv)
-        if result.status == 0:
-            support[fmt] = None
-        else:
-            support[fmt] = (result.stderr.strip().splitlines() or ["exit status %d" % result.status])[-1]
-    return support
-
-
-def plan_cells(caches: list[str], support: dict[str, str | None], scale: float,
-               only_images: list[str] | None) -> list[Cell]:
+def plan_cells(caches: list[str], scale: float, only_images: list[str] | None) -> list[Cell]:
     cells = []
     for cache in caches:
         for image in IMAGE_KINDS:
             if only_images and image.name not in only_images:
                 continue
-            if cache == "none" and support.get(image.format):
-                continue  # Vireo refuses: reported in the notes
             engines = ["threads", "io_uring"] + (["native"] if cache == "none" else [])
             tools = [Tool("vireo", "vireo")] + [Tool(f"qemu-img aio={a}", "qemu-img", a) for a in engines]
             for write in (False, True):
@@ -496,8 +478,8 @@ def fmt_sample(s: Sample, fmt: str) -> str:
     return f"{fmt.format(s.median)} ({s.spread(fmt)})"
 
 
-def tools_section(cells: list[Cell], build: Path, workdir: Path, support: dict[str, str | None],
-                  direct_problem: str | None, runs: int) -> list[str]:
+def tools_section(cells: list[Cell], build: Path, workdir: Path, direct_problem: str | None,
+                  runs: int) -> list[str]:
     lines = [
         "### `vireo disk bench` against `qemu-img bench`",
         "",
@@ -553,10 +535,6 @@ def tools_section(cells: list[Cell], build: Path, workdir: Path, support: dict[s
     if direct_problem:
         notes.append(f"The file system of the images refuses O_DIRECT ({direct_problem}): every row is "
                      "cache=writeback, in both tools.")
-    for fmt, refusal in support.items():
-        if refusal:
-            notes.append(f"`vireo disk bench --cache none` refuses {fmt} images, so {fmt} is measured in "
-                         f"writeback mode only: \"{refusal}\"")
     if notes:
         lines += [*[f"- {n}" for n in notes], ""]
     example = {}
@@ -774,13 +752,9 @@ def main(argv: list[str]) -> int:
             if direct_problem:
                 progress(f"O_DIRECT refused here ({direct_problem}): writeback only")
                 caches = ["writeback"]
-            support = vireo_cache_support(runner, cli, images) if "none" in caches else {}
-            for fmt, refusal in support.items():
-                if refusal:
-                    progress(f"vireo disk bench --cache none refuses {fmt}: {refusal}")
-            cells = plan_cells(caches, support, args.scale, args.images)
+            cells = plan_cells(caches, args.scale, args.images)
             bench_tools(runner, cli, args.qemu_img, images, cells, args.runs)
-            sections.append(tools_section(cells, build, workdir, support, direct_problem, args.runs))
+            sections.append(tools_section(cells, build, workdir, direct_problem, args.runs))
         if "guest" in parts:
             images.prepare_guest()
             variants = guest_variants(build, args.qemu, images.path("guest.img"), workdir, args.guest_count)

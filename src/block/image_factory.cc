@@ -45,11 +45,12 @@ std::unique_ptr<DiskImage> open_chain(const std::filesystem::path& path, const O
         }
     }
     chain.push_back(id);
-    ImageFile file = ImageFile::open(path, !options.read_only);
+    ImageFile file = ImageFile::open(path, !options.read_only, options.cache);
     if (options.lock) {
         lock_image(file.fd(), path, !options.read_only);
     }
-    ImageFormat format = options.format.value_or(probe(file));
+    // Not value_or: its argument, the probe, would read the file even with a format given.
+    ImageFormat format = options.format ? *options.format : probe(file);
     if (format == ImageFormat::raw) {
         return std::make_unique<RawImage>(std::move(file), options.read_only);
     }
@@ -77,6 +78,20 @@ ImageFormat parse_image_format(std::string_view name, std::string_view what) {
         return ImageFormat::qcow2;
     }
     fail("{}: unknown image format '{}' (raw or qcow2)", what, name);
+}
+
+std::string_view cache_mode_name(CacheMode mode) {
+    return mode == CacheMode::writeback ? "writeback" : "none";
+}
+
+CacheMode parse_cache_mode(std::string_view name, std::string_view what) {
+    if (name == "writeback") {
+        return CacheMode::writeback;
+    }
+    if (name == "none") {
+        return CacheMode::none;
+    }
+    fail("{}: '{}' is not a cache mode (none or writeback)", what, name);
 }
 
 std::unique_ptr<DiskImage> open_image(const std::filesystem::path& path,

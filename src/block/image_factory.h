@@ -13,12 +13,12 @@
 namespace vireo {
 
 // Opens a disk image and its whole backing chain. The format is probed unless
-// given; backing files open read-only (relative names resolve against the
-// folder of the image that names them). Refuses, with a message naming the
-// file and the defect, missing backing files, backing-file loops, malformed or
-// hostile images, and images another process holds (file locks).
-// The result is a RawImage or a Qcow2Image (dynamic_cast for qcow2's extras:
-// snapshots, check).
+// given; backing files open read-only, in the same cache mode (relative names
+// resolve against the folder of the image that names them). Refuses, with a
+// message naming the file and the defect, missing backing files, backing-file
+// loops, malformed or hostile images, and images another process holds (file
+// locks). The result is a RawImage or a Qcow2Image (dynamic_cast for qcow2's
+// extras: snapshots, check).
 std::unique_ptr<DiskImage> open_image(const std::filesystem::path& path,
                                       const OpenOptions& options = {});
 

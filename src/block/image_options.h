@@ -13,6 +13,18 @@ std::string_view format_name(ImageFormat format);
 // "raw" or "qcow2"; throws vireo::Error naming `what` otherwise.
 ImageFormat parse_image_format(std::string_view name, std::string_view what);
 
+// How guest data meets the host's page cache; QEMU's cache= modes of the same name.
+enum class CacheMode {
+    writeback,  // through the host page cache
+    // O_DIRECT for guest data (no host page cache); metadata stays buffered.
+    // Still a volatile write cache below: flush() fdatasyncs as in writeback.
+    none,
+};
+
+std::string_view cache_mode_name(CacheMode mode);
+// "writeback" or "none"; throws vireo::Error naming `what` otherwise.
+CacheMode parse_cache_mode(std::string_view name, std::string_view what);
+
 struct OpenOptions {
     bool read_only = false;
     // Unset: probed from the file's first bytes (qcow2 magic, else raw).
@@ -20,6 +32,8 @@ struct OpenOptions {
     // false: take no file lock (like qemu-img -U); for read-only inspection of
     // an image a running VM holds, whose metadata may then be stale.
     bool lock = true;
+    // The backing files open with the same mode.
+    CacheMode cache = CacheMode::writeback;
     // Bytes of qcow2 L2 tables kept in memory per image (refcount blocks get a
     // quarter of that). 1 MiB maps 8 GiB of a 64 KiB-cluster image.
     uint64_t l2_cache_bytes = 1 << 20;

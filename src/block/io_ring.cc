@@ -18,7 +18,7 @@ IoRing::~IoRing() {
     io_uring_queue_exit(&ring_);
 }
 
-void IoRing::run(int fd, std::span<Op> ops) {
+void IoRing::run(std::span<Op> ops) {
     size_t next = 0;
     while (next < ops.size()) {
         size_t count = std::min<size_t>(kEntries, ops.size() - next);
@@ -26,9 +26,11 @@ void IoRing::run(int fd, std::span<Op> ops) {
             Op& op = ops[next + i];
             io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
             if (op.write) {
-                io_uring_prep_write(sqe, fd, op.data, static_cast<unsigned>(op.length), op.offset);
+                io_uring_prep_write(sqe, op.fd, op.data, static_cast<unsigned>(op.length),
+                                    op.offset);
             } else {
-                io_uring_prep_read(sqe, fd, op.data, static_cast<unsigned>(op.length), op.offset);
+                io_uring_prep_read(sqe, op.fd, op.data, static_cast<unsigned>(op.length),
+                                   op.offset);
             }
             io_uring_sqe_set_data64(sqe, next + i);
         }

@@ -8,10 +8,11 @@
 namespace vireo {
 
 // One io_uring (liburing), used by one thread at a time to run a batch of
-// reads and writes on one file and wait for all of them.
+// reads and writes and wait for all of them.
 class IoRing {
 public:
     struct Op {
+        int fd;
         bool write;
         uint64_t offset;
         uint8_t* data;
@@ -27,7 +28,7 @@ public:
 
     // Submits every op (in chunks of the ring's size) and waits for all.
     // A short transfer is reported in Op::result; the caller completes it.
-    void run(int fd, std::span<Op> ops);
+    void run(std::span<Op> ops);
 
 private:
     static constexpr unsigned kEntries = 64;

@@ -27,7 +27,7 @@ struct BenchOptions {
     uint64_t offset = 0;
     bool write = false;
     bool random = false;
-    bool direct = false;  // cache mode "none": O_DIRECT, no host page cache
+    CacheMode cache = CacheMode::writeback;
     uint8_t pattern = 0;  // the byte written
     uint64_t seed = 1;
 };

@@ -583,10 +583,7 @@ int bench(const DiskOptions& o) {
     options.offset = parse_byte_size(o.offset, "--offset");
     options.write = o.write;
     options.random = o.random;
-    if (o.cache != "none" && o.cache != "writeback") {
-        fail("--cache: '{}' is not a cache mode (none or writeback)", o.cache);
-    }
-    options.direct = o.cache == "none";
+    options.cache = parse_cache_mode(o.cache, "--cache");
     if (o.pattern > 0xff) {
         fail("--pattern: {} is not a byte (0 to 255)", o.pattern);
     }
@@ -776,8 +773,7 @@ void add_disk_command(CLI::App& app) {
         c->add_flag("--random", o->random, "random offsets, aligned to SIZE, instead of a step");
         c->add_option("-o,--offset", o->offset, "the first request's offset")
             ->capture_default_str();
-        c->add_option("-t,--cache", o->cache,
-                      "writeback (host page cache) or none (O_DIRECT; raw images)")
+        c->add_option("-t,--cache", o->cache, "writeback (host page cache) or none (O_DIRECT)")
             ->capture_default_str();
         c->add_option("--pattern", o->pattern, "the byte written by a write test (0 to 255)")
             ->capture_default_str();

@@ -648,16 +648,28 @@ class DiskBench(Cli):
         self.assertTrue(all(b in (bytes(4096), b"\x01" * 4096) for b in blocks))
         self.assertGreater(sum(b == b"\x01" * 4096 for b in blocks), 16)
 
-    def test_cache_none_on_raw(self):
-        disk = self.path("direct.raw")
-        self.vireo("disk", "create", disk, "4M", "-f", "raw")
-        result = run(vmtest.VIREO, "disk", "bench", disk, "-t", "none", "-w", "-c", "64",
-                     "--pattern", "7", "--json", env=self.env)
-        if result.returncode != 0 and "O_DIRECT" in result.stderr:
-            self.skipTest(f"this file system has no O_DIRECT: {result.stderr}")
-        self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertEqual(json.loads(result.stdout)["cache"], "none")
-        expect_bytes(disk, b"\x07" * (64 * 4096) + bytes(4 * MiB - 64 * 4096), fmt="raw")
+    def test_cache_none(self):
+        for fmt in ("raw", "qcow2"):
+            with self.subTest(fmt=fmt):
+                disk = self.path(f"direct.{fmt}")
+                self.vireo("disk", "create", disk, "4M", "-f", fmt)
+                # 64 writes of 4 KiB from 8 KiB, then 8 of 64 KiB over the last 512 KiB.
+                for args in (["-c", "64", "-o", "8K", "--pattern", "7"],
+                             ["-c", "8", "-s", "64K", "-o", "3584K", "--pattern", "9"]):
+                    result = run(vmtest.VIREO, "disk", "bench", disk, "-t", "none", "-w", *args,
+                                 "--json", env=self.env)
+                    if result.returncode != 0 and "cache none needs O_DIRECT" in result.stderr:
+                        self.skipTest(f"this file system has no O_DIRECT: {result.stderr}")
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    self.assertEqual(json.loads(result.stdout)["cache"], "none")
+                read = self.vireo_json("disk", "bench", disk, "-t", "none", "-c", "64", "-d", "8")
+                self.assertEqual((read["cache"], read["bytes"]), ("none", 64 * 4096))
+                expected = bytearray(4 * MiB)
+                expected[8192:8192 + 64 * 4096] = b"\x07" * (64 * 4096)
+                expected[3584 * 1024:] = b"\x09" * (512 * 1024)
+                expect_bytes(disk, bytes(expected), fmt=fmt)
+                if fmt == "qcow2":
+                    self.assert_clean(disk)
 
     def test_refusals(self):
         raw = self.path("b.raw")
@@ -672,7 +684,7 @@ class DiskBench(Cli):
             ([raw, "--random", "-S", "8K"], "--step and --random exclude each other"),
             ([raw, "-t", "unsafe"], "--cache: 'unsafe' is not a cache mode"),
             ([raw, "-t", "none", "-s", "1000"], "--size must be a multiple of 512"),
-            ([qcow2, "-t", "none"], "--cache none is supported for raw images only"),
+            ([qcow2, "-t", "none", "-o", "1000"], "--offset must be a multiple of 512"),
             ([raw, "--pattern", "256"], "--pattern: 256 is not a byte"),
             ([self.path("nope.raw")], "nope.raw"),
         ]

@@ -48,7 +48,9 @@ VmConfig::Disk parse_disk(const std::string& spec) {
     }
     VmConfig::Disk disk;
     if (parts[0].empty()) {
-        fail("--disk {}: no image path before the options (PATH[,readonly][,serial=S])", spec);
+        fail(
+            "--disk {}: no image path before the options (PATH[,readonly][,serial=S][,cache=MODE])",
+            spec);
     }
     if (!std::filesystem::exists(parts[0])) {
         fail("--disk {}: no such file", parts[0]);
@@ -70,8 +72,13 @@ VmConfig::Disk parse_disk(const std::string& spec) {
                 fail("--disk {}: '{}': the serial must be 1 to {} printable ASCII characters", spec,
                      part, VmConfig::kMaxDiskSerial);
             }
+        } else if (part == "cache=none" || part == "cache=writeback") {
+            disk.cache = part == "cache=none" ? CacheMode::none : CacheMode::writeback;
+        } else if (part.starts_with("cache=")) {
+            fail("--disk {}: '{}': the cache mode is writeback or none", spec, part);
         } else {
-            fail("--disk {}: '{}' is not an option of a disk (readonly, serial=S)", spec, part);
+            fail("--disk {}: '{}' is not an option of a disk (readonly, serial=S, cache=MODE)",
+                 spec, part);
         }
     }
     return disk;
@@ -88,8 +95,8 @@ nlohmann::json definition_for(const RunOptions& options) {
         fail("--memory: {} is out of range ({} MiB to {} GiB)", options.memory,
              VmConfig::kMinMemoryMib, VmConfig::kMaxMemoryMib / 1024);
     }
-    for (const auto& [flag, path] : {std::pair{"--kernel", options.kernel},
-                                     std::pair{"--initrd", options.initrd}}) {
+    for (const auto& [flag, path] :
+         {std::pair{"--kernel", options.kernel}, std::pair{"--initrd", options.initrd}}) {
         if (!path.empty() && !std::filesystem::is_regular_file(path)) {
             fail("{} {}: no such file", flag, path);
         }
@@ -130,12 +137,12 @@ int run(const RunOptions& options) {
 
 void add_run_command(CLI::App& app) {
     auto options = std::make_shared<RunOptions>();
-    CLI::App* command = app.add_subcommand(
-        "run",
-        "Run a VM in the foreground, its serial console on this terminal.\n"
-        "Press Ctrl-] to stop it. The exit status says how the guest ended:\n"
-        "0 powered off, odd = (guest debug-exit code << 1) | 1, 2 bad input,\n"
-        "4 reset, 6 stopped, 8 triple fault, 10 KVM failure, 12 VMM failure.");
+    CLI::App* command =
+        app.add_subcommand("run",
+                           "Run a VM in the foreground, its serial console on this terminal.\n"
+                           "Press Ctrl-] to stop it. The exit status says how the guest ended:\n"
+                           "0 powered off, odd = (guest debug-exit code << 1) | 1, 2 bad input,\n"
+                           "4 reset, 6 stopped, 8 triple fault, 10 KVM failure, 12 VMM failure.");
     command->add_option("--kernel", options->kernel, "kernel to boot: a bzImage or a PVH ELF")
         ->required();
     command->add_option("--initrd", options->initrd, "initial ramdisk");
@@ -151,7 +158,8 @@ void add_run_command(CLI::App& app) {
                         "listen for control commands (info, pause, resume, stop, shutdown) here");
     command
         ->add_option("--disk", options->disks,
-                     "a virtio-blk disk: PATH[,readonly][,serial=S] (raw or qcow2; repeatable)")
+                     "a virtio-blk disk: PATH[,readonly][,serial=S][,cache=writeback|none] (raw or "
+                     "qcow2; cache none: O_DIRECT, no host page cache; repeatable)")
         ->expected(1)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     command->add_flag("--json", options->json, "print how the VM ended as JSON");

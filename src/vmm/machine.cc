@@ -110,6 +110,7 @@ void Machine::attach_pci_devices() {
         const VmConfig::Disk& disk = config_.disks[index];
         OpenOptions options;
         options.read_only = disk.read_only;
+        options.cache = disk.cache;
         std::shared_ptr<DiskImage> image = open_image(disk.path, options);
         std::string name = fmt::format("virtio-blk{}", index);
         pci_root_->add_device(std::make_shared<VirtioPciDevice>(

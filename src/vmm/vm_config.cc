@@ -141,6 +141,13 @@ VmConfig::Disk parse_disk(const json& value, size_t index, const std::string& so
                          disk.serial);
         }
     }
+    if (auto cache = reader.string("cache")) {
+        if (*cache == "none") {
+            disk.cache = CacheMode::none;
+        } else if (*cache != "writeback") {
+            reader.error("cache", "'{}' is not one of writeback, none", *cache);
+        }
+    }
     reader.refuse_unknown_fields();
     return disk;
 }
@@ -312,7 +319,9 @@ json VmConfig::to_json() const {
     if (!disks.empty()) {
         json list = json::array();
         for (const Disk& disk : disks) {
-            json entry = {{"path", disk.path}, {"readonly", disk.read_only}};
+            json entry = {{"path", disk.path},
+                          {"readonly", disk.read_only},
+                          {"cache", disk.cache == CacheMode::none ? "none" : "writeback"}};
             if (!disk.serial.empty()) {
                 entry["serial"] = disk.serial;
             }

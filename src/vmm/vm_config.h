@@ -7,6 +7,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "block/image_options.h"
+
 namespace vireo {
 
 // A VM's whole definition, as vireo-vmm receives it: one JSON document,
@@ -43,6 +45,7 @@ struct VmConfig {
         std::string path;  // an existing image file or block device
         bool read_only = false;
         std::string serial;  // printable ASCII; empty: none
+        CacheMode cache = CacheMode::writeback;
     };
     std::vector<Disk> disks;
 

@@ -145,7 +145,8 @@ class DiskTest(unittest.TestCase):
         shutil.copy(base, pristine)
         result = run(tool("qemu-img"), "create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", top)
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.run_guest([f"{top},serial=overlay"],
+        # Cache mode none (O_DIRECT) on the whole chain; the raw test uses writeback.
+        self.run_guest([f"{top},serial=overlay,cache=none"],
                        "vireo.disks=1 vireo.disk0_sectors=8192 vireo.disk0_serial=overlay "
                        "vireo.disk0_fill=0x5a")
         check = run(tool("qemu-img"), "check", "-f", "qcow2", top)
@@ -208,6 +209,7 @@ class DiskTest(unittest.TestCase):
             (f"{disk},rw", "'rw' is not an option of a disk"),
             (f"{disk},serial=" + "x" * 21, "the serial must be 1 to 20 printable ASCII"),
             (",readonly", "no image path"),
+            (f"{disk},cache=unsafe", "'cache=unsafe': the cache mode is writeback or none"),
         ]
         for spec, message in cases:
             with self.subTest(spec=spec):

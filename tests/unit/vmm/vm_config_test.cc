@@ -44,8 +44,8 @@ TEST(VmConfig, ParsesAWholeDefinition) {
 }
 
 TEST(VmConfig, RelativePathsInAFileAreRelativeToItsFolder) {
-    auto folder = std::filesystem::temp_directory_path() /
-                  ("vireo-vm-folder-" + std::to_string(::getpid()));
+    auto folder =
+        std::filesystem::temp_directory_path() / ("vireo-vm-folder-" + std::to_string(::getpid()));
     std::filesystem::create_directories(folder);
     std::ofstream(folder / "disk.raw").put('x');
     std::ofstream(folder / "vm.json") << R"({"boot": {"kernel": "kernel.elf", "initrd": "/abs/i"},
@@ -97,9 +97,9 @@ TEST(VmConfig, ErrorsNameTheFileTheFieldAndWhatIsAllowed) {
 }
 
 TEST(VmConfig, RefusesUnknownFieldsAndBadJson) {
-    EXPECT_NE(error_for(R"({"boot": {"kernel": "/k"}, "vcpu": 2})")
-                  .find("vm.json: vcpu: unknown field"),
-              std::string::npos);
+    EXPECT_NE(
+        error_for(R"({"boot": {"kernel": "/k"}, "vcpu": 2})").find("vm.json: vcpu: unknown field"),
+        std::string::npos);
     EXPECT_NE(error_for(R"({"boot": {"kernel": "/k", "initramfs": "/i"}})")
                   .find("boot.initramfs: unknown field"),
               std::string::npos);
@@ -131,21 +131,24 @@ protected:
 TEST_F(VmConfigDisks, ParsesDisksInOrder) {
     VmConfig config = VmConfig::from_json_text(
         with_disks(R"([{"path": ")" + a + R"("}, {"path": ")" + b +
-                   R"(", "readonly": true, "serial": "DISK-0123456789abcde"}])"),
+                   R"(", "readonly": true, "serial": "DISK-0123456789abcde", "cache": "none"}])"),
         "vm.json");
     ASSERT_EQ(config.disks.size(), 2u);
     EXPECT_EQ(config.disks[0].path, a);
     EXPECT_FALSE(config.disks[0].read_only);
     EXPECT_EQ(config.disks[0].serial, "");
+    EXPECT_EQ(config.disks[0].cache, CacheMode::writeback);
     EXPECT_EQ(config.disks[1].path, b);
     EXPECT_TRUE(config.disks[1].read_only);
     EXPECT_EQ(config.disks[1].serial, "DISK-0123456789abcde");
+    EXPECT_EQ(config.disks[1].cache, CacheMode::none);
 
     VmConfig again = VmConfig::from_json(config.to_json(), "again");
     EXPECT_EQ(again.to_json(), config.to_json());
     ASSERT_EQ(again.disks.size(), 2u);
     EXPECT_TRUE(again.disks[1].read_only);
     EXPECT_EQ(again.disks[1].serial, config.disks[1].serial);
+    EXPECT_EQ(again.disks[1].cache, CacheMode::none);
     EXPECT_TRUE(VmConfig::from_json_text(with_disks("[]"), "vm.json").disks.empty());
     EXPECT_TRUE(VmConfig::from_json_text(R"({"boot": {"kernel": "/k"}})", "vm.json").disks.empty());
 }
@@ -168,6 +171,8 @@ TEST_F(VmConfigDisks, ErrorsNameTheDiskAndTheField) {
               "ASCII");
     EXPECT_EQ(error_for(with_disks(R"([{"path": ")" + a + R"(", "readonly": "yes"}])")),
               "vm.json: disks[0].readonly: must be true or false, not \"yes\"");
+    EXPECT_EQ(error_for(with_disks(R"([{"path": ")" + a + R"(", "cache": "unsafe"}])")),
+              "vm.json: disks[0].cache: 'unsafe' is not one of writeback, none");
     EXPECT_NE(error_for(with_disks(R"([{"path": ")" + a + R"(", "ro": true}])"))
                   .find("vm.json: disks[0].ro: unknown field"),
               std::string::npos);

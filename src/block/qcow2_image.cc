@@ -717,57 +717,204 @@ void Qcow2Image::free_later(uint64_t entry) {
     }
 }
 
-void Qcow2Image::write_allocating(uint64_t guest_cluster, uint64_t in_cluster,
-                                  std::span<const uint8_t> data) {
-    uint64_t old = l2_entry(guest_cluster);
-    std::vector<uint8_t> cluster(cluster_size_);
-    if (data.size() != cluster_size_) {
-        read_cluster_data(guest_cluster, old, cluster);
+bool Qcow2Image::needs_allocation(uint64_t entry) {
+    if (kind_of(entry) != ClusterKind::normal || !(entry & qcow2::kCopied)) {
+        return true;
     }
-    std::copy(data.begin(), data.end(), cluster.begin() + static_cast<ptrdiff_t>(in_cluster));
-    writable_l2(guest_cluster / l2_entries_);
-    uint64_t host = allocate_clusters(1);
-    file_.write(host, cluster);
-    set_l2_entry(guest_cluster, host | qcow2::kCopied);
-    free_later(old);
+    uint64_t host = entry & qcow2::kOffsetMask;
+    if (is_metadata(host >> cluster_bits_) || refcounts_->get(host >> cluster_bits_) != 1) {
+        fail_corrupt(
+            fmt::format("a guest cluster maps to {:#x}, which is metadata or not "
+                        "counted once",
+                        host));
+    }
+    return false;
+}
+
+Qcow2Image::WritePlan Qcow2Image::plan_write(std::unique_lock<std::mutex>& meta, uint64_t offset,
+                                             std::span<const uint8_t> data, uint64_t pos) {
+    WritePlan plan;
+    // Another write is filling this cluster; it is ours once that one is done.
+    allocation_done_.wait(meta,
+                          [&] { return !allocating_.contains((offset + pos) >> cluster_bits_); });
+    try {
+        plan_pieces(plan, offset, data, pos);
+        for (AllocationRun& run : plan.runs) {
+            run.host = allocate_clusters(run.count);
+        }
+    } catch (...) {
+        for (const AllocationRun& run : plan.runs) {
+            abandon_allocation(run);
+        }
+        allocation_done_.notify_all();
+        throw;
+    }
+    return plan;
+}
+
+// Adds the request's pieces from `pos` to the plan, up to the end or to a
+// cluster another write is allocating.
+void Qcow2Image::plan_pieces(WritePlan& plan, uint64_t offset, std::span<const uint8_t> data,
+                             uint64_t pos) {
+    while (pos < data.size()) {
+        uint64_t guest = offset + pos;
+        uint64_t cluster = guest >> cluster_bits_;
+        uint64_t in_cluster = guest & (cluster_size_ - 1);
+        uint64_t n = std::min<uint64_t>(cluster_size_ - in_cluster, data.size() - pos);
+        std::span<const uint8_t> piece = data.subspan(pos, n);
+        if (allocating_.contains(cluster)) {
+            break;  // the next round waits for it, holding no reservation meanwhile
+        }
+        uint64_t entry = l2_entry(cluster);
+        if (!needs_allocation(entry)) {
+            uint64_t at = (entry & qcow2::kOffsetMask) + in_cluster;
+            auto& in_place = plan.in_place;
+            if (!in_place.empty() && in_place.back().offset + in_place.back().data.size() == at &&
+                in_place.back().data.data() + in_place.back().data.size() == piece.data()) {
+                in_place.back().data = {in_place.back().data.data(),
+                                        in_place.back().data.size() + n};
+            } else {
+                in_place.push_back({at, piece});
+            }
+        } else {
+            // The L2 table first, so it lies before the data it maps, as QEMU lays it out.
+            writable_l2(cluster / l2_entries_);
+            auto& runs = plan.runs;
+            if (!runs.empty() && runs.back().first_cluster + runs.back().count == cluster &&
+                runs.back().data.data() + runs.back().data.size() == piece.data() &&
+                runs.back().count < refcounts_->max_allocation()) {
+                AllocationRun& run = runs.back();
+                ++run.count;
+                run.data = {run.data.data(), run.data.size() + n};
+                run.old.push_back(entry);
+            } else {
+                runs.push_back({cluster, 1, 0, guest, piece, {entry}});
+            }
+            allocating_.insert(cluster);
+        }
+        pos += n;
+        plan.end = pos;
+    }
+}
+
+bool Qcow2Image::reads_as_zero(uint64_t entry) const {
+    ClusterKind kind = kind_of(entry);
+    return kind == ClusterKind::zero || (kind == ClusterKind::unallocated && !backing_);
+}
+
+void Qcow2Image::read_old_data(uint64_t guest_cluster, uint64_t entry, uint64_t in_cluster,
+                               std::span<uint8_t> out) {
+    switch (kind_of(entry)) {
+        case ClusterKind::normal:
+            file_.read((entry & qcow2::kOffsetMask) + in_cluster, out);
+            break;
+        case ClusterKind::unallocated:
+            read_backing(guest_cluster * cluster_size_ + in_cluster, out);
+            break;
+        case ClusterKind::zero:
+        case ClusterKind::compressed: {
+            std::vector<uint8_t> cluster(cluster_size_);
+            read_cluster_data(guest_cluster, entry, cluster);
+            std::copy_n(cluster.begin() + static_cast<ptrdiff_t>(in_cluster), out.size(),
+                        out.begin());
+            break;
+        }
+    }
+}
+
+// Runs without meta_: the run's guest clusters are ours (allocating_), and
+// their old contents cannot be freed while io_ is held shared. Like QEMU, the
+// parts of the first and last cluster around the data keep what they read as
+// before: zeroes are made with one fallocate under the data, other contents
+// (backing file, compressed, shared with a snapshot) are copied into the one
+// write.
+void Qcow2Image::fill_allocation(const AllocationRun& run) {
+    uint64_t run_bytes = run.count * cluster_size_;
+    uint64_t head = run.data_offset - run.first_cluster * cluster_size_;
+    uint64_t tail_start = head + run.data.size();
+    uint64_t last = run.first_cluster + run.count - 1;
+    bool copy_head = head > 0 && !reads_as_zero(run.old.front());
+    bool copy_tail = tail_start < run_bytes && !reads_as_zero(run.old.back());
+    if (!copy_head && !copy_tail) {
+        if (head > 0 || tail_start < run_bytes) {
+            file_.zero_range(run.host, run_bytes);
+        }
+        FileWrite write{run.host + head, run.data};
+        file_.write_batch({&write, 1});
+        return;
+    }
+    std::vector<uint8_t> buffer(run_bytes);  // zeroes where nothing is copied
+    if (copy_head) {
+        read_old_data(run.first_cluster, run.old.front(), 0, {buffer.data(), head});
+    }
+    if (copy_tail) {
+        uint64_t in_last = tail_start - (run.count - 1) * cluster_size_;
+        read_old_data(last, run.old.back(), in_last,
+                      {buffer.data() + tail_start, run_bytes - tail_start});
+    }
+    std::copy(run.data.begin(), run.data.end(), buffer.begin() + static_cast<ptrdiff_t>(head));
+    FileWrite write{run.host, buffer};
+    file_.write_batch({&write, 1});
+}
+
+// The caller has released the run's guest clusters; if a table cannot be
+// read here, the clusters not yet mapped leak, which check --repair reclaims.
+void Qcow2Image::commit_allocation(const AllocationRun& run) {
+    for (uint64_t k = 0; k < run.count; ++k) {
+        set_l2_entry(run.first_cluster + k, (run.host + k * cluster_size_) | qcow2::kCopied);
+        free_later(run.old[k]);
+    }
+}
+
+void Qcow2Image::release_guest_clusters(const AllocationRun& run) {
+    for (uint64_t k = 0; k < run.count; ++k) {
+        allocating_.erase(run.first_cluster + k);
+    }
+}
+
+// The data never became visible: the guest clusters keep their old entries and
+// the reserved clusters (if any yet) are freed at the next write-back.
+void Qcow2Image::abandon_allocation(const AllocationRun& run) {
+    if (run.host != 0) {
+        pending_frees_.emplace_back(run.host, run.count * cluster_size_);
+    }
+    release_guest_clusters(run);
 }
 
 void Qcow2Image::write_locked(uint64_t offset, std::span<const uint8_t> data) {
-    std::vector<FileWrite> in_place;
-    {
-        std::lock_guard meta(meta_);
-        begin_write();
-        for (uint64_t pos = 0; pos < data.size();) {
-            uint64_t guest = offset + pos;
-            uint64_t in_cluster = guest & (cluster_size_ - 1);
-            uint64_t n = std::min<uint64_t>(cluster_size_ - in_cluster, data.size() - pos);
-            std::span<const uint8_t> piece = data.subspan(pos, n);
-            uint64_t entry = l2_entry(guest >> cluster_bits_);
-            if (kind_of(entry) == ClusterKind::normal && (entry & qcow2::kCopied)) {
-                uint64_t host = entry & qcow2::kOffsetMask;
-                if (is_metadata(host >> cluster_bits_) ||
-                    refcounts_->get(host >> cluster_bits_) != 1) {
-                    fail_corrupt(
-                        fmt::format("guest cluster {:#x} maps to {:#x}, which is "
-                                    "metadata or not counted once",
-                                    guest - in_cluster, host));
-                }
-                uint64_t at = host + in_cluster;
-                if (!in_place.empty() &&
-                    in_place.back().offset + in_place.back().data.size() == at &&
-                    in_place.back().data.data() + in_place.back().data.size() == piece.data()) {
-                    in_place.back().data = {in_place.back().data.data(),
-                                            in_place.back().data.size() + n};
-                } else {
-                    in_place.push_back({at, piece});
-                }
-            } else {
-                write_allocating(guest >> cluster_bits_, in_cluster, piece);
-            }
-            pos += n;
+    for (uint64_t pos = 0; pos < data.size();) {
+        WritePlan plan;
+        {
+            std::unique_lock meta(meta_);
+            begin_write();
+            plan = plan_write(meta, offset, data, pos);
         }
+        try {
+            file_.write_batch(plan.in_place);
+            for (const AllocationRun& run : plan.runs) {
+                fill_allocation(run);
+            }
+        } catch (...) {
+            std::lock_guard meta(meta_);
+            for (const AllocationRun& run : plan.runs) {
+                abandon_allocation(run);
+            }
+            allocation_done_.notify_all();
+            throw;
+        }
+        {
+            // Waiters wake once meta_ is free, and then see the new entries.
+            std::lock_guard meta(meta_);
+            for (const AllocationRun& run : plan.runs) {
+                release_guest_clusters(run);
+            }
+            allocation_done_.notify_all();
+            for (const AllocationRun& run : plan.runs) {
+                commit_allocation(run);
+            }
+        }
+        pos = plan.end;
     }
-    file_.write_batch(in_place);
 }
 
 void Qcow2Image::write(uint64_t offset, std::span<const uint8_t> data) {

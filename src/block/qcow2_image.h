@@ -1,5 +1,6 @@
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -62,8 +63,11 @@ enum class CheckRepair {
 // any instant the image has at most leaked clusters. flush() writes every
 // cached table back in that order, then fdatasyncs.
 //
-// Concurrency: reads and writes to allocated clusters run concurrently;
-// allocating writes, discards and snapshot operations are serialized.
+// Concurrency: reads and writes run concurrently. An allocating write reserves
+// its new clusters under the metadata lock, writes their data without it, and
+// then points the L2 entries at them; a write to a cluster being allocated
+// waits for that. Discards, zeroing and snapshot operations are serialized
+// with everything.
 class Qcow2Image final : public DiskImage {
     struct Key {
         explicit Key() = default;
@@ -162,8 +166,36 @@ private:
     void write_header_u64(size_t field_offset, uint64_t value);
     void read_cluster_data(uint64_t guest_cluster, uint64_t entry, std::span<uint8_t> out);
     void read_compressed(uint64_t entry, std::span<uint8_t> out);
-    void write_allocating(uint64_t guest_cluster, uint64_t in_cluster,
-                          std::span<const uint8_t> data);
+    // Guest clusters [first_cluster, +count) that a write moves to new host
+    // clusters [host, +count * cluster size): `data` lands at guest byte
+    // `data_offset`; the rest of the first and last cluster keeps what the old
+    // entries (`old`, one per cluster) read as.
+    struct AllocationRun {
+        uint64_t first_cluster = 0;
+        uint64_t count = 0;
+        uint64_t host = 0;
+        uint64_t data_offset = 0;
+        std::span<const uint8_t> data;
+        std::vector<uint64_t> old;
+    };
+    // One round of a write, planned with meta_ held: in-place pieces and new
+    // allocations (reserved, and marked in allocating_).
+    struct WritePlan {
+        std::vector<FileWrite> in_place;
+        std::vector<AllocationRun> runs;
+        uint64_t end = 0;  // bytes of the request the round covers
+    };
+    WritePlan plan_write(std::unique_lock<std::mutex>& meta, uint64_t offset,
+                         std::span<const uint8_t> data, uint64_t pos);
+    void plan_pieces(WritePlan& plan, uint64_t offset, std::span<const uint8_t> data, uint64_t pos);
+    bool needs_allocation(uint64_t entry);
+    bool reads_as_zero(uint64_t entry) const;
+    void read_old_data(uint64_t guest_cluster, uint64_t entry, uint64_t in_cluster,
+                       std::span<uint8_t> out);
+    void fill_allocation(const AllocationRun& run);
+    void commit_allocation(const AllocationRun& run);
+    void release_guest_clusters(const AllocationRun& run);
+    void abandon_allocation(const AllocationRun& run);
     void write_locked(uint64_t offset, std::span<const uint8_t> data);
     void zero_clusters(uint64_t first, uint64_t count, bool unmap, bool discard);
     void check_io(uint64_t offset, uint64_t length, bool writing) const;
@@ -203,6 +235,10 @@ private:
     std::vector<uint64_t> l1_;                // host order
     std::set<uint64_t> dirty_l1_;             // indices to write back
     std::unordered_set<uint64_t> active_l2_;  // clusters of the active L2 tables
+    // Guest clusters whose new host cluster is being written outside meta_;
+    // another write to one of them waits for allocation_done_.
+    std::unordered_set<uint64_t> allocating_;
+    std::condition_variable allocation_done_;
     std::unique_ptr<Qcow2Refcounts> refcounts_;
     std::unique_ptr<TableCache> l2_cache_;
     uint64_t l2_cache_bytes_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "block/disk_image.h"
 #include "block/qcow2_format.h"
 
 namespace vireo {
@@ -151,6 +152,18 @@ std::vector<uint64_t> Qcow2Refcounts::take_freed() {
 }
 
 uint64_t Qcow2Refcounts::allocate(uint64_t count, const MetadataTest& is_metadata) {
+    if (count == 0 || count > max_allocation()) {
+        // Not a defect of the image: IoError keeps it from being marked corrupt.
+        throw IoError(fmt::format("disk {}: cannot allocate {} clusters at once (1 to {})", name(),
+                                  count, max_allocation()));
+    }
+    // Keep the hint on a free cluster, so no search walks the used ones again.
+    for (;; ++free_hint_) {
+        ensure_block(free_hint_);
+        if (get(free_hint_) == 0) {
+            break;
+        }
+    }
     uint64_t start = free_hint_;
     for (;;) {
         bool found = true;

@@ -41,8 +41,11 @@ public:
     std::vector<uint64_t> take_freed();
 
     // `count` contiguous free clusters, their refcounts set to 1; returns the
-    // byte offset of the first.
+    // byte offset of the first. At most max_allocation() clusters.
     uint64_t allocate(uint64_t count, const MetadataTest& is_metadata);
+    // A new refcount block takes the first cluster of the range it counts, so
+    // only a run shorter than that range is sure to fit between two blocks.
+    uint64_t max_allocation() const { return entries_per_block() - 1; }
 
     bool has_dirty() const { return cache_.has_dirty(); }
     // Writes dirty refcount blocks (the caller syncs).

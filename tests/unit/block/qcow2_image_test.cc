@@ -207,6 +207,66 @@ TEST(Qcow2Image, ConcurrentRequestsFromSeveralThreads) {
     EXPECT_TRUE(as_qcow2(*image).check().clean());
 }
 
+TEST(Qcow2Image, ConcurrentWritesIntoOneNewClusterKeepEveryPiece) {
+    // Eight threads write disjoint 4 KiB pieces of the same 64 KiB clusters of
+    // a linked clone at once: each piece's allocation copies the rest of the
+    // cluster from the backing file, so a write that did not wait for another
+    // one filling its cluster would lose that one's piece.
+    ScratchDir dir;
+    create_image(dir / "base.qcow2", testing::qcow2_options(4 * kMiB));
+    auto base_data = pattern(21, 0, 4 * kMiB);
+    open_image(dir / "base.qcow2")->write(0, base_data);
+    create_image(dir / "top.qcow2", testing::qcow2_options(0, 65536, "base.qcow2"));
+    constexpr uint64_t kThreads = 8;
+    constexpr uint64_t kPiece = 4096;
+    auto expected = base_data;
+    {
+        auto image = open_image(dir / "top.qcow2");
+        std::vector<std::thread> threads;
+        for (uint64_t t = 0; t < kThreads; ++t) {
+            threads.emplace_back([&, t] {
+                for (uint64_t cluster = 0; cluster < 4 * kMiB; cluster += 65536) {
+                    uint64_t off = cluster + t * kPiece * 2;
+                    image->write(off, pattern(100 + t, off, kPiece));
+                }
+            });
+        }
+        for (auto& thread : threads) {
+            thread.join();
+        }
+        image->flush();
+    }
+    for (uint64_t t = 0; t < kThreads; ++t) {
+        for (uint64_t cluster = 0; cluster < 4 * kMiB; cluster += 65536) {
+            uint64_t off = cluster + t * kPiece * 2;
+            auto piece = pattern(100 + t, off, kPiece);
+            std::copy(piece.begin(), piece.end(), expected.begin() + static_cast<ptrdiff_t>(off));
+        }
+    }
+    auto image = open_image(dir / "top.qcow2", testing::read_only());
+    EXPECT_EQ(read_all(*image, 0, 4 * kMiB), expected);
+    CheckReport report = as_qcow2(*image).check();
+    EXPECT_TRUE(report.clean()) << (report.messages.empty() ? "" : report.messages[0]);
+    EXPECT_EQ(report.leaks, 0u);
+}
+
+TEST(Qcow2Image, LongWritesOnSmallClustersAllocateInSeveralRuns) {
+    // A refcount block of 512-byte clusters counts 256 clusters, so a 1 MiB
+    // write into a new image needs more than one contiguous allocation.
+    ScratchDir dir;
+    auto path = dir / "small.qcow2";
+    create_image(path, testing::qcow2_options(4 * kMiB, 512));
+    auto data = pattern(5, 0, 3 * kMiB);
+    {
+        auto image = open_image(path);
+        image->write(1000, data);
+    }
+    auto image = open_image(path, testing::read_only());
+    EXPECT_EQ(read_all(*image, 1000, 3 * kMiB), data);
+    EXPECT_EQ(read_all(*image, 0, 1000), std::vector<uint8_t>(1000));
+    EXPECT_TRUE(as_qcow2(*image).check().clean());
+}
+
 TEST(Qcow2Image, CheckFindsAndRepairsLeaks) {
     ScratchDir dir;
     auto path = dir / "l.qcow2";

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cstdlib>
 #include <exception>
@@ -126,9 +127,22 @@ BenchResult run_bench(const BenchOptions& options,
     std::exception_ptr error;
     std::mutex error_mutex;
 
-    auto worker = [&] {
-        AlignedBuffer buffer = aligned_buffer(options.request_size, options.pattern);
-        std::span<uint8_t> data(buffer.get(), options.request_size);
+    // As in qemu-img bench, the clock covers the requests only: the buffers
+    // are filled and the workers started first, and the last to finish stops it.
+    unsigned threads = static_cast<unsigned>(std::min<uint64_t>(options.depth, options.count));
+    using Clock = std::chrono::steady_clock;
+    Clock::time_point start;
+    Clock::time_point end;
+    std::barrier ready(threads, [&]() noexcept { start = Clock::now(); });
+    std::atomic<unsigned> running{threads};
+
+    // One buffer of `threads` slots, filled by this thread, as qemu-img bench
+    // has it: where 4 KiB pages happen to be physically adjacent decides how
+    // many segments, and so device requests, a large O_DIRECT request takes.
+    AlignedBuffer buffer = aligned_buffer(threads * options.request_size, options.pattern);
+
+    auto worker = [&](std::span<uint8_t> data) {
+        ready.arrive_and_wait();
         while (!failed.load(std::memory_order_relaxed) &&
                issued.fetch_add(1, std::memory_order_relaxed) < options.count) {
             uint64_t offset;
@@ -148,22 +162,32 @@ BenchResult run_bench(const BenchOptions& options,
                     error = std::current_exception();
                 }
                 failed = true;
-                return;
+                break;
             }
             completed.fetch_add(1, std::memory_order_relaxed);
         }
+        if (running.fetch_sub(1) == 1) {
+            end = Clock::now();
+        }
     };
 
-    unsigned threads = static_cast<unsigned>(std::min<uint64_t>(options.depth, options.count));
-    auto start = std::chrono::steady_clock::now();
     {
         std::vector<std::jthread> pool;
         pool.reserve(threads);
         for (unsigned i = 0; i < threads; ++i) {
-            pool.emplace_back(worker);
+            try {
+                pool.emplace_back(worker, std::span(buffer.get() + i * options.request_size,
+                                                    options.request_size));
+            } catch (...) {
+                // The workers started wait for the others: release them, to stop at once.
+                failed = true;
+                for (; i < threads; ++i) {
+                    ready.arrive_and_drop();
+                }
+                throw;
+            }
         }
     }
-    auto end = std::chrono::steady_clock::now();
     if (error) {
         std::rethrow_exception(error);
     }

@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/aligned_buffer.h"
 #include "base/error.h"
 #include "block/qcow2_format.h"
 
@@ -843,7 +844,7 @@ void Qcow2Image::fill_allocation(const AllocationRun& run) {
         file_.write_batch({&write, 1});
         return;
     }
-    std::vector<uint8_t> buffer(run_bytes);  // zeroes where nothing is copied
+    AlignedBuffer buffer(run_bytes);  // zeroes where nothing is copied
     if (copy_head) {
         read_old_data(run.first_cluster, run.old.front(), 0, {buffer.data(), head});
     }
@@ -852,8 +853,8 @@ void Qcow2Image::fill_allocation(const AllocationRun& run) {
         read_old_data(last, run.old.back(), in_last,
                       {buffer.data() + tail_start, run_bytes - tail_start});
     }
-    std::copy(run.data.begin(), run.data.end(), buffer.begin() + static_cast<ptrdiff_t>(head));
-    FileWrite write{run.host, buffer};
+    std::copy(run.data.begin(), run.data.end(), buffer.data() + head);
+    FileWrite write{run.host, buffer.span()};
     file_.write_batch({&write, 1});
 }
 

@@ -81,6 +81,12 @@ std::unique_ptr<Qcow2Image> Qcow2Image::open(ImageFile file, const OpenOptions& 
         image->file_.sync();
         image->marked_dirty_ = false;
     }
+    if (!image->read_only_ && !image->corrupt_) {
+        // An image open for writing is in use: marked dirty now, so that the
+        // first guest write does not wait for the header to reach the disk.
+        std::lock_guard meta(image->meta_);
+        image->begin_write();
+    }
     return image;
 }
 

@@ -84,6 +84,7 @@ public:
 
     // `file` is open (and locked) already. Refuses, writing nothing, images
     // that are malformed, hostile or use features Vireo does not implement.
+    // Opened for writing, the image is marked dirty until its clean close.
     static std::unique_ptr<Qcow2Image> open(ImageFile file, const OpenOptions& options,
                                             const BackingOpener& open_backing);
     // Writes a new, empty image into the empty `file`.

@@ -52,7 +52,7 @@ std::string Progress::render(std::string_view label, uint64_t done, uint64_t tot
 
 void Progress::draw(uint64_t done) {
     // \r returns to the start of the line; \33[K clears what a longer line left.
-    std::string line = "\r" + render(label_, done, total_, width_ - 1) + "\33[K";
+    std::string line = fmt::format("\r{}\33[K", render(label_, done, total_, width_ - 1));
     std::fputs(line.c_str(), stderr);
     std::fflush(stderr);
     drawn_ = true;

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/aligned_buffer.h"
 #include "base/error.h"
 #include "block/disk_image.h"
 #include "block/image_factory.h"
@@ -22,26 +23,10 @@ namespace vireo::cli {
 namespace {
 
 constexpr unsigned kMaxDepth = 1024;
-constexpr size_t kBufferAlignment = 4096;  // enough for O_DIRECT on any device
 // Cache mode none: requests aligned to the smallest logical block size, as
 // qemu-img wants. A request the file's O_DIRECT alignment does not fit still
 // completes, through the page cache.
 constexpr uint64_t kDirectAlignment = 512;
-
-struct FreeDeleter {
-    void operator()(uint8_t* p) const { std::free(p); }
-};
-using AlignedBuffer = std::unique_ptr<uint8_t, FreeDeleter>;
-
-AlignedBuffer aligned_buffer(uint64_t size, uint8_t fill) {
-    uint64_t rounded = (size + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
-    AlignedBuffer buffer(static_cast<uint8_t*>(std::aligned_alloc(kBufferAlignment, rounded)));
-    if (!buffer) {
-        fail("disk bench: cannot allocate a {}-byte buffer", size);
-    }
-    std::fill_n(buffer.get(), rounded, fill);
-    return buffer;
-}
 
 // splitmix64: a small, well-mixed generator; the same seed gives the same offsets.
 uint64_t next_random(uint64_t& state) {
@@ -139,7 +124,8 @@ BenchResult run_bench(const BenchOptions& options,
     // One buffer of `threads` slots, filled by this thread, as qemu-img bench
     // has it: where 4 KiB pages happen to be physically adjacent decides how
     // many segments, and so device requests, a large O_DIRECT request takes.
-    AlignedBuffer buffer = aligned_buffer(threads * options.request_size, options.pattern);
+    AlignedBuffer buffer(threads * options.request_size);
+    std::fill_n(buffer.data(), buffer.size(), options.pattern);
 
     auto worker = [&](std::span<uint8_t> data) {
         ready.arrive_and_wait();
@@ -176,7 +162,7 @@ BenchResult run_bench(const BenchOptions& options,
         pool.reserve(threads);
         for (unsigned i = 0; i < threads; ++i) {
             try {
-                pool.emplace_back(worker, std::span(buffer.get() + i * options.request_size,
+                pool.emplace_back(worker, std::span(buffer.data() + i * options.request_size,
                                                     options.request_size));
             } catch (...) {
                 // The workers started wait for the others: release them, to stop at once.

@@ -630,6 +630,12 @@ void Qcow2Image::read(uint64_t offset, std::span<uint8_t> data) {
             } else if (kind == ClusterKind::zero ||
                        (kind == ClusterKind::unallocated && !backing_)) {
                 std::fill(out.begin(), out.end(), 0);
+            } else if (kind == ClusterKind::unallocated && !deferred.empty() &&
+                       deferred.back().kind == ClusterKind::unallocated &&
+                       deferred.back().guest_offset + deferred.back().out.size() == guest &&
+                       deferred.back().out.data() + deferred.back().out.size() == out.data()) {
+                // Consecutive clusters the backing file provides: one read of it.
+                deferred.back().out = {deferred.back().out.data(), deferred.back().out.size() + n};
             } else {
                 deferred.push_back({kind, entry, guest, out});
             }
@@ -851,10 +857,13 @@ void Qcow2Image::fill_allocation(const AllocationRun& run) {
         return;
     }
     AlignedBuffer buffer(run_bytes);  // zeroes where nothing is copied
-    if (copy_head) {
+    if (copy_head && copy_tail && run.count == 1) {
+        // One read of the whole old cluster costs less than two of its ends.
+        read_old_data(run.first_cluster, run.old.front(), 0, buffer.span());
+    } else if (copy_head) {
         read_old_data(run.first_cluster, run.old.front(), 0, {buffer.data(), head});
     }
-    if (copy_tail) {
+    if (copy_tail && !(copy_head && run.count == 1)) {
         uint64_t in_last = tail_start - (run.count - 1) * cluster_size_;
         read_old_data(last, run.old.back(), in_last,
                       {buffer.data() + tail_start, run_bytes - tail_start});

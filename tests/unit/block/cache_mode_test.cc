@@ -97,6 +97,21 @@ void exercise(DiskImage& image, std::vector<uint8_t>& reference, uint64_t seed) 
     image.flush();
 }
 
+// A raw file of kDiskSize bytes: 12 MiB of pattern, the rest a hole.
+// Returns its contents.
+std::vector<uint8_t> write_base_raw(const std::filesystem::path& path) {
+    std::vector<uint8_t> contents(kDiskSize, 0);
+    auto data = pattern(1, 0, 12 << 20);
+    std::copy(data.begin(), data.end(), contents.begin());
+    {
+        std::ofstream out(path, std::ios::binary);
+        out.write(reinterpret_cast<const char*>(data.data()),
+                  static_cast<std::streamsize>(data.size()));
+    }
+    std::filesystem::resize_file(path, kDiskSize);
+    return contents;
+}
+
 OpenOptions with_cache(CacheMode cache) {
     OpenOptions options;
     options.cache = cache;
@@ -105,16 +120,7 @@ OpenOptions with_cache(CacheMode cache) {
 
 TEST(CacheModeNone, RawReadsAndWritesWhatWritebackDoes) {
     ScratchDir dir;
-    // 12 MiB of data, the rest a hole.
-    std::vector<uint8_t> reference(kDiskSize, 0);
-    auto base = pattern(1, 0, 12 << 20);
-    std::copy(base.begin(), base.end(), reference.begin());
-    {
-        std::ofstream out(dir / "base.raw", std::ios::binary);
-        out.write(reinterpret_cast<const char*>(base.data()),
-                  static_cast<std::streamsize>(base.size()));
-    }
-    std::filesystem::resize_file(dir / "base.raw", kDiskSize);
+    std::vector<uint8_t> reference = write_base_raw(dir / "base.raw");
     for (const char* name : {"none.raw", "writeback.raw"}) {
         std::filesystem::copy_file(dir / "base.raw", dir / name);
     }
@@ -139,15 +145,7 @@ TEST(CacheModeNone, Qcow2WithBackingChainReadsAndWritesWhatWritebackDoes) {
     SKIP_WITHOUT_QEMU_IMG();
     ScratchDir dir;
     // base.raw <- mid.qcow2 (4 KiB clusters) <- top.qcow2 (64 KiB clusters), twice.
-    std::vector<uint8_t> reference(kDiskSize, 0);
-    auto base = pattern(1, 0, 12 << 20);
-    std::copy(base.begin(), base.end(), reference.begin());
-    {
-        std::ofstream out(dir / "base.raw", std::ios::binary);
-        out.write(reinterpret_cast<const char*>(base.data()),
-                  static_cast<std::streamsize>(base.size()));
-    }
-    std::filesystem::resize_file(dir / "base.raw", kDiskSize);
+    std::vector<uint8_t> reference = write_base_raw(dir / "base.raw");
     for (const char* mode : {"none", "writeback"}) {
         std::string mid = std::string("mid-") + mode + ".qcow2";
         create_image(dir / mid, testing::qcow2_options(0, 4096, "base.raw", ImageFormat::raw));

@@ -285,24 +285,20 @@ void ImageFile::truncate(uint64_t size) {
 }
 
 void ImageFile::punch_hole(uint64_t offset, uint64_t length) {
-    if (fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
-                  static_cast<off_t>(length)) == 0) {
-        return;
-    }
-    if (errno != EOPNOTSUPP && errno != ENOSYS) {
-        io_fail(path_, "punch hole", offset, errno);
-    }
-    // No hole punching here: write the zeroes instead.
-    write_zeroes(offset, length);
+    zero_with_fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, "punch hole", offset, length);
 }
 
 void ImageFile::zero_range(uint64_t offset, uint64_t length) {
-    if (fallocate(fd_.get(), FALLOC_FL_ZERO_RANGE, static_cast<off_t>(offset),
-                  static_cast<off_t>(length)) == 0) {
+    zero_with_fallocate(FALLOC_FL_ZERO_RANGE, "zero range", offset, length);
+}
+
+// Where the file system lacks the fallocate mode, the zeroes are written.
+void ImageFile::zero_with_fallocate(int mode, const char* what, uint64_t offset, uint64_t length) {
+    if (fallocate(fd_.get(), mode, static_cast<off_t>(offset), static_cast<off_t>(length)) == 0) {
         return;
     }
     if (errno != EOPNOTSUPP && errno != ENOSYS) {
-        io_fail(path_, "zero range", offset, errno);
+        io_fail(path_, what, offset, errno);
     }
     write_zeroes(offset, length);
 }

@@ -75,6 +75,7 @@ public:
 
 private:
     ImageFile(std::filesystem::path path, UniqueFd fd, bool writable);
+    void zero_with_fallocate(int mode, const char* what, uint64_t offset, uint64_t length);
     void write_zeroes(uint64_t offset, uint64_t length);
     bool direct(uint64_t offset, const uint8_t* data, size_t length) const;
     size_t direct_io(bool write, uint64_t offset, uint8_t* data, size_t length) const;

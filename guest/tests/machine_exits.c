@@ -6,9 +6,10 @@
  *
  *   reset_i8042        0xfe to port 0x64 (pulse the reset line)
  *   triple_fault       an empty IDT, then an exception in ring 0
- *   emulation_failure  pxor (SSE2) in ring 0 (KVM cannot emulate it here);
- *                      prints its address and bytes first: "INSN <addr> <bytes>"
- *   vmcall_hang        `vmcall` in ring 0 (never returns on the nested KVM here)
+ *   emulation_failure  pxor (SSE2) in ring 0 on an address without RAM, which
+ *                      KVM must emulate and cannot; prints its address and
+ *                      bytes first: "INSN <addr> <bytes>"
+ *   stuck_in_ring0     a ring-0 loop with interrupts off: never exits KVM_RUN
  *   spin               a ring-3 loop printing "tick <n> count <c>" every ~100 ms, forever
  *   power_button       waits for the ACPI power button (SCI through the IOAPIC),
  *                      clears PWRBTN_STS, then powers off through ACPI S5
@@ -69,10 +70,16 @@ static void triple_fault(void) {
 
 /* ---- emulation_failure ---- */
 
-/* Sets CR4.OSFXSR (else the SSE instruction is an architectural #UD rather
- * than something the emulator has to handle), then executes pxor, which the
- * ring-0 emulator here cannot do (movaps and fninit it can). Written in
- * assembly so the instruction has a known address and encoding. */
+/* An address with neither RAM nor a device behind it: the last page of the
+ * PCI MMIO window, which BAR assignment fills from the bottom. */
+#define NOTHING_THERE 0xdffff000u
+
+/* Sets CR4.OSFXSR (else the SSE instruction is an architectural #UD), then
+ * executes pxor with its memory operand at an address that is not RAM. The
+ * CPU leaves the guest for KVM to emulate the access, and KVM's instruction
+ * emulator has no pxor on any host (real, nested or emulated): in ring 0 it
+ * reports an emulation failure to the VMM. Written in assembly so the
+ * instruction has a known address and encoding. */
 uint64_t sse_in_ring0(uint64_t arg);
 extern const uint8_t sse_insn[], sse_insn_end[];
 asm(".pushsection .text\n"
@@ -82,7 +89,7 @@ asm(".pushsection .text\n"
     "orq $0x200, %rax\n\t" /* OSFXSR */
     "movq %rax, %cr4\n"
     "sse_insn:\n\t"
-    "pxor %xmm0, %xmm1\n"
+    "pxor (%rdi), %xmm1\n" /* arg: NOTHING_THERE */
     "sse_insn_end:\n\t"
     "xorl %eax, %eax\n\t"
     "ret\n"
@@ -93,25 +100,26 @@ static void emulation_failure(void) {
     for (const uint8_t* p = sse_insn; p < sse_insn_end; p++)
         printf(" %02x", *p);
     printf("\n");
-    ready("pxor in ring 0");
-    ring0_call(sse_in_ring0, 0);
+    ready("pxor from an address without RAM, in ring 0");
+    ring0_call(sse_in_ring0, NOTHING_THERE);
     still_running("emulation_failure");
 }
 
-/* ---- vmcall_hang ---- */
+/* ---- stuck_in_ring0 ---- */
 
-static uint64_t do_vmcall(uint64_t arg) {
-    uint64_t ret;
-    asm volatile("vmcall" : "=a"(ret) : "a"(arg) : "rbx", "rcx", "rdx", "rsi", "memory");
-    return ret;
+/* Interrupts off and a tight loop: the vCPU never leaves KVM_RUN by itself
+ * (no exit reaches the VMM), so only the VMM's kick can take it out. */
+static uint64_t spin_with_interrupts_off(uint64_t arg) {
+    (void)arg;
+    for (;;)
+        asm volatile("cli\n\tpause" ::: "memory");
+    return 0;
 }
 
-static void vmcall_hang(void) {
-    ready("vmcall in ring 0");
-    /* Not a KVM hypercall number: a KVM that does return gives -KVM_ENOSYS (-1000). */
-    uint64_t ret = ring0_call(do_vmcall, 0xffff);
-    printf("INFO: vmcall returned %ld\n", (int64_t)ret);
-    still_running("vmcall_hang");
+static void stuck_in_ring0(void) {
+    ready("spinning in ring 0 with interrupts off");
+    ring0_call(spin_with_interrupts_off, 0);
+    still_running("stuck_in_ring0");
 }
 
 /* ---- spin ---- */
@@ -325,7 +333,7 @@ int main(void) {
         {"reset_i8042", reset_i8042},
         {"triple_fault", triple_fault},
         {"emulation_failure", emulation_failure},
-        {"vmcall_hang", vmcall_hang},
+        {"stuck_in_ring0", stuck_in_ring0},
         {"spin", spin},
         {"power_button", power_button},
         {"rtc", rtc},

@@ -14,8 +14,8 @@ class Vcpu;
 }
 
 // The run state shared by all vCPU threads: running, paused or stopping.
-// Pausing and stopping must work even while a vCPU sits inside KVM_RUN (here,
-// a ring-0 `vmcall` never returns): the controller sets immediate_exit and
+// Pausing and stopping must work even while a vCPU sits inside KVM_RUN and the
+// guest never exits (a ring-0 loop with interrupts off): the controller sets immediate_exit and
 // sends the thread a signal, both under the lock the vCPU thread takes before
 // each KVM_RUN, so no request is lost between the check and the entry.
 class RunControl {

@@ -60,6 +60,10 @@ vireo_guest_qemu_test(guest_qemu_boot_conformance boot_conformance
 vireo_guest_qemu_test(guest_qemu_smp smp
     CHECK --expect-line "^AP 3 up"
     QEMU -smp 4 -append "vireo.cpus=4")
+# q35, not microvm: the timers guest needs the PIT and the FADT's PM timer, and
+# -cpu host for the TSC-deadline timer (QEMU offers it only in such models).
+vireo_guest_qemu_test(guest_qemu_timers timers MACHINE q35 TIMEOUT 120
+    QEMU -cpu host)
 vireo_guest_qemu_test(guest_qemu_uart_echo uart_echo
     CHECK --input "hello\\nsecond line\\nquit\\n" --expect-line "^echo: hello$" --expect-line "^echo: second line$"
     QEMU -append "vireo.echo_lines=2")

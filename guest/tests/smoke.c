@@ -20,9 +20,13 @@ int main(void) {
     uint64_t want_cpus = cmdline_u64("vireo.cpus", 0);
     if (want_cpus)
         report(have_madt && madt.cpus == want_cpus, "cpus == vireo.cpus (%lu)", want_cpus);
+    else
+        report_skip("CPU count: no vireo.cpus on the command line");
     uint64_t want_mib = cmdline_u64("vireo.mem_mib", 0);
     if (want_mib)
         report(mem_mib <= want_mib && mem_mib + 2 >= want_mib,
                "memory %lu MiB ~ vireo.mem_mib (%lu)", mem_mib, want_mib);
+    else
+        report_skip("memory size: no vireo.mem_mib on the command line");
     report_summary();
 }

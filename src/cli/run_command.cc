@@ -142,7 +142,8 @@ void add_run_command(CLI::App& app) {
                            "Run a VM in the foreground, its serial console on this terminal.\n"
                            "Press Ctrl-] to stop it. The exit status says how the guest ended:\n"
                            "0 powered off, odd = (guest debug-exit code << 1) | 1, 2 bad input,\n"
-                           "4 reset, 6 stopped, 8 triple fault, 10 KVM failure, 12 VMM failure.");
+                           "4 reset, 6 stopped, 8 triple fault, 10 KVM failure, 12 VMM failure,\n"
+                           "14 guest kernel panic.");
     command->add_option("--kernel", options->kernel, "kernel to boot: a bzImage or a PVH ELF")
         ->required();
     command->add_option("--initrd", options->initrd, "initial ramdisk");

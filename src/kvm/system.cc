@@ -74,6 +74,10 @@ void System::require(long cap, const char* name) const {
     }
 }
 
+bool System::has_tsc_deadline_timer() const {
+    return capability(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+}
+
 uint32_t System::max_vcpus() const {
     int max = capability(KVM_CAP_MAX_VCPUS);
     return max > 0 ? static_cast<uint32_t>(max)

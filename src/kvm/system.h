@@ -22,6 +22,8 @@ public:
     void require(long cap, const char* name) const;
     uint32_t vcpu_mmap_size() const { return vcpu_mmap_size_; }
     uint32_t max_vcpus() const;
+    // Whether the in-kernel LAPIC emulates the TSC-deadline timer mode.
+    bool has_tsc_deadline_timer() const;
 
 private:
     explicit System(UniqueFd fd) : fd_(std::move(fd)) {}

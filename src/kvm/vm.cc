@@ -17,8 +17,6 @@ namespace {
 // below the IOAPIC, inside the PCI hole, where no RAM or BAR ever goes.
 constexpr uint64_t kTssAddress = 0xfffb'd000;
 constexpr uint64_t kIdentityMapAddress = 0xfffb'c000;
-constexpr uint32_t kIoApicPins = 24;
-constexpr uint32_t kPicPins = 16;
 
 }  // namespace
 
@@ -86,6 +84,12 @@ void Vm::signal_msi(uint64_t address, uint32_t data) {
     }
 }
 
+void Vm::set_irqchip_routes(std::vector<x86::IrqchipRoute> routes) {
+    std::lock_guard lock(routes_mutex_);
+    irqchip_routes_ = std::move(routes);
+    commit_routes();
+}
+
 void Vm::set_msi_route(uint32_t gsi, uint64_t address, uint32_t data) {
     std::lock_guard lock(routes_mutex_);
     auto existing = std::find_if(msi_routes_.begin(), msi_routes_.end(),
@@ -105,26 +109,23 @@ void Vm::remove_msi_route(uint32_t gsi) {
 }
 
 void Vm::commit_routes() {
-    // The default table KVM builds with the irqchip: GSI 0..15 to both PICs
-    // (except 2, the cascade) and every GSI 0..23 to the IOAPIC pin of that number.
     std::vector<kvm_irq_routing_entry> entries;
-    for (uint32_t gsi = 0; gsi < kPicPins; ++gsi) {
-        if (gsi == 2) {
-            continue;
+    for (const x86::IrqchipRoute& route : irqchip_routes_) {
+        kvm_irq_routing_entry entry{};
+        entry.gsi = route.gsi;
+        entry.type = KVM_IRQ_ROUTING_IRQCHIP;
+        switch (route.chip) {
+            case x86::IrqchipRoute::Chip::PicMaster:
+                entry.u.irqchip.irqchip = KVM_IRQCHIP_PIC_MASTER;
+                break;
+            case x86::IrqchipRoute::Chip::PicSlave:
+                entry.u.irqchip.irqchip = KVM_IRQCHIP_PIC_SLAVE;
+                break;
+            case x86::IrqchipRoute::Chip::IoApic:
+                entry.u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+                break;
         }
-        kvm_irq_routing_entry entry{};
-        entry.gsi = gsi;
-        entry.type = KVM_IRQ_ROUTING_IRQCHIP;
-        entry.u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
-        entry.u.irqchip.pin = gsi % 8;
-        entries.push_back(entry);
-    }
-    for (uint32_t gsi = 0; gsi < kIoApicPins; ++gsi) {
-        kvm_irq_routing_entry entry{};
-        entry.gsi = gsi;
-        entry.type = KVM_IRQ_ROUTING_IRQCHIP;
-        entry.u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
-        entry.u.irqchip.pin = gsi;
+        entry.u.irqchip.pin = route.pin;
         entries.push_back(entry);
     }
     for (const MsiRoute& route : msi_routes_) {

@@ -4,6 +4,7 @@
 #include <mutex>
 #include <vector>
 
+#include "arch/x86/interrupt_wiring.h"
 #include "base/unique_fd.h"
 #include "kvm/system.h"
 
@@ -31,8 +32,12 @@ public:
     // Inject one MSI now, without a route (slow path, used from a vCPU thread).
     void signal_msi(uint64_t address, uint32_t data);
 
-    // GSI routes for MSI vectors; the irqchip pins keep their default routes.
-    // Setting a route replaces the kernel's whole table, so the table is kept here.
+    // The routes from interrupt numbers to PIC and IOAPIC pins (the machine's
+    // wiring, x86::irqchip_routes()), which replace KVM's default table at once.
+    void set_irqchip_routes(std::vector<x86::IrqchipRoute> routes);
+
+    // GSI routes for MSI vectors, kept alongside the irqchip routes: setting a
+    // route replaces the kernel's whole table, so the table is kept here.
     void set_msi_route(uint32_t gsi, uint64_t address, uint32_t data);
     void remove_msi_route(uint32_t gsi);
 
@@ -55,6 +60,7 @@ private:
     const System& system_;
     UniqueFd fd_;
     std::mutex routes_mutex_;
+    std::vector<x86::IrqchipRoute> irqchip_routes_;
     std::vector<MsiRoute> msi_routes_;
 };
 

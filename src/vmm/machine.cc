@@ -5,15 +5,18 @@
 
 #include "arch/x86/acpi_tables.h"
 #include "arch/x86/cpuid.h"
+#include "arch/x86/interrupt_wiring.h"
 #include "arch/x86/kernel_loader.h"
 #include "arch/x86/layout.h"
 #include "base/byte_size.h"
 #include "base/error.h"
 #include "block/image_factory.h"
 #include "devices/legacy/acpi_pm.h"
+#include "devices/legacy/acpi_pm_timer.h"
 #include "devices/legacy/cmos_rtc.h"
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/i8042.h"
+#include "devices/legacy/pvpanic.h"
 #include "devices/legacy/serial_8250.h"
 #include "devices/pci/pci_root.h"
 #include "devices/virtio/block.h"
@@ -55,6 +58,7 @@ std::unique_ptr<Machine> Machine::build(const VmConfig& config) {
         machine->vm_.map_memory(slot++, region.guest_address, region.size, region.host);
     }
     machine->vm_.create_interrupt_controllers();
+    machine->vm_.set_irqchip_routes(x86::irqchip_routes());
     machine->attach_legacy_devices();
     machine->attach_pci_devices();
     machine->load_guest();
@@ -67,7 +71,7 @@ void Machine::attach_legacy_devices() {
         return [this, reason] { this->end(MachineExit{reason, 0, ""}); };
     };
     serial_ = std::make_shared<Serial8250>(
-        std::make_shared<KvmIrqLine>(vm_, x86::kCom1Irq),
+        std::make_shared<KvmIrqLine>(vm_, x86::kCom1Interrupt.irq),
         [this](std::span<const uint8_t> bytes) { console_.write(bytes); });
     pio_bus_.insert(x86::kCom1Port, Serial8250::kSize, serial_);
 
@@ -83,15 +87,23 @@ void Machine::attach_legacy_devices() {
     pio_bus_.insert(x86::kRtcPort, CmosRtc::kSize, rtc);
     devices_.push_back(rtc);
 
-    acpi_pm_ = std::make_shared<AcpiPm>(std::make_shared<KvmIrqLine>(vm_, x86::kAcpiSciIrq),
+    acpi_pm_ = std::make_shared<AcpiPm>(std::make_shared<KvmIrqLine>(vm_, x86::kSciInterrupt.irq),
                                         end(MachineExit::Reason::PoweredOff));
     pio_bus_.insert(x86::kAcpiPmPort, AcpiPm::kSize, acpi_pm_);
+
+    auto pm_timer = std::make_shared<AcpiPmTimer>();
+    pio_bus_.insert(x86::kAcpiPmTimerPort, AcpiPmTimer::kSize, pm_timer);
+    devices_.push_back(pm_timer);
 
     auto debug_exit = std::make_shared<DebugExit>([this](uint32_t code) {
         this->end(MachineExit{MachineExit::Reason::GuestExit, code, ""});
     });
     pio_bus_.insert(x86::kDebugExitPort, DebugExit::kSize, debug_exit);
     devices_.push_back(debug_exit);
+
+    auto pvpanic = std::make_shared<PvPanic>(end(MachineExit::Reason::GuestPanic));
+    pio_bus_.insert(x86::kPvPanicPort, PvPanic::kSize, pvpanic);
+    devices_.push_back(pvpanic);
 }
 
 void Machine::attach_pci_devices() {
@@ -139,7 +151,8 @@ void Machine::create_vcpus() {
     std::vector<x86::CpuidEntry> supported = kvm::supported_cpuid(system_);
     for (uint32_t index = 0; index < config_.vcpus; ++index) {
         auto vcpu = std::make_unique<kvm::Vcpu>(vm_, index);
-        vcpu->set_cpuid(x86::vcpu_cpuid(supported, index, config_.vcpus));
+        vcpu->set_cpuid(
+            x86::vcpu_cpuid(supported, index, config_.vcpus, system_.has_tsc_deadline_timer()));
         vcpu->configure_local_apic();
         // The other vCPUs wait in KVM for the guest's INIT-SIPI-SIPI.
         if (index == 0) {

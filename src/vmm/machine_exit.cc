@@ -22,6 +22,8 @@ int MachineExit::exit_status() const {
             return 10;
         case Reason::VmmFailure:
             return 12;
+        case Reason::GuestPanic:
+            return 14;
     }
     return 12;
 }
@@ -44,6 +46,8 @@ const char* MachineExit::name() const {
             return "kvm-failure";
         case Reason::VmmFailure:
             return "vmm-failure";
+        case Reason::GuestPanic:
+            return "guest-panic";
     }
     return "vmm-failure";
 }
@@ -74,6 +78,9 @@ std::string MachineExit::describe() const {
             break;
         case Reason::VmmFailure:
             text = "the VMM failed";
+            break;
+        case Reason::GuestPanic:
+            text = "the guest kernel panicked (pvpanic)";
             break;
     }
     return detail.empty() ? text : text + ": " + detail;

@@ -18,6 +18,7 @@ struct MachineExit {
         TripleFault,  // the guest reset itself by a triple fault: status 8
         KvmFailure,   // KVM could not run the guest (internal/emulation error): 10
         VmmFailure,   // a bug or host failure inside the VMM while running: 12
+        GuestPanic,   // the guest kernel panicked (pvpanic): 14
     };
 
     Reason reason = Reason::PoweredOff;

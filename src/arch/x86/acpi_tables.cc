@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "arch/x86/aml.h"
+#include "arch/x86/interrupt_wiring.h"
 #include "arch/x86/layout.h"
 #include "base/error.h"
 
@@ -25,17 +26,20 @@ constexpr uint64_t kRsdpChecksummedLength = 20;  // the ACPI 1.0 part
 constexpr uint8_t kGasSystemIo = 1;
 constexpr uint8_t kGasAccessByte = 1;
 constexpr uint8_t kGasAccessWord = 2;
+constexpr uint8_t kGasAccessDword = 3;
 constexpr uint8_t kPm1EventLength = 4;  // status and enable, 2 bytes each
 constexpr uint8_t kPm1ControlLength = 2;
+constexpr uint8_t kPmTimerLength = 4;
 
 constexpr uint8_t kMadtTypeLocalApic = 0;
 constexpr uint8_t kMadtTypeIoApic = 1;
 constexpr uint8_t kMadtTypeInterruptOverride = 2;
 constexpr uint8_t kMadtTypeLocalApicNmi = 4;
 constexpr uint16_t kMpsConforming = 0;
-constexpr uint16_t kMpsActiveHighLevel = 0x1 | (0x3 << 2);  // polarity 01, trigger 11
-constexpr uint8_t kPitIrq = 0;
-constexpr uint32_t kPitGsi = 2;  // the PIT is wired to IOAPIC pin 2 on a PC
+constexpr uint16_t kMpsActiveHigh = 0x1;
+constexpr uint16_t kMpsActiveLow = 0x3;
+constexpr uint16_t kMpsEdge = 0x1 << 2;
+constexpr uint16_t kMpsLevel = 0x3 << 2;
 constexpr uint8_t kAllProcessors = 0xff;
 constexpr uint8_t kLint1 = 1;
 
@@ -144,7 +148,17 @@ std::vector<uint8_t> dsdt_aml() {
                              name("_UID", integer(1)),
                              name("_CRS", resource_template({
                                               io_port(kCom1Port, kCom1Port, 0, kCom1PortCount),
-                                              irq(static_cast<uint8_t>(kCom1Irq)),
+                                              irq(kCom1Interrupt.irq),
+                                          })),
+                         }),
+                  // QEMU's pvpanic: Linux's pvpanic-mmio driver binds to this
+                  // _HID and reports a kernel panic on the port.
+                  device("PEVT",
+                         {
+                             name("_HID", string("QEMU0001")),
+                             name("_UID", integer(0)),
+                             name("_CRS", resource_template({
+                                              io_port(kPvPanicPort, kPvPanicPort, 1, 1),
                                           })),
                          }),
                   // Motherboard resources: Linux uses ECAM without complaint once
@@ -162,6 +176,17 @@ std::vector<uint8_t> dsdt_aml() {
     });
 }
 
+// MPS INTI flags of an override: "conforms to the bus" for the ISA default
+// (edge, active high), explicit otherwise.
+uint16_t override_flags(const IsaInterrupt& line) {
+    if (line.trigger == Trigger::Edge && line.polarity == Polarity::ActiveHigh) {
+        return kMpsConforming;
+    }
+    return static_cast<uint16_t>(
+        (line.polarity == Polarity::ActiveHigh ? kMpsActiveHigh : kMpsActiveLow) |
+        (line.trigger == Trigger::Edge ? kMpsEdge : kMpsLevel));
+}
+
 std::vector<uint8_t> madt_body(uint32_t cpus) {
     std::vector<uint8_t> body;
     append(body, uint32_t{static_cast<uint32_t>(kLapicStart)});
@@ -173,11 +198,13 @@ std::vector<uint8_t> madt_body(uint32_t cpus) {
     }
     append(body, MadtIoApic{kMadtTypeIoApic, sizeof(MadtIoApic), 0, 0,
                             static_cast<uint32_t>(kIoApicStart), 0});
-    append(body, MadtInterruptOverride{kMadtTypeInterruptOverride, sizeof(MadtInterruptOverride), 0,
-                                       kPitIrq, kPitGsi, kMpsConforming});
-    append(body, MadtInterruptOverride{kMadtTypeInterruptOverride, sizeof(MadtInterruptOverride), 0,
-                                       static_cast<uint8_t>(kAcpiSciIrq), kAcpiSciIrq,
-                                       kMpsActiveHighLevel});
+    for (const IsaInterrupt& line : kIsaInterrupts) {
+        if (line.needs_override()) {
+            append(body,
+                   MadtInterruptOverride{kMadtTypeInterruptOverride, sizeof(MadtInterruptOverride),
+                                         0, line.irq, line.ioapic_pin, override_flags(line)});
+        }
+    }
     append(body, MadtLocalApicNmi{kMadtTypeLocalApicNmi, sizeof(MadtLocalApicNmi), kAllProcessors,
                                   kMpsConforming, kLint1});
     return body;
@@ -216,7 +243,7 @@ uint64_t write_acpi_tables(const GuestMemory& memory, const AcpiConfig& config) 
     fadt.firmware_ctrl = static_cast<uint32_t>(facs_address);
     fadt.dsdt = static_cast<uint32_t>(dsdt_address);
     fadt.x_dsdt = dsdt_address;
-    fadt.sci_int = kAcpiSciIrq;
+    fadt.sci_int = kSciInterrupt.irq;
     // SMI_CMD 0: the machine is always in ACPI mode, nothing to switch.
     fadt.pm1a_evt_blk = kAcpiPm1aEventPort;
     fadt.pm1_evt_len = kPm1EventLength;
@@ -224,10 +251,13 @@ uint64_t write_acpi_tables(const GuestMemory& memory, const AcpiConfig& config) 
     fadt.pm1a_cnt_blk = kAcpiPm1aControlPort;
     fadt.pm1_cnt_len = kPm1ControlLength;
     fadt.x_pm1a_cnt_blk = io_register(kAcpiPm1aControlPort, kPm1ControlLength, kGasAccessWord);
+    fadt.pm_tmr_blk = kAcpiPmTimerPort;
+    fadt.pm_tmr_len = kPmTimerLength;
+    fadt.x_pm_tmr_blk = io_register(kAcpiPmTimerPort, kPmTimerLength, kGasAccessDword);
     fadt.iapc_boot_arch = kBootArchLegacyDevices | kBootArch8042 | kBootArchVgaNotPresent;
     // Power button clear: the fixed-feature power button in PM1 is present.
-    fadt.flags =
-        kFadtWbinvd | kFadtProcC1 | kFadtSleepButton | kFadtFixRtc | kFadtResetRegSupported;
+    fadt.flags = kFadtWbinvd | kFadtProcC1 | kFadtSleepButton | kFadtFixRtc | kFadtTimerValExt |
+                 kFadtResetRegSupported;
     fadt.reset_reg = io_register(kI8042Port + 4, 1, kGasAccessByte);
     fadt.reset_value = kAcpiResetValue;
     std::vector<uint8_t> fadt_bytes;

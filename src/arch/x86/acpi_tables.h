@@ -209,6 +209,7 @@ inline constexpr uint32_t kFadtProcC1 = 1 << 2;
 inline constexpr uint32_t kFadtPowerButton = 1 << 4;  // set: NO fixed power button
 inline constexpr uint32_t kFadtSleepButton = 1 << 5;  // set: no fixed sleep button
 inline constexpr uint32_t kFadtFixRtc = 1 << 6;
+inline constexpr uint32_t kFadtTimerValExt = 1 << 8;  // the PM timer counts 32 bits, not 24
 inline constexpr uint32_t kFadtResetRegSupported = 1 << 10;
 inline constexpr uint32_t kFadtHardwareReduced = 1 << 20;
 inline constexpr uint16_t kBootArchLegacyDevices = 1 << 0;

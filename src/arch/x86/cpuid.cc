@@ -19,6 +19,7 @@ constexpr uint32_t kLeafTopologyV2 = 0x1f;
 constexpr uint32_t kHypervisorRangeEnd = kCpuidHypervisorBase + 0x10000;
 
 constexpr uint32_t kEcxMonitor = 1u << 3;
+constexpr uint32_t kEcxTscDeadline = 1u << 24;
 constexpr uint32_t kEcxHypervisor = 1u << 31;
 constexpr uint32_t kEdxHtt = 1u << 28;
 
@@ -48,7 +49,7 @@ CpuidEntry vireo_hypervisor_leaf() {
 }  // namespace
 
 std::vector<CpuidEntry> vcpu_cpuid(std::span<const CpuidEntry> supported, uint32_t vcpu_index,
-                                   uint32_t vcpu_count) {
+                                   uint32_t vcpu_count, bool tsc_deadline_timer) {
     if (vcpu_count == 0 || vcpu_count > kMaxVcpus) {
         fail("CPUID: {} vCPUs, supported are 1 to {}", vcpu_count, kMaxVcpus);
     }
@@ -67,6 +68,8 @@ std::vector<CpuidEntry> vcpu_cpuid(std::span<const CpuidEntry> supported, uint32
                 entry.ebx = (entry.ebx & 0xffff) | (apic_id << 24) | (vcpu_count << 16);
                 entry.edx = vcpu_count > 1 ? entry.edx | kEdxHtt : entry.edx & ~kEdxHtt;
                 entry.ecx = (entry.ecx | kEcxHypervisor) & ~kEcxMonitor;
+                entry.ecx =
+                    tsc_deadline_timer ? entry.ecx | kEcxTscDeadline : entry.ecx & ~kEcxTscDeadline;
                 break;
             case kLeafCacheParameters:
                 if ((entry.eax & 0x1f) != 0) {  // type 0 ends the list

@@ -32,7 +32,9 @@ inline constexpr char kCpuidHypervisorSignature[] = "VireoVireoVM";
 // of `vcpu_count` cores in one socket, one thread each, and this vCPU's APIC
 // ID (= vcpu_index):
 //   leaf 1: EBX[31:24] APIC ID, EBX[23:16] = vcpu_count, HTT iff vcpu_count > 1,
-//           ECX hypervisor bit set, MONITOR/MWAIT cleared (not offered);
+//           ECX hypervisor bit set, MONITOR/MWAIT cleared (not offered),
+//           TSC-deadline timer set iff tsc_deadline_timer (KVM reports it in
+//           KVM_CAP_TSC_DEADLINE_TIMER, not in its supported CPUID);
 //   leaf 4: EAX[31:26] = vcpu_count - 1; L1/L2 per core, L3 shared by all;
 //   leaf 0xB (always; the max basic leaf is raised to it) and leaf 0x1F (if
 //           the host has it): SMT level of 1 thread, core level of vcpu_count,
@@ -41,6 +43,6 @@ inline constexpr char kCpuidHypervisorSignature[] = "VireoVireoVM";
 // Everything else (0x80000008 included) passes through unchanged.
 // Throws vireo::Error for vcpu_count outside 1..kMaxVcpus or vcpu_index >= vcpu_count.
 std::vector<CpuidEntry> vcpu_cpuid(std::span<const CpuidEntry> supported, uint32_t vcpu_index,
-                                   uint32_t vcpu_count);
+                                   uint32_t vcpu_count, bool tsc_deadline_timer);
 
 }  // namespace vireo::x86

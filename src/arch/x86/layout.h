@@ -48,20 +48,16 @@ inline constexpr uint32_t kMaxVcpus = 64;
 
 // Port I/O map.
 inline constexpr uint16_t kCom1Port = 0x3f8;
-inline constexpr uint32_t kCom1Irq = 4;
-inline constexpr uint16_t kI8042Port = 0x60;  // data; command/status at 0x64
-inline constexpr uint16_t kRtcPort = 0x70;    // index; data at 0x71
-inline constexpr uint16_t kDebugExitPort = 0xf4;  // QEMU isa-debug-exit compatible
+inline constexpr uint16_t kI8042Port = 0x60;              // data; command/status at 0x64
+inline constexpr uint16_t kRtcPort = 0x70;                // index; data at 0x71
+inline constexpr uint16_t kDebugExitPort = 0xf4;          // QEMU isa-debug-exit compatible
+inline constexpr uint16_t kPvPanicPort = 0x505;           // QEMU pvpanic compatible
 inline constexpr uint16_t kPciConfigAddressPort = 0xcf8;  // mechanism #1: 0xcf8 and 0xcfc
 inline constexpr uint16_t kAcpiPmPort = 0x600;  // PM1a event (0x600, 4) and control (0x604, 2)
 inline constexpr uint16_t kAcpiPm1aEventPort = 0x600;
 inline constexpr uint16_t kAcpiPm1aControlPort = 0x604;
-inline constexpr uint32_t kAcpiSciIrq = 9;
-inline constexpr uint8_t kAcpiS5SleepType = 5;  // \_S5 SLP_TYP in our DSDT
-
-// GSIs 0..23 are the IOAPIC pins; MSI routes use GSIs from here on.
-inline constexpr uint32_t kIoApicPins = 24;
-inline constexpr uint32_t kFirstMsiGsi = 24;
+inline constexpr uint16_t kAcpiPmTimerPort = 0x608;  // 32-bit, 3.579545 MHz
+inline constexpr uint8_t kAcpiS5SleepType = 5;       // \_S5 SLP_TYP in our DSDT
 
 // The guest-physical RAM ranges for `ram_size` bytes of guest RAM.
 inline std::vector<GuestMemory::Range> ram_ranges(uint64_t ram_size) {

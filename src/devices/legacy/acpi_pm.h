@@ -6,9 +6,9 @@
 #include <mutex>
 #include <span>
 
+#include "base/rate_limited_log.h"
 #include "devices/bus_device.h"
 #include "devices/interrupts.h"
-#include "base/rate_limited_log.h"
 
 namespace vireo {
 
@@ -21,7 +21,7 @@ namespace vireo {
 //
 // The machine is always in ACPI mode: SCI_EN reads set and the FADT needs no
 // SMI command port. press_power_button() sets PWRBTN_STS and raises the SCI (GSI
-// x86::kAcpiSciIrq, level-triggered, active high; level = a status bit is set
+// x86::kSciInterrupt, level-triggered, active high; level = a status bit is set
 // whose enable bit is set): the guest's ACPI driver answers with an S5 request,
 // which calls on_power_off. Other sleep types are not supported: the write is
 // logged and WAK_STS set at once, as if the machine woke immediately, so a guest

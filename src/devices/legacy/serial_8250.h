@@ -9,13 +9,13 @@
 #include <mutex>
 #include <span>
 
+#include "base/rate_limited_log.h"
 #include "devices/bus_device.h"
 #include "devices/interrupts.h"
-#include "base/rate_limited_log.h"
 
 namespace vireo {
 
-// A 16550A UART (COM1 at x86::kCom1Port, IRQ x86::kCom1Irq), the guest's
+// A 16550A UART (COM1 at x86::kCom1Port, x86::kCom1Interrupt), the guest's
 // interactive console. Transmission is instantaneous: every byte the guest writes
 // to THR goes straight to the output sink, so THR/TEMT always read empty.
 //

@@ -81,7 +81,7 @@ TEST_P(CpuidTopology, EachVcpuSeesItsApicIdAndTheCoreCount) {
     std::vector<CpuidEntry> host = host_entries(false);
     for (uint32_t index = 0; index < count; ++index) {
         SCOPED_TRACE(index);
-        std::vector<CpuidEntry> out = vcpu_cpuid(host, index, count);
+        std::vector<CpuidEntry> out = vcpu_cpuid(host, index, count, false);
 
         auto leaf1 = find(out, 1);
         ASSERT_TRUE(leaf1);
@@ -120,7 +120,7 @@ INSTANTIATE_TEST_SUITE_P(Counts, CpuidTopology,
                                            Topology{3, 2}, Topology{64, 6}));
 
 TEST(Cpuid, HypervisorLeafNamesVireoAndKvmLeavesMoveUp) {
-    std::vector<CpuidEntry> out = vcpu_cpuid(host_entries(false), 0, 1);
+    std::vector<CpuidEntry> out = vcpu_cpuid(host_entries(false), 0, 1, false);
     auto vireo = find(out, 0x40000000);
     ASSERT_TRUE(vireo);
     char signature[13] = {};
@@ -141,7 +141,7 @@ TEST(Cpuid, HypervisorLeafNamesVireoAndKvmLeavesMoveUp) {
 }
 
 TEST(Cpuid, Leaf1fFollowsLeafBWhenTheHostHasIt) {
-    std::vector<CpuidEntry> out = vcpu_cpuid(host_entries(true), 5, 8);
+    std::vector<CpuidEntry> out = vcpu_cpuid(host_entries(true), 5, 8, false);
     expect_topology(out, 0xb, 5, 8, 3);
     expect_topology(out, 0x1f, 5, 8, 3);
     EXPECT_EQ(find(out, 0)->eax, 0x1fu);
@@ -149,16 +149,25 @@ TEST(Cpuid, Leaf1fFollowsLeafBWhenTheHostHasIt) {
 
 TEST(Cpuid, MaxBasicLeafIsRaisedToReachLeafB) {
     std::vector<CpuidEntry> host = {{0, 0, 0, 4, 0, 0, 0}, {1, 0, 0, 0, 0, 0, 0}};
-    std::vector<CpuidEntry> out = vcpu_cpuid(host, 1, 2);
+    std::vector<CpuidEntry> out = vcpu_cpuid(host, 1, 2, false);
     EXPECT_EQ(find(out, 0)->eax, 0xbu);
     expect_topology(out, 0xb, 1, 2, 1);
 }
 
+TEST(Cpuid, TscDeadlineTimerIsOfferedExactlyWhenKvmEmulatesIt) {
+    constexpr uint32_t kTscDeadline = 1u << 24;
+    std::vector<CpuidEntry> host = {{0, 0, 0, 0xb, 0, 0, 0}, {1, 0, 0, 0, 0, kTscDeadline, 0}};
+    EXPECT_EQ(find(vcpu_cpuid(host, 0, 1, true), 1)->ecx & kTscDeadline, kTscDeadline);
+    EXPECT_EQ(find(vcpu_cpuid(host, 0, 1, false), 1)->ecx & kTscDeadline, 0u);
+    host[1].ecx = 0;
+    EXPECT_EQ(find(vcpu_cpuid(host, 0, 1, true), 1)->ecx & kTscDeadline, kTscDeadline);
+}
+
 TEST(Cpuid, RefusesBadCounts) {
     std::vector<CpuidEntry> host = host_entries(false);
-    EXPECT_THROW(vcpu_cpuid(host, 0, 0), Error);
-    EXPECT_THROW(vcpu_cpuid(host, 0, 65), Error);
-    EXPECT_THROW(vcpu_cpuid(host, 2, 2), Error);
+    EXPECT_THROW(vcpu_cpuid(host, 0, 0, false), Error);
+    EXPECT_THROW(vcpu_cpuid(host, 0, 65, false), Error);
+    EXPECT_THROW(vcpu_cpuid(host, 2, 2, false), Error);
 }
 
 }  // namespace

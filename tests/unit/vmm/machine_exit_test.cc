@@ -17,13 +17,21 @@ TEST(MachineExit, GuestExitCodesMapLikeQemuDebugExit) {
 
 TEST(MachineExit, EveryOtherEndingHasItsOwnEvenStatus) {
     std::set<int> seen;
-    for (Reason reason : {Reason::PoweredOff, Reason::ConfigError, Reason::Reset, Reason::Stopped,
-                          Reason::TripleFault, Reason::KvmFailure, Reason::VmmFailure}) {
+    for (Reason reason :
+         {Reason::PoweredOff, Reason::ConfigError, Reason::Reset, Reason::Stopped,
+          Reason::TripleFault, Reason::KvmFailure, Reason::VmmFailure, Reason::GuestPanic}) {
         int status = MachineExit{reason, 0, ""}.exit_status();
         EXPECT_EQ(status % 2, 0) << MachineExit{reason, 0, ""}.name();
         EXPECT_TRUE(seen.insert(status).second) << "duplicate status " << status;
     }
     EXPECT_EQ((MachineExit{Reason::PoweredOff, 0, ""}).exit_status(), 0);
+}
+
+TEST(MachineExit, AGuestPanicIsFourteen) {
+    MachineExit exit{Reason::GuestPanic, 0, ""};
+    EXPECT_EQ(exit.exit_status(), 14);
+    EXPECT_STREQ(exit.name(), "guest-panic");
+    EXPECT_EQ(exit.describe(), "the guest kernel panicked (pvpanic)");
 }
 
 TEST(MachineExit, DescribesWithDetail) {

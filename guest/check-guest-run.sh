@@ -36,6 +36,10 @@ if [ $# -eq 0 ]; then
     exit 2
 fi
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+    if [ "${VIREO_REQUIRE_KVM:-}" = 1 ]; then
+        echo "FAIL: /dev/kvm is missing or not accessible, and VIREO_REQUIRE_KVM=1"
+        exit 1
+    fi
     echo "SKIP: /dev/kvm is missing or not accessible"
     exit 77
 fi

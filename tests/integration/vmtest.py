@@ -27,8 +27,13 @@ def kvm_usable():
 
 
 def require_kvm():
+    """Skips the test (77) without a usable KVM, or fails it when the run said
+    that VM tests must run (VIREO_REQUIRE_KVM=1, as scripts/test.sh sets)."""
     usable, why = kvm_usable()
     if not usable:
+        if os.environ.get("VIREO_REQUIRE_KVM") == "1":
+            print(f"FAIL: KVM is not usable here, and VIREO_REQUIRE_KVM=1: {why}")
+            sys.exit(1)
         print(f"SKIP: KVM is not usable here: {why}")
         sys.exit(SKIP)
 

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Builds a Linux guest for real KVM hosts from Debian packages only: Debian's
-# amd64 kernel (unpacked by fetch-debian-kernel.sh, not installed) and a
-# busybox initramfs that loads the virtio modules, prints the kernel release
+# Builds a Linux guest from Debian packages only: Debian's amd64 kernel
+# (unpacked by fetch-debian-kernel.sh, not installed) and a busybox initramfs
+# that loads the virtio, ext4 and pvpanic modules, prints the kernel release
 # and the virtio devices it found, then gives a shell on ttyS0, or powers off
 # when the kernel command line has `vireo.poweroff`. See docs/linux-guest.md.
 #
-#   scripts/build-linux-guest.sh [--output DIR] [--module NAME]...
+#   scripts/build-linux-guest.sh [--output DIR] [--module NAME]... [--program PATH]...
 #
-#   --output DIR    where to write vmlinuz, initrd.img, cmdline.txt
-#                   (default: build/linux-guest/ in the repository)
-#   --module NAME   also pack this kernel module and its dependencies (repeatable)
+#   --output DIR     where to write vmlinuz, initrd.img, cmdline.txt
+#                    (default: build/linux-guest/ in the repository)
+#   --module NAME    also pack this kernel module and its dependencies (repeatable)
+#   --program PATH   also pack this program of the host's, with its shared
+#                    libraries, at the same path (repeatable; e.g. /usr/bin/iperf3)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 # depmod and modinfo live in /sbin, which a non-root PATH may lack.
@@ -21,16 +23,19 @@ die() {
   exit 1
 }
 usage() {
-  sed -n '8,12s/^# \{0,1\}//p' "$0"
+  sed -n '8,14s/^# \{0,1\}//p' "$0"
 }
 
 output="$repo/build/linux-guest"
-# The virtio drivers (dependencies are added and ordered below), then what the
+# The virtio drivers (dependencies are added and ordered below), what the
 # ACPI power button needs to reach busybox acpid (button raises a key event,
-# evdev exposes it).
+# evdev exposes it), pvpanic (a kernel panic is reported to the VMM), and
+# ext4 with the checksum its metadata needs.
 modules=(virtio virtio_ring virtio_pci_modern_dev virtio_pci virtio_rng virtio_blk virtio_net
-  virtio_balloon virtio_console button evdev)
+  virtio_balloon virtio_console button evdev pvpanic_mmio crc32c_generic ext4)
 extra_modules=()
+# Host programs packed with their libraries: mkfs.ext4 (busybox makes only ext2).
+programs=(/sbin/mke2fs)
 while (($#)); do
   case $1 in
     --output)
@@ -41,6 +46,12 @@ while (($#)); do
     --module)
       (($# >= 2)) || die "--module needs a module name (e.g. ext4)"
       extra_modules+=("${2//-/_}")
+      shift 2
+      ;;
+    --program)
+      (($# >= 2)) || die "--program needs the path of a program (e.g. /usr/bin/iperf3)"
+      [[ -f $2 && -x $2 ]] || die "--program $2: no such executable file"
+      programs+=("$2")
       shift 2
       ;;
     -h | --help)
@@ -70,7 +81,7 @@ require_packages() {
 }
 
 # busybox-static, not busybox: the initramfs has no C library for a dynamic one.
-require_packages busybox-static cpio kmod
+require_packages busybox-static cpio kmod e2fsprogs
 [[ -x /bin/busybox ]] || die "/bin/busybox is missing although busybox-static is installed"
 
 cache=${VIREO_KERNEL_CACHE:-/var/cache/vireo/linux}
@@ -169,6 +180,24 @@ while IFS= read -r applet; do
   fi
 done < <(/bin/busybox --list-full)
 
+# A host program at its own path (replacing a busybox applet of that name),
+# with every shared library ldd names at the path the loader looks for it.
+stage_program() {
+  local program=$1 library
+  mkdir -p "$root$(dirname "$program")"
+  rm -f "$root$program"
+  cp -L "$program" "$root$program"
+  while read -r library; do
+    [[ -n $library && ! -e $root$library ]] || continue
+    mkdir -p "$root$(dirname "$library")"
+    cp -L "$library" "$root$library"
+  done < <(ldd "$program" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
+}
+for program in "${programs[@]}"; do
+  stage_program "$program"
+done
+ln -sf mke2fs "$root/sbin/mkfs.ext4"
+
 for file in modules.builtin modules.builtin.modinfo modules.order; do
   if [[ -f $moddir/$file ]]; then
     cp "$moddir/$file" "$root/lib/modules/$release/"
@@ -241,8 +270,19 @@ done
 # acpid runs /etc/acpi/PWRF/00000080 on the key event.
 [ -e /dev/input/event0 ] && acpid -l /var/log/acpid.log
 
+# busybox's poweroff, reboot and halt signal PID 1 (this script) with USR2,
+# TERM and USR1, as they would busybox init.
+trap 'sync; poweroff -f' USR2
+trap 'sync; reboot -f' TERM
+trap 'sync; halt -f' USR1
+
 echo "vireo-guest: shell on the console; 'exit' powers the VM off"
-setsid cttyhack sh -l
+setsid cttyhack sh -l </dev/console >/dev/console 2>&1 &
+shell=$!
+# wait returns early when a trapped signal arrives, and the trap runs then.
+while kill -0 "$shell" 2>/dev/null; do
+    wait "$shell"
+done
 poweroff -f
 EOF
 mkdir -p "$root/etc/acpi/PWRF"
@@ -279,6 +319,6 @@ echo "  initrd.img   $(stat -c %s "$output/initrd.img") bytes (${compress[0]} ne
 echo "  cmdline.txt  $(cat "$output/cmdline.txt")"
 echo "  modules      $(printf '%s ' "${load_order[@]##*/}")"
 ((${#skipped[@]} == 0)) || echo "  not packed   ${skipped[*]}"
-echo "Boot it on a real KVM host (not on a nested host that emulates ring 0; see docs/linux-guest.md):"
+echo "Boot it (on a host without /dev/kvm: inside scripts/emulated-kvm; see docs/linux-guest.md):"
 echo "  vireo run --kernel $output/vmlinuz --initrd $output/initrd.img --cmdline \"$(cat "$output/cmdline.txt")\" --memory 512M"
 echo "Add vireo.poweroff to the command line to power off (exit status 0) right after the banner."

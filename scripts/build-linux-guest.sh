@@ -172,7 +172,7 @@ for name in "${extra_modules[@]}"; do
 done
 
 # busybox and one symlink per applet, at the paths busybox itself lists.
-mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc/vireo,var/log}
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,mnt,etc/vireo,var/log}
 cp /bin/busybox "$root/bin/busybox"
 while IFS= read -r applet; do
   if [[ $applet != bin/busybox && ! -e $root/$applet ]]; then

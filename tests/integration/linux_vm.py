@@ -126,7 +126,9 @@ class LinuxVm:
         marker = f"vireo{os.getpid()}x{int(time.monotonic() * 1000) % 100000}"
         begin = len(self.console)
         self.read_to = begin
-        self.type(f"{command}; echo \"{marker[:3]}\"'{marker[3:]} '$?")
+        # A command put in the background ends with "&", which takes no ";" after it.
+        separator = " " if command.rstrip().endswith("&") else "; "
+        self.type(f"{command}{separator}echo \"{marker[:3]}\"'{marker[3:]} '$?")
         found = self.expect(rf"{marker} (\d+)$", timeout, f"the end of `{command}`")
         output = self.console[begin:found.start()]
         self.expect(PROMPT, 30, f"the prompt after `{command}`")

@@ -89,9 +89,10 @@ class RunResult:
     status: int
     output: str
     stderr: str
-    first_byte_ns: int | None  # all three from just before the spawn
+    first_byte_ns: int | None  # all from just before the spawn
     last_byte_ns: int | None
     exit_ns: int
+    mark_ns: int | None = None  # when run(mark=...) appeared on stdout
 
 
 class Runner:
@@ -101,10 +102,11 @@ class Runner:
         self.timeout = timeout
 
     def run(self, argv: list[str], *, timeout: float | None = None, wait_for: bytes | None = None,
-            on_ready=None, then_send: bytes = b"") -> RunResult:
+            on_ready=None, then_send: bytes = b"", mark: bytes | None = None) -> RunResult:
         """Runs argv with stdout on a pipe read unbuffered. With wait_for, stdin
         is a pipe kept open: when wait_for appears on stdout, on_ready(pid) runs
-        and then_send is written. Raises BenchError on timeout."""
+        and then_send is written. With mark, the time at which it appeared is
+        kept. Raises BenchError on timeout."""
         deadline_s = timeout or self.timeout
         stderr_path = self.workdir / "stderr.txt"
         with open(stderr_path, "wb") as stderr_file:
@@ -117,7 +119,7 @@ class Runner:
             poller = select.poll()
             poller.register(fd, select.POLLIN | select.POLLHUP)
             output = bytearray()
-            first_byte_ns = last_byte_ns = None
+            first_byte_ns = last_byte_ns = mark_ns = None
             ready = wait_for is None
             while True:
                 left = deadline - time.monotonic()
@@ -133,6 +135,8 @@ class Runner:
                     break
                 last_byte_ns = time.monotonic_ns() - t0
                 output += chunk
+                if mark is not None and mark_ns is None and mark in output:
+                    mark_ns = last_byte_ns
                 if not ready and wait_for in output:
                     ready = True
                     on_ready(proc.pid)
@@ -150,7 +154,8 @@ class Runner:
             self.children.finish(proc)
         stderr = stderr_path.read_text(errors="replace")
         stderr_path.unlink()
-        return RunResult(status, output.decode(errors="replace"), stderr, first_byte_ns, last_byte_ns, exit_ns)
+        return RunResult(status, output.decode(errors="replace"), stderr, first_byte_ns, last_byte_ns, exit_ns,
+                         mark_ns)
 
 
 def check_guest_passed(result: RunResult, argv: list[str]) -> None:

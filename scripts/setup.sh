@@ -13,8 +13,8 @@ packages=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev liburing-dev libseccomp-dev zlib1g-dev
   # tests, oracles and benchmark peers
-  qemu-system-x86 qemu-utils python3 hyperfine iproute2 procps acpica-tools
-  # the Linux guest image tool
+  qemu-system-x86 qemu-utils python3 hyperfine iproute2 procps acpica-tools socat e2fsprogs
+  # the Linux guest image tool, and the emulated KVM's initramfs
   busybox-static cpio kmod zstd
 )
 

@@ -7,12 +7,16 @@
  *            routed too, must stay silent. Linux checks exactly this at boot
  *            ("..TIMER: vector=0x30 apic1=0 pin1=2") and calibrates the LAPIC
  *            timer against these ticks.
- *   LAPIC    one-shot (fires once, current count ends at 0), periodic (its
- *            rate matches the one-shot's), TSC-deadline (when CPUID.1:ECX[24]
+ *   LAPIC    one-shot (fires once, current count ends at 0), periodic (fires
+ *            again and again, never faster than its period), TSC-deadline (when CPUID.1:ECX[24]
  *            offers it: fires no earlier than the deadline, and never once
  *            disarmed).
  *   PM timer the FADT's PM_TMR_BLK counts at 3.579545 MHz (within 2% of the
- *            TSC over 100 ms), 32 bits wide when TMR_VAL_EXT says so.
+ *            TSC over 200 ms), 32 bits wide when TMR_VAL_EXT says so.
+ *
+ * A busy host delays and merges timer interrupts (KVM does not replay a
+ * periodic LAPIC tick the vCPU missed): the checks bound counts from above
+ * tightly and from below loosely, and time every reading by the TSC around it.
  *
  * vireo.expect_tsc_deadline=1 makes a missing TSC-deadline timer a failure
  * (Vireo offers it whenever KVM emulates it).
@@ -122,8 +126,9 @@ static void pit_through_the_ioapic(void) {
     printf("PIT: %lu ticks in %lu ms at IOAPIC pin %u (expected ~%lu), %lu at pin 0\n", ticks,
            window_us / 1000, gsi, expected, pin0_ticks);
     report(ticks > 0, "PIT: IRQ 0 arrives at IOAPIC pin %u", gsi);
-    report(within(ticks, expected, 50), "PIT: %lu ticks in %lu ms at 1 kHz (within 50%%)", ticks,
-           window_us / 1000);
+    report(ticks >= expected / 4 && ticks <= expected * 3 / 2,
+           "PIT: %lu ticks in %lu ms at 1 kHz (a quarter to 1.5 times %lu)", ticks,
+           window_us / 1000, expected);
     if (gsi != 0)
         report(pin0_ticks == 0, "PIT: nothing arrives at IOAPIC pin 0 (%lu interrupts)",
                pin0_ticks);
@@ -165,7 +170,8 @@ static void lapic_timer_counts(void) {
     report(after_us >= 19000, "LAPIC one-shot: fired after %lu us, not before its 20 ms", after_us);
     report(lapic_read(LAPIC_TIMER_CURRENT) == 0, "LAPIC one-shot: the current count ends at 0");
 
-    /* Periodic, 2 ms: ~150 interrupts in 300 ms. */
+    /* Periodic, 2 ms: up to 150 interrupts in 300 ms; at least 10 shows it
+     * rearms itself (a busy host may merge ticks, never add them). */
     lapic_ticks = 0;
     lapic_write(LAPIC_LVT_TIMER, LAPIC_TIMER_VECTOR | LVT_PERIODIC);
     lapic_write(LAPIC_TIMER_INITIAL, (uint32_t)(per_ms * 2));
@@ -173,8 +179,8 @@ static void lapic_timer_counts(void) {
     lapic_write(LAPIC_LVT_TIMER, LAPIC_TIMER_VECTOR | LVT_MASKED);
     lapic_write(LAPIC_TIMER_INITIAL, 0);
     uint64_t periods = lapic_ticks;
-    report(within(periods, 150, 50), "LAPIC periodic: %lu interrupts in 300 ms at 2 ms (~150)",
-           periods);
+    report(periods >= 10 && periods <= 151,
+           "LAPIC periodic: %lu interrupts in 300 ms at 2 ms (10 to 150)", periods);
     uint64_t settled = lapic_ticks;
     wait_us(20000);
     report(lapic_ticks == settled, "LAPIC periodic: stops when the initial count is 0");
@@ -209,6 +215,28 @@ static void lapic_tsc_deadline(void) {
     lapic_write(LAPIC_LVT_TIMER, LAPIC_TIMER_VECTOR | LVT_MASKED);
 }
 
+struct pm_reading {
+    uint32_t count;
+    uint64_t tsc; /* the middle of the TSC readings around the port read */
+};
+
+/* A PM timer reading timed by the TSC: the port read exits to the VMM, and a
+ * vCPU preempted there would misdate it, so the narrowest of a few tries wins. */
+static struct pm_reading pm_read(uint16_t port, uint32_t mask) {
+    struct pm_reading best = {0, 0};
+    uint64_t best_width = ~0ull;
+    for (int i = 0; i < 20; i++) {
+        uint64_t before = rdtsc();
+        uint32_t count = inl(port) & mask;
+        uint64_t after = rdtsc();
+        if (after - before < best_width) {
+            best_width = after - before;
+            best = (struct pm_reading){count, before + (after - before) / 2};
+        }
+    }
+    return best;
+}
+
 static void pm_timer(void) {
     const uint8_t* fadt = (const uint8_t*)acpi_find_table("FACP", 0);
     if (!report(fadt != NULL, "FADT present"))
@@ -219,12 +247,11 @@ static void pm_timer(void) {
     if (!report(port != 0 && length == 4, "FADT: PM timer at port %#x, length %u", port, length))
         return;
     uint32_t mask = wide ? 0xffffffffu : 0xffffffu;
-    uint32_t first = inl(port) & mask;
-    uint64_t begin = rdtsc();
-    wait_us(100000);
-    uint32_t last = inl(port) & mask;
-    uint64_t elapsed_us = (rdtsc() - begin) * 1000 / tsc_khz();
-    uint64_t counted = (last - first) & mask;
+    struct pm_reading first = pm_read(port, mask);
+    wait_us(200000);
+    struct pm_reading last = pm_read(port, mask);
+    uint64_t elapsed_us = (last.tsc - first.tsc) * 1000 / tsc_khz();
+    uint64_t counted = (last.count - first.count) & mask;
     uint64_t expected = elapsed_us * PM_TIMER_HZ / 1000000;
     printf("PM timer: %lu counts in %lu us (expected %lu), %s bits\n", counted, elapsed_us,
            expected, wide ? "32" : "24");

@@ -17,6 +17,19 @@ public:
     explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+// What this host lacks to run VMs (no KVM device, a missing capability, no
+// permission): the same exit status as bad input (2), but reported as a host
+// problem, not as the user's mistake.
+class HostError : public Error {
+public:
+    explicit HostError(const std::string& message) : Error(message) {}
+};
+
+template <typename... Args>
+[[noreturn]] void fail_host(fmt::format_string<Args...> format, Args&&... args) {
+    throw HostError(fmt::format(format, std::forward<Args>(args)...));
+}
+
 template <typename... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {
     throw Error(fmt::format(format, std::forward<Args>(args)...));

@@ -659,14 +659,19 @@ void add_disk_command(CLI::App& app) {
         CLI::App* c = disk->add_subcommand("create", "Create a new image (never replaces a file)");
         add_file(c, *o, "the new image");
         c->add_option("SIZE", o->size, "virtual size, e.g. 10G (default: the backing file's)");
-        c->add_option("-f,--format", o->format, "raw or qcow2")->capture_default_str();
+        c->add_option("-f,--format", o->format, "raw or qcow2")
+            ->type_name("FORMAT")
+            ->capture_default_str();
         CLI::Option* cluster =
             c->add_option("--cluster-size", o->cluster_size, "qcow2: a power of two from 512 to 2M")
+                ->type_name("SIZE")
                 ->capture_default_str();
         c->add_option("-b,--backing", o->backing,
                       "qcow2: backing file (a relative name is stored relative to the new "
-                      "image's folder)");
-        c->add_option("-F,--backing-format", o->backing_format, "raw or qcow2 (default: probed)");
+                      "image's folder)")
+            ->type_name("FILE");
+        c->add_option("-F,--backing-format", o->backing_format, "raw or qcow2 (default: probed)")
+            ->type_name("FORMAT");
         on_run(c, o, [cluster](const DiskOptions& options) {
             return create(options, cluster->count() > 0);
         });
@@ -729,8 +734,10 @@ void add_disk_command(CLI::App& app) {
         c->add_option("TARGET", o->target, "the new image")->required();
         c->add_flag("--linked", o->linked, "a new qcow2 image whose backing file is the source");
         c->add_flag("--full", o->full, "a copy of what the source reads as, through its chain");
-        c->add_option("-f,--format", o->format, "--full: raw or qcow2 (default: the source's)");
+        c->add_option("-f,--format", o->format, "--full: raw or qcow2 (default: the source's)")
+            ->type_name("FORMAT");
         c->add_option("--cluster-size", o->cluster_size, "qcow2 target: cluster size")
+            ->type_name("SIZE")
             ->capture_default_str();
         on_run(c, o, clone);
     }
@@ -743,8 +750,11 @@ void add_disk_command(CLI::App& app) {
             "backing chain and leaving zeroes unallocated. Shows progress on a terminal.");
         add_file(c, *o, "the source image");
         c->add_option("TARGET", o->target, "the new image")->required();
-        c->add_option("-f,--format", o->format, "the target's format: raw or qcow2")->required();
+        c->add_option("-f,--format", o->format, "the target's format: raw or qcow2")
+            ->type_name("FORMAT")
+            ->required();
         c->add_option("--cluster-size", o->cluster_size, "qcow2 target: cluster size")
+            ->type_name("SIZE")
             ->capture_default_str();
         on_run(c, o, convert);
     }
@@ -764,21 +774,33 @@ void add_disk_command(CLI::App& app) {
             "in flight; sequential from OFFSET by STEP, or --random. Prints the elapsed time,\n"
             "MiB/s and IOPS.");
         add_file(c, *o);
-        c->add_option("-c,--count", o->count, "number of requests")->capture_default_str();
-        c->add_option("-d,--depth", o->depth, "requests in flight at once (1 to 1024)")
+        c->add_option("-c,--count", o->count, "number of requests")
+            ->type_name("N")
             ->capture_default_str();
-        c->add_option("-s,--size", o->request_size, "bytes per request")->capture_default_str();
+        c->add_option("-d,--depth", o->depth, "requests in flight at once (1 to 1024)")
+            ->type_name("N")
+            ->capture_default_str();
+        c->add_option("-s,--size", o->request_size, "bytes per request")
+            ->type_name("SIZE")
+            ->capture_default_str();
         c->add_flag("-w,--write", o->write, "write (the pattern byte) instead of read");
-        c->add_option("-S,--step", o->step, "bytes from one request to the next (default: SIZE)");
+        c->add_option("-S,--step", o->step, "bytes from one request to the next (default: SIZE)")
+            ->type_name("SIZE");
         c->add_flag("--random", o->random, "random offsets, aligned to SIZE, instead of a step");
         c->add_option("-o,--offset", o->offset, "the first request's offset")
+            ->type_name("SIZE")
             ->capture_default_str();
         c->add_option("-t,--cache", o->cache, "writeback (host page cache) or none (O_DIRECT)")
+            ->type_name("MODE")
             ->capture_default_str();
         c->add_option("--pattern", o->pattern, "the byte written by a write test (0 to 255)")
+            ->type_name("BYTE")
             ->capture_default_str();
-        c->add_option("-f,--format", o->format, "raw or qcow2 (default: probed)");
-        c->add_option("--seed", o->seed, "--random: the generator's seed")->capture_default_str();
+        c->add_option("-f,--format", o->format, "raw or qcow2 (default: probed)")
+            ->type_name("FORMAT");
+        c->add_option("--seed", o->seed, "--random: the generator's seed")
+            ->type_name("N")
+            ->capture_default_str();
         on_run(c, o, bench);
     }
 }

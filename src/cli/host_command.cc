@@ -32,7 +32,8 @@ int check(bool json) {
     } else {
         std::cout << "KVM is not usable: " << report["reason"].get<std::string>() << "\n";
     }
-    return usable ? 0 : 1;
+    // 2, as vireo run's status when this host cannot run a VM.
+    return usable ? 0 : 2;
 }
 
 }  // namespace
@@ -41,8 +42,8 @@ void add_host_command(CLI::App& app) {
     CLI::App* host = app.add_subcommand("host", "This host's ability to run VMs");
     host->require_subcommand(1);
     auto json = std::make_shared<bool>(false);
-    CLI::App* command =
-        host->add_subcommand("check", "Check that KVM is usable here (exit status 0 if so)");
+    CLI::App* command = host->add_subcommand(
+        "check", "Check that KVM is usable here (exit status 0 if so, 2 if not)");
     command->add_flag("--json", *json, "print the result as JSON");
     command->final_callback([json] { throw CLI::RuntimeError(check(*json)); });
 }

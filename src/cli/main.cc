@@ -6,6 +6,7 @@
 #include "base/error.h"
 #include "cli/datastore_command.h"
 #include "cli/disk_command.h"
+#include "cli/help_text.h"
 #include "cli/host_command.h"
 #include "cli/run_command.h"
 
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
     vireo::cli::add_host_command(app);
     vireo::cli::add_disk_command(app);
     vireo::cli::add_datastore_command(app);
+    vireo::cli::tidy_help(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::RuntimeError& done) {

@@ -8,8 +8,10 @@
 #include <memory>
 #include <vector>
 
+#include "arch/x86/kernel_loader.h"
 #include "base/byte_size.h"
 #include "base/error.h"
+#include "cli/help_text.h"
 #include "cli/vmm_process.h"
 #include "vmm/vm_config.h"
 
@@ -95,11 +97,11 @@ nlohmann::json definition_for(const RunOptions& options) {
         fail("--memory: {} is out of range ({} MiB to {} GiB)", options.memory,
              VmConfig::kMinMemoryMib, VmConfig::kMaxMemoryMib / 1024);
     }
-    for (const auto& [flag, path] :
-         {std::pair{"--kernel", options.kernel}, std::pair{"--initrd", options.initrd}}) {
-        if (!path.empty() && !std::filesystem::is_regular_file(path)) {
-            fail("{} {}: no such file", flag, path);
-        }
+    // Checked here, before anything opens KVM: a bad file is the same mistake
+    // on every host, and is named as such.
+    x86::identify_kernel(options.kernel);
+    if (!options.initrd.empty()) {
+        x86::require_readable_file(options.initrd, "initrd");
     }
     VmConfig config;
     config.name = options.name;
@@ -145,22 +147,32 @@ void add_run_command(CLI::App& app) {
                            "4 reset, 6 stopped, 8 triple fault, 10 KVM failure, 12 VMM failure,\n"
                            "14 guest kernel panic.");
     command->add_option("--kernel", options->kernel, "kernel to boot: a bzImage or a PVH ELF")
+        ->type_name("PATH")
         ->required();
-    command->add_option("--initrd", options->initrd, "initial ramdisk");
-    command->add_option("--cmdline", options->cmdline, "kernel command line");
+    command->add_option("--initrd", options->initrd, "initial ramdisk")->type_name("PATH");
+    command->add_option("--cmdline", options->cmdline, "kernel command line")->type_name("LINE");
     command->add_option("--cpus", options->cpus, "virtual CPUs (1 to 64)")
-        ->check(CLI::Range(1u, VmConfig::kMaxVcpus));
+        ->type_name("N")
+        ->check(whole_number(1, VmConfig::kMaxVcpus, "virtual CPUs"));
     command->add_option("--memory", options->memory, "guest RAM, e.g. 512M or 4G")
+        ->type_name("SIZE")
         ->capture_default_str();
-    command->add_option("--name", options->name, "the VM's name")->capture_default_str();
-    command->add_option("--console-log", options->console_log,
-                        "write the console to this file instead of the terminal");
-    command->add_option("--control-socket", options->control_socket,
-                        "listen for control commands (info, pause, resume, stop, shutdown) here");
+    command->add_option("--name", options->name, "the VM's name")
+        ->type_name("NAME")
+        ->capture_default_str();
+    command
+        ->add_option("--console-log", options->console_log,
+                     "write the console to this file instead of the terminal")
+        ->type_name("PATH");
+    command
+        ->add_option("--control-socket", options->control_socket,
+                     "listen for control commands (info, pause, resume, stop, shutdown) here")
+        ->type_name("PATH");
     command
         ->add_option("--disk", options->disks,
                      "a virtio-blk disk: PATH[,readonly][,serial=S][,cache=writeback|none] (raw or "
                      "qcow2; cache none: O_DIRECT, no host page cache; repeatable)")
+        ->type_name("DISK")
         ->expected(1)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     command->add_flag("--json", options->json, "print how the VM ended as JSON");

@@ -71,8 +71,8 @@ VmmResult run_vmm(const nlohmann::json& definition) {
         fail_errno("fork");
     }
     if (child == 0) {
-        const char* argv[] = {vmm.c_str(), "--config", config_arg.c_str(), "--report",
-                              report_arg.c_str(), nullptr};
+        const char* argv[] = {vmm.c_str(), "--config",         config_arg.c_str(),
+                              "--report",  report_arg.c_str(), nullptr};
         ::execv(vmm.c_str(), const_cast<char* const*>(argv));
         _exit(127);
     }
@@ -93,10 +93,9 @@ VmmResult run_vmm(const nlohmann::json& definition) {
     if (result.report.is_discarded()) {
         result.report = {{"reason", "vmm-failure"},
                          {"exit_status", result.exit_status},
-                         {"detail", WIFSIGNALED(status)
-                                        ? std::string("vireo-vmm killed by ") +
-                                              strsignal(WTERMSIG(status))
-                                        : "vireo-vmm ended without a report"}};
+                         {"detail", WIFSIGNALED(status) ? std::string("vireo-vmm killed by ") +
+                                                              strsignal(WTERMSIG(status))
+                                                        : "vireo-vmm ended without a report"}};
     }
     return result;
 }

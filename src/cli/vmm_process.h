@@ -7,8 +7,8 @@
 namespace vireo::cli {
 
 struct VmmResult {
-    int exit_status;         // vireo-vmm's own exit status
-    nlohmann::json report;   // its --report: reason, exit_status, guest_code, detail
+    int exit_status;        // vireo-vmm's own exit status
+    nlohmann::json report;  // its --report: reason, exit_status, guest_code, detail
 };
 
 // Runs vireo-vmm in the foreground with `definition` as its VM definition

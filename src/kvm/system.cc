@@ -4,6 +4,8 @@
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 
+#include <system_error>
+
 #include "base/error.h"
 
 namespace vireo::kvm {
@@ -36,20 +38,20 @@ System System::open(const std::string& path) {
     if (!fd) {
         int saved = errno;
         if (saved == ENOENT) {
-            fail(
+            fail_host(
                 "{}: no such device (KVM is not available: load kvm_intel or kvm_amd, or enable "
-                "nested virtualization)",
+                "nested virtualization; scripts/emulated-kvm runs commands inside an emulated "
+                "KVM)",
                 path);
         }
         if (saved == EACCES || saved == EPERM) {
-            fail("{}: permission denied (run as root or join the 'kvm' group)", path);
+            fail_host("{}: permission denied (run as root or join the 'kvm' group)", path);
         }
-        errno = saved;
-        fail_errno("{}: cannot open", path);
+        fail_host("{}: cannot open: {}", path, std::generic_category().message(saved));
     }
     int version = ::ioctl(fd.get(), KVM_GET_API_VERSION, 0);
     if (version != KVM_API_VERSION) {
-        fail("{}: KVM API version {} (Vireo needs {})", path, version, KVM_API_VERSION);
+        fail_host("{}: KVM API version {} (Vireo needs {})", path, version, KVM_API_VERSION);
     }
     System system(std::move(fd));
     for (const auto& required : kRequired) {
@@ -70,7 +72,7 @@ int System::capability(long cap) const {
 
 void System::require(long cap, const char* name) const {
     if (capability(cap) <= 0) {
-        fail("KVM on this host lacks {}, which Vireo needs", name);
+        fail_host("KVM on this host lacks {}, which Vireo needs", name);
     }
 }
 

@@ -49,6 +49,12 @@ Machine::~Machine() {
 }
 
 std::unique_ptr<Machine> Machine::build(const VmConfig& config) {
+    // The guest's files first: a bad one is refused the same way on a host
+    // without KVM as on one with it.
+    x86::identify_kernel(config.boot.kernel);
+    if (config.boot.initrd) {
+        x86::require_readable_file(*config.boot.initrd, "initrd");
+    }
     if (config.vcpus > 1 && config.vcpus > kvm::System::open().max_vcpus()) {
         fail("vcpus: {} is more than this host's KVM allows", config.vcpus);
     }

@@ -11,6 +11,7 @@ int MachineExit::exit_status() const {
         case Reason::GuestExit:
             return static_cast<int>(((guest_code & 0x7f) << 1) | 1);
         case Reason::ConfigError:
+        case Reason::HostError:
             return 2;
         case Reason::Reset:
             return 4;
@@ -36,6 +37,8 @@ const char* MachineExit::name() const {
             return "guest-exit";
         case Reason::ConfigError:
             return "config-error";
+        case Reason::HostError:
+            return "host-error";
         case Reason::Reset:
             return "reset";
         case Reason::Stopped:
@@ -63,6 +66,9 @@ std::string MachineExit::describe() const {
             break;
         case Reason::ConfigError:
             text = "the VM could not be set up";
+            break;
+        case Reason::HostError:
+            text = "this host cannot run VMs";
             break;
         case Reason::Reset:
             text = "the guest reset the machine";

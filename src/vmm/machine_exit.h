@@ -12,7 +12,8 @@ struct MachineExit {
     enum class Reason {
         PoweredOff,   // ACPI S5 from the guest: status 0
         GuestExit,    // the debug-exit port: status (code << 1) | 1
-        ConfigError,  // bad input or host problem before the guest ran: status 2
+        ConfigError,  // bad input (option, file, VM definition) before the guest ran: 2
+        HostError,    // this host cannot run VMs (no KVM, a missing capability): also 2
         Reset,        // i8042 or ACPI reset: status 4
         Stopped,      // the operator stopped it (control socket, escape key, signal): 6
         TripleFault,  // the guest reset itself by a triple fault: status 8

@@ -158,6 +158,8 @@ MachineExit run(const std::optional<std::string>& config_path,
             vmm.boot(config);
         }
         return vmm.run();
+    } catch (const HostError& error) {
+        return MachineExit{MachineExit::Reason::HostError, 0, error.what()};
     } catch (const Error& error) {
         return MachineExit{MachineExit::Reason::ConfigError, 0, error.what()};
     } catch (const std::exception& error) {
@@ -203,14 +205,16 @@ int main(int argc, char** argv) {
         return app.exit(error) == 0 ? 0 : 2;
     }
 
+    // The same prefix as the vireo command's messages: one program to the operator.
     auto logger = spdlog::stderr_color_mt("vireo-vmm");
-    logger->set_pattern("[%n] %^%l%$: %v");
+    logger->set_pattern("vireo: %^%l%$: %v");
     spdlog::set_default_logger(logger);
     spdlog::set_level(spdlog::level::from_str(log_level));
 
     vireo::MachineExit result = vireo::run(config_path, control_socket);
-    if (result.reason == vireo::MachineExit::Reason::ConfigError) {
-        std::cerr << "vireo-vmm: " << result.detail << "\n";
+    if (result.reason == vireo::MachineExit::Reason::ConfigError ||
+        result.reason == vireo::MachineExit::Reason::HostError) {
+        std::cerr << "vireo: " << result.detail << "\n";
     } else {
         spdlog::info("{}", result.describe());
     }

@@ -1,5 +1,6 @@
-"""Bad input to `vireo run` and `vireo-vmm`: each is refused with status 2 and
-a one-line message that names the file or field and the reason."""
+"""Bad guests and definitions that `vireo-vmm` finds while it builds the VM
+(on KVM): each is refused with status 2 and a one-line message, prefixed
+`vireo:`, that names the file or field and the reason."""
 
 import os
 import struct
@@ -27,42 +28,14 @@ class Refusals(unittest.TestCase):
         result = subprocess.run([vmtest.VIREO, "run", *arguments], capture_output=True, text=True,
                                 timeout=60, stdin=subprocess.DEVNULL)
         self.assertEqual(result.returncode, 2, result)
+        self.assertTrue(result.stderr.startswith("vireo: "), result.stderr)
         for text in expected:
             self.assertIn(text, result.stderr)
 
 
-class BadInput(Refusals):
-
-    def test_missing_kernel_file(self):
-        self.refuse(["--kernel", "/nonexistent/vmlinuz"], "--kernel /nonexistent/vmlinuz", "no such file")
-
-    def test_bad_memory_size(self):
-        kernel = self.file("k", b"x")
-        self.refuse(["--kernel", kernel, "--memory", "12X"], "--memory", "12X")
-        self.refuse(["--kernel", kernel, "--memory", "1M"], "--memory", "out of range")
-
-    def test_bad_cpu_count(self):
-        kernel = self.file("k", b"x")
-        self.refuse(["--kernel", kernel, "--cpus", "0"], "--cpus")
-        self.refuse(["--kernel", kernel, "--cpus", "65"], "--cpus")
-
-
 class BadKernels(Refusals):
-    """These need /dev/kvm: the VMM opens KVM before it reads the kernel."""
-
-    @classmethod
-    def setUpClass(cls):
-        usable, why = vmtest.kvm_usable()
-        if not usable:
-            raise unittest.SkipTest(f"KVM is not usable here: {why}")
-
-    def test_neither_bzimage_nor_elf(self):
-        kernel = self.file("notakernel", b"hello world\n" * 100)
-        self.refuse(["--kernel", kernel], kernel)
-
-    def test_empty_kernel(self):
-        kernel = self.file("empty", b"")
-        self.refuse(["--kernel", kernel], kernel)
+    """Kernels whose defects show only while they load, which is after the VMM
+    opened KVM (input_errors_test.py has the refusals that come before)."""
 
     def test_truncated_guest(self):
         with open(vmtest.guest("smoke.elf"), "rb") as file:
@@ -101,4 +74,5 @@ class BadKernels(Refusals):
 
 
 if __name__ == "__main__":
+    vmtest.require_kvm()
     vmtest.main()

@@ -29,16 +29,45 @@ struct OpenFile {
 OpenFile open_regular_file(const std::filesystem::path& path, std::string_view what) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {
+        if (errno == ENOENT) {
+            fail("{} {}: no such file", what, path.string());
+        }
         fail_errno("{} {}: cannot open", what, path.string());
     }
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) {
         fail_errno("{} {}: cannot stat", what, path.string());
     }
+    if (S_ISDIR(st.st_mode)) {
+        fail("{} {}: is a directory, not a file", what, path.string());
+    }
     if (!S_ISREG(st.st_mode)) {
         fail("{} {}: not a regular file", what, path.string());
     }
     return {std::move(fd), static_cast<uint64_t>(st.st_size)};
+}
+
+// What the first bytes say; empty when neither format's signature is there.
+std::optional<KernelFormat> format_of(std::span<const uint8_t> head) {
+    if (head.size() >= sizeof(kElfMagic) &&
+        std::memcmp(head.data(), kElfMagic, sizeof(kElfMagic)) == 0) {
+        return KernelFormat::kPvhElf;
+    }
+    constexpr uint64_t magic_offset = kSetupHeaderOffset + offsetof(SetupHeader, header);
+    uint32_t magic = 0;
+    if (head.size() >= magic_offset + sizeof(magic)) {
+        std::memcpy(&magic, head.data() + magic_offset, sizeof(magic));
+    }
+    if (magic == kSetupMagic) {
+        return KernelFormat::kBzImage;
+    }
+    return std::nullopt;
+}
+
+[[noreturn]] void fail_not_a_kernel(const std::string& name, uint64_t size) {
+    constexpr uint64_t magic_end = kSetupHeaderOffset + offsetof(SetupHeader, header) + 4;
+    fail("kernel {}: not a Linux bzImage or a PVH ELF (no 'HdrS' magic and no ELF header{})", name,
+         size < magic_end ? fmt::format("; only {} bytes", size) : std::string());
 }
 
 // Reads exactly out.size() bytes from the start of the file.
@@ -121,22 +150,32 @@ BootInfo load_kernel(const GuestMemory& memory, const BootRequest& request,
     if (kernel_bytes.empty()) {
         fail("kernel {}: file is empty", name);
     }
-    if (kernel_bytes.size() >= sizeof(kElfMagic) &&
-        std::memcmp(kernel_bytes.data(), kElfMagic, sizeof(kElfMagic)) == 0) {
+    std::optional<KernelFormat> format = format_of(kernel_bytes);
+    if (!format) {
+        fail_not_a_kernel(name, kernel_bytes.size());
+    }
+    if (*format == KernelFormat::kPvhElf) {
         return load_pvh_elf(memory, request, kernel_bytes, rsdp_address);
     }
-    constexpr uint64_t magic_offset = kSetupHeaderOffset + offsetof(SetupHeader, header);
-    uint32_t magic = 0;
-    if (kernel_bytes.size() >= magic_offset + sizeof(magic)) {
-        std::memcpy(&magic, kernel_bytes.data() + magic_offset, sizeof(magic));
-    }
-    if (magic != kSetupMagic) {
-        fail("kernel {}: not a bzImage or PVH ELF (no 'HdrS' magic and no ELF header{})", name,
-             kernel_bytes.size() < magic_offset + sizeof(magic)
-                 ? fmt::format("; only {} bytes", kernel_bytes.size())
-                 : std::string());
-    }
     return load_bzimage(memory, request, kernel_bytes, rsdp_address);
+}
+
+KernelFormat identify_kernel(const std::filesystem::path& path) {
+    OpenFile file = open_regular_file(path, "kernel");
+    if (file.size == 0) {
+        fail("kernel {}: file is empty", path.string());
+    }
+    std::vector<uint8_t> head(std::min<uint64_t>(file.size, kPageSize));
+    read_whole(file, head, "kernel", path);
+    std::optional<KernelFormat> format = format_of(head);
+    if (!format) {
+        fail_not_a_kernel(path.string(), file.size);
+    }
+    return *format;
+}
+
+void require_readable_file(const std::filesystem::path& path, std::string_view what) {
+    open_regular_file(path, what);
 }
 
 BootInfo load_kernel(const GuestMemory& memory, const BootRequest& request, uint64_t rsdp_address) {

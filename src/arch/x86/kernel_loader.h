@@ -43,6 +43,15 @@ struct BootInfo {
     BootCpuState cpu;
 };
 
+// What a kernel file is, from its first bytes: fails naming the file when it
+// is missing, a directory, unreadable, or neither a bzImage nor a PVH ELF.
+// Needs no guest and no KVM, so a bad --kernel is refused before either exists.
+KernelFormat identify_kernel(const std::filesystem::path& path);
+
+// Fails naming `what` and the path unless it is a regular file this process
+// can read ("initrd /x: no such file", "... is a directory, not a file").
+void require_readable_file(const std::filesystem::path& path, std::string_view what);
+
 // Loads request.kernel, a bzImage or a PVH ELF told apart by their contents,
 // with its initrd and command line into guest RAM laid out by ram_ranges(
 // memory.total_size()), writes the boot structures (zero page or

@@ -27,6 +27,13 @@ TEST(MachineExit, EveryOtherEndingHasItsOwnEvenStatus) {
     EXPECT_EQ((MachineExit{Reason::PoweredOff, 0, ""}).exit_status(), 0);
 }
 
+TEST(MachineExit, AHostThatCannotRunVmsIsTwoButNotCalledBadInput) {
+    MachineExit host{Reason::HostError, 0, "/dev/kvm: no such device"};
+    EXPECT_EQ(host.exit_status(), (MachineExit{Reason::ConfigError, 0, ""}).exit_status());
+    EXPECT_STREQ(host.name(), "host-error");
+    EXPECT_EQ(host.describe(), "this host cannot run VMs: /dev/kvm: no such device");
+}
+
 TEST(MachineExit, AGuestPanicIsFourteen) {
     MachineExit exit{Reason::GuestPanic, 0, ""};
     EXPECT_EQ(exit.exit_status(), 14);

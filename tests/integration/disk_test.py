@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import unittest
 
 import vmtest
@@ -75,7 +74,8 @@ class DiskTest(unittest.TestCase):
         tool("qemu-io")
 
     def setUp(self):
-        self.folder = tempfile.TemporaryDirectory(prefix="vireo-disk-test-")
+        # One of the runs uses cache mode none, which needs O_DIRECT.
+        self.folder = vmtest.direct_io_folder("vireo-disk-test-")
         self.addCleanup(self.folder.cleanup)
 
     def path(self, name):

@@ -21,6 +21,24 @@ def guest(name):
     return os.path.join(GUESTS, name)
 
 
+def direct_io_folder(prefix):
+    """A TemporaryDirectory on a file system that takes O_DIRECT (disk cache
+    mode none needs it; tmpfs before Linux 6.6 refuses it): under the system's
+    temporary folder when it does, else under the build tree, which is on disk."""
+    for parent in (tempfile.gettempdir(), BUILD):
+        try:
+            probe = tempfile.NamedTemporaryFile(dir=parent, prefix=".vireo-direct-io-")
+        except OSError:
+            continue
+        with probe:
+            try:
+                os.close(os.open(probe.name, os.O_RDWR | os.O_DIRECT))
+            except OSError:
+                continue
+        return tempfile.TemporaryDirectory(prefix=prefix, dir=parent)
+    raise AssertionError(f"neither {tempfile.gettempdir()} nor {BUILD} takes O_DIRECT")
+
+
 def kvm_usable():
     result = subprocess.run([VIREO, "host", "check"], capture_output=True, text=True)
     return result.returncode == 0, result.stdout.strip() or result.stderr.strip()

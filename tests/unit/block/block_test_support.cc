@@ -1,6 +1,8 @@
 #include "block_test_support.h"
 
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -9,9 +11,39 @@
 
 namespace vireo::testing {
 
+namespace {
+
+bool takes_direct_io(const std::filesystem::path& folder) {
+    std::string probe = (folder / "vireo-direct-io-probe-XXXXXX").string();
+    int fd = mkstemp(probe.data());
+    if (fd < 0) {
+        return false;
+    }
+    ::close(fd);
+    fd = ::open(probe.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
+    ::unlink(probe.c_str());
+    if (fd < 0) {
+        return false;
+    }
+    ::close(fd);
+    return true;
+}
+
+// Where scratch folders go: the system's temporary folder when its file
+// system takes O_DIRECT (cache mode none needs it; tmpfs before Linux 6.6
+// refuses it), else the current folder (ctest's, in the build tree on disk).
+std::filesystem::path scratch_parent() {
+    static const std::filesystem::path parent = [] {
+        std::filesystem::path temporary = std::filesystem::temp_directory_path();
+        return takes_direct_io(temporary) ? temporary : std::filesystem::current_path();
+    }();
+    return parent;
+}
+
+}  // namespace
+
 ScratchDir::ScratchDir() {
-    std::string pattern_text =
-        (std::filesystem::temp_directory_path() / "vireo-block-XXXXXX").string();
+    std::string pattern_text = (scratch_parent() / "vireo-block-XXXXXX").string();
     std::vector<char> buffer(pattern_text.begin(), pattern_text.end());
     buffer.push_back('\0');
     if (mkdtemp(buffer.data()) == nullptr) {

@@ -10,9 +10,11 @@ import platform
 import re
 import select
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -164,6 +166,31 @@ def check_guest_passed(result: RunResult, argv: list[str]) -> None:
         return
     raise BenchError(f"guest run failed (exit status {result.status}): {shlex.join(argv)}\n"
                      f"--- output ---\n{result.output[-3000:]}\n--- stderr ---\n{result.stderr[-2000:]}")
+
+
+def run_guarded(body, progress, workdir_prefix: str, workdir_parent: str | None = None) -> int:
+    """Runs body(children, workdir) with SIGTERM, SIGINT and SIGHUP killing every
+    child it spawned, in a temporary folder removed afterwards, whatever
+    happens. Returns 0, 1 when a run failed (BenchError), 130 when stopped."""
+    children = Children()
+    stop_signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    for signum in stop_signals:
+        signal.signal(signum, children.on_signal)
+    workdir = Path(tempfile.mkdtemp(prefix=workdir_prefix, dir=workdir_parent))
+    try:
+        body(children, workdir)
+    except Interrupted as stop:
+        progress(f"stopped by {stop}; every child killed, temporary files removed")
+        return 130
+    except BenchError as error:
+        progress(f"FAILED: {error}")
+        return 1
+    finally:
+        for signum in stop_signals:  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
+        children.kill_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
 
 
 # ---------------------------------------------------------------- statistics

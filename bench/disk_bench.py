@@ -43,14 +43,12 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from bench_common import (EXIT_SKIP, BenchError, Children, Interrupted, Runner, Sample, check_guest_passed,
-                          host_facts, load_average, print_tables, ratio, shown_build, update_document,
+from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, check_guest_passed, host_facts,
+                          load_average, print_tables, ratio, run_guarded, shown_build, update_document,
                           verdict)
 
 BEGIN_MARKER = "<!-- disk-bench:begin -->"
@@ -724,13 +722,9 @@ def main(argv: list[str]) -> int:
                   file=sys.stderr)
             return 2
 
-    children = Children()
-    stop_signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    for signum in stop_signals:
-        signal.signal(signum, children.on_signal)
     command = shlex.join(["python3", "bench/disk_bench.py", *argv])
-    workdir = Path(tempfile.mkdtemp(prefix="disk-bench-", dir=args.workdir))
-    try:
+
+    def measure(children: Children, workdir: Path) -> None:
         runner = Runner(children, workdir, args.timeout)
         images = Images(workdir, args.qemu_img)
         binaries = tuple(name for name, part in (("vireo", "tools"), ("vireo-vmm", "guest")) if part in parts)
@@ -767,18 +761,8 @@ def main(argv: list[str]) -> int:
                             render(facts, command, started, (load_start, load_average()), sections),
                             BEGIN_MARKER, END_MARKER)
             progress(f"wrote the disk section of {args.output}")
-    except Interrupted as stop:
-        progress(f"stopped by {stop}; every child killed, temporary files removed")
-        return 130
-    except BenchError as error:
-        progress(f"FAILED: {error}")
-        return 1
-    finally:
-        for signum in stop_signals:  # a second Ctrl-C must not cut the clean-up short
-            signal.signal(signum, signal.SIG_IGN)
-        children.kill_all()
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+
+    return run_guarded(measure, progress, "disk-bench-", args.workdir)
 
 
 if __name__ == "__main__":

@@ -29,16 +29,14 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import bench_common
-from bench_common import (EXIT_SKIP, BenchError, Children, Interrupted, Runner, Sample, host_facts,
-                          load_average, print_tables, ratio, shown_build, verdict)
+from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, host_facts, load_average,
+                          print_tables, ratio, run_guarded, shown_build, verdict)
 from vmm_bench import VIREO_RAM_MAPPING, QEMU_RAM_MAPPING, MemoryUse, parse_smaps
 
 BEGIN_MARKER = "<!-- linux-boot-bench:begin -->"
@@ -278,13 +276,9 @@ def main(argv: list[str]) -> int:
         print(f"linux_boot_bench: {build}/bin/vireo-vmm is not built (ninja -C {build})", file=sys.stderr)
         return 2
     build = build.resolve()
-    children = Children()
-    stop_signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    for signum in stop_signals:
-        signal.signal(signum, children.on_signal)
     command = shlex.join(["python3", "bench/linux_boot_bench.py", *argv])
-    workdir = Path(tempfile.mkdtemp(prefix="linux-boot-bench-"))
-    try:
+
+    def measure(children: Children, workdir: Path) -> None:
         guest = build_guest(workdir)
         runner = Runner(children, workdir, args.timeout)
         cmds = Commands(build, args.qemu, workdir, guest)
@@ -301,18 +295,8 @@ def main(argv: list[str]) -> int:
                                                 section),
                                          BEGIN_MARKER, END_MARKER)
             progress(f"wrote the Linux boot section of {args.output}")
-    except Interrupted as stop:
-        progress(f"stopped by {stop}; every VM killed, temporary files removed")
-        return 130
-    except BenchError as error:
-        progress(f"FAILED: {error}")
-        return 1
-    finally:
-        for signum in stop_signals:
-            signal.signal(signum, signal.SIG_IGN)
-        children.kill_all()
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+
+    return run_guarded(measure, progress, "linux-boot-bench-")
 
 
 if __name__ == "__main__":

@@ -30,16 +30,14 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import bench_common
-from bench_common import (EXIT_SKIP, BenchError, Children, Interrupted, Runner, Sample, check_guest_passed,
-                          host_facts, load_average, print_tables, ratio, shown_build, verdict)
+from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, check_guest_passed, host_facts,
+                          load_average, print_tables, ratio, run_guarded, shown_build, verdict)
 
 BEGIN_MARKER = "<!-- vmm-bench:begin -->"
 END_MARKER = "<!-- vmm-bench:end -->"
@@ -536,13 +534,9 @@ def main(argv: list[str]) -> int:
     build = build.resolve()
 
     parts = args.only or ["boot", "memory", "exits"]
-    children = Children()
-    stop_signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    for signum in stop_signals:
-        signal.signal(signum, children.on_signal)
     command = shlex.join(["python3", "bench/vmm_bench.py", *argv])
-    workdir = Path(tempfile.mkdtemp(prefix="vmm-bench-"))
-    try:
+
+    def measure(children: Children, workdir: Path) -> None:
         runner = Runner(children, workdir, args.timeout)
         cmds = Commands(build, args.qemu, workdir)
         facts = host_facts(args.qemu, repo, build)
@@ -562,18 +556,8 @@ def main(argv: list[str]) -> int:
             update_document(Path(args.output),
                             render(facts, command, started, (load_start, load_average()), sections))
             progress(f"wrote the VMM section of {args.output}")
-    except Interrupted as stop:
-        progress(f"stopped by {stop}; every VM killed, temporary files removed")
-        return 130
-    except BenchError as error:
-        progress(f"FAILED: {error}")
-        return 1
-    finally:
-        for signum in stop_signals:  # a second Ctrl-C must not cut the clean-up short
-            signal.signal(signum, signal.SIG_IGN)
-        children.kill_all()
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+
+    return run_guarded(measure, progress, "vmm-bench-")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ poweroff, reboot, the ACPI power button from the control socket, a kernel panic.
 
 import re
 import time
-import unittest
 
 import linux_vm
 import vmtest
@@ -28,21 +27,7 @@ def clock_offset(vm, samples=5):
     return min(host - guest for host, guest in (uptime(vm) for _ in range(samples)))
 
 
-class LinuxBoots(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.image = linux_vm.Image()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.image.close()
-
-    def boot(self, **options):
-        vm = linux_vm.LinuxVm(self.image, **options)
-        self.addCleanup(vm.close)
-        vm.wait_for_shell()
-        return vm
-
+class LinuxBoots(linux_vm.LinuxTestCase):
     def assertMemory(self, vm, mib):
         # "Memory: 466276K/523896K available": the second figure is the RAM the
         # firmware's map gave the kernel, which is the configured size less the

@@ -6,8 +6,6 @@ tools (qemu-img check, e2fsck) and reads the files' bytes out of them (debugfs).
 import hashlib
 import os
 import subprocess
-import tempfile
-import unittest
 
 import linux_vm
 import vmtest
@@ -31,25 +29,12 @@ def sha256_file(path):
         return hashlib.sha256(file.read()).hexdigest()
 
 
-class LinuxDisks(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.image = linux_vm.Image()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.image.close()
-
+class LinuxDisks(linux_vm.LinuxTestCase):
     def setUp(self):
-        folder = tempfile.TemporaryDirectory(prefix="vireo-linux-disk-")
-        self.addCleanup(folder.cleanup)
-        self.folder = folder.name
+        self.folder = self.scratch_folder()
 
-    def boot(self, disk):
-        vm = linux_vm.LinuxVm(self.image, cpus=2, memory="512M", disks=[disk])
-        self.addCleanup(vm.close)
-        vm.wait_for_shell()
-        return vm
+    def boot_with(self, disk):
+        return self.boot(cpus=2, memory="512M", disks=[disk])
 
     def power_off(self, vm):
         vm.type("poweroff")
@@ -76,7 +61,7 @@ class LinuxDisks(unittest.TestCase):
             file.truncate(256 << 20)
 
         # Boot 1: make the file system and write it.
-        vm = self.boot(base)
+        vm = self.boot_with(base)
         self.assertIn("vda", vm.check("cat /proc/partitions"))
         vm.check("mkfs.ext4 -q /dev/vda", timeout=120)
         vm.check("mount -t ext4 /dev/vda /mnt")
@@ -93,7 +78,7 @@ class LinuxDisks(unittest.TestCase):
                          random_sha)
 
         # Boot 2: the guest reads them back.
-        vm = self.boot(base)
+        vm = self.boot_with(base)
         vm.check("mount -t ext4 -o ro /dev/vda /mnt")
         self.assertEqual(vm.check("cat /mnt/hello.txt").strip(), GREETING)
         self.assertEqual(self.guest_sha256(vm, "/mnt/random.bin"), random_sha)
@@ -105,7 +90,7 @@ class LinuxDisks(unittest.TestCase):
         host(vmtest.VIREO, "disk", "clone", "--linked", base, clone)
         base_sha = sha256_file(base)
 
-        vm = self.boot(clone)
+        vm = self.boot_with(clone)
         vm.check("mount -t ext4 /dev/vda /mnt")
         vm.check("dd if=/dev/urandom of=/mnt/second.bin bs=1M count=4 2>/dev/null", timeout=120)
         second_sha = self.guest_sha256(vm, "/mnt/second.bin")
@@ -124,7 +109,7 @@ class LinuxDisks(unittest.TestCase):
                          random_sha)
 
         # Boot 4: the clone reads back, old and new files alike.
-        vm = self.boot(clone)
+        vm = self.boot_with(clone)
         vm.check("mount -t ext4 -o ro /dev/vda /mnt")
         self.assertEqual(vm.check("cat /mnt/hello.txt").strip(), "changed")
         self.assertEqual(self.guest_sha256(vm, "/mnt/random.bin"), random_sha)

@@ -5,9 +5,7 @@ step with the host's, and the kernel reports no soft lockup, RCU stall or hung
 task; then the VM powers off, load and all."""
 
 import os
-import tempfile
 import time
-import unittest
 
 import linux_vm
 import vmtest
@@ -24,27 +22,12 @@ KERNEL_COMPLAINTS = ("soft lockup", "hard LOCKUP", "rcu_sched detected stall",
                      "Call Trace", "BUG:")
 
 
-class LinuxUnderLoad(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.image = linux_vm.Image()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.image.close()
-
-    def scratch_disk(self):
-        folder = tempfile.TemporaryDirectory(prefix="vireo-linux-load-")
-        self.addCleanup(folder.cleanup)
-        path = os.path.join(folder.name, "disk.raw")
-        with open(path, "wb") as file:
-            file.truncate(128 << 20)
-        return path
-
+class LinuxUnderLoad(linux_vm.LinuxTestCase):
     def test_busy_vcpus_disk_io_and_timers_for_minutes(self):
-        vm = linux_vm.LinuxVm(self.image, cpus=2, memory="512M", disks=[self.scratch_disk()])
-        self.addCleanup(vm.close)
-        vm.wait_for_shell()
+        disk = os.path.join(self.scratch_folder(), "disk.raw")
+        with open(disk, "wb") as file:
+            file.truncate(128 << 20)
+        vm = self.boot(cpus=2, memory="512M", disks=[disk])
         # What the kernel said at boot is not this test's business (under the
         # emulated KVM, for one, the CPU model's XSAVE sizes draw a warning).
         vm.check("dmesg -c >/dev/null")

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import termios
 import time
+import unittest
 
 import vmtest
 
@@ -178,3 +179,27 @@ class LinuxVm:
     def __exit__(self, *exc):
         self.close()
 
+
+class LinuxTestCase(unittest.TestCase):
+    """Builds the guest image once per test class. boot() starts a VM, killed
+    when the test ends, and returns it at its shell prompt; scratch_folder()
+    is a temporary folder removed when the test ends."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.image = Image()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.image.close()
+
+    def boot(self, **options):
+        vm = LinuxVm(self.image, **options)
+        self.addCleanup(vm.close)
+        vm.wait_for_shell()
+        return vm
+
+    def scratch_folder(self):
+        folder = tempfile.TemporaryDirectory(prefix="vireo-linux-test-")
+        self.addCleanup(folder.cleanup)
+        return folder.name

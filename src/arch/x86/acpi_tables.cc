@@ -254,7 +254,10 @@ uint64_t write_acpi_tables(const GuestMemory& memory, const AcpiConfig& config) 
     fadt.pm_tmr_blk = kAcpiPmTimerPort;
     fadt.pm_tmr_len = kPmTimerLength;
     fadt.x_pm_tmr_blk = io_register(kAcpiPmTimerPort, kPmTimerLength, kGasAccessDword);
-    fadt.iapc_boot_arch = kBootArchLegacyDevices | kBootArch8042 | kBootArchVgaNotPresent;
+    // No 8042 flag: the i8042 here only resets the machine (port 0x64, also
+    // the FADT's reset register), it has no keyboard or mouse behind it, and
+    // Linux's driver, told of one, spends seconds probing for them.
+    fadt.iapc_boot_arch = kBootArchLegacyDevices | kBootArchVgaNotPresent;
     // Power button clear: the fixed-feature power button in PM1 is present.
     fadt.flags = kFadtWbinvd | kFadtProcC1 | kFadtSleepButton | kFadtFixRtc | kFadtTimerValExt |
                  kFadtResetRegSupported;

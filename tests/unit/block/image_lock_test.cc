@@ -66,18 +66,31 @@ TEST(ImageLock, QemuAndVireoExcludeEachOther) {
         EXPECT_NE(info.output.find("lock"), std::string::npos) << info.output;
         EXPECT_EQ(testing::run_command("qemu-img info -U " + quoted(path)).status, 0);
     }
-    // qemu-io holds the image for writing for a while.
+    // qemu-io holds the image for writing for a while. Its answer to the read says it has the
+    // image open (and locked); only then does Vireo try, once: polling with Vireo's own opens
+    // would take the lock while qemu-io starts and make qemu-io's open fail instead.
+    int answer[2];
+    ASSERT_EQ(pipe(answer), 0);
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-        execlp("qemu-io", "qemu-io", "-c", "sleep 10000", path.c_str(), nullptr);
+        dup2(answer[1], STDOUT_FILENO);
+        close(answer[0]);
+        // stdbuf: qemu-io's answers would wait in a full stdio buffer on a pipe. Its sleep is
+        // in milliseconds; the test kills it long before.
+        execlp("stdbuf", "stdbuf", "-oL", "qemu-io", "-c", "read 0 512", "-c", "sleep 600000",
+               path.c_str(), nullptr);
         _exit(127);
     }
-    std::string error;
-    for (int i = 0; i < 200 && error.empty(); ++i) {
-        usleep(20000);
-        error = open_error(path, {});
-    }
+    close(answer[1]);
+    std::string said;
+    char buffer[256];
+    ssize_t got;
+    while (said.find("read 512/512") == std::string::npos &&
+           (got = read(answer[0], buffer, sizeof buffer)) > 0)
+        said.append(buffer, static_cast<size_t>(got));
+    close(answer[0]);
+    std::string error = open_error(path, {});
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     EXPECT_EQ(error, "disk " + path.string() + ": in use by another process (pid " +

@@ -109,17 +109,19 @@ TEST_F(AcpiTables, FadtDescribesTheFixedHardware) {
     EXPECT_EQ(fadt.pm1_evt_len, 4);
     EXPECT_EQ(fadt.pm1a_cnt_blk, 0x604u);
     EXPECT_EQ(fadt.pm1_cnt_len, 2);
-    EXPECT_EQ(fadt.x_pm1a_evt_blk.address, 0x600u);
+    // The generic addresses are packed and unaligned: compared by value, as
+    // EXPECT_EQ would bind a reference to them.
+    EXPECT_EQ(uint64_t{fadt.x_pm1a_evt_blk.address}, 0x600u);
     EXPECT_EQ(fadt.x_pm1a_evt_blk.register_bit_width, 32);
-    EXPECT_EQ(fadt.x_pm1a_cnt_blk.address, 0x604u);
+    EXPECT_EQ(uint64_t{fadt.x_pm1a_cnt_blk.address}, 0x604u);
     EXPECT_EQ(fadt.x_pm1a_cnt_blk.register_bit_width, 16);
     EXPECT_EQ(fadt.pm_tmr_blk, 0x608u) << "the PM timer";
     EXPECT_EQ(fadt.pm_tmr_len, 4);
-    EXPECT_EQ(fadt.x_pm_tmr_blk.address, 0x608u);
+    EXPECT_EQ(uint64_t{fadt.x_pm_tmr_blk.address}, 0x608u);
     EXPECT_EQ(fadt.x_pm_tmr_blk.register_bit_width, 32);
     EXPECT_NE(fadt.flags & kFadtTimerValExt, 0u) << "a 32-bit PM timer";
     EXPECT_EQ(fadt.reset_reg.address_space_id, 1) << "system I/O";
-    EXPECT_EQ(fadt.reset_reg.address, 0x64u);
+    EXPECT_EQ(uint64_t{fadt.reset_reg.address}, 0x64u);
     EXPECT_EQ(fadt.reset_reg.register_bit_width, 8);
     EXPECT_EQ(fadt.reset_value, 0xfe);
     EXPECT_EQ(fadt.iapc_boot_arch & kBootArch8042, 0)

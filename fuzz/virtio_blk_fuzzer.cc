@@ -10,6 +10,7 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +22,8 @@
 
 #include "base/unique_fd.h"
 #include "block/disk_image.h"
+#include "block/io_buffers.h"
+#include "block/io_context.h"
 #include "devices/virtio/block.h"
 #include "devices/virtio/virtio_spec.h"
 #include "memory/guest_memory.h"
@@ -48,38 +51,17 @@ public:
     }
     uint64_t size() const override { return kDiskSize; }
     bool read_only() const override { return read_only_; }
-    void read(uint64_t offset, std::span<uint8_t> data) override {
-        check(offset, data.size());
-        if (::pread(fd_.get(), data.data(), data.size(), static_cast<off_t>(offset)) !=
-            static_cast<ssize_t>(data.size())) {
-            throw vireo::IoError("short read");
+    // Carries the request out at once; it completes when the device next
+    // processes completions, as a real image's would.
+    void submit(vireo::IoContext& context, const vireo::DiskRequest& request,
+                vireo::DiskCompletion done) override {
+        vireo::IoContext::Request& pending = context.begin(std::move(done));
+        try {
+            carry_out(request);
+        } catch (const vireo::IoError& error) {
+            context.fail(pending, error);
         }
-    }
-    void write(uint64_t offset, std::span<const uint8_t> data) override {
-        check(offset, data.size());
-        if (read_only_) {
-            std::abort();  // the device let a write through to a read-only disk
-        }
-        if (::pwrite(fd_.get(), data.data(), data.size(), static_cast<off_t>(offset)) !=
-            static_cast<ssize_t>(data.size())) {
-            throw vireo::IoError("short write");
-        }
-    }
-    void write_zeroes(uint64_t offset, uint64_t length, bool) override {
-        check(offset, length);
-        if (read_only_ || length == 0) {
-            std::abort();  // a write to a read-only disk, or an empty range, got through
-        }
-        if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                        static_cast<off_t>(offset), static_cast<off_t>(length)) != 0) {
-            throw vireo::IoError("fallocate failed");
-        }
-    }
-    void discard(uint64_t offset, uint64_t length) override { write_zeroes(offset, length, true); }
-    void flush() override {
-        if (fail_flush_) {
-            throw vireo::IoError("flush failed");
-        }
+        context.end(pending);
     }
 
     void reset(bool read_only, bool fail_flush) {
@@ -95,6 +77,48 @@ public:
     }
 
 private:
+    void carry_out(const vireo::DiskRequest& request) {
+        using Type = vireo::DiskRequest::Type;
+        uint64_t length = vireo::total_length(request.buffers);
+        switch (request.type) {
+            case Type::read:
+                check(request.offset, length);
+                if (::preadv(fd_.get(), request.buffers.data(),
+                             static_cast<int>(request.buffers.size()),
+                             static_cast<off_t>(request.offset)) != static_cast<ssize_t>(length)) {
+                    throw vireo::IoError("short read");
+                }
+                break;
+            case Type::write:
+                check(request.offset, length);
+                if (read_only_) {
+                    std::abort();  // the device let a write through to a read-only disk
+                }
+                if (::pwritev(fd_.get(), request.buffers.data(),
+                              static_cast<int>(request.buffers.size()),
+                              static_cast<off_t>(request.offset)) != static_cast<ssize_t>(length)) {
+                    throw vireo::IoError("short write");
+                }
+                break;
+            case Type::flush:
+                if (fail_flush_) {
+                    throw vireo::IoError("flush failed");
+                }
+                break;
+            case Type::discard:
+            case Type::write_zeroes:
+                check(request.offset, request.length);
+                if (read_only_ || request.length == 0) {
+                    std::abort();  // a write to a read-only disk, or an empty range, got through
+                }
+                if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                static_cast<off_t>(request.offset),
+                                static_cast<off_t>(request.length)) != 0) {
+                    throw vireo::IoError("fallocate failed");
+                }
+                break;
+        }
+    }
     static void check(uint64_t offset, uint64_t length) {
         if (offset > kDiskSize || length > kDiskSize - offset) {
             std::abort();  // the device let a range beyond the capacity through

@@ -4,6 +4,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,19 +12,13 @@
 #include <system_error>
 
 #include "block/disk_image.h"
-#include "block/io_ring.h"
+#include "block/io_context.h"
 
 namespace vireo {
 namespace {
 
-// Keeps each io_uring transfer well below the 2 GiB a single read/write may move.
-constexpr size_t kMaxOpBytes = size_t{1} << 30;
-
-[[noreturn]] void io_fail(const std::filesystem::path& path, const char* what, uint64_t offset,
-                          int error) {
-    throw IoError(fmt::format("disk {}: {} at offset {}: {}", path.string(), what, offset,
-                              std::generic_category().message(error)));
-}
+// Up to this size a single piece goes by a plain pread/pwrite, cheaper than a ring round trip.
+constexpr size_t kMaxPlainBytes = size_t{4} << 20;
 
 struct DirectAlignment {
     uint32_t memory;
@@ -60,8 +55,7 @@ DirectAlignment direct_alignment(int fd, const std::filesystem::path& path) {
 ImageFile::ImageFile(std::filesystem::path path, UniqueFd fd, bool writable)
     : path_(std::move(path)),
       fd_(std::move(fd)),
-      writable_(writable),
-      rings_mutex_(std::make_unique<std::mutex>()) {}
+      writable_(writable) {}
 
 ImageFile::ImageFile(ImageFile&&) noexcept = default;
 ImageFile& ImageFile::operator=(ImageFile&&) noexcept = default;
@@ -140,7 +134,7 @@ void ImageFile::read(uint64_t offset, std::span<uint8_t> data) const {
             if (errno == EINTR) {
                 continue;
             }
-            io_fail(path_, "read", offset + done, errno);
+            throw io_error("read", offset + done, errno);
         }
         if (n == 0) {
             std::memset(data.data() + done, 0, data.size() - done);
@@ -151,6 +145,10 @@ void ImageFile::read(uint64_t offset, std::span<uint8_t> data) const {
 }
 
 void ImageFile::write(uint64_t offset, std::span<const uint8_t> data) {
+    write_all(offset, data);
+}
+
+void ImageFile::write_all(uint64_t offset, std::span<const uint8_t> data) const {
     size_t done = 0;
     while (done < data.size()) {
         ssize_t n = ::pwrite(fd_.get(), data.data() + done, data.size() - done,
@@ -159,27 +157,10 @@ void ImageFile::write(uint64_t offset, std::span<const uint8_t> data) {
             if (errno == EINTR) {
                 continue;
             }
-            io_fail(path_, "write", offset + done, errno);
+            throw io_error("write", offset + done, errno);
         }
         done += static_cast<size_t>(n);
     }
-}
-
-std::unique_ptr<IoRing> ImageFile::take_ring() const {
-    {
-        std::lock_guard lock(*rings_mutex_);
-        if (!idle_rings_.empty()) {
-            std::unique_ptr<IoRing> ring = std::move(idle_rings_.back());
-            idle_rings_.pop_back();
-            return ring;
-        }
-    }
-    return std::make_unique<IoRing>();
-}
-
-void ImageFile::return_ring(std::unique_ptr<IoRing> ring) const {
-    std::lock_guard lock(*rings_mutex_);
-    idle_rings_.push_back(std::move(ring));
 }
 
 bool ImageFile::direct(uint64_t offset, const uint8_t* data, size_t length) const {
@@ -197,13 +178,52 @@ size_t ImageFile::direct_io(bool write, uint64_t offset, uint8_t* data, size_t l
             return static_cast<size_t>(n);
         }
         if (errno != EINTR) {
-            io_fail(path_, write ? "write" : "read", offset, errno);
+            throw io_error(write ? "write" : "read", offset, errno);
         }
     }
 }
 
+IoError ImageFile::io_error(const char* what, uint64_t offset, int error) const {
+    return IoError(fmt::format("disk {}: {} at offset {}: {}", path_.string(), what, offset,
+                               std::generic_category().message(error)));
+}
+
+int ImageFile::io_fd(uint64_t offset, std::span<const iovec> buffers) const {
+    if (!direct_fd_ || offset % direct_alignment_ != 0) {
+        return fd_.get();
+    }
+    for (const iovec& buffer : buffers) {
+        if (buffer.iov_len % direct_alignment_ != 0 ||
+            reinterpret_cast<uintptr_t>(buffer.iov_base) % direct_memory_alignment_ != 0) {
+            return fd_.get();
+        }
+    }
+    return direct_fd_.get();
+}
+
+// The rest of each buffer, the plain way; reads past the end of the file read as zeroes.
+void ImageFile::finish_vectored(bool write, uint64_t offset, std::span<const iovec> buffers,
+                                size_t done) const {
+    for (const iovec& buffer : buffers) {
+        if (done >= buffer.iov_len) {
+            done -= buffer.iov_len;
+            offset += buffer.iov_len;
+            continue;
+        }
+        std::span<uint8_t> rest(static_cast<uint8_t*>(buffer.iov_base) + done,
+                                buffer.iov_len - done);
+        if (write) {
+            write_all(offset + done, rest);
+        } else {
+            read(offset + done, rest);
+        }
+        offset += buffer.iov_len;
+        done = 0;
+    }
+}
+
 void ImageFile::read_batch(std::span<const FileRead> reads) const {
-    if (reads.size() == 1 && reads[0].data.size() <= kMaxOpBytes / 256) {
+    if (reads.size() == 1 && reads[0].data.size() <= kMaxPlainBytes) {
         // One small piece: a plain pread costs less than a ring round trip.
         const FileRead& r = reads[0];
         size_t done = direct(r.offset, r.data.data(), r.data.size())
@@ -212,33 +232,17 @@ void ImageFile::read_batch(std::span<const FileRead> reads) const {
         read(r.offset + done, r.data.subspan(done));
         return;
     }
-    std::vector<IoRing::Op> ops;
-    for (const FileRead& r : reads) {
-        for (size_t done = 0; done < r.data.size(); done += kMaxOpBytes) {
-            uint8_t* data = r.data.data() + done;
-            size_t length = std::min(kMaxOpBytes, r.data.size() - done);
-            int fd = direct(r.offset + done, data, length) ? direct_fd_.get() : fd_.get();
-            ops.push_back({fd, false, r.offset + done, data, length});
+    IoContext::run_and_wait([&](IoContext& context, IoContext::Request& request) {
+        for (const FileRead& r : reads) {
+            iovec buffer{r.data.data(), r.data.size()};
+            context.read(request, *this, r.offset, {&buffer, 1});
         }
-    }
-    std::unique_ptr<IoRing> ring = take_ring();
-    ring->run(ops);
-    return_ring(std::move(ring));
-    for (const IoRing::Op& op : ops) {
-        if (op.result < 0) {
-            io_fail(path_, "read", op.offset, static_cast<int>(-op.result));
-        }
-        // Short read (end of file, or a signal): finish it the plain way.
-        size_t done = static_cast<size_t>(op.result);
-        if (done < op.length) {
-            read(op.offset + done, {op.data + done, op.length - done});
-        }
-    }
+    });
 }
 
 void ImageFile::write_batch(std::span<const FileWrite> writes) {
     // Neither pwrite nor io_uring writes through the pointer; the casts only fit their signatures.
-    if (writes.size() == 1 && writes[0].data.size() <= kMaxOpBytes / 256) {
+    if (writes.size() == 1 && writes[0].data.size() <= kMaxPlainBytes) {
         const FileWrite& w = writes[0];
         size_t done =
             direct(w.offset, w.data.data(), w.data.size())
@@ -247,40 +251,25 @@ void ImageFile::write_batch(std::span<const FileWrite> writes) {
         write(w.offset + done, w.data.subspan(done));
         return;
     }
-    std::vector<IoRing::Op> ops;
-    for (const FileWrite& w : writes) {
-        for (size_t done = 0; done < w.data.size(); done += kMaxOpBytes) {
-            uint8_t* data = const_cast<uint8_t*>(w.data.data() + done);
-            size_t length = std::min(kMaxOpBytes, w.data.size() - done);
-            int fd = direct(w.offset + done, data, length) ? direct_fd_.get() : fd_.get();
-            ops.push_back({fd, true, w.offset + done, data, length});
+    IoContext::run_and_wait([&](IoContext& context, IoContext::Request& request) {
+        for (const FileWrite& w : writes) {
+            iovec buffer{const_cast<uint8_t*>(w.data.data()), w.data.size()};
+            context.write(request, *this, w.offset, {&buffer, 1});
         }
-    }
-    std::unique_ptr<IoRing> ring = take_ring();
-    ring->run(ops);
-    return_ring(std::move(ring));
-    for (const IoRing::Op& op : ops) {
-        if (op.result < 0) {
-            io_fail(path_, "write", op.offset, static_cast<int>(-op.result));
-        }
-        size_t done = static_cast<size_t>(op.result);
-        if (done < op.length) {
-            write(op.offset + done, {op.data + done, op.length - done});
-        }
-    }
+    });
 }
 
 void ImageFile::sync() {
     while (fdatasync(fd_.get()) != 0) {
         if (errno != EINTR) {
-            io_fail(path_, "fdatasync", 0, errno);
+            throw io_error("fdatasync", 0, errno);
         }
     }
 }
 
 void ImageFile::truncate(uint64_t size) {
     if (ftruncate(fd_.get(), static_cast<off_t>(size)) != 0) {
-        io_fail(path_, "truncate", size, errno);
+        throw io_error("truncate", size, errno);
     }
 }
 
@@ -298,7 +287,7 @@ void ImageFile::zero_with_fallocate(int mode, const char* what, uint64_t offset,
         return;
     }
     if (errno != EOPNOTSUPP && errno != ENOSYS) {
-        io_fail(path_, what, offset, errno);
+        throw io_error(what, offset, errno);
     }
     write_zeroes(offset, length);
 }

@@ -3,16 +3,15 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <vector>
 
 #include "base/unique_fd.h"
 #include "block/image_options.h"
 
-namespace vireo {
+struct iovec;
 
-class IoRing;
+namespace vireo {
 
 // One piece of a batched data transfer: `data` at byte `offset` of the file.
 struct FileRead {
@@ -24,9 +23,11 @@ struct FileWrite {
     std::span<const uint8_t> data;
 };
 
-// An image file opened for I/O. Guest data goes through io_uring (read_batch /
-// write_batch submit every piece of a request at once); small metadata reads and
-// writes use pread/pwrite. Failures throw IoError naming the file.
+// An image file opened for I/O. Guest data goes through io_uring: a disk's
+// IoContext carries its requests asynchronously, and read_batch / write_batch
+// submit every piece of a batch at once on the calling thread's own context;
+// small metadata reads and writes use pread/pwrite. Failures throw IoError
+// naming the file.
 //
 // Cache mode none: a second descriptor, opened O_DIRECT, carries the pieces of
 // read_batch / write_batch whose buffer address, offset and length meet the
@@ -35,8 +36,7 @@ struct FileWrite {
 // drops the cached pages of its range), so no result depends on alignment.
 //
 // Thread safety: every method may be called from several threads at once; each
-// batch takes an io_uring of its own from a small pool, so requests of different
-// threads proceed concurrently.
+// thread's batches run on its own io_uring, so they proceed concurrently.
 class ImageFile {
 public:
     // Opens an existing file; `writable` opens it O_RDWR. Cache mode none
@@ -64,6 +64,15 @@ public:
     void read_batch(std::span<const FileRead> reads) const;
     void write_batch(std::span<const FileWrite> writes);
 
+    // For IoContext: the descriptor a vectored transfer of `buffers` at `offset`
+    // goes through (the O_DIRECT one when everything is aligned for it), the
+    // plain completion of one the kernel cut short after `done` bytes, and the
+    // IoError that names this file.
+    int io_fd(uint64_t offset, std::span<const iovec> buffers) const;
+    void finish_vectored(bool write, uint64_t offset, std::span<const iovec> buffers,
+                         size_t done) const;
+    class IoError io_error(const char* what, uint64_t offset, int error) const;
+
     // Everything written so far is on stable storage (fdatasync).
     void sync();
     void truncate(uint64_t size);
@@ -75,12 +84,11 @@ public:
 
 private:
     ImageFile(std::filesystem::path path, UniqueFd fd, bool writable);
+    void write_all(uint64_t offset, std::span<const uint8_t> data) const;
     void zero_with_fallocate(int mode, const char* what, uint64_t offset, uint64_t length);
     void write_zeroes(uint64_t offset, uint64_t length);
     bool direct(uint64_t offset, const uint8_t* data, size_t length) const;
     size_t direct_io(bool write, uint64_t offset, uint8_t* data, size_t length) const;
-    std::unique_ptr<IoRing> take_ring() const;
-    void return_ring(std::unique_ptr<IoRing> ring) const;
 
     std::filesystem::path path_;
     UniqueFd fd_;
@@ -90,9 +98,6 @@ private:
     UniqueFd direct_fd_;
     uint32_t direct_memory_alignment_ = 0;
     uint32_t direct_alignment_ = 0;
-    // Idle rings, reused by later batches (one per thread that ran a batch at once).
-    mutable std::unique_ptr<std::mutex> rings_mutex_;
-    mutable std::vector<std::unique_ptr<IoRing>> idle_rings_;
 };
 
 }  // namespace vireo

@@ -9,6 +9,8 @@
 
 #include "base/aligned_buffer.h"
 #include "base/error.h"
+#include "block/io_buffers.h"
+#include "block/io_context.h"
 #include "block/qcow2_format.h"
 
 namespace vireo {
@@ -599,62 +601,136 @@ void Qcow2Image::read_cluster_data(uint64_t guest_cluster, uint64_t entry, std::
     }
 }
 
-void Qcow2Image::read(uint64_t offset, std::span<uint8_t> data) {
-    check_io(offset, data.size(), false);
-    std::shared_lock io(io_);
-    std::vector<FileRead> host;
+void Qcow2Image::submit(IoContext& context, const DiskRequest& request, DiskCompletion done) {
+    IoContext::Request& pending = context.begin(std::move(done));
+    bool holds_io = false;
+    try {
+        switch (request.type) {
+            case DiskRequest::Type::read:
+                check_io(request.offset, total_length(request.buffers), false);
+                io_.lock_shared();
+                holds_io = true;
+                submit_read(context, pending, request.offset, request.buffers);
+                break;
+            case DiskRequest::Type::write:
+                check_io(request.offset, total_length(request.buffers), true);
+                io_.lock_shared();
+                holds_io = true;
+                submit_write(context, pending, request.offset, request.buffers);
+                break;
+            case DiskRequest::Type::flush:
+                if (!read_only_) {
+                    io_.lock_shared();
+                    holds_io = true;
+                    write_back_for_flush();
+                    context.sync(pending, file_);
+                }
+                break;
+            case DiskRequest::Type::write_zeroes:
+                zero_range(request.offset, request.length, request.may_unmap);
+                break;
+            case DiskRequest::Type::discard:
+                discard_range(request.offset, request.length);
+                break;
+        }
+    } catch (const IoError& error) {
+        context.fail(pending, error);
+    } catch (const Error& error) {
+        context.fail(pending, IoError(error.what()));
+    }
+    // Requests in flight hold io_ shared until their last part is done.
+    context.end(pending, holds_io ? std::function<void()>([this] { io_.unlock_shared(); })
+                                  : std::function<void()>());
+}
+
+// Host data goes to the ring, merged where host clusters follow each other;
+// zero clusters are filled here; the backing file gets requests of its own
+// (consecutive clusters as one); compressed clusters are inflated here, once
+// meta_ is free.
+void Qcow2Image::submit_read(IoContext& context, IoContext::Request& pending, uint64_t offset,
+                             std::span<const iovec> buffers) {
     struct Deferred {
         ClusterKind kind;
         uint64_t entry;
         uint64_t guest_offset;
-        std::span<uint8_t> out;
+        std::vector<iovec> out;
+        uint64_t length;
     };
     std::vector<Deferred> deferred;
+    uint64_t length = total_length(buffers);
+    BufferCursor cursor(buffers);
+    uint64_t host_start = 0;
+    uint64_t host_length = 0;
+    std::vector<iovec> host_buffers;
+    auto send_host = [&] {
+        if (host_length > 0) {
+            context.read(pending, file_, host_start, host_buffers);
+            host_buffers.clear();
+            host_length = 0;
+        }
+    };
     {
         std::lock_guard meta(meta_);
-        for (uint64_t pos = 0; pos < data.size();) {
+        for (uint64_t pos = 0; pos < length;) {
             uint64_t guest = offset + pos;
             uint64_t in_cluster = guest & (cluster_size_ - 1);
-            uint64_t n = std::min<uint64_t>(cluster_size_ - in_cluster, data.size() - pos);
-            std::span<uint8_t> out = data.subspan(pos, n);
+            uint64_t n = std::min<uint64_t>(cluster_size_ - in_cluster, length - pos);
             uint64_t entry = l2_entry(guest >> cluster_bits_);
             ClusterKind kind = kind_of(entry);
+            pos += n;
             if (kind == ClusterKind::normal) {
                 uint64_t at = (entry & qcow2::kOffsetMask) + in_cluster;
-                if (!host.empty() && host.back().offset + host.back().data.size() == at &&
-                    host.back().data.data() + host.back().data.size() == out.data()) {
-                    host.back().data = {host.back().data.data(), host.back().data.size() + n};
-                } else {
-                    host.push_back({at, out});
+                if (host_length > 0 && host_start + host_length != at) {
+                    send_host();
                 }
-            } else if (kind == ClusterKind::zero ||
-                       (kind == ClusterKind::unallocated && !backing_)) {
-                std::fill(out.begin(), out.end(), 0);
+                if (host_length == 0) {
+                    host_start = at;
+                }
+                cursor.take(n, host_buffers);
+                host_length += n;
+                continue;
+            }
+            send_host();
+            if (kind == ClusterKind::zero || (kind == ClusterKind::unallocated && !backing_)) {
+                fill_zeroes(cursor.take(n));
             } else if (kind == ClusterKind::unallocated && !deferred.empty() &&
                        deferred.back().kind == ClusterKind::unallocated &&
-                       deferred.back().guest_offset + deferred.back().out.size() == guest &&
-                       deferred.back().out.data() + deferred.back().out.size() == out.data()) {
-                // Consecutive clusters the backing file provides: one read of it.
-                deferred.back().out = {deferred.back().out.data(), deferred.back().out.size() + n};
+                       deferred.back().guest_offset + deferred.back().length == guest) {
+                cursor.take(n, deferred.back().out);
+                deferred.back().length += n;
             } else {
-                deferred.push_back({kind, entry, guest, out});
+                deferred.push_back({kind, entry, guest, cursor.take(n), n});
             }
-            pos += n;
         }
+        send_host();
     }
-    file_.read_batch(host);
     std::vector<uint8_t> cluster;
-    for (const Deferred& d : deferred) {
+    for (Deferred& d : deferred) {
         if (d.kind == ClusterKind::unallocated) {
-            read_backing(d.guest_offset, d.out);
+            submit_backing_read(context, pending, d.guest_offset, d.out, d.length);
         } else {
             cluster.resize(cluster_size_);
             read_compressed(d.entry, cluster);
             uint64_t in_cluster = d.guest_offset & (cluster_size_ - 1);
-            std::copy_n(cluster.begin() + static_cast<ptrdiff_t>(in_cluster), d.out.size(),
-                        d.out.begin());
+            copy_into(d.out, {cluster.data() + in_cluster, d.length});
         }
     }
+}
+
+// What lies past the backing file's end reads as zeroes.
+void Qcow2Image::submit_backing_read(IoContext& context, IoContext::Request& pending,
+                                     uint64_t offset, std::span<const iovec> out,
+                                     uint64_t length) {
+    uint64_t available = 0;
+    if (backing_ && offset < backing_->size()) {
+        available = std::min<uint64_t>(length, backing_->size() - offset);
+    }
+    BufferCursor cursor(out);
+    if (available > 0) {
+        std::vector<iovec> part = cursor.take(available);
+        backing_->submit(context, DiskRequest::read(offset, part), context.part(pending));
+    }
+    fill_zeroes(cursor.take(length - available));
 }
 
 // ---- writes ----
@@ -933,10 +1009,50 @@ void Qcow2Image::write_locked(uint64_t offset, std::span<const uint8_t> data) {
     }
 }
 
-void Qcow2Image::write(uint64_t offset, std::span<const uint8_t> data) {
-    check_io(offset, data.size(), true);
-    std::shared_lock io(io_);
-    write_locked(offset, data);
+// A write whose every cluster is allocated, and ours alone, goes to the ring
+// in place; one that allocates runs here (its data is gathered into one
+// buffer if it is scattered) and completes before the next request starts.
+void Qcow2Image::submit_write(IoContext& context, IoContext::Request& pending, uint64_t offset,
+                              std::span<const iovec> buffers) {
+    uint64_t length = total_length(buffers);
+    std::vector<std::pair<uint64_t, uint64_t>> host;  // offset, length
+    bool in_place = true;
+    {
+        std::lock_guard meta(meta_);
+        begin_write();
+        for (uint64_t pos = 0; pos < length && in_place;) {
+            uint64_t guest = offset + pos;
+            uint64_t cluster = guest >> cluster_bits_;
+            uint64_t in_cluster = guest & (cluster_size_ - 1);
+            uint64_t n = std::min<uint64_t>(cluster_size_ - in_cluster, length - pos);
+            uint64_t entry = l2_entry(cluster);
+            if (allocating_.contains(cluster) || needs_allocation(entry)) {
+                in_place = false;
+                break;
+            }
+            uint64_t at = (entry & qcow2::kOffsetMask) + in_cluster;
+            if (!host.empty() && host.back().first + host.back().second == at) {
+                host.back().second += n;
+            } else {
+                host.emplace_back(at, n);
+            }
+            pos += n;
+        }
+    }
+    if (in_place) {
+        BufferCursor cursor(buffers);
+        for (const auto& [at, n] : host) {
+            context.write(pending, file_, at, cursor.take(n));
+        }
+        return;
+    }
+    if (buffers.size() == 1) {
+        write_locked(offset, {static_cast<const uint8_t*>(buffers[0].iov_base), length});
+        return;
+    }
+    std::vector<uint8_t> gathered(length);
+    copy_from(buffers, gathered);
+    write_locked(offset, gathered);
 }
 
 void Qcow2Image::zero_clusters(uint64_t first, uint64_t count, bool unmap, bool discard) {
@@ -970,7 +1086,7 @@ void Qcow2Image::zero_clusters(uint64_t first, uint64_t count, bool unmap, bool 
     }
 }
 
-void Qcow2Image::write_zeroes(uint64_t offset, uint64_t length, bool may_unmap) {
+void Qcow2Image::zero_range(uint64_t offset, uint64_t length, bool may_unmap) {
     check_io(offset, length, true);
     std::unique_lock io(io_);
     uint64_t end = offset + length;
@@ -995,7 +1111,7 @@ void Qcow2Image::write_zeroes(uint64_t offset, uint64_t length, bool may_unmap) 
     zero_clusters(first, last - first, may_unmap, false);
 }
 
-void Qcow2Image::discard(uint64_t offset, uint64_t length) {
+void Qcow2Image::discard_range(uint64_t offset, uint64_t length) {
     check_io(offset, length, true);
     std::unique_lock io(io_);
     uint64_t end = offset + length;
@@ -1066,17 +1182,13 @@ void Qcow2Image::write_back_metadata() {
     }
 }
 
-void Qcow2Image::flush() {
-    if (read_only_) {
-        return;
-    }
-    std::shared_lock io(io_);
+// The tables, in their crash-safe order; the caller then syncs the file.
+void Qcow2Image::write_back_for_flush() {
     std::lock_guard meta(meta_);
     if (corrupt_) {
         throw IoError(fmt::format("disk {}: the image is corrupt; writes are refused", name()));
     }
     write_back_metadata();
-    file_.sync();
 }
 
 void Qcow2Image::close() {

@@ -8,7 +8,6 @@
 #include <mutex>
 #include <optional>
 #include <set>
-#include <shared_mutex>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -16,7 +15,9 @@
 #include "block/disk_image.h"
 #include "block/image_file.h"
 #include "block/image_options.h"
+#include "block/io_context.h"
 #include "block/qcow2_refcounts.h"
+#include "block/request_gate.h"
 #include "block/table_cache.h"
 
 namespace vireo {
@@ -63,6 +64,11 @@ enum class CheckRepair {
 // any instant the image has at most leaked clusters. flush() writes every
 // cached table back in that order, then fdatasyncs.
 //
+// Asynchronous requests: reads and writes to allocated clusters go to the
+// ring and complete later; a read's backing-file part becomes a request on
+// the backing image; compressed clusters, allocating writes and the
+// metadata a flush writes back are done at submit.
+//
 // Concurrency: reads and writes run concurrently. An allocating write reserves
 // its new clusters under the metadata lock, writes their data without it, and
 // then points the L2 entries at them; a write to a cluster being allocated
@@ -96,11 +102,7 @@ public:
 
     uint64_t size() const override { return size_; }
     bool read_only() const override { return read_only_; }
-    void read(uint64_t offset, std::span<uint8_t> data) override;
-    void write(uint64_t offset, std::span<const uint8_t> data) override;
-    void write_zeroes(uint64_t offset, uint64_t length, bool may_unmap) override;
-    void discard(uint64_t offset, uint64_t length) override;
-    void flush() override;
+    void submit(IoContext& context, const DiskRequest& request, DiskCompletion done) override;
 
     const ImageFile& file() const { return file_; }
     uint32_t cluster_size() const { return static_cast<uint32_t>(cluster_size_); }
@@ -159,6 +161,15 @@ private:
     void free_later(uint64_t entry);
     void release_freed();
     void read_backing(uint64_t offset, std::span<uint8_t> out);
+    void submit_read(IoContext& context, IoContext::Request& pending, uint64_t offset,
+                     std::span<const iovec> buffers);
+    void submit_backing_read(IoContext& context, IoContext::Request& pending, uint64_t offset,
+                             std::span<const iovec> out, uint64_t length);
+    void submit_write(IoContext& context, IoContext::Request& pending, uint64_t offset,
+                      std::span<const iovec> buffers);
+    void zero_range(uint64_t offset, uint64_t length, bool may_unmap);
+    void discard_range(uint64_t offset, uint64_t length);
+    void write_back_for_flush();
     void begin_write();
     [[noreturn]] void fail_corrupt(const std::string& defect);
     void write_back_metadata();
@@ -229,9 +240,11 @@ private:
     bool corrupt_ = false;
     bool marked_dirty_ = false;
 
-    // Guest reads and writes hold io_ shared; discards, zeroing and snapshot
-    // operations exclusive (they free clusters other requests may be using).
-    std::shared_mutex io_;
+    // Guest reads, writes and flushes hold io_ shared until they complete
+    // (the asynchronous ones from submit to their last part); discards,
+    // zeroing and snapshot operations exclusive (they free clusters other
+    // requests may be using).
+    RequestGate io_;
     mutable std::mutex meta_;
     std::vector<uint64_t> l1_;                // host order
     std::set<uint64_t> dirty_l1_;             // indices to write back

@@ -1,5 +1,8 @@
 #include "block/raw_image.h"
 
+#include "block/io_buffers.h"
+#include "block/io_context.h"
+
 namespace vireo {
 
 RawImage::RawImage(ImageFile file, bool read_only)
@@ -15,33 +18,34 @@ void RawImage::check_range(uint64_t offset, uint64_t length, bool writing) const
     }
 }
 
-void RawImage::read(uint64_t offset, std::span<uint8_t> data) {
-    check_range(offset, data.size(), false);
-    FileRead piece{offset, data};
-    file_.read_batch({&piece, 1});
-}
-
-void RawImage::write(uint64_t offset, std::span<const uint8_t> data) {
-    check_range(offset, data.size(), true);
-    FileWrite piece{offset, data};
-    file_.write_batch({&piece, 1});
-}
-
-void RawImage::write_zeroes(uint64_t offset, uint64_t length, bool) {
-    check_range(offset, length, true);
-    // A hole reads as zeroes whether or not the caller lets us unmap.
-    file_.punch_hole(offset, length);
-}
-
-void RawImage::discard(uint64_t offset, uint64_t length) {
-    check_range(offset, length, true);
-    file_.punch_hole(offset, length);
-}
-
-void RawImage::flush() {
-    if (!read_only_) {
-        file_.sync();
+void RawImage::submit(IoContext& context, const DiskRequest& request, DiskCompletion done) {
+    IoContext::Request& pending = context.begin(std::move(done));
+    try {
+        switch (request.type) {
+            case DiskRequest::Type::read:
+                check_range(request.offset, total_length(request.buffers), false);
+                context.read(pending, file_, request.offset, request.buffers);
+                break;
+            case DiskRequest::Type::write:
+                check_range(request.offset, total_length(request.buffers), true);
+                context.write(pending, file_, request.offset, request.buffers);
+                break;
+            case DiskRequest::Type::flush:
+                if (!read_only_) {
+                    context.sync(pending, file_);
+                }
+                break;
+            case DiskRequest::Type::discard:
+            case DiskRequest::Type::write_zeroes:
+                // A hole reads as zeroes whether or not the caller lets us unmap.
+                check_range(request.offset, request.length, true);
+                file_.punch_hole(request.offset, request.length);
+                break;
+        }
+    } catch (const IoError& error) {
+        context.fail(pending, error);
     }
+    context.end(pending);
 }
 
 }  // namespace vireo

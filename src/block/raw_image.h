@@ -6,7 +6,8 @@
 namespace vireo {
 
 // A raw image: the file's bytes are the disk's. Sparse files give thin
-// provisioning; discard and write_zeroes punch holes.
+// provisioning; discard and write_zeroes punch holes. Reads, writes and
+// flushes go to the ring as they are; punching a hole is a plain fallocate.
 class RawImage final : public DiskImage {
 public:
     // `file` is open (and locked) already; the disk's size is the file's.
@@ -14,11 +15,7 @@ public:
 
     uint64_t size() const override { return size_; }
     bool read_only() const override { return read_only_; }
-    void read(uint64_t offset, std::span<uint8_t> data) override;
-    void write(uint64_t offset, std::span<const uint8_t> data) override;
-    void write_zeroes(uint64_t offset, uint64_t length, bool may_unmap) override;
-    void discard(uint64_t offset, uint64_t length) override;
-    void flush() override;
+    void submit(IoContext& context, const DiskRequest& request, DiskCompletion done) override;
 
     const ImageFile& file() const { return file_; }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <sys/uio.h>
 #include <vector>
 
 #include "devices/virtio/virtio_spec.h"
@@ -143,39 +144,78 @@ void VirtioBlock::activate(const VirtioActivation& activation) {
 }
 
 void VirtioBlock::reset() {
+    // The driver forgot its queue: requests in flight finish without
+    // touching it (the kernel is done with guest RAM when drain() returns).
     active_.reset();
+    io_.drain();
+    used_pending_ = false;
 }
 
 bool VirtioBlock::negotiated(int feature) const {
     return (active_->features >> feature) & 1;
 }
 
+bool VirtioBlock::write_through() const {
+    return !negotiated(virtio::kBlkFeatureFlush);
+}
+
+std::vector<DeviceWorker::Source> VirtioBlock::worker_sources() {
+    return {{io_.event_fd(), [this] { complete_requests(); }}};
+}
+
 void VirtioBlock::process_queue(uint16_t queue) {
     if (!active_ || queue != 0) {
         return;
     }
-    Virtqueue& requests = active_->queues[0];
-    while (auto chain = requests.pop()) {
-        requests.push(chain->head, serve(*chain));
+    while (std::optional<DescriptorChain> chain = active_->queues[0].pop()) {
+        start(*chain);
     }
-    if (requests.needs_interrupt()) {
-        active_->interrupt.signal_used(0);
+    io_.submit();
+    // Requests finished at once (refused, GET_ID) share this batch's interrupt.
+    complete_requests();
+}
+
+void VirtioBlock::complete_requests() {
+    io_.process_completions();
+    io_.submit();  // what the completions started (write-through flushes)
+    signal_used();
+}
+
+void VirtioBlock::drain() {
+    io_.drain();
+    signal_used();
+}
+
+void VirtioBlock::signal_used() {
+    if (active_ && used_pending_) {
+        used_pending_ = false;
+        if (active_->queues[0].needs_interrupt()) {
+            active_->interrupt.signal_used(0);
+        }
     }
 }
 
-uint32_t VirtioBlock::serve(const DescriptorChain& chain) {
+void VirtioBlock::finish(uint16_t head, uint64_t status_address, Result result) {
+    // The chain was validated: the status byte is guest RAM.
+    active_->memory.write_object(status_address, result.status);
+    active_->queues[0].push(head, result.written + 1);
+    used_pending_ = true;
+}
+
+void VirtioBlock::start(const DescriptorChain& chain) {
     const GuestMemory& memory = active_->memory;
     uint64_t writable = total_length(chain.writable);
     if (writable == 0) {
         log_.warn("chain {} has no device-writable byte for the status; returned unused",
                   chain.head);
-        return 0;
+        active_->queues[0].push(chain.head, 0);
+        used_pending_ = true;
+        return;
     }
     // The status is the last writable byte; the data of reads comes before it.
-    std::vector<GuestBuffer> status = slice(chain.writable, writable - 1, 1);
+    uint64_t status_address = slice(chain.writable, writable - 1, 1)[0].address;
     std::vector<GuestBuffer> out = slice(chain.writable, 0, writable - 1);
 
-    Result result{virtio::kBlkStatusIoErr, 0};
     virtio::BlkRequestHeader header{};
     uint64_t readable = total_length(chain.readable);
     if (readable < sizeof(header) ||
@@ -183,27 +223,27 @@ uint32_t VirtioBlock::serve(const DescriptorChain& chain) {
                 std::span(reinterpret_cast<uint8_t*>(&header), sizeof(header)))) {
         log_.debug("chain {}: {} readable bytes, a request header needs {}", chain.head, readable,
                    sizeof(header));
-    } else {
-        std::vector<GuestBuffer> in =
-            slice(chain.readable, sizeof(header), readable - sizeof(header));
-        result = execute(header, in, out);
+        finish(chain.head, status_address, {virtio::kBlkStatusIoErr, 0});
+        return;
     }
-    // The chain was validated: the status byte is guest RAM.
-    memory.write_object(status[0].address, result.status);
-    return result.written + 1;
+    std::vector<GuestBuffer> in = slice(chain.readable, sizeof(header), readable - sizeof(header));
+    if (std::optional<Result> result = execute(chain.head, status_address, header, in, out)) {
+        finish(chain.head, status_address, *result);
+    }
 }
 
-VirtioBlock::Result VirtioBlock::execute(const virtio::BlkRequestHeader& header,
-                                         std::span<const GuestBuffer> in,
-                                         std::span<const GuestBuffer> out) {
+std::optional<VirtioBlock::Result> VirtioBlock::execute(uint16_t head, uint64_t status_address,
+                                                        const virtio::BlkRequestHeader& header,
+                                                        std::span<const GuestBuffer> in,
+                                                        std::span<const GuestBuffer> out) {
     try {
         switch (header.type) {
             case virtio::kBlkTypeIn:
-                return read(header.sector, out);
+                return read_or_write(head, status_address, header, out);
             case virtio::kBlkTypeOut:
-                return write(header.sector, in);
+                return read_or_write(head, status_address, header, in);
             case virtio::kBlkTypeFlush:
-                return flush();
+                return flush(head, status_address);
             case virtio::kBlkTypeGetId:
                 return get_id(out);
             case virtio::kBlkTypeDiscard:
@@ -211,14 +251,14 @@ VirtioBlock::Result VirtioBlock::execute(const virtio::BlkRequestHeader& header,
                 return discard_or_zero(header.type, in);
             default:
                 log_.debug("request type {} is not supported", header.type);
-                return {virtio::kBlkStatusUnsupp, 0};
+                return Result{virtio::kBlkStatusUnsupp, 0};
         }
     } catch (const Error& error) {
         // IoError from the image (EIO, ENOSPC...): the guest sees a failed
         // request, the VM goes on.
         log_.warn("{} at sector {} failed: {}", type_name(header.type), header.sector,
                   error.what());
-        return {virtio::kBlkStatusIoErr, 0};
+        return Result{virtio::kBlkStatusIoErr, 0};
     }
 }
 
@@ -226,60 +266,77 @@ bool VirtioBlock::in_capacity(uint64_t sector, uint64_t bytes) const {
     return sector <= capacity_ && bytes <= (capacity_ - sector) * kBlkSectorSize;
 }
 
-VirtioBlock::Result VirtioBlock::read(uint64_t sector, std::span<const GuestBuffer> out) {
-    uint64_t length = total_length(out);
-    if (length % kBlkSectorSize != 0 || !in_capacity(sector, length)) {
-        log_.debug("read of {} bytes at sector {} refused (capacity {} sectors)", length, sector,
-                   capacity_);
-        return {virtio::kBlkStatusIoErr, 0};
+std::optional<VirtioBlock::Result> VirtioBlock::read_or_write(
+    uint16_t head, uint64_t status_address, const virtio::BlkRequestHeader& header,
+    std::span<const GuestBuffer> data) {
+    bool write = header.type == virtio::kBlkTypeOut;
+    uint64_t length = total_length(data);
+    if (write && image_->read_only()) {
+        log_.debug("write at sector {} refused: the disk is read-only", header.sector);
+        return Result{virtio::kBlkStatusIoErr, 0};
     }
-    uint64_t offset = sector * kBlkSectorSize;
-    for (const GuestBuffer& buffer : out) {
+    if (length % kBlkSectorSize != 0 || !in_capacity(header.sector, length)) {
+        log_.debug("{} of {} bytes at sector {} refused (capacity {} sectors)",
+                   type_name(header.type), length, header.sector, capacity_);
+        return Result{virtio::kBlkStatusIoErr, 0};
+    }
+    auto request = std::make_unique<InFlight>();
+    request->head = head;
+    request->status_address = status_address;
+    request->type = header.type;
+    request->sector = header.sector;
+    request->read_bytes = write ? 0 : static_cast<uint32_t>(length);
+    request->buffers.reserve(data.size());
+    for (const GuestBuffer& buffer : data) {
         auto bytes = active_->memory.span(buffer.address, buffer.length);
         if (!bytes) {
-            return {virtio::kBlkStatusIoErr, 0};  // cannot happen: the chain was validated
+            return Result{virtio::kBlkStatusIoErr, 0};  // cannot happen: the chain was validated
         }
-        image_->read(offset, *bytes);
-        offset += buffer.length;
+        request->buffers.push_back({bytes->data(), bytes->size()});
     }
-    return {virtio::kBlkStatusOk, static_cast<uint32_t>(length)};
+    uint64_t offset = header.sector * kBlkSectorSize;
+    DiskRequest disk_request = write ? DiskRequest::write(offset, request->buffers)
+                                     : DiskRequest::read(offset, request->buffers);
+    send(std::move(request), disk_request);
+    return std::nullopt;
 }
 
-VirtioBlock::Result VirtioBlock::write(uint64_t sector, std::span<const GuestBuffer> in) {
-    uint64_t length = total_length(in);
-    if (image_->read_only()) {
-        log_.debug("write at sector {} refused: the disk is read-only", sector);
-        return {virtio::kBlkStatusIoErr, 0};
-    }
-    if (length % kBlkSectorSize != 0 || !in_capacity(sector, length)) {
-        log_.debug("write of {} bytes at sector {} refused (capacity {} sectors)", length, sector,
-                   capacity_);
-        return {virtio::kBlkStatusIoErr, 0};
-    }
-    uint64_t offset = sector * kBlkSectorSize;
-    for (const GuestBuffer& buffer : in) {
-        auto bytes = active_->memory.span(buffer.address, buffer.length);
-        if (!bytes) {
-            return {virtio::kBlkStatusIoErr, 0};
-        }
-        image_->write(offset, *bytes);
-        offset += buffer.length;
-    }
-    complete_write();
-    return {virtio::kBlkStatusOk, 0};
+std::optional<VirtioBlock::Result> VirtioBlock::flush(uint16_t head, uint64_t status_address) {
+    auto request = std::make_unique<InFlight>();
+    request->head = head;
+    request->status_address = status_address;
+    request->type = virtio::kBlkTypeFlush;
+    send(std::move(request), DiskRequest::flush());
+    return std::nullopt;
 }
 
-VirtioBlock::Result VirtioBlock::flush() {
-    image_->flush();
-    return {virtio::kBlkStatusOk, 0};
+void VirtioBlock::send(std::unique_ptr<InFlight> request, const DiskRequest& disk_request) {
+    InFlight* raw = request.release();
+    image_->submit(io_, disk_request, [this, raw](const IoError* failure) {
+        std::unique_ptr<InFlight> owned(raw);
+        finished(*owned, failure);
+    });
 }
 
-void VirtioBlock::complete_write() {
-    // FLUSH offered but not negotiated: the driver counts on a write-through
-    // cache, so a write is stable when it completes (5.2.6.3, case 1).
-    if (!negotiated(virtio::kBlkFeatureFlush)) {
-        image_->flush();
+void VirtioBlock::finished(InFlight& request, const IoError* failure) {
+    if (!active_) {
+        return;  // completed while reset() drains: the driver forgot the queue
     }
+    if (failure) {
+        log_.warn("{} at sector {} failed: {}", type_name(request.type), request.sector,
+                  failure->what());
+        finish(request.head, request.status_address, {virtio::kBlkStatusIoErr, 0});
+        return;
+    }
+    if (request.type == virtio::kBlkTypeOut && write_through()) {
+        // FLUSH offered but not negotiated: the driver counts on a write-through
+        // cache, so a write is stable when it completes (5.2.6.3, case 1).
+        request.type = virtio::kBlkTypeFlush;
+        request.buffers.clear();
+        send(std::make_unique<InFlight>(std::move(request)), DiskRequest::flush());
+        return;
+    }
+    finish(request.head, request.status_address, {virtio::kBlkStatusOk, request.read_bytes});
 }
 
 VirtioBlock::Result VirtioBlock::get_id(std::span<const GuestBuffer> out) {
@@ -329,6 +386,8 @@ VirtioBlock::Result VirtioBlock::discard_or_zero(uint32_t type, std::span<const 
             return {virtio::kBlkStatusIoErr, 0};
         }
     }
+    // It may free clusters that requests in flight use: they complete first.
+    io_.drain();
     for (const auto& segment : segments) {
         uint64_t offset = segment.sector * kBlkSectorSize;
         uint64_t bytes = uint64_t{segment.num_sectors} * kBlkSectorSize;
@@ -341,7 +400,9 @@ VirtioBlock::Result VirtioBlock::discard_or_zero(uint32_t type, std::span<const 
             image_->write_zeroes(offset, bytes, (segment.flags & virtio::kBlkFlagUnmap) != 0);
         }
     }
-    complete_write();
+    if (write_through()) {
+        image_->flush();
+    }
     return {virtio::kBlkStatusOk, 0};
 }
 

@@ -10,6 +10,7 @@
 
 #include "base/rate_limited_log.h"
 #include "block/disk_image.h"
+#include "block/io_context.h"
 #include "devices/virtio/virtio_device.h"
 
 // The block device's part of the virtio 1.x specification (5.2), little endian
@@ -121,9 +122,16 @@ namespace vireo {
 
 // virtio-blk (virtio 1.x 5.2): one disk image behind one request queue. The
 // transport runs process_queue() on the device's worker thread, which is this
-// disk's I/O thread: requests are served there one after the other, straight
-// between the image and guest RAM, and the used-buffer interrupt goes out
-// through the transport's irqfd.
+// disk's I/O thread: each notification takes every available chain, submits
+// their requests to the disk's IoContext in one batch (straight between the
+// image and guest RAM: the buffers are guest memory) and returns. Requests
+// complete in any order; the worker watches the context's eventfd and
+// complete_requests() writes their status and returns their chains, with one
+// used-buffer interrupt per batch of completions (EVENT_IDX honoured both
+// ways by the Virtqueue). A guest has at most its ring's size (256) requests
+// in flight; the context holds back file operations beyond its depth. A
+// discard or write-zeroes waits until every earlier request has completed (it
+// may free clusters they use); reset() waits for every request.
 //
 // Offered: SEG_MAX, BLK_SIZE (512), FLUSH, and RO for a read-only image,
 // DISCARD and WRITE_ZEROES for a writable one. A driver that does not take
@@ -163,7 +171,13 @@ public:
 
     void activate(const VirtioActivation& activation) override;
     void process_queue(uint16_t queue) override;
+    std::vector<DeviceWorker::Source> worker_sources() override;
     void reset() override;
+    // The worker's handler for the context's eventfd: finishes the requests
+    // that are done.
+    void complete_requests();
+    // Waits until no request is in flight (finishing each).
+    void drain();
 
     // Checks `serial` as GET_ID can carry it; returns why not, or nullopt.
     static std::optional<std::string> serial_problem(std::string_view serial);
@@ -174,15 +188,36 @@ private:
         uint32_t written;  // data bytes written into the writable buffers, before the status
     };
 
-    // Serves one chain; returns the used length (data written + the status byte).
-    uint32_t serve(const DescriptorChain& chain);
-    Result execute(const virtio::BlkRequestHeader& header, std::span<const GuestBuffer> in,
-                   std::span<const GuestBuffer> out);
-    Result read(uint64_t sector, std::span<const GuestBuffer> out);
-    Result write(uint64_t sector, std::span<const GuestBuffer> in);
-    Result flush();
-    // After a write, discard or write-zeroes has been carried out.
-    void complete_write();
+    // A request handed to the image, until it completes.
+    struct InFlight {
+        uint16_t head = 0;
+        uint64_t status_address = 0;
+        uint32_t type = 0;
+        uint64_t sector = 0;
+        uint32_t read_bytes = 0;  // written into the guest's buffers on success
+        std::vector<iovec> buffers;
+    };
+
+    // Starts one chain's request, or finishes it at once (refused, GET_ID).
+    void start(const DescriptorChain& chain);
+    // nullopt: the request went to the image and finishes later.
+    std::optional<Result> execute(uint16_t head, uint64_t status_address,
+                                  const virtio::BlkRequestHeader& header,
+                                  std::span<const GuestBuffer> in,
+                                  std::span<const GuestBuffer> out);
+    std::optional<Result> read_or_write(uint16_t head, uint64_t status_address,
+                                        const virtio::BlkRequestHeader& header,
+                                        std::span<const GuestBuffer> data);
+    std::optional<Result> flush(uint16_t head, uint64_t status_address);
+    void send(std::unique_ptr<InFlight> request, const DiskRequest& disk_request);
+    void finished(InFlight& request, const IoError* failure);
+    // One used-buffer interrupt for the chains returned since the last one,
+    // unless the driver suppressed it.
+    void signal_used();
+    // Writes the status and returns the chain; `used` counts the status byte.
+    void finish(uint16_t head, uint64_t status_address, Result result);
+    // A driver that did not take FLUSH counts on write-through.
+    bool write_through() const;
     Result get_id(std::span<const GuestBuffer> out);
     Result discard_or_zero(uint32_t type, std::span<const GuestBuffer> in);
     // [sector, sector + bytes) lies inside the disk, overflow-safe.
@@ -197,6 +232,8 @@ private:
     virtio::BlkConfig config_{};
     RateLimitedLog log_;
     std::optional<VirtioActivation> active_;
+    IoContext io_{kQueueSize};
+    bool used_pending_ = false;  // chains returned since the last interrupt check
 };
 
 }  // namespace vireo

@@ -478,6 +478,13 @@ void VirtioPciDevice::activate() {
                                check_queues();
                            }});
     }
+    for (DeviceWorker::Source& source : device_->worker_sources()) {
+        // Run even on a broken device: the handler drains its fd.
+        sources.push_back({source.fd, [this, handler = std::move(source.on_readable)] {
+                               handler();
+                               check_queues();
+                           }});
+    }
     try {
         worker_ = std::make_unique<DeviceWorker>(name_, std::move(sources));
     } catch (const Error& error) {

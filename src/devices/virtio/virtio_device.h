@@ -4,7 +4,9 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
+#include "devices/virtio/device_worker.h"
 #include "devices/virtio/virtqueue.h"
 #include "memory/guest_memory.h"
 
@@ -67,6 +69,10 @@ public:
     // empty, push what was used, signal if needs_interrupt(). A broken queue pops
     // nothing; the transport notices its fault() and marks the device broken.
     virtual void process_queue(uint16_t queue) = 0;
+    // More file descriptors the worker watches while the device is active (a
+    // disk's I/O completions), asked for after activate(); the handlers run on
+    // the worker thread, like process_queue().
+    virtual std::vector<DeviceWorker::Source> worker_sources() { return {}; }
     // Back to the state before activate(): the driver wrote 0 to device_status
     // (or the device was broken and is being reset). The worker has stopped.
     virtual void reset() = 0;

@@ -12,6 +12,10 @@
 
 #include "base/byte_size.h"
 #include "base/error.h"
+#include "block/io_buffers.h"
+#include "block/image_factory.h"
+#include "block/io_context.h"
+#include "block/block_test_support.h"
 #include "devices/pci/msix.h"
 #include "devices/virtio/pci_transport.h"
 #include "devices/virtio/virtio_spec.h"
@@ -42,28 +46,25 @@ public:
 
     uint64_t size() const override { return bytes.size(); }
     bool read_only() const override { return read_only_; }
-    void read(uint64_t offset, std::span<uint8_t> data) override {
-        note_thread();
-        check(offset, data.size());
-        std::memcpy(data.data(), bytes.data() + offset, data.size());
+    // Carries the request out at once; it completes then, or, while `holding`,
+    // when the test calls release().
+    void submit(IoContext& context, const DiskRequest& request, DiskCompletion done) override {
+        IoContext::Request& pending = context.begin(std::move(done));
+        try {
+            carry_out(request);
+        } catch (const IoError& error) {
+            context.fail(pending, error);
+        }
+        if (holding) {
+            held.push_back(context.part(pending));
+        }
+        context.end(pending);
     }
-    void write(uint64_t offset, std::span<const uint8_t> data) override {
-        note_thread();
-        check(offset, data.size());
-        std::memcpy(bytes.data() + offset, data.data(), data.size());
-    }
-    void write_zeroes(uint64_t offset, uint64_t length, bool may_unmap) override {
-        check(offset, length);
-        std::fill_n(bytes.begin() + static_cast<ptrdiff_t>(offset), length, 0);
-        calls.push_back({may_unmap ? "zeroes+unmap" : "zeroes", offset, length});
-    }
-    void discard(uint64_t offset, uint64_t length) override {
-        check(offset, length);
-        calls.push_back({"discard", offset, length});
-    }
-    void flush() override {
-        check(0, 0);
-        ++flushes;
+    // Completes the held request at `index` (in submission order).
+    void release(size_t index) {
+        DiskCompletion done = std::exchange(held.at(index), {});
+        ASSERT_TRUE(done) << "request " << index << " released twice";
+        done(nullptr);
     }
 
     // The thread that last read or wrote, and its name.
@@ -79,9 +80,45 @@ public:
     std::vector<uint8_t> bytes;
     std::vector<Call> calls;
     int flushes = 0;
-    bool failing = false;  // every operation throws IoError, as a dying host disk would
+    std::vector<std::string> order;  // "read@sector", "write@sector", "flush", in submission order
+    bool failing = false;  // every operation fails with IoError, as a dying host disk would
+    bool holding = false;
+    std::vector<DiskCompletion> held;
 
 private:
+    void carry_out(const DiskRequest& request) {
+        uint64_t length = total_length(request.buffers);
+        switch (request.type) {
+            case DiskRequest::Type::read:
+                note_thread();
+                order.push_back(fmt::format("read@{}", request.offset / 512));
+                check(request.offset, length);
+                copy_into(request.buffers, std::span(bytes).subspan(request.offset, length));
+                break;
+            case DiskRequest::Type::write:
+                note_thread();
+                order.push_back(fmt::format("write@{}", request.offset / 512));
+                check(request.offset, length);
+                copy_from(request.buffers, std::span(bytes).subspan(request.offset, length));
+                break;
+            case DiskRequest::Type::flush:
+                order.push_back("flush");
+                check(0, 0);
+                ++flushes;
+                break;
+            case DiskRequest::Type::write_zeroes:
+                check(request.offset, request.length);
+                std::fill_n(bytes.begin() + static_cast<ptrdiff_t>(request.offset),
+                            request.length, 0);
+                calls.push_back(
+                    {request.may_unmap ? "zeroes+unmap" : "zeroes", request.offset, request.length});
+                break;
+            case DiskRequest::Type::discard:
+                check(request.offset, request.length);
+                calls.push_back({"discard", request.offset, request.length});
+                break;
+        }
+    }
     void check(uint64_t offset, uint64_t length) const {
         if (failing) {
             throw IoError("EIO");
@@ -135,7 +172,11 @@ protected:
     void start(bool read_only = false, std::string serial = "vireo-disk-0",
                uint64_t features = kAllFeatures) {
         disk = std::make_shared<MemoryDisk>(kDiskSize, read_only);
-        block = std::make_unique<VirtioBlock>(disk, std::move(serial));
+        start_on(disk, std::move(serial), features);
+    }
+    void start_on(std::shared_ptr<DiskImage> image, std::string serial = "vireo-disk-0",
+                  uint64_t features = kAllFeatures) {
+        block = std::make_unique<VirtioBlock>(std::move(image), std::move(serial));
         queues.emplace_back(memory, driver.config(), features & block->device_features());
         block->activate(
             VirtioActivation{memory, features & block->device_features(), queues, interrupt});
@@ -519,6 +560,192 @@ TEST_F(VirtioBlockTest, OneInterruptPerBatchAndNoneWhenSuppressed) {
     block->reset();
     block->process_queue(0);  // after reset: ignored
 }
+
+TEST_F(VirtioBlockTest, RequestsCompleteInAnyOrderWithOneInterruptPerBatch) {
+    start();
+    disk->holding = true;
+    std::vector<uint16_t> heads;
+    for (unsigned i = 0; i < 3; ++i) {
+        heads.push_back(driver.add_chain(
+            {header(i, virtio::kBlkTypeIn, i), {kData + 0x1000 * i, 512, true}, status_buf(i)}));
+        driver.make_available(heads.back());
+    }
+    block->process_queue(0);
+    // All three went to the disk at once; none is done.
+    EXPECT_EQ(disk->order, (std::vector<std::string>{"read@0", "read@1", "read@2"}));
+    EXPECT_EQ(driver.used_idx(), 0);
+    EXPECT_TRUE(interrupt.used.empty());
+
+    disk->release(2);
+    block->complete_requests();
+    ASSERT_EQ(driver.used_idx(), 1);
+    EXPECT_EQ(driver.used(0).id, heads[2]);
+    EXPECT_EQ(driver.used(0).len, 513u);
+    EXPECT_EQ(status(2), virtio::kBlkStatusOk);
+    EXPECT_EQ(status(0), 0xee) << "request 0 is still in flight";
+    EXPECT_EQ(interrupt.used.size(), 1u);
+
+    disk->release(0);
+    disk->release(1);
+    block->complete_requests();
+    ASSERT_EQ(driver.used_idx(), 3);
+    EXPECT_EQ(driver.used(1).id, heads[0]);
+    EXPECT_EQ(driver.used(2).id, heads[1]);
+    EXPECT_EQ(interrupt.used.size(), 2u) << "one interrupt for the batch of two";
+    for (unsigned i = 0; i < 3; ++i) {
+        EXPECT_EQ(status(i), virtio::kBlkStatusOk);
+        EXPECT_EQ(guest_bytes(kData + 0x1000 * i, 512), disk_bytes(512 * i, 512));
+    }
+    block->complete_requests();  // nothing new: no interrupt
+    EXPECT_EQ(interrupt.used.size(), 2u);
+}
+
+TEST_F(VirtioBlockTest, WriteThroughFlushesEachWriteBeforeItCompletes) {
+    start(false, "s", kAllFeatures & ~(uint64_t{1} << virtio::kBlkFeatureFlush));
+    disk->holding = true;
+    fill_guest(kData, 512, 0x3c);
+    driver.make_available(
+        driver.add_chain({header(0, virtio::kBlkTypeOut, 5), {kData, 512}, status_buf(0)}));
+    block->process_queue(0);
+    disk->release(0);  // the write is done: its flush follows, the chain waits for it
+    block->complete_requests();
+    EXPECT_EQ(disk->order, (std::vector<std::string>{"write@5", "flush"}));
+    EXPECT_EQ(driver.used_idx(), 0);
+    disk->release(1);
+    block->complete_requests();
+    EXPECT_EQ(driver.used_idx(), 1);
+    EXPECT_EQ(status(0), virtio::kBlkStatusOk);
+}
+
+TEST_F(VirtioBlockTest, AFailedRequestAmongOthersFailsAlone) {
+    start();
+    disk->holding = true;
+    for (unsigned i = 0; i < 2; ++i) {
+        driver.make_available(driver.add_chain(
+            {header(i, virtio::kBlkTypeIn, i), {kData + 0x1000 * i, 512, true}, status_buf(i)}));
+        disk->failing = i == 1;
+        block->process_queue(0);
+    }
+    disk->release(1);
+    disk->release(0);
+    block->complete_requests();
+    EXPECT_EQ(driver.used_idx(), 2);
+    EXPECT_EQ(status(0), virtio::kBlkStatusOk);
+    EXPECT_EQ(status(1), virtio::kBlkStatusIoErr);
+    // Released first, the failed read came back first, with no data.
+    EXPECT_EQ(driver.used(0).len, 1u);
+    EXPECT_EQ(driver.used(1).len, 513u);
+}
+
+// Over real images, as the VMM opens them: a ring's worth of reads and writes
+// in flight at once, which io_uring completes in whatever order the host's
+// disk finishes them.
+class VirtioBlockOnImage : public VirtioBlockTest, public ::testing::WithParamInterface<bool> {
+protected:
+    static constexpr unsigned kBatch = 20;  // 3 descriptors each, in a 64-entry table
+    static constexpr uint64_t kRequestBytes = 8 * KiB;
+
+    void SetUp() override {
+        // A raw base with a pattern; with qcow2, an overlay on it whose
+        // clusters (4 KiB) are allocated by these writes, some partially.
+        auto base = scratch / "base.raw";
+        CreateOptions raw;
+        raw.format = ImageFormat::raw;
+        raw.size = kDiskSize;
+        create_image(base, raw);
+        model = testing::pattern(7, 0, kDiskSize);
+        open_image(base)->write(0, model);
+        auto top = base;
+        if (GetParam()) {
+            top = scratch / "top.qcow2";
+            create_image(top, testing::qcow2_options(kDiskSize, 4096, "base.raw", ImageFormat::raw));
+        }
+        image = open_image(top);
+        start_on(image);
+    }
+
+    // Offers a batch of requests, one per sector, and waits for all of them.
+    void run_batch(uint32_t type, const std::vector<uint64_t>& sectors) {
+        uint16_t before = driver.used_idx();
+        for (unsigned i = 0; i < sectors.size(); ++i) {
+            uint64_t data = kData + i * kRequestBytes;
+            bool device_writes = type == virtio::kBlkTypeIn;
+            driver.make_available(driver.add_chain(
+                {header(i, type, sectors[i]),
+                 {data, static_cast<uint32_t>(kRequestBytes), device_writes},
+                 status_buf(i)}));
+        }
+        block->process_queue(0);
+        block->drain();
+        ASSERT_EQ(driver.used_idx(), static_cast<uint16_t>(before + sectors.size()));
+        for (unsigned i = 0; i < sectors.size(); ++i) {
+            EXPECT_EQ(status(i), virtio::kBlkStatusOk) << "request " << i;
+        }
+    }
+    // Sectors spread over the disk, 1.5 KiB apart from 4 KiB boundaries.
+    static std::vector<uint64_t> spread(uint64_t first) {
+        std::vector<uint64_t> sectors;
+        for (unsigned i = 0; i < kBatch; ++i) {
+            sectors.push_back(first + i * (kDiskSize / 512 / kBatch) + 3);
+        }
+        return sectors;
+    }
+    void write_batch(const std::vector<uint64_t>& sectors, uint64_t seed) {
+        for (unsigned i = 0; i < sectors.size(); ++i) {
+            auto bytes = testing::pattern(seed + i, 0, kRequestBytes);
+            ASSERT_TRUE(memory.write(kData + i * kRequestBytes, bytes.data(), bytes.size()));
+            std::copy(bytes.begin(), bytes.end(), model.begin() + sectors[i] * 512);
+        }
+        run_batch(virtio::kBlkTypeOut, sectors);
+    }
+
+    testing::ScratchDir scratch;
+    std::shared_ptr<DiskImage> image;
+    std::vector<uint8_t> model;  // what the disk must hold
+};
+
+TEST_P(VirtioBlockOnImage, ManyRequestsInFlightReadBackWhatWasWritten) {
+    write_batch(spread(0), 100);
+    // Reads of written, partly written and untouched (backing) ranges.
+    for (uint64_t first : {0u, 8u, 20u}) {
+        std::vector<uint64_t> sectors = spread(first);
+        run_batch(virtio::kBlkTypeIn, sectors);
+        for (unsigned i = 0; i < sectors.size(); ++i) {
+            auto expected = std::vector<uint8_t>(model.begin() + sectors[i] * 512,
+                                                 model.begin() + sectors[i] * 512 + kRequestBytes);
+            EXPECT_EQ(guest_bytes(kData + i * kRequestBytes, kRequestBytes), expected)
+                << "read at sector " << sectors[i];
+        }
+    }
+    // Overwrites in place, then the whole disk through the image's own read.
+    write_batch(spread(1), 200);
+    std::vector<uint8_t> contents(kDiskSize);
+    image->read(0, contents);
+    EXPECT_TRUE(contents == model);
+}
+
+TEST_P(VirtioBlockOnImage, ResetWaitsForTheRequestsInFlight) {
+    std::vector<uint64_t> sectors = spread(0);
+    for (unsigned i = 0; i < sectors.size(); ++i) {
+        auto bytes = testing::pattern(300 + i, 0, kRequestBytes);
+        ASSERT_TRUE(memory.write(kData + i * kRequestBytes, bytes.data(), bytes.size()));
+        std::copy(bytes.begin(), bytes.end(), model.begin() + sectors[i] * 512);
+        driver.make_available(driver.add_chain({header(i, virtio::kBlkTypeOut, sectors[i]),
+                                                {kData + i * kRequestBytes,
+                                                 static_cast<uint32_t>(kRequestBytes)},
+                                                status_buf(i)}));
+    }
+    block->process_queue(0);
+    block->reset();  // the driver resets the device with all of them in flight
+    std::vector<uint8_t> contents(kDiskSize);
+    image->read(0, contents);
+    EXPECT_TRUE(contents == model) << "every write in flight finished before reset returned";
+}
+
+INSTANTIATE_TEST_SUITE_P(RawAndQcow2, VirtioBlockOnImage, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& test) {
+                             return test.param ? "Qcow2" : "Raw";
+                         });
 
 // Through the PCI transport: the device is found by its ID, its configuration
 // is in the DEVICE_CFG structure, and requests are served on the disk's own

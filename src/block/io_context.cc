@@ -1,0 +1,327 @@
+#include "block/io_context.h"
+
+#include <limits.h>
+
+#include <algorithm>
+#include <system_error>
+
+#include "base/error.h"
+#include "block/image_file.h"
+
+namespace vireo {
+namespace {
+
+// Keeps each transfer well below the 2 GiB one read or write may move, and
+// within the vector count one readv takes.
+constexpr size_t kMaxOperationBytes = size_t{1} << 30;
+constexpr size_t kMaxOperationBuffers = IOV_MAX;
+
+}  // namespace
+
+class IoContext::Request {
+public:
+    DiskCompletion done;
+    std::function<void()> after;
+    unsigned parts = 0;  // not yet done, end() counting as one
+    std::optional<IoError> failure;
+};
+
+struct IoContext::Operation {
+    Request* request;
+    const ImageFile* file;
+    enum class Kind { read, write, sync } kind;
+    uint64_t offset = 0;
+    std::vector<iovec> buffers;
+    size_t length = 0;
+};
+
+IoContext::IoContext(unsigned depth) : depth_(depth) {
+    // Twice as many completion slots as operations: a full ring never drops one.
+    io_uring_params params{};
+    params.flags = IORING_SETUP_CQSIZE;
+    params.cq_entries = depth * 2;
+    int rc = io_uring_queue_init_params(depth, &ring_, &params);
+    if (rc < 0) {
+        errno = -rc;
+        fail_errno("io_uring_queue_init");
+    }
+    rc = io_uring_register_eventfd(&ring_, done_event_.fd());
+    if (rc < 0) {
+        io_uring_queue_exit(&ring_);
+        errno = -rc;
+        fail_errno("io_uring_register_eventfd");
+    }
+}
+
+IoContext::~IoContext() {
+    // The kernel may still write into buffers: wait for it, but run nothing.
+    while (operations_in_flight_ > 0) {
+        io_uring_submit(&ring_);
+        io_uring_cqe* cqe = nullptr;
+        if (io_uring_wait_cqe(&ring_, &cqe) < 0) {
+            continue;
+        }
+        delete static_cast<Operation*>(io_uring_cqe_get_data(cqe));
+        io_uring_cqe_seen(&ring_, cqe);
+        --operations_in_flight_;
+    }
+    io_uring_queue_exit(&ring_);
+}
+
+IoContext& IoContext::for_this_thread() {
+    thread_local IoContext context(64);
+    return context;
+}
+
+void IoContext::run_and_wait(const std::function<void(IoContext&, Request&)>& add) {
+    IoContext& context = for_this_thread();
+    bool done = false;
+    std::optional<IoError> failure;
+    Request& request = context.begin([&](const IoError* error) {
+        done = true;
+        if (error) {
+            failure = *error;
+        }
+    });
+    try {
+        add(context, request);
+    } catch (...) {
+        context.end(request);
+        context.wait_until([&] { return done; });
+        throw;
+    }
+    context.end(request);
+    context.submit();
+    context.wait_until([&] { return done; });
+    if (failure) {
+        throw *failure;
+    }
+}
+
+IoContext::Request& IoContext::begin(DiskCompletion done) {
+    std::unique_ptr<Request> request;
+    if (idle_requests_.empty()) {
+        request = std::make_unique<Request>();
+    } else {
+        request = std::move(idle_requests_.back());
+        idle_requests_.pop_back();
+    }
+    request->done = std::move(done);
+    request->parts = 1;
+    ++requests_in_flight_;
+    return *request.release();
+}
+
+void IoContext::read(Request& request, const ImageFile& file, uint64_t offset,
+                     std::span<const iovec> buffers) {
+    queue(request, file, false, offset, buffers);
+}
+
+void IoContext::write(Request& request, const ImageFile& file, uint64_t offset,
+                      std::span<const iovec> buffers) {
+    queue(request, file, true, offset, buffers);
+}
+
+// One operation per kMaxOperationBytes or kMaxOperationBuffers, whichever
+// comes first; a buffer may be split between two.
+void IoContext::queue(Request& request, const ImageFile& file, bool write, uint64_t offset,
+                      std::span<const iovec> buffers) {
+    auto kind = write ? Operation::Kind::write : Operation::Kind::read;
+    std::unique_ptr<Operation> operation;
+    auto send = [&] {
+        io_uring_sqe* sqe = next_sqe();
+        int fd = file.io_fd(operation->offset, operation->buffers);
+        auto count = static_cast<unsigned>(operation->buffers.size());
+        if (write) {
+            io_uring_prep_writev(sqe, fd, operation->buffers.data(), count, operation->offset);
+        } else {
+            io_uring_prep_readv(sqe, fd, operation->buffers.data(), count, operation->offset);
+        }
+        io_uring_sqe_set_data(sqe, operation.release());
+        ++operations_in_flight_;
+        ++request.parts;
+    };
+    for (const iovec& buffer : buffers) {
+        auto* base = static_cast<uint8_t*>(buffer.iov_base);
+        size_t left = buffer.iov_len;
+        while (left > 0) {
+            if (!operation) {
+                operation.reset(new Operation{&request, &file, kind, offset, {}, 0});
+            }
+            size_t piece = std::min(left, kMaxOperationBytes - operation->length);
+            operation->buffers.push_back({base, piece});
+            operation->length += piece;
+            offset += piece;
+            base += piece;
+            left -= piece;
+            if (operation->length == kMaxOperationBytes ||
+                operation->buffers.size() == kMaxOperationBuffers) {
+                send();
+            }
+        }
+    }
+    if (operation) {
+        send();
+    }
+}
+
+void IoContext::sync(Request& request, const ImageFile& file) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_fsync(sqe, file.fd(), IORING_FSYNC_DATASYNC);
+    io_uring_sqe_set_data(sqe, new Operation{&request, &file, Operation::Kind::sync, 0, {}, 0});
+    ++operations_in_flight_;
+    ++request.parts;
+}
+
+DiskCompletion IoContext::part(Request& request) {
+    ++request.parts;
+    return [this, &request](const IoError* failure) {
+        if (failure) {
+            fail(request, *failure);
+        }
+        part_done(request);
+    };
+}
+
+void IoContext::fail(Request& request, const IoError& error) {
+    if (!request.failure) {
+        request.failure = error;
+    }
+}
+
+void IoContext::end(Request& request, std::function<void()> after) {
+    request.after = std::move(after);
+    part_done(request);
+}
+
+void IoContext::part_done(Request& request) {
+    if (--request.parts == 0) {
+        if (ready_.empty()) {
+            done_event_.signal();
+        }
+        ready_.push_back(&request);
+    }
+}
+
+// A free submission slot; with `depth_` operations out, waits for one to finish.
+io_uring_sqe* IoContext::next_sqe() {
+    while (operations_in_flight_ >= depth_) {
+        submit();
+        reap(true);
+    }
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (!sqe) {
+        submit();
+        sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+}
+
+void IoContext::submit() {
+    int rc;
+    do {
+        rc = io_uring_submit(&ring_);
+    } while (rc == -EINTR || rc == -EAGAIN);
+    if (rc < 0) {
+        errno = -rc;
+        fail_errno("io_uring_submit");
+    }
+}
+
+// Finishes every operation the kernel has completed; with `wait`, at least one.
+void IoContext::reap(bool wait) {
+    io_uring_cqe* cqe = nullptr;
+    if (wait) {
+        int rc;
+        do {
+            rc = io_uring_wait_cqe(&ring_, &cqe);
+        } while (rc == -EINTR);
+        if (rc < 0) {
+            errno = -rc;
+            fail_errno("io_uring_wait_cqe");
+        }
+    }
+    while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
+        std::unique_ptr<Operation> operation(static_cast<Operation*>(io_uring_cqe_get_data(cqe)));
+        int result = cqe->res;
+        io_uring_cqe_seen(&ring_, cqe);
+        --operations_in_flight_;
+        finish(*operation, result);
+    }
+}
+
+// A short transfer (the end of the file, a signal) or EAGAIN is finished the
+// plain way, which zero-fills or reports the error.
+void IoContext::finish(Operation& operation, int result) {
+    Request& request = *operation.request;
+    try {
+        switch (operation.kind) {
+            case Operation::Kind::sync:
+                if (result < 0) {
+                    throw operation.file->io_error("fdatasync", 0, -result);
+                }
+                break;
+            case Operation::Kind::read:
+            case Operation::Kind::write: {
+                bool write = operation.kind == Operation::Kind::write;
+                if (result < 0 && result != -EAGAIN && result != -EINTR) {
+                    throw operation.file->io_error(write ? "write" : "read", operation.offset,
+                                                   -result);
+                }
+                auto done = static_cast<size_t>(std::max(result, 0));
+                if (done < operation.length) {
+                    operation.file->finish_vectored(write, operation.offset, operation.buffers,
+                                                    done);
+                }
+                break;
+            }
+        }
+    } catch (const IoError& error) {
+        fail(request, error);
+    }
+    part_done(request);
+}
+
+size_t IoContext::process_completions() {
+    done_event_.consume();
+    reap(false);
+    size_t ran = 0;
+    while (!ready_.empty()) {
+        std::vector<Request*> ready = std::exchange(ready_, {});
+        for (Request* request : ready) {
+            std::unique_ptr<Request> owned(request);
+            if (owned->after) {
+                std::exchange(owned->after, {})();
+            }
+            DiskCompletion done = std::exchange(owned->done, {});
+            std::optional<IoError> failure = std::exchange(owned->failure, std::nullopt);
+            --requests_in_flight_;
+            idle_requests_.push_back(std::move(owned));
+            done(failure ? &*failure : nullptr);
+            ++ran;
+        }
+        reap(false);
+    }
+    return ran;
+}
+
+void IoContext::wait_until(const std::function<bool()>& done) {
+    while (true) {
+        process_completions();
+        if (done()) {
+            return;
+        }
+        if (operations_in_flight_ == 0) {
+            vireo::fail("io_uring: waiting for a request that has no operation left");
+        }
+        submit();
+        reap(true);
+    }
+}
+
+void IoContext::drain() {
+    submit();
+    wait_until([this] { return requests_in_flight_ == 0; });
+}
+
+}  // namespace vireo

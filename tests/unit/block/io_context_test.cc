@@ -1,0 +1,151 @@
+#include "block/io_context.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/uio.h>
+
+#include <string>
+#include <vector>
+
+#include "block_test_support.h"
+#include "block/image_file.h"
+
+namespace vireo {
+namespace {
+
+using testing::pattern;
+
+class IoContextTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ImageFile created = ImageFile::create(scratch / "file");
+        created.write(0, contents);
+        file.emplace(ImageFile::open(scratch / "file", /*writable=*/true));
+    }
+
+    testing::ScratchDir scratch;
+    std::vector<uint8_t> contents = pattern(1, 0, 1 << 20);
+    std::optional<ImageFile> file;
+};
+
+TEST_F(IoContextTest, CompletionsRunOnlyFromProcessCompletionsInAnyOrder) {
+    IoContext context;
+    constexpr int kRequests = 64;
+    std::vector<std::vector<uint8_t>> buffers(kRequests, std::vector<uint8_t>(4096));
+    std::vector<iovec> iovecs(kRequests);
+    std::vector<int> completed;
+    for (int i = 0; i < kRequests; ++i) {
+        iovecs[i] = {buffers[i].data(), buffers[i].size()};
+        IoContext::Request& request = context.begin([&completed, i](const IoError* failure) {
+            EXPECT_EQ(failure, nullptr);
+            completed.push_back(i);
+        });
+        // Backwards through the file, 16 KiB apart.
+        context.read(request, *file, uint64_t(kRequests - 1 - i) * 16384, {&iovecs[i], 1});
+        context.end(request);
+    }
+    context.submit();
+    EXPECT_EQ(context.requests_in_flight(), size_t{kRequests});
+    EXPECT_TRUE(completed.empty()) << "nothing completes inside submit";
+    while (context.requests_in_flight() > 0) {
+        pollfd p{context.event_fd(), POLLIN, -1};
+        ASSERT_EQ(::poll(&p, 1, 5000), 1) << "the eventfd never said a request was done";
+        context.process_completions();
+    }
+    ASSERT_EQ(completed.size(), size_t{kRequests});
+    for (int i = 0; i < kRequests; ++i) {
+        uint64_t offset = uint64_t(kRequests - 1 - i) * 16384;
+        EXPECT_TRUE(std::equal(buffers[i].begin(), buffers[i].end(), contents.begin() + offset))
+            << "request " << i;
+    }
+}
+
+TEST_F(IoContextTest, MoreOperationsThanTheDepthWaitTheirTurn) {
+    IoContext context(4);
+    std::vector<uint8_t> out(256 * 1024);
+    // 2000 buffers of 128 bytes: more than one readv takes (IOV_MAX), over
+    // more operations than the ring holds at once.
+    std::vector<iovec> iovecs;
+    for (size_t offset = 0; offset < out.size(); offset += 128) {
+        iovecs.push_back({out.data() + offset, 128});
+    }
+    bool done = false;
+    IoContext::Request& request = context.begin([&](const IoError* failure) {
+        EXPECT_EQ(failure, nullptr);
+        done = true;
+    });
+    context.read(request, *file, 4096, iovecs);
+    context.end(request);
+    context.drain();
+    EXPECT_TRUE(done);
+    EXPECT_TRUE(std::equal(out.begin(), out.end(), contents.begin() + 4096));
+}
+
+TEST_F(IoContextTest, AReadPastTheEndOfTheFileReadsZeroes) {
+    IoContext context;
+    std::vector<uint8_t> out(8192, 0xff);
+    iovec buffer{out.data(), out.size()};
+    IoContext::Request& request = context.begin([](const IoError* failure) {
+        EXPECT_EQ(failure, nullptr);
+    });
+    context.read(request, *file, contents.size() - 4096, {&buffer, 1});
+    context.end(request);
+    context.drain();
+    EXPECT_TRUE(std::equal(out.begin(), out.begin() + 4096, contents.end() - 4096));
+    EXPECT_EQ(std::vector<uint8_t>(out.begin() + 4096, out.end()), std::vector<uint8_t>(4096, 0));
+}
+
+TEST_F(IoContextTest, TheFirstFailureOfAnyPartIsTheRequestsAndNamesTheFile) {
+    ImageFile read_only = ImageFile::open(scratch / "file", /*writable=*/false);
+    IoContext context;
+    std::vector<uint8_t> data(4096, 0x5a);
+    iovec buffer{data.data(), data.size()};
+    std::optional<std::string> error;
+    bool after_ran_first = false;
+    IoContext::Request& request = context.begin([&](const IoError* failure) {
+        ASSERT_NE(failure, nullptr);
+        error = failure->what();
+    });
+    context.read(request, *file, 0, {&buffer, 1});
+    context.write(request, read_only, 8192, {&buffer, 1});  // EBADF
+    DiskCompletion nested = context.part(request);
+    context.end(request, [&] { after_ran_first = !error; });
+    context.submit();
+    context.wait_until([&] { return context.requests_in_flight() == 1; });
+    EXPECT_FALSE(error) << "the nested part is not done yet";
+    nested(nullptr);
+    context.drain();
+    ASSERT_TRUE(error);
+    EXPECT_NE(error->find("file"), std::string::npos) << *error;
+    EXPECT_NE(error->find("write"), std::string::npos) << *error;
+    EXPECT_TRUE(after_ran_first) << "`after` runs before the completion";
+}
+
+TEST_F(IoContextTest, WritesAndSyncReachTheFile) {
+    IoContext context;
+    std::vector<uint8_t> a = pattern(2, 0, 65536);
+    std::vector<uint8_t> b = pattern(3, 0, 4096);
+    iovec buffers[] = {{a.data(), a.size()}, {b.data(), b.size()}};
+    IoContext::Request& request = context.begin([](const IoError* failure) {
+        EXPECT_EQ(failure, nullptr);
+    });
+    context.write(request, *file, 12288, buffers);
+    context.sync(request, *file);
+    context.end(request);
+    context.drain();
+    std::vector<uint8_t> back(a.size() + b.size());
+    file->read(12288, back);
+    EXPECT_TRUE(std::equal(a.begin(), a.end(), back.begin()));
+    EXPECT_TRUE(std::equal(b.begin(), b.end(), back.begin() + a.size()));
+}
+
+TEST(IoContext, RunAndWaitThrowsWhatTheRequestFailedWith) {
+    IoContext::run_and_wait([](IoContext&, IoContext::Request&) {});  // no parts: done at once
+    EXPECT_THROW(IoContext::run_and_wait([](IoContext& context, IoContext::Request& request) {
+                     context.fail(request, IoError("the disk is gone"));
+                 }),
+                 IoError);
+}
+
+}  // namespace
+}  // namespace vireo

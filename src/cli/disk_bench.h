@@ -12,8 +12,8 @@ namespace vireo::cli {
 
 // `vireo disk bench`: qemu-img bench's benchmark on Vireo's block layer, with
 // the same meaning of its options. `count` requests of `request_size` bytes,
-// `depth` of them in flight at once (one worker thread per slot, each calling
-// DiskImage::read/write, which are thread-safe). Sequential: the first request
+// `depth` of them in flight at once (one thread, one I/O context: the path a
+// guest's disk takes). Sequential: the first request
 // at `offset`, each next one `step` bytes further (wrapping at the end of the
 // image, as qemu-img does). Random: request-size-aligned offsets from `offset`
 // to the end, from a seeded generator.

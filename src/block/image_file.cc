@@ -53,9 +53,7 @@ DirectAlignment direct_alignment(int fd, const std::filesystem::path& path) {
 }  // namespace
 
 ImageFile::ImageFile(std::filesystem::path path, UniqueFd fd, bool writable)
-    : path_(std::move(path)),
-      fd_(std::move(fd)),
-      writable_(writable) {}
+    : path_(std::move(path)), fd_(std::move(fd)), writable_(writable) {}
 
 ImageFile::ImageFile(ImageFile&&) noexcept = default;
 ImageFile& ImageFile::operator=(ImageFile&&) noexcept = default;

@@ -719,8 +719,7 @@ void Qcow2Image::submit_read(IoContext& context, IoContext::Request& pending, ui
 
 // What lies past the backing file's end reads as zeroes.
 void Qcow2Image::submit_backing_read(IoContext& context, IoContext::Request& pending,
-                                     uint64_t offset, std::span<const iovec> out,
-                                     uint64_t length) {
+                                     uint64_t offset, std::span<const iovec> out, uint64_t length) {
     uint64_t available = 0;
     if (backing_ && offset < backing_->size()) {
         available = std::min<uint64_t>(length, backing_->size() - offset);

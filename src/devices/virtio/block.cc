@@ -1,8 +1,8 @@
 #include "devices/virtio/block.h"
 
+#include <sys/uio.h>
 #include <algorithm>
 #include <cstring>
-#include <sys/uio.h>
 #include <vector>
 
 #include "devices/virtio/virtio_spec.h"

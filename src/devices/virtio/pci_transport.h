@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "base/event_fd.h"
-#include "devices/interrupts.h"
 #include "base/rate_limited_log.h"
+#include "devices/interrupts.h"
 #include "devices/pci/config_space.h"
 #include "devices/pci/msix.h"
 #include "devices/pci/pci_device.h"

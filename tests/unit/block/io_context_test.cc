@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "block_test_support.h"
 #include "block/image_file.h"
+#include "block_test_support.h"
 
 namespace vireo {
 namespace {
@@ -85,9 +85,8 @@ TEST_F(IoContextTest, AReadPastTheEndOfTheFileReadsZeroes) {
     IoContext context;
     std::vector<uint8_t> out(8192, 0xff);
     iovec buffer{out.data(), out.size()};
-    IoContext::Request& request = context.begin([](const IoError* failure) {
-        EXPECT_EQ(failure, nullptr);
-    });
+    IoContext::Request& request =
+        context.begin([](const IoError* failure) { EXPECT_EQ(failure, nullptr); });
     context.read(request, *file, contents.size() - 4096, {&buffer, 1});
     context.end(request);
     context.drain();
@@ -126,9 +125,8 @@ TEST_F(IoContextTest, WritesAndSyncReachTheFile) {
     std::vector<uint8_t> a = pattern(2, 0, 65536);
     std::vector<uint8_t> b = pattern(3, 0, 4096);
     iovec buffers[] = {{a.data(), a.size()}, {b.data(), b.size()}};
-    IoContext::Request& request = context.begin([](const IoError* failure) {
-        EXPECT_EQ(failure, nullptr);
-    });
+    IoContext::Request& request =
+        context.begin([](const IoError* failure) { EXPECT_EQ(failure, nullptr); });
     context.write(request, *file, 12288, buffers);
     context.sync(request, *file);
     context.end(request);

@@ -12,10 +12,10 @@
 
 #include "base/byte_size.h"
 #include "base/error.h"
-#include "block/io_buffers.h"
-#include "block/image_factory.h"
-#include "block/io_context.h"
 #include "block/block_test_support.h"
+#include "block/image_factory.h"
+#include "block/io_buffers.h"
+#include "block/io_context.h"
 #include "devices/pci/msix.h"
 #include "devices/virtio/pci_transport.h"
 #include "devices/virtio/virtio_spec.h"
@@ -108,10 +108,10 @@ private:
                 break;
             case DiskRequest::Type::write_zeroes:
                 check(request.offset, request.length);
-                std::fill_n(bytes.begin() + static_cast<ptrdiff_t>(request.offset),
-                            request.length, 0);
-                calls.push_back(
-                    {request.may_unmap ? "zeroes+unmap" : "zeroes", request.offset, request.length});
+                std::fill_n(bytes.begin() + static_cast<ptrdiff_t>(request.offset), request.length,
+                            0);
+                calls.push_back({request.may_unmap ? "zeroes+unmap" : "zeroes", request.offset,
+                                 request.length});
                 break;
             case DiskRequest::Type::discard:
                 check(request.offset, request.length);
@@ -658,7 +658,8 @@ protected:
         auto top = base;
         if (GetParam()) {
             top = scratch / "top.qcow2";
-            create_image(top, testing::qcow2_options(kDiskSize, 4096, "base.raw", ImageFormat::raw));
+            create_image(top,
+                         testing::qcow2_options(kDiskSize, 4096, "base.raw", ImageFormat::raw));
         }
         image = open_image(top);
         start_on(image);
@@ -670,10 +671,10 @@ protected:
         for (unsigned i = 0; i < sectors.size(); ++i) {
             uint64_t data = kData + i * kRequestBytes;
             bool device_writes = type == virtio::kBlkTypeIn;
-            driver.make_available(driver.add_chain(
-                {header(i, type, sectors[i]),
-                 {data, static_cast<uint32_t>(kRequestBytes), device_writes},
-                 status_buf(i)}));
+            driver.make_available(
+                driver.add_chain({header(i, type, sectors[i]),
+                                  {data, static_cast<uint32_t>(kRequestBytes), device_writes},
+                                  status_buf(i)}));
         }
         block->process_queue(0);
         block->drain();
@@ -730,10 +731,10 @@ TEST_P(VirtioBlockOnImage, ResetWaitsForTheRequestsInFlight) {
         auto bytes = testing::pattern(300 + i, 0, kRequestBytes);
         ASSERT_TRUE(memory.write(kData + i * kRequestBytes, bytes.data(), bytes.size()));
         std::copy(bytes.begin(), bytes.end(), model.begin() + sectors[i] * 512);
-        driver.make_available(driver.add_chain({header(i, virtio::kBlkTypeOut, sectors[i]),
-                                                {kData + i * kRequestBytes,
-                                                 static_cast<uint32_t>(kRequestBytes)},
-                                                status_buf(i)}));
+        driver.make_available(
+            driver.add_chain({header(i, virtio::kBlkTypeOut, sectors[i]),
+                              {kData + i * kRequestBytes, static_cast<uint32_t>(kRequestBytes)},
+                              status_buf(i)}));
     }
     block->process_queue(0);
     block->reset();  // the driver resets the device with all of them in flight

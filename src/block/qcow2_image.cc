@@ -1009,8 +1009,8 @@ void Qcow2Image::write_locked(uint64_t offset, std::span<const uint8_t> data) {
 }
 
 // A write whose every cluster is allocated, and ours alone, goes to the ring
-// in place; one that allocates runs here (its data is gathered into one
-// buffer if it is scattered) and completes before the next request starts.
+// in place; one that allocates runs here and completes before the next
+// request starts.
 void Qcow2Image::submit_write(IoContext& context, IoContext::Request& pending, uint64_t offset,
                               std::span<const iovec> buffers) {
     uint64_t length = total_length(buffers);
@@ -1049,9 +1049,19 @@ void Qcow2Image::submit_write(IoContext& context, IoContext::Request& pending, u
         write_locked(offset, {static_cast<const uint8_t*>(buffers[0].iov_base), length});
         return;
     }
-    std::vector<uint8_t> gathered(length);
-    copy_from(buffers, gathered);
-    write_locked(offset, gathered);
+    // Scattered data is gathered a piece at a time (pieces end on 4 MiB
+    // boundaries, whole clusters): a guest that names the same RAM in every
+    // descriptor cannot make the host hold a copy of the whole request.
+    constexpr uint64_t kPiece = 4 << 20;
+    std::vector<uint8_t> gathered;
+    BufferCursor cursor(buffers);
+    for (uint64_t done = 0; done < length;) {
+        uint64_t n = std::min(length - done, kPiece - (offset + done) % kPiece);
+        gathered.resize(n);
+        copy_from(cursor.take(n), gathered);
+        write_locked(offset + done, gathered);
+        done += n;
+    }
 }
 
 void Qcow2Image::zero_clusters(uint64_t first, uint64_t count, bool unmap, bool discard) {

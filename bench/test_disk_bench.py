@@ -125,5 +125,40 @@ class ImagesTest(unittest.TestCase):
             self.assertEqual(hashlib.sha256(second.read_bytes()).hexdigest(), template)
 
 
+class GuestTest(unittest.TestCase):
+    def test_every_workload_runs_on_both_images_against_qemu_io_uring(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            variants = disk_bench.guest_variants(Path("/b"), "qemu", Path(tmp), 8192)
+            self.assertEqual(len(variants), 2 * len(disk_bench.GUEST_IMAGES) * len(disk_bench.GUEST_WORKLOADS))
+            for vmm, peer in zip(variants[0::2], variants[1::2]):
+                self.assertEqual(vmm.label, "vireo-vmm")
+                self.assertEqual((peer.image, peer.workload), (vmm.image, vmm.workload))
+                drive = peer.argv[peer.argv.index("-drive") + 1]
+                self.assertIn(f"format={peer.image}", drive)
+                self.assertIn("aio=io_uring", drive)
+                cmdline = peer.argv[peer.argv.index("-append") + 1]
+                config = disk_bench.json.loads(Path(vmm.argv[-1]).read_text())
+                self.assertEqual(config["boot"]["cmdline"], cmdline, "both VMMs run the same test")
+                self.assertIn("bench.event_idx=1", cmdline)
+            one_mib = next(v for v in variants if v.workload.name == "1 MiB sequential")
+            self.assertIn("bench.count=64 ", disk_bench.json.loads(Path(one_mib.argv[-1]).read_text())
+                          ["boot"]["cmdline"])
+
+    def test_rows_compare_each_figure_with_qemu(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            variants = disk_bench.guest_variants(Path("/b"), "qemu", Path(tmp), 8192)
+            for n, v in enumerate(variants):
+                speed = 100.0 if v.label == "vireo-vmm" else 80.0 + 5 * n  # QEMU faster row by row
+                for figure in v.workload.figures:
+                    v.iops[figure] = [speed] * 5
+                    v.kicks[figure] = [8192.0] * 5
+            lines = disk_bench.guest_section(variants, Path("/b"), Path(tmp), 8192, 5)
+        rows = [line for line in lines if line.startswith("| raw") or line.startswith("| qcow2")]
+        self.assertEqual(len(rows), 2 * sum(len(w.figures) for w in disk_bench.GUEST_WORKLOADS))
+        self.assertIn("| 1.18 | ≥ 1.00 | PASS |", rows[0])  # 100 against 85
+        self.assertIn("| 0.74 | ≥ 1.00 | MISS |", rows[-1])  # 100 against 135
+        self.assertTrue(any("the lowest, qcow2 read_1024k_qd1, at 0.74" in line for line in lines))
+
+
 if __name__ == "__main__":
     unittest.main()

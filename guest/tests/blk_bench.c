@@ -18,6 +18,10 @@
  *          byte, 0xa5 by default)
  *   write  bench.count sequential requests just past the read region (so the
  *          image keeps its fill where reads look), then one untimed flush
+ * With bench.random=1 the requests visit their region's request-sized blocks
+ * in a scattered order instead: block k*40503 mod bench.count for request k
+ * (every block once when bench.count is a power of two), as the host-side
+ * benchmark's step does.
  *
  * Command line:
  *   bench.count=N   requests per test (default 2048)
@@ -26,9 +30,10 @@
  *   bench.fill=0xNN the image's byte in the read region (default 0xa5)
  *   bench.warmup=N  untimed requests before each test (default 32)
  *   bench.event_idx=1  negotiate VIRTIO_F_EVENT_IDX (the device must offer it)
+ *   bench.random=1  scattered offsets (see above)
  *
- * Output, one per test and figure:
- *   BENCH blk_<read|write>_<size>k_qd<depth>_iops=<n>
+ * Output, one per test and figure (<rand_> only with bench.random=1):
+ *   BENCH blk_<read|write>_<size>k_<rand_>qd<depth>_iops=<n>
  *   BENCH blk_<read|write>_<size>k_qd<depth>_mibps_x10=<n>   MiB/s x 10
  *   BENCH blk_<read|write>_<size>k_qd<depth>_lat_ns=<n>      mean ns per request
  *   BENCH blk_<read|write>_<size>k_qd<depth>_kicks=<n>       notifications sent
@@ -49,6 +54,7 @@
 #define DESC_PER_REQUEST 3
 #define MAX_BUFFER_BYTES (1u << 20) /* of the 2 MiB page arena */
 #define TIMEOUT_US 10000000ull      /* one request, 10 s */
+#define RANDOM_STRIDE 40503         /* odd: a permutation of any power-of-two count */
 
 #define VIRTIO_BLK_F_SEG_MAX (1ull << 2)
 #define VIRTIO_BLK_F_BLK_SIZE (1ull << 6)
@@ -85,6 +91,7 @@ static uint8_t fill;
 static uint64_t bad_status, bad_data;
 static uint64_t kicks; /* notifications sent (not skipped as the device asked) */
 static bool event_idx;
+static bool random_order;
 static uint16_t kicked_idx; /* avail idx at the last notify decision */
 
 /* The index fields after the rings (2.7.10): avail->used_event, used->avail_event. */
@@ -149,15 +156,20 @@ static void check(unsigned i, bool reading) {
         bad_data++;
 }
 
-/* `n` requests of `type` at depth `depth`, sequential from `first_sector`;
+/* The first sector of request k in a region starting at `first_sector`. */
+static uint64_t sector_of(uint64_t first_sector, uint64_t k) {
+    uint64_t block = random_order ? k * RANDOM_STRIDE % count : k;
+    return first_sector + block * (size / SECTOR);
+}
+
+/* `n` requests of `type` at depth `depth` in the region from `first_sector`;
  * returns the TSC cycles they took (0 on a timeout). */
 static uint64_t run(uint32_t type, uint64_t first_sector, uint64_t n, unsigned depth) {
-    uint64_t sectors = size / SECTOR;
     uint64_t issued = 0, done = 0;
     bool reading = type == VIRTIO_BLK_T_IN;
     uint64_t t0 = rdtsc();
     for (unsigned i = 0; i < depth && issued < n; i++, issued++)
-        submit(i, type, first_sector + issued * sectors);
+        submit(i, type, sector_of(first_sector, issued));
     notify();
     while (done < n) {
         int i = reap();
@@ -170,7 +182,7 @@ static uint64_t run(uint32_t type, uint64_t first_sector, uint64_t n, unsigned d
             check((unsigned)i, reading);
             done++;
             if (issued < n) {
-                submit((unsigned)i, type, first_sector + issued * sectors);
+                submit((unsigned)i, type, sector_of(first_sector, issued));
                 issued++;
                 refilled = true;
             }
@@ -186,7 +198,8 @@ static uint64_t run(uint32_t type, uint64_t first_sector, uint64_t n, unsigned d
 
 static void bench(const char* op, uint32_t type, uint64_t first_sector, unsigned depth) {
     char name[64];
-    snprintf(name, sizeof(name), "blk_%s_%luk_qd%u", op, size / 1024, depth);
+    snprintf(name, sizeof(name), "blk_%s_%luk_%sqd%u", op, size / 1024,
+             random_order ? "rand_" : "", depth);
     if (warmup)
         run(type, first_sector, warmup < count ? warmup : count, depth);
     bad_status = bad_data = kicks = 0;
@@ -280,6 +293,7 @@ int main(void) {
     fill = (uint8_t)cmdline_u64("bench.fill", 0xa5);
     warmup = cmdline_u64("bench.warmup", 32);
     event_idx = cmdline_u64("bench.event_idx", 0) != 0;
+    random_order = cmdline_u64("bench.random", 0) != 0;
     if (!count || !size || size % SECTOR || size > 0xffffffffull)
         report_abort("bench.count %lu, bench.size %lu: need a count and a multiple of 512", count,
                      size);

@@ -198,8 +198,8 @@ static uint64_t run(uint32_t type, uint64_t first_sector, uint64_t n, unsigned d
 
 static void bench(const char* op, uint32_t type, uint64_t first_sector, unsigned depth) {
     char name[64];
-    snprintf(name, sizeof(name), "blk_%s_%luk_%sqd%u", op, size / 1024,
-             random_order ? "rand_" : "", depth);
+    snprintf(name, sizeof(name), "blk_%s_%luk_%sqd%u", op, size / 1024, random_order ? "rand_" : "",
+             depth);
     if (warmup)
         run(type, first_sector, warmup < count ? warmup : count, depth);
     bad_status = bad_data = kicks = 0;

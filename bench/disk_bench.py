@@ -20,6 +20,9 @@ the order rotates every round) so that both see the same host load:
           polled, timed with the TSC; kicks as Linux decides them, with
           VIRTIO_F_EVENT_IDX) under vireo-vmm and QEMU -M microvm
           (aio=io_uring) on the same raw and qcow2 images.
+  linux   real Linux (scripts/build-linux-guest.sh's image) running dd with
+          O_DIRECT on /dev/vda, 4 KiB one at a time and eight at once, 1 MiB,
+          under vireo-vmm and QEMU microvm, raw and qcow2.
 
 Before every write run on a fresh or overlay image the tool gets a fresh copy
 of the same template; in writeback mode every write run is followed by an
@@ -30,7 +33,7 @@ Prints a table and, with --output, rewrites the text between the markers
 <!-- disk-bench:begin --> and <!-- disk-bench:end --> of that Markdown file
 (creating the file or appending the section if needed); the rest is kept.
 Exits 77 (skip) when a peer is missing: qemu-img for the tools part, /dev/kvm
-or qemu-system-x86_64 for the guest part. Every child runs in its own process
+or qemu-system-x86_64 for the guest and linux parts. Every child runs in its own process
 group, killed on any failure, Ctrl-C or SIGTERM.
 """
 from __future__ import annotations
@@ -51,6 +54,7 @@ from pathlib import Path
 from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, check_guest_passed, host_facts,
                           load_average, print_tables, ratio, run_guarded, shown_build, update_document,
                           verdict)
+from linux_boot_bench import build_guest as build_linux_guest
 
 BEGIN_MARKER = "<!-- disk-bench:begin -->"
 END_MARKER = "<!-- disk-bench:end -->"
@@ -249,6 +253,11 @@ class Images:
         fill_file(self.path("guest.img"), GUEST_IMAGE_SIZE, FILL)
         self.qemu_img_run("convert", "-f", "raw", "-O", "qcow2", str(self.path("guest.img")),
                           str(self.path("guest.qcow2")))
+
+    def prepare_linux(self) -> None:
+        fill_file(self.path("linux.img"), LINUX_IMAGE_SIZE, FILL)
+        self.qemu_img_run("convert", "-f", "raw", "-O", "qcow2", str(self.path("linux.img")),
+                          str(self.path("linux.qcow2")))
 
     def for_read(self, kind: ImageKind) -> Path:
         return self.path({"raw": "raw.img", "qcow2-full": "full.qcow2", "qcow2-backing": "overlay.qcow2"}[kind.name])
@@ -483,6 +492,102 @@ def bench_guest(runner: Runner, variants: list[GuestVariant], runs: int) -> None
         progress(f"guest: round {i + 1}/{runs} done")
 
 
+# ---------------------------------------------------------------- linux
+
+
+LINUX_IMAGE_SIZE = 256 * MIB
+LINUX_VCPUS = 2
+LINUX_MEMORY_MIB = 512
+# What the guest's /init prints for each figure (scripts/build-linux-guest.sh,
+# vireo.disk-bench); O_DIRECT dd on /dev/vda.
+LINUX_FIGURES = ("read-4k-qd1", "write-4k-qd1", "read-4k-qd8", "write-4k-qd8", "read-1m-qd1", "write-1m-qd1")
+LINUX_DONE = "vireo-guest: disk-bench done"
+
+
+@dataclasses.dataclass
+class LinuxVariant:
+    label: str  # "Vireo" or QEMU_PEER
+    image: str  # a GUEST_IMAGES format
+    argv: list[str]
+    mibps: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+
+
+def linux_variants(build: Path, qemu: str, workdir: Path, guest) -> list[LinuxVariant]:
+    """Real Linux (Debian's kernel and virtio_blk) under vireo-vmm and QEMU
+    microvm, the same image, 2 vCPUs, the disk through the host page cache."""
+    cmdline = f"{guest.cmdline} loglevel=4 vireo.disk-bench"
+    variants = []
+    for fmt, file in (("raw", "linux.img"), ("qcow2", "linux.qcow2")):
+        image = workdir / file
+        config = {
+            "vcpus": LINUX_VCPUS,
+            "memory_mib": LINUX_MEMORY_MIB,
+            "boot": {"kernel": str(guest.kernel), "initrd": str(guest.initrd), "cmdline": cmdline},
+            "console": {"output": "stdio", "input": False},
+            "disks": [{"path": str(image), "cache": "writeback"}],
+        }
+        vm_json = workdir / f"linux-{fmt}.json"
+        vm_json.write_text(json.dumps(config))
+        variants.append(LinuxVariant("Vireo", fmt, [str(build / "bin" / "vireo-vmm"), "--config", str(vm_json)]))
+        variants.append(LinuxVariant(QEMU_PEER, fmt, [
+            qemu, "-nodefaults", "-no-user-config", "-accel", "kvm", "-cpu", "host", "-smp", str(LINUX_VCPUS),
+            "-M", "microvm,pcie=on,rtc=on", "-m", f"{LINUX_MEMORY_MIB}M", "-display", "none",
+            "-serial", "stdio", "-monitor", "none", "-no-reboot",
+            "-kernel", str(guest.kernel), "-initrd", str(guest.initrd), "-append", cmdline,
+            "-drive", f"file={image},if=none,id=d0,format={fmt},cache=writeback,aio=io_uring",
+            "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"]))
+    return variants
+
+
+def parse_linux_run(output: str) -> dict[str, float]:
+    """MiB/s per figure from the guest's lines; a figure that failed or is
+    missing is an error."""
+    if LINUX_DONE not in output:
+        raise BenchError(f"the guest did not finish its disk benchmark:\n{output[-3000:]}")
+    found = {name: int(size) / float(seconds) / MIB if float(seconds) > 0 else float("inf")
+             for name, size, seconds in re.findall(r"disk-bench (\S+) bytes=(\d+) seconds=([\d.]+)", output)}
+    missing = [figure for figure in LINUX_FIGURES if figure not in found]
+    if missing:
+        raise BenchError(f"no figure for {', '.join(missing)} from the guest:\n{output[-3000:]}")
+    return found
+
+
+def bench_linux(runner: Runner, variants: list[LinuxVariant], runs: int) -> None:
+    for i in range(runs):
+        order = variants[i % len(variants):] + variants[:i % len(variants)]
+        for variant in order:
+            result = runner.run(variant.argv, timeout=max(runner.timeout, 600))
+            if result.status != 0:
+                raise BenchError(f"exit status {result.status}: {shlex.join(variant.argv)}\n"
+                                 f"{result.output[-3000:]}\n{result.stderr[-1500:]}")
+            for figure, value in parse_linux_run(result.output).items():
+                variant.mibps.setdefault(figure, []).append(value)
+        progress(f"linux: round {i + 1}/{runs} done")
+
+
+def linux_section(variants: list[LinuxVariant], runs: int) -> list[str]:
+    lines = [
+        "### Real Linux: dd on /dev/vda under vireo-vmm and QEMU microvm",
+        "",
+        f"scripts/build-linux-guest.sh's image (Debian's kernel, its virtio_blk driver), {LINUX_VCPUS} vCPUs, "
+        f"{LINUX_MEMORY_MIB} MiB; one disk on a {LINUX_IMAGE_SIZE // MIB} MiB file (raw, and qcow2 converted "
+        "from it, every cluster allocated) through the host page cache; QEMU with aio=io_uring. With "
+        "`vireo.disk-bench` on its command line the guest's /init runs busybox dd with O_DIRECT (no guest "
+        "page cache): 4 KiB reads and writes one at a time (16 MiB), eight such dd processes at once "
+        "(32 MiB), and 1 MiB requests (32 MiB), timed with the guest's /proc/uptime, then powers off. "
+        f"{runs} runs of each, interleaved; median MiB/s (min–max).",
+        "",
+        "| image | figure | Vireo MiB/s | QEMU MiB/s | Vireo / QEMU |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for vmm, peer in zip(variants[0::2], variants[1::2]):
+        for figure in LINUX_FIGURES:
+            v, q = Sample(vmm.mibps[figure]), Sample(peer.mibps[figure])
+            lines.append(f"| {vmm.image} | {figure} | {fmt_sample(v, '{:.1f}')} | {fmt_sample(q, '{:.1f}')} | "
+                         f"{ratio(v.median, q.median):.2f} |")
+    return lines + [""]
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -677,7 +782,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--build", default="build", help="build directory (bin/ and guest/ inside)")
     parser.add_argument("--runs", type=int, default=10, help="runs per tool and row (at least 5)")
     parser.add_argument("--guest-runs", type=int, help="runs per VMM of the guest loop (default: --runs)")
-    parser.add_argument("--only", action="append", choices=("tools", "guest"),
+    parser.add_argument("--only", action="append", choices=("tools", "guest", "linux"),
                         help="run only this part (repeatable); --output then needs both")
     parser.add_argument("--cache", action="append", choices=("none", "writeback"),
                         help="cache modes of the tools part (repeatable; default both)")
@@ -707,7 +812,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def missing_prerequisites(args: argparse.Namespace, parts: list[str]) -> str | None:
     if "tools" in parts and shutil.which(args.qemu_img) is None:
         return f"{args.qemu_img} is not installed"
-    if "guest" in parts:
+    if "guest" in parts or "linux" in parts:
         if not os.access("/dev/kvm", os.R_OK | os.W_OK):
             return "/dev/kvm is missing or not usable by this user"
         if shutil.which(args.qemu) is None:
@@ -719,7 +824,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     repo = Path(__file__).resolve().parent.parent
     build = Path(args.build)
-    parts = args.only or ["tools", "guest"]
+    parts = args.only or ["tools", "guest", "linux"]
     skip = missing_prerequisites(args, parts)
     if skip:
         print(f"SKIP: disk benchmarks: {skip}", file=sys.stderr)
@@ -729,6 +834,8 @@ def main(argv: list[str]) -> int:
         needed.append(build / "bin" / "vireo")
     if "guest" in parts:
         needed += [build / "bin" / "vireo-vmm", build / "guest" / "blk_bench.elf"]
+    if "linux" in parts:
+        needed.append(build / "bin" / "vireo-vmm")
     absent = [str(p) for p in needed if not p.exists()]
     if absent:
         print(f"disk_bench: not built: {', '.join(absent)} (ninja -C {build} vireo vireo-vmm guests)",
@@ -748,7 +855,8 @@ def main(argv: list[str]) -> int:
     def measure(children: Children, workdir: Path) -> None:
         runner = Runner(children, workdir, args.timeout)
         images = Images(workdir, args.qemu_img)
-        binaries = tuple(name for name, part in (("vireo", "tools"), ("vireo-vmm", "guest")) if part in parts)
+        binaries = tuple(name for name, used in (("vireo", "tools" in parts),
+                                                 ("vireo-vmm", "guest" in parts or "linux" in parts)) if used)
         facts = host_facts(args.qemu, repo, build, binaries)
         img_version = subprocess.run([args.qemu_img, "--version"], capture_output=True, text=True).stdout
         facts["qemu-img"] = img_version.splitlines()[0] if img_version else "unknown"
@@ -774,6 +882,11 @@ def main(argv: list[str]) -> int:
             variants = guest_variants(build, args.qemu, workdir, args.guest_count)
             bench_guest(runner, variants, args.guest_runs)
             sections.append(guest_section(variants, build, workdir, args.guest_count, args.guest_runs))
+        if "linux" in parts:
+            images.prepare_linux()
+            linux = linux_variants(build, args.qemu, workdir, build_linux_guest(workdir))
+            bench_linux(runner, linux, args.guest_runs)
+            sections.append(linux_section(linux, args.guest_runs))
         print_tables(sections)
         if args.save:
             save_samples(Path(args.save), cells, variants)

@@ -7,6 +7,7 @@ import hashlib
 import subprocess
 import sys
 import tempfile
+import types
 import unittest
 from pathlib import Path
 
@@ -158,6 +159,39 @@ class GuestTest(unittest.TestCase):
         self.assertIn("| 1.18 | ≥ 1.00 | PASS |", rows[0])  # 100 against 85
         self.assertIn("| 0.74 | ≥ 1.00 | MISS |", rows[-1])  # 100 against 135
         self.assertTrue(any("the lowest, qcow2 read_1024k_qd1, at 0.74" in line for line in lines))
+
+
+class LinuxTest(unittest.TestCase):
+    def test_the_guests_lines_become_mib_per_second(self):
+        lines = [f"vireo-guest: disk-bench {figure} bytes=16777216 seconds=2.0"
+                 for figure in disk_bench.LINUX_FIGURES]
+        output = "\n".join(["Linux version 6.1", *lines, "vireo-guest: disk-bench done: powering off"])
+        figures = disk_bench.parse_linux_run(output)
+        self.assertEqual(figures["read-4k-qd1"], 8.0)
+        self.assertEqual(set(figures), set(disk_bench.LINUX_FIGURES))
+
+    def test_a_failed_or_unfinished_run_is_an_error(self):
+        with self.assertRaises(disk_bench.BenchError):
+            disk_bench.parse_linux_run("vireo-guest: disk-bench read-4k-qd1 bytes=1 seconds=1\n")
+        failed = "vireo-guest: disk-bench write-1m-qd1 failed\nvireo-guest: disk-bench done: powering off\n"
+        with self.assertRaisesRegex(disk_bench.BenchError, "write-1m-qd1"):
+            disk_bench.parse_linux_run(failed)
+
+    def test_both_vmms_boot_the_same_guest_on_the_same_image(self):
+        guest = types.SimpleNamespace(kernel=Path("/g/vmlinuz"), initrd=Path("/g/initrd.img"),
+                                      cmdline="console=ttyS0")
+        with tempfile.TemporaryDirectory() as tmp:
+            variants = disk_bench.linux_variants(Path("/b"), "qemu", Path(tmp), guest)
+            self.assertEqual([(v.label, v.image) for v in variants],
+                             [("Vireo", "raw"), (disk_bench.QEMU_PEER, "raw"),
+                              ("Vireo", "qcow2"), (disk_bench.QEMU_PEER, "qcow2")])
+            for vmm, peer in zip(variants[0::2], variants[1::2]):
+                config = disk_bench.json.loads(Path(vmm.argv[-1]).read_text())
+                self.assertEqual(config["boot"]["cmdline"], peer.argv[peer.argv.index("-append") + 1])
+                self.assertIn("vireo.disk-bench", config["boot"]["cmdline"])
+                drive = peer.argv[peer.argv.index("-drive") + 1]
+                self.assertTrue(drive.startswith(f"file={config['disks'][0]['path']},"))
+                self.assertIn(f"format={vmm.image}", drive)
 
 
 if __name__ == "__main__":

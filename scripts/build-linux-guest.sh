@@ -258,8 +258,54 @@ done
 [ "$found" = 1 ] || echo "  none"
 ip link set lo up 2>/dev/null
 
+# vireo.disk-bench on the command line: dd on /dev/vda with O_DIRECT, one
+# line of bytes and seconds per figure (bench/disk_bench.py's linux part
+# reads them), then power off. Reads cover the first 32 MiB, writes the 32
+# MiB from 128 MiB on; "qd8" is eight dd processes at once on their own parts.
+uptime_seconds() { cut -d' ' -f1 /proc/uptime; }
+timed() {  # name bytes command...
+    name=$1 bytes=$2
+    shift 2
+    start=$(uptime_seconds)
+    if "$@"; then
+        echo "vireo-guest: disk-bench $name bytes=$bytes seconds=$(awk "BEGIN {print $(uptime_seconds) - $start}")"
+    else
+        echo "vireo-guest: disk-bench $name failed"
+    fi
+}
+dd_read() { dd if=/dev/vda of=/dev/null iflag=direct "$@" 2>/dev/null; }
+dd_write() { dd if=/dev/zero of=/dev/vda oflag=direct conv=notrunc "$@" 2>/dev/null; }
+eight() {  # dd_read|dd_write first-block: eight processes, 1024 blocks of 4 KiB each
+    command=$1 first=$2 i=0 status=0
+    pids=
+    while [ $i -lt 8 ]; do
+        if [ "$command" = dd_read ]; then
+            dd_read bs=4k count=1024 skip=$((first + i * 1024)) &
+        else
+            dd_write bs=4k count=1024 seek=$((first + i * 1024)) &
+        fi
+        pids="$pids $!"
+        i=$((i + 1))
+    done
+    for pid in $pids; do wait "$pid" || status=1; done
+    return $status
+}
+disk_bench() {
+    timed read-4k-qd1 16777216 dd_read bs=4k count=4096
+    timed write-4k-qd1 16777216 dd_write bs=4k count=4096 seek=32768
+    timed read-4k-qd8 33554432 eight dd_read 0
+    timed write-4k-qd8 33554432 eight dd_write 32768
+    timed read-1m-qd1 33554432 dd_read bs=1M count=32
+    timed write-1m-qd1 33554432 dd_write bs=1M count=32 seek=128
+}
+
 read -r cmdline </proc/cmdline
 for argument in $cmdline; do
+    if [ "$argument" = vireo.disk-bench ]; then
+        disk_bench
+        echo "vireo-guest: disk-bench done: powering off"
+        poweroff -f
+    fi
     if [ "$argument" = vireo.poweroff ]; then
         echo "vireo-guest: vireo.poweroff on the command line: powering off"
         poweroff -f

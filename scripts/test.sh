@@ -28,5 +28,10 @@ status=0
 echo "== tests without KVM, on this host"
 ctest -LE kvm "${ctest_args[@]}" || status=$?
 echo "== tests labelled kvm, inside the emulated KVM"
-../scripts/emulated-kvm --timeout 3600 -- ctest -L kvm "${ctest_args[@]}" || status=$?
+# QEMU's emulation of SVM has rare faults of its own under load (real Linux
+# guests seen panicking in interrupt entry, or hanging silently at boot, about
+# once in ten long runs): there, and only there, a failed test runs once more.
+# Its first failure stays in the output above its second run.
+../scripts/emulated-kvm --timeout 3600 -- ctest -L kvm "${ctest_args[@]}" --repeat until-pass:2 ||
+  status=$?
 exit "$status"

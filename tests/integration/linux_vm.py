@@ -8,7 +8,6 @@ import re
 import select
 import signal
 import subprocess
-import sys
 import tempfile
 import termios
 import time
@@ -23,7 +22,6 @@ BUILD_GUEST = os.path.join(REPO, "scripts", "build-linux-guest.sh")
 PROMPT = r"# (\x1b\[6n)?$"
 # Generous: everything may run inside the emulated KVM, at emulation speed.
 BOOT_TIMEOUT = 180
-EMULATED_KVM = os.environ.get("VIREO_EMULATED_KVM") == "1"
 
 
 class Image:
@@ -200,21 +198,7 @@ class LinuxTestCase(unittest.TestCase):
     def boot(self, **options):
         vm = LinuxVm(self.image, **options)
         self.addCleanup(vm.close)
-        try:
-            vm.wait_for_shell()
-        except AssertionError as hang:
-            # The emulated KVM (TCG emulating SVM) has rare faults of its own:
-            # a boot that prints nothing at all and never reaches init was
-            # seen once in CI. There, and only there, one new boot is allowed,
-            # and the hang is reported on stderr. Real KVM gets no second try.
-            if not (EMULATED_KVM and vm.process.poll() is None and not vm.console.strip()):
-                raise
-            print(f"emulated KVM: the guest hung silently before init; booting once more\n{hang}",
-                  file=sys.stderr, flush=True)
-            vm.close()
-            vm = LinuxVm(self.image, **options)
-            self.addCleanup(vm.close)
-            vm.wait_for_shell()
+        vm.wait_for_shell()
         return vm
 
     def scratch_folder(self):

@@ -54,7 +54,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, check_guest_passed, host_facts,
+from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, check_guest_passed, host_facts, run_checked,
                           load_average, print_tables, ratio, run_guarded, shown_build, update_document,
                           verdict)
 from linux_boot_bench import build_guest as build_linux_guest
@@ -481,8 +481,8 @@ def bench_guest(runner: Runner, variants: list[GuestVariant], runs: int) -> None
     for i in range(runs):
         order = variants[i % len(variants):] + variants[:i % len(variants)]
         for variant in order:
-            result = runner.run(variant.argv, timeout=max(runner.timeout, 120))
-            check_guest_passed(result, variant.argv)
+            result = run_checked(runner, variant.argv, lambda r, argv=variant.argv: check_guest_passed(r, argv),
+                                 progress, timeout=max(runner.timeout, 120))
             for key, store in (("iops", variant.iops), ("kicks", variant.kicks)):
                 values = dict(re.findall(rf"^BENCH blk_(\w+)_{key}=(\d+)", result.output, re.M))
                 for figure in variant.workload.figures:
@@ -557,10 +557,14 @@ def bench_linux(runner: Runner, variants: list[LinuxVariant], runs: int) -> None
     for i in range(runs):
         order = variants[i % len(variants):] + variants[:i % len(variants)]
         for variant in order:
-            result = runner.run(variant.argv, timeout=max(runner.timeout, 600))
-            if result.status != 0:
-                raise BenchError(f"exit status {result.status}: {shlex.join(variant.argv)}\n"
-                                 f"{result.output[-3000:]}\n{result.stderr[-1500:]}")
+
+            def finished(result, argv=variant.argv) -> None:
+                if result.status != 0:
+                    raise BenchError(f"exit status {result.status}: {shlex.join(argv)}\n"
+                                     f"{result.output[-3000:]}\n{result.stderr[-1500:]}")
+                parse_linux_run(result.output)
+
+            result = run_checked(runner, variant.argv, finished, progress, timeout=max(runner.timeout, 600))
             for figure, value in parse_linux_run(result.output).items():
                 variant.mibps.setdefault(figure, []).append(value)
         progress(f"linux: round {i + 1}/{runs} done")

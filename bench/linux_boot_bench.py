@@ -36,7 +36,7 @@ from pathlib import Path
 
 import bench_common
 from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, host_facts, load_average,
-                          print_tables, ratio, run_guarded, shown_build, verdict)
+                          print_tables, ratio, run_checked, run_guarded, shown_build, verdict)
 from vmm_bench import VIREO_RAM_MAPPING, QEMU_RAM_MAPPING, MemoryUse, parse_smaps
 
 BEGIN_MARKER = "<!-- linux-boot-bench:begin -->"
@@ -131,10 +131,13 @@ def bench_boot(runner: Runner, cmds: Commands, runs: int) -> dict[str, BootRuns]
     for i in range(runs):
         for vmm in VMMS:
             argv = cmds.argv(vmm, cmdline)
-            result = runner.run(argv, mark=END_OF_INIT)
-            if result.mark_ns is None or result.status != 0:
-                raise BenchError(f"{vmm}: no power-off after the end of init (status {result.status}):"
-                                 f" {shlex.join(argv)}\n{result.output[-3000:]}\n{result.stderr[-1500:]}")
+
+            def powered_off(result, vmm=vmm, argv=argv) -> None:
+                if result.mark_ns is None or result.status != 0:
+                    raise BenchError(f"{vmm}: no power-off after the end of init (status {result.status}):"
+                                     f" {shlex.join(argv)}\n{result.output[-3000:]}\n{result.stderr[-1500:]}")
+
+            result = run_checked(runner, argv, powered_off, progress, mark=END_OF_INIT)
             results[vmm].init_ms.append(result.mark_ns / 1e6)
             results[vmm].exit_ms.append(result.exit_ns / 1e6)
         progress(f"boot: round {i + 1} of {runs} done")

@@ -8,10 +8,12 @@ import subprocess
 import sys
 import tempfile
 import types
+import unittest.mock
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_common  # noqa: E402
 import disk_bench  # noqa: E402
 
 KIND = {k.name: k for k in disk_bench.IMAGE_KINDS}
@@ -192,6 +194,33 @@ class LinuxTest(unittest.TestCase):
                 drive = peer.argv[peer.argv.index("-drive") + 1]
                 self.assertTrue(drive.startswith(f"file={config['disks'][0]['path']},"))
                 self.assertIn(f"format={vmm.image}", drive)
+
+
+class RetryTest(unittest.TestCase):
+    def test_a_failed_run_runs_once_more_only_inside_the_emulated_kvm(self):
+        class FlakyRunner:
+            def __init__(self):
+                self.runs = 0
+
+            def run(self, argv, **options):
+                self.runs += 1
+                return self.runs
+
+        def passes_second_time(result):
+            if result < 2:
+                raise disk_bench.BenchError("the guest reset")
+
+        said = []
+        for attempts, expected_runs in ((2, 2), (1, 1)):
+            runner = FlakyRunner()
+            with unittest.mock.patch.object(bench_common, "ATTEMPTS", attempts):
+                if attempts == 2:
+                    self.assertEqual(disk_bench.run_checked(runner, ["vm"], passes_second_time, said.append), 2)
+                    self.assertIn("the guest reset", said[0])
+                else:
+                    with self.assertRaises(disk_bench.BenchError):
+                        disk_bench.run_checked(runner, ["vm"], passes_second_time, said.append)
+            self.assertEqual(runner.runs, expected_runs)
 
 
 if __name__ == "__main__":

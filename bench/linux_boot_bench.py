@@ -151,14 +151,20 @@ def bench_memory(runner: Runner, cmds: Commands, runs: int, settle_s: float) -> 
             argv = cmds.argv(vmm, cmds.guest.cmdline)
             mapping = VIREO_RAM_MAPPING if vmm == "Vireo" else QEMU_RAM_MAPPING
 
-            def measure(pid: int, vmm=vmm, mapping=mapping) -> None:
-                time.sleep(settle_s)
-                results[vmm].append(parse_smaps(Path(f"/proc/{pid}/smaps").read_text(), mapping))
+            measured: list[MemoryUse] = []
 
-            result = runner.run(argv, wait_for=SHELL_READY, on_ready=measure, then_send=b"poweroff\n")
-            if result.status != 0:
-                raise BenchError(f"{vmm}: the shell's poweroff did not power off (status {result.status}):"
-                                 f" {shlex.join(argv)}\n{result.output[-3000:]}")
+            def measure(pid: int, mapping=mapping, measured=measured) -> None:
+                time.sleep(settle_s)
+                measured[:] = [parse_smaps(Path(f"/proc/{pid}/smaps").read_text(), mapping)]
+
+            def powered_off(result, vmm=vmm, argv=argv) -> None:
+                if result.status != 0:
+                    raise BenchError(f"{vmm}: the shell's poweroff did not power off (status {result.status}):"
+                                     f" {shlex.join(argv)}\n{result.output[-3000:]}")
+
+            run_checked(runner, argv, powered_off, progress, wait_for=SHELL_READY, on_ready=measure,
+                        then_send=b"poweroff\n")
+            results[vmm] += measured
         progress(f"memory: round {i + 1} of {runs} done")
     return results
 

@@ -603,33 +603,34 @@ void Qcow2Image::read_cluster_data(uint64_t guest_cluster, uint64_t entry, std::
 
 void Qcow2Image::submit(IoContext& context, const DiskRequest& request, DiskCompletion done) {
     IoContext::Request& pending = context.begin(std::move(done));
-    bool holds_io = false;
+    // Reads, writes and flushes hold io_ shared until their last part is done;
+    // discard and zeroing take it exclusive themselves.
+    using Type = DiskRequest::Type;
+    bool gated = request.type == Type::read || request.type == Type::write ||
+                 (request.type == Type::flush && !read_only_);
+    if (gated) {
+        io_.lock_shared();
+    }
     try {
         switch (request.type) {
-            case DiskRequest::Type::read:
+            case Type::read:
                 check_io(request.offset, total_length(request.buffers), false);
-                io_.lock_shared();
-                holds_io = true;
                 submit_read(context, pending, request.offset, request.buffers);
                 break;
-            case DiskRequest::Type::write:
+            case Type::write:
                 check_io(request.offset, total_length(request.buffers), true);
-                io_.lock_shared();
-                holds_io = true;
                 submit_write(context, pending, request.offset, request.buffers);
                 break;
-            case DiskRequest::Type::flush:
-                if (!read_only_) {
-                    io_.lock_shared();
-                    holds_io = true;
+            case Type::flush:
+                if (gated) {
                     write_back_for_flush();
                     context.sync(pending, file_);
                 }
                 break;
-            case DiskRequest::Type::write_zeroes:
+            case Type::write_zeroes:
                 zero_range(request.offset, request.length, request.may_unmap);
                 break;
-            case DiskRequest::Type::discard:
+            case Type::discard:
                 discard_range(request.offset, request.length);
                 break;
         }
@@ -638,9 +639,8 @@ void Qcow2Image::submit(IoContext& context, const DiskRequest& request, DiskComp
     } catch (const Error& error) {
         context.fail(pending, IoError(error.what()));
     }
-    // Requests in flight hold io_ shared until their last part is done.
-    context.end(pending, holds_io ? std::function<void()>([this] { io_.unlock_shared(); })
-                                  : std::function<void()>());
+    context.end(pending, gated ? std::function<void()>([this] { io_.unlock_shared(); })
+                               : std::function<void()>());
 }
 
 // Host data goes to the ring, merged where host clusters follow each other;

@@ -165,8 +165,6 @@ class LinuxVm:
         return vmtest.SocketClient(self.socket).request(command)
 
     def close(self):
-        if self.errors_file.closed:
-            return
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()

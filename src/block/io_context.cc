@@ -1,6 +1,7 @@
 #include "block/io_context.h"
 
 #include <limits.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <system_error>
@@ -45,12 +46,6 @@ IoContext::IoContext(unsigned depth) : depth_(depth) {
         errno = -rc;
         fail_errno("io_uring_queue_init");
     }
-    rc = io_uring_register_eventfd(&ring_, done_event_.fd());
-    if (rc < 0) {
-        io_uring_queue_exit(&ring_);
-        errno = -rc;
-        fail_errno("io_uring_register_eventfd");
-    }
 }
 
 IoContext::~IoContext() {
@@ -66,6 +61,18 @@ IoContext::~IoContext() {
         --operations_in_flight_;
     }
     io_uring_queue_exit(&ring_);
+}
+
+int IoContext::event_fd() {
+    if (!done_event_registered_) {
+        int rc = io_uring_register_eventfd(&ring_, done_event_.fd());
+        if (rc < 0) {
+            errno = -rc;
+            fail_errno("io_uring_register_eventfd");
+        }
+        done_event_registered_ = true;
+    }
+    return done_event_.fd();
 }
 
 IoContext& IoContext::for_this_thread() {
@@ -196,11 +203,54 @@ void IoContext::end(Request& request, std::function<void()> after) {
 
 void IoContext::part_done(Request& request) {
     if (--request.parts == 0) {
-        if (ready_.empty()) {
+        // An event loop learns of a request done without the ring (a
+        // failure, a nested request) from the eventfd too.
+        if (ready_.empty() && done_event_registered_) {
             done_event_.signal();
         }
         ready_.push_back(&request);
     }
+}
+
+void IoContext::expect_post() {
+    std::lock_guard guard(posted_mutex_);
+    ++posts_expected_;
+}
+
+void IoContext::post(std::function<void()> work) {
+    {
+        std::lock_guard guard(posted_mutex_);
+        posted_.push_back(std::move(work));
+        if (posts_expected_ > 0) {
+            --posts_expected_;
+        }
+    }
+    done_event_.signal();
+}
+
+void IoContext::run_posted() {
+    std::vector<std::function<void()>> posted;
+    {
+        std::lock_guard guard(posted_mutex_);
+        posted.swap(posted_);
+    }
+    for (auto& work : posted) {
+        work();
+    }
+}
+
+// Nothing is left on the ring: true when a post is still to come (and none
+// has arrived since the eventfd was last emptied), false when one is here.
+bool IoContext::sleep_for_post() {
+    done_event_.consume();
+    std::lock_guard guard(posted_mutex_);
+    if (!posted_.empty()) {
+        return false;
+    }
+    if (posts_expected_ == 0) {
+        vireo::fail("io_uring: waiting for a request that has no operation left");
+    }
+    return true;
 }
 
 // A free submission slot; with `depth_` operations out, waits for one to finish.
@@ -283,8 +333,11 @@ void IoContext::finish(Operation& operation, int result) {
 }
 
 size_t IoContext::process_completions() {
-    done_event_.consume();
+    if (done_event_registered_) {
+        done_event_.consume();
+    }
     reap(false);
+    run_posted();
     size_t ran = 0;
     while (!ready_.empty()) {
         std::vector<Request*> ready = std::exchange(ready_, {});
@@ -301,6 +354,7 @@ size_t IoContext::process_completions() {
             ++ran;
         }
         reap(false);
+        run_posted();
     }
     return ran;
 }
@@ -311,11 +365,14 @@ void IoContext::wait_until(const std::function<bool()>& done) {
         if (done()) {
             return;
         }
-        if (operations_in_flight_ == 0) {
-            vireo::fail("io_uring: waiting for a request that has no operation left");
-        }
         submit();
-        reap(true);
+        if (operations_in_flight_ > 0) {
+            reap(true);
+        } else if (sleep_for_post()) {
+            pollfd event{done_event_.fd(), POLLIN, 0};
+            while (poll(&event, 1, -1) < 0 && errno == EINTR) {
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <vector>
@@ -44,8 +45,10 @@ public:
     // waits for it; throws the IoError it failed with.
     static void run_and_wait(const std::function<void(IoContext&, Request&)>& add);
 
-    // Readable when a request is done: then call process_completions().
-    int event_fd() const { return done_event_.fd(); }
+    // Readable when a request is done: then call process_completions(). The
+    // ring raises it only once it was asked for, so a context that is only
+    // waited on (wait_until) costs no eventfd write and read per request.
+    int event_fd();
     // Hands the queued file operations to the kernel, one system call per batch.
     void submit();
     // Runs the completions of every finished request; returns how many ran.
@@ -75,6 +78,13 @@ public:
     // done, just before the completion (an image releases what the request held).
     void end(Request& request, std::function<void()> after = {});
 
+    // Work for this context's thread, from any thread: a request waiting for
+    // another one (perhaps on another context) resumes here. The owner
+    // announces each post it will wait for with expect_post(), so wait_until()
+    // sleeps for it instead of reporting a request with nothing left to do.
+    void expect_post();
+    void post(std::function<void()> work);
+
 private:
     struct Operation;
     void queue(Request& request, const ImageFile& file, bool write, uint64_t offset,
@@ -83,14 +93,20 @@ private:
     void reap(bool wait);
     void finish(Operation& operation, int result);
     void part_done(Request& request);
+    void run_posted();
+    bool sleep_for_post();
 
     io_uring ring_{};
     unsigned depth_;
     EventFd done_event_;
+    bool done_event_registered_ = false;
     unsigned operations_in_flight_ = 0;
     size_t requests_in_flight_ = 0;
     std::vector<std::unique_ptr<Request>> idle_requests_;
     std::vector<Request*> ready_;  // done, completion not yet run
+    std::mutex posted_mutex_;      // guards the two below
+    std::vector<std::function<void()>> posted_;
+    size_t posts_expected_ = 0;
 };
 
 }  // namespace vireo

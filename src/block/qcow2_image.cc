@@ -552,15 +552,6 @@ void Qcow2Image::check_io(uint64_t offset, uint64_t length, bool writing) const 
     }
 }
 
-void Qcow2Image::read_backing(uint64_t offset, std::span<uint8_t> out) {
-    uint64_t available = 0;
-    if (backing_ && offset < backing_->size()) {
-        available = std::min<uint64_t>(out.size(), backing_->size() - offset);
-        backing_->read(offset, out.first(available));
-    }
-    std::fill(out.begin() + static_cast<ptrdiff_t>(available), out.end(), 0);
-}
-
 void Qcow2Image::read_compressed(uint64_t entry, std::span<uint8_t> out) {
     qcow2::CompressedDescriptor desc = qcow2::decode_compressed(entry, cluster_bits_);
     std::vector<uint8_t> in(desc.length);
@@ -581,23 +572,6 @@ void Qcow2Image::read_compressed(uint64_t entry, std::span<uint8_t> out) {
             fmt::format("disk {}: compressed cluster at {:#x} does not decompress to "
                         "a cluster (zlib: {})",
                         name(), desc.offset, rc));
-    }
-}
-
-void Qcow2Image::read_cluster_data(uint64_t guest_cluster, uint64_t entry, std::span<uint8_t> out) {
-    switch (kind_of(entry)) {
-        case ClusterKind::normal:
-            file_.read(entry & qcow2::kOffsetMask, out);
-            break;
-        case ClusterKind::zero:
-            std::fill(out.begin(), out.end(), 0);
-            break;
-        case ClusterKind::compressed:
-            read_compressed(entry, out);
-            break;
-        case ClusterKind::unallocated:
-            read_backing(guest_cluster * cluster_size_, out);
-            break;
     }
 }
 
@@ -819,14 +793,50 @@ bool Qcow2Image::needs_allocation(uint64_t entry) {
     return false;
 }
 
-Qcow2Image::WritePlan Qcow2Image::plan_write(std::unique_lock<std::mutex>& meta, uint64_t offset,
-                                             std::span<const uint8_t> data, uint64_t pos) {
+// Plans the write of `buffers` at `offset` with meta_ held: pieces in
+// clusters this image alone maps go in place; the others get new clusters,
+// reserved here and marked in allocating_. Planning stops at a cluster another
+// write is allocating, leaving the rest in plan.rest.
+Qcow2Image::WritePlan Qcow2Image::plan_write(uint64_t offset, std::span<const iovec> buffers) {
     WritePlan plan;
-    // Another write is filling this cluster; it is ours once that one is done.
-    allocation_done_.wait(meta,
-                          [&] { return !allocating_.contains((offset + pos) >> cluster_bits_); });
+    uint64_t length = total_length(buffers);
+    BufferCursor cursor(buffers);
     try {
-        plan_pieces(plan, offset, data, pos);
+        while (plan.end < length) {
+            uint64_t guest = offset + plan.end;
+            uint64_t cluster = guest >> cluster_bits_;
+            uint64_t in_cluster = guest & (cluster_size_ - 1);
+            uint64_t n = std::min<uint64_t>(cluster_size_ - in_cluster, length - plan.end);
+            if (allocating_.contains(cluster)) {
+                plan.rest = cursor.take(length - plan.end);
+                break;
+            }
+            uint64_t entry = l2_entry(cluster);
+            if (!needs_allocation(entry)) {
+                uint64_t at = (entry & qcow2::kOffsetMask) + in_cluster;
+                auto& in_place = plan.in_place;
+                if (in_place.empty() || in_place.back().host + in_place.back().length != at) {
+                    in_place.push_back({at, 0, {}});
+                }
+                in_place.back().length += n;
+                cursor.take(n, in_place.back().buffers);
+            } else {
+                // The L2 table first, so it lies before the data it maps, as QEMU lays it out.
+                writable_l2(cluster / l2_entries_);
+                auto& runs = plan.runs;
+                if (runs.empty() || runs.back().first_cluster + runs.back().count != cluster ||
+                    runs.back().count == refcounts_->max_allocation()) {
+                    runs.push_back({cluster, 0, 0, guest, 0, {}, {}});
+                }
+                AllocationRun& run = runs.back();
+                ++run.count;
+                run.data_length += n;
+                run.old.push_back(entry);
+                cursor.take(n, run.data);
+                allocating_.insert(cluster);
+            }
+            plan.end += n;
+        }
         for (AllocationRun& run : plan.runs) {
             run.host = allocate_clusters(run.count);
         }
@@ -834,55 +844,9 @@ Qcow2Image::WritePlan Qcow2Image::plan_write(std::unique_lock<std::mutex>& meta,
         for (const AllocationRun& run : plan.runs) {
             abandon_allocation(run);
         }
-        allocation_done_.notify_all();
         throw;
     }
     return plan;
-}
-
-// Adds the request's pieces from `pos` to the plan, up to the end or to a
-// cluster another write is allocating.
-void Qcow2Image::plan_pieces(WritePlan& plan, uint64_t offset, std::span<const uint8_t> data,
-                             uint64_t pos) {
-    while (pos < data.size()) {
-        uint64_t guest = offset + pos;
-        uint64_t cluster = guest >> cluster_bits_;
-        uint64_t in_cluster = guest & (cluster_size_ - 1);
-        uint64_t n = std::min<uint64_t>(cluster_size_ - in_cluster, data.size() - pos);
-        std::span<const uint8_t> piece = data.subspan(pos, n);
-        if (allocating_.contains(cluster)) {
-            break;  // the next round waits for it, holding no reservation meanwhile
-        }
-        uint64_t entry = l2_entry(cluster);
-        if (!needs_allocation(entry)) {
-            uint64_t at = (entry & qcow2::kOffsetMask) + in_cluster;
-            auto& in_place = plan.in_place;
-            if (!in_place.empty() && in_place.back().offset + in_place.back().data.size() == at &&
-                in_place.back().data.data() + in_place.back().data.size() == piece.data()) {
-                in_place.back().data = {in_place.back().data.data(),
-                                        in_place.back().data.size() + n};
-            } else {
-                in_place.push_back({at, piece});
-            }
-        } else {
-            // The L2 table first, so it lies before the data it maps, as QEMU lays it out.
-            writable_l2(cluster / l2_entries_);
-            auto& runs = plan.runs;
-            if (!runs.empty() && runs.back().first_cluster + runs.back().count == cluster &&
-                runs.back().data.data() + runs.back().data.size() == piece.data() &&
-                runs.back().count < refcounts_->max_allocation()) {
-                AllocationRun& run = runs.back();
-                ++run.count;
-                run.data = {run.data.data(), run.data.size() + n};
-                run.old.push_back(entry);
-            } else {
-                runs.push_back({cluster, 1, 0, guest, piece, {entry}});
-            }
-            allocating_.insert(cluster);
-        }
-        pos += n;
-        plan.end = pos;
-    }
 }
 
 bool Qcow2Image::reads_as_zero(uint64_t entry) const {
@@ -890,19 +854,135 @@ bool Qcow2Image::reads_as_zero(uint64_t entry) const {
     return kind == ClusterKind::zero || (kind == ClusterKind::unallocated && !backing_);
 }
 
-void Qcow2Image::read_old_data(uint64_t guest_cluster, uint64_t entry, uint64_t in_cluster,
-                               std::span<uint8_t> out) {
+// Pieces in clusters the image maps to this disk alone go to the ring in
+// place; the others are allocated (allocate_run). What lies in a cluster
+// another write is allocating waits, parked, until an allocation completes.
+void Qcow2Image::submit_write(IoContext& context, IoContext::Request& pending, uint64_t offset,
+                              std::span<const iovec> buffers) {
+    WritePlan plan;
+    {
+        std::lock_guard meta(meta_);
+        begin_write();
+        plan = plan_write(offset, buffers);
+        if (!plan.rest.empty()) {
+            park_write(context, pending, offset + plan.end, std::move(plan.rest));
+        }
+    }
+    for (const InPlaceWrite& piece : plan.in_place) {
+        context.write(pending, file_, piece.host, piece.buffers);
+    }
+    for (AllocationRun& run : plan.runs) {
+        allocate_run(context, pending, std::move(run));
+    }
+}
+
+// meta_ held, so the allocation this write waits for cannot complete unseen.
+void Qcow2Image::park_write(IoContext& context, IoContext::Request& pending, uint64_t offset,
+                            std::vector<iovec> rest) {
+    context.expect_post();
+    DiskCompletion resumed = context.part(pending);
+    auto resume = [this, &context, &pending, offset, rest = std::move(rest), resumed] {
+        std::optional<IoError> failure;
+        try {
+            submit_write(context, pending, offset, rest);
+        } catch (const IoError& error) {
+            failure = error;
+        } catch (const Error& error) {
+            failure = IoError(error.what());
+        }
+        resumed(failure ? &*failure : nullptr);
+    };
+    parked_writes_.push_back({&context, std::move(resume)});
+}
+
+// A run's new clusters get its data and, around it in the first and last
+// cluster, what the old entries read as: zeroes by one fallocate when both
+// ends read as zeroes, otherwise the old contents (backing file, compressed,
+// shared with a snapshot), read first and written in the same write as the
+// data. The clusters are mapped only once that write is done, so a crash
+// before leaves them unreferenced, never mapped to stale data.
+struct Qcow2Image::Allocation {
+    AllocationRun run;
+    DiskCompletion finish;
+    std::optional<AlignedBuffer> head;  // the first cluster before the data
+    std::optional<AlignedBuffer> tail;  // the last cluster after the data
+};
+
+void Qcow2Image::allocate_run(IoContext& context, IoContext::Request& pending, AllocationRun run) {
+    uint64_t run_bytes = run.count * cluster_size_;
+    uint64_t head = run.data_offset - run.first_cluster * cluster_size_;
+    uint64_t tail_start = head + run.data_length;
+    bool copy_head = head > 0 && !reads_as_zero(run.old.front());
+    bool copy_tail = tail_start < run_bytes && !reads_as_zero(run.old.back());
+    auto allocation = std::make_shared<Allocation>(
+        Allocation{std::move(run), context.part(pending), std::nullopt, std::nullopt});
+    const AllocationRun& planned = allocation->run;
+    // One fallocate zeroes what lies around the data when it must read as
+    // zeroes, and makes the file longer first when the run lies past its
+    // end: ext4 runs a direct write that extends the file synchronously, one
+    // at a time (a queue of copy-on-writes ran at a quarter of the speed).
+    bool zero_ends = !copy_head && !copy_tail && (head > 0 || tail_start < run_bytes);
+    try {
+        if (zero_ends || planned.host + run_bytes > file_.size()) {
+            file_.zero_range(planned.host, run_bytes);
+        }
+    } catch (const Error& error) {
+        IoError failure(error.what());
+        finish_allocation(*allocation, &failure);
+        return;
+    }
+    if (!copy_head && !copy_tail) {
+        write_allocation(context, allocation, planned.host + head);
+        return;
+    }
+    IoContext::Request& reads = context.begin([this, &context, allocation](const IoError* failure) {
+        if (failure) {
+            finish_allocation(*allocation, failure);
+        } else {
+            write_allocation(context, allocation, allocation->run.host);
+        }
+    });
+    try {
+        if (head > 0) {
+            allocation->head.emplace(head);  // zeroes unless copied
+            if (copy_head) {
+                submit_old_data_read(context, reads, planned.first_cluster, planned.old.front(), 0,
+                                     allocation->head->span());
+            }
+        }
+        if (tail_start < run_bytes) {
+            allocation->tail.emplace(run_bytes - tail_start);
+            if (copy_tail) {
+                uint64_t in_last = tail_start - (planned.count - 1) * cluster_size_;
+                submit_old_data_read(context, reads, planned.first_cluster + planned.count - 1,
+                                     planned.old.back(), in_last, allocation->tail->span());
+            }
+        }
+    } catch (const Error& error) {
+        context.fail(reads, IoError(error.what()));
+    }
+    context.end(reads);
+}
+
+// Runs without meta_: the run's guest clusters are ours (allocating_), and
+// their old contents cannot be freed while the request holds io_.
+void Qcow2Image::submit_old_data_read(IoContext& context, IoContext::Request& reads,
+                                      uint64_t guest_cluster, uint64_t entry, uint64_t in_cluster,
+                                      std::span<uint8_t> out) {
+    iovec buffer{out.data(), out.size()};
     switch (kind_of(entry)) {
         case ClusterKind::normal:
-            file_.read((entry & qcow2::kOffsetMask) + in_cluster, out);
+            context.read(reads, file_, (entry & qcow2::kOffsetMask) + in_cluster, {&buffer, 1});
             break;
         case ClusterKind::unallocated:
-            read_backing(guest_cluster * cluster_size_ + in_cluster, out);
+            submit_backing_read(context, reads, guest_cluster * cluster_size_ + in_cluster,
+                                {&buffer, 1}, out.size());
             break;
         case ClusterKind::zero:
+            break;  // the buffer holds zeroes
         case ClusterKind::compressed: {
             std::vector<uint8_t> cluster(cluster_size_);
-            read_cluster_data(guest_cluster, entry, cluster);
+            read_compressed(entry, cluster);
             std::copy_n(cluster.begin() + static_cast<ptrdiff_t>(in_cluster), out.size(),
                         out.begin());
             break;
@@ -910,42 +990,50 @@ void Qcow2Image::read_old_data(uint64_t guest_cluster, uint64_t entry, uint64_t 
     }
 }
 
-// Runs without meta_: the run's guest clusters are ours (allocating_), and
-// their old contents cannot be freed while io_ is held shared. Like QEMU, the
-// parts of the first and last cluster around the data keep what they read as
-// before: zeroes are made with one fallocate under the data, other contents
-// (backing file, compressed, shared with a snapshot) are copied into the one
-// write.
-void Qcow2Image::fill_allocation(const AllocationRun& run) {
-    uint64_t run_bytes = run.count * cluster_size_;
-    uint64_t head = run.data_offset - run.first_cluster * cluster_size_;
-    uint64_t tail_start = head + run.data.size();
-    uint64_t last = run.first_cluster + run.count - 1;
-    bool copy_head = head > 0 && !reads_as_zero(run.old.front());
-    bool copy_tail = tail_start < run_bytes && !reads_as_zero(run.old.back());
-    if (!copy_head && !copy_tail) {
-        if (head > 0 || tail_start < run_bytes) {
-            file_.zero_range(run.host, run_bytes);
+void Qcow2Image::write_allocation(IoContext& context, const std::shared_ptr<Allocation>& allocation,
+                                  uint64_t at) {
+    std::vector<iovec> buffers;
+    if (allocation->head) {
+        buffers.push_back({allocation->head->data(), allocation->head->size()});
+    }
+    buffers.insert(buffers.end(), allocation->run.data.begin(), allocation->run.data.end());
+    if (allocation->tail) {
+        buffers.push_back({allocation->tail->data(), allocation->tail->size()});
+    }
+    IoContext::Request& write = context.begin(
+        [this, allocation](const IoError* failure) { finish_allocation(*allocation, failure); });
+    context.write(write, file_, at, buffers);
+    context.end(write);
+}
+
+// Maps the run's clusters once its data is written (or gives them back if it
+// failed), and resumes the writes that waited for a cluster in allocating_.
+void Qcow2Image::finish_allocation(Allocation& allocation, const IoError* failure) {
+    std::optional<IoError> error;
+    if (failure) {
+        error = *failure;
+    }
+    std::vector<ParkedWrite> parked;
+    {
+        std::lock_guard meta(meta_);
+        if (error) {
+            abandon_allocation(allocation.run);
+        } else {
+            release_guest_clusters(allocation.run);
+            try {
+                commit_allocation(allocation.run);
+            } catch (const IoError& commit_error) {
+                error = commit_error;
+            } catch (const Error& commit_error) {
+                error = IoError(commit_error.what());
+            }
         }
-        FileWrite write{run.host + head, run.data};
-        file_.write_batch({&write, 1});
-        return;
+        parked.swap(parked_writes_);
     }
-    AlignedBuffer buffer(run_bytes);  // zeroes where nothing is copied
-    if (copy_head && copy_tail && run.count == 1) {
-        // One read of the whole old cluster costs less than two of its ends.
-        read_old_data(run.first_cluster, run.old.front(), 0, buffer.span());
-    } else if (copy_head) {
-        read_old_data(run.first_cluster, run.old.front(), 0, {buffer.data(), head});
+    for (ParkedWrite& write : parked) {
+        write.context->post(std::move(write.resume));
     }
-    if (copy_tail && !(copy_head && run.count == 1)) {
-        uint64_t in_last = tail_start - (run.count - 1) * cluster_size_;
-        read_old_data(last, run.old.back(), in_last,
-                      {buffer.data() + tail_start, run_bytes - tail_start});
-    }
-    std::copy(run.data.begin(), run.data.end(), buffer.data() + head);
-    FileWrite write{run.host, buffer.span()};
-    file_.write_batch({&write, 1});
+    allocation.finish(error ? &*error : nullptr);
 }
 
 // The caller has released the run's guest clusters; if a table cannot be
@@ -972,96 +1060,13 @@ void Qcow2Image::abandon_allocation(const AllocationRun& run) {
     release_guest_clusters(run);
 }
 
+// For zeroing within a cluster, with io_ held exclusive: no other write can
+// be allocating, so nothing parks.
 void Qcow2Image::write_locked(uint64_t offset, std::span<const uint8_t> data) {
-    for (uint64_t pos = 0; pos < data.size();) {
-        WritePlan plan;
-        {
-            std::unique_lock meta(meta_);
-            begin_write();
-            plan = plan_write(meta, offset, data, pos);
-        }
-        try {
-            file_.write_batch(plan.in_place);
-            for (const AllocationRun& run : plan.runs) {
-                fill_allocation(run);
-            }
-        } catch (...) {
-            std::lock_guard meta(meta_);
-            for (const AllocationRun& run : plan.runs) {
-                abandon_allocation(run);
-            }
-            allocation_done_.notify_all();
-            throw;
-        }
-        {
-            // Waiters wake once meta_ is free, and then see the new entries.
-            std::lock_guard meta(meta_);
-            for (const AllocationRun& run : plan.runs) {
-                release_guest_clusters(run);
-            }
-            allocation_done_.notify_all();
-            for (const AllocationRun& run : plan.runs) {
-                commit_allocation(run);
-            }
-        }
-        pos = plan.end;
-    }
-}
-
-// A write whose every cluster is allocated, and ours alone, goes to the ring
-// in place; one that allocates runs here and completes before the next
-// request starts.
-void Qcow2Image::submit_write(IoContext& context, IoContext::Request& pending, uint64_t offset,
-                              std::span<const iovec> buffers) {
-    uint64_t length = total_length(buffers);
-    std::vector<std::pair<uint64_t, uint64_t>> host;  // offset, length
-    bool in_place = true;
-    {
-        std::lock_guard meta(meta_);
-        begin_write();
-        for (uint64_t pos = 0; pos < length && in_place;) {
-            uint64_t guest = offset + pos;
-            uint64_t cluster = guest >> cluster_bits_;
-            uint64_t in_cluster = guest & (cluster_size_ - 1);
-            uint64_t n = std::min<uint64_t>(cluster_size_ - in_cluster, length - pos);
-            uint64_t entry = l2_entry(cluster);
-            if (allocating_.contains(cluster) || needs_allocation(entry)) {
-                in_place = false;
-                break;
-            }
-            uint64_t at = (entry & qcow2::kOffsetMask) + in_cluster;
-            if (!host.empty() && host.back().first + host.back().second == at) {
-                host.back().second += n;
-            } else {
-                host.emplace_back(at, n);
-            }
-            pos += n;
-        }
-    }
-    if (in_place) {
-        BufferCursor cursor(buffers);
-        for (const auto& [at, n] : host) {
-            context.write(pending, file_, at, cursor.take(n));
-        }
-        return;
-    }
-    if (buffers.size() == 1) {
-        write_locked(offset, {static_cast<const uint8_t*>(buffers[0].iov_base), length});
-        return;
-    }
-    // Scattered data is gathered a piece at a time (pieces end on 4 MiB
-    // boundaries, whole clusters): a guest that names the same RAM in every
-    // descriptor cannot make the host hold a copy of the whole request.
-    constexpr uint64_t kPiece = 4 << 20;
-    std::vector<uint8_t> gathered;
-    BufferCursor cursor(buffers);
-    for (uint64_t done = 0; done < length;) {
-        uint64_t n = std::min(length - done, kPiece - (offset + done) % kPiece);
-        gathered.resize(n);
-        copy_from(cursor.take(n), gathered);
-        write_locked(offset + done, gathered);
-        done += n;
-    }
+    iovec buffer{const_cast<uint8_t*>(data.data()), data.size()};
+    IoContext::run_and_wait([&](IoContext& context, IoContext::Request& pending) {
+        submit_write(context, pending, offset, {&buffer, 1});
+    });
 }
 
 void Qcow2Image::zero_clusters(uint64_t first, uint64_t count, bool unmap, bool discard) {

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -160,7 +159,6 @@ private:
     bool is_metadata(uint64_t cluster) const;
     void free_later(uint64_t entry);
     void release_freed();
-    void read_backing(uint64_t offset, std::span<uint8_t> out);
     void submit_read(IoContext& context, IoContext::Request& pending, uint64_t offset,
                      std::span<const iovec> buffers);
     void submit_backing_read(IoContext& context, IoContext::Request& pending, uint64_t offset,
@@ -176,35 +174,45 @@ private:
     void apply_pending_frees();
     void write_l1_entries();
     void write_header_u64(size_t field_offset, uint64_t value);
-    void read_cluster_data(uint64_t guest_cluster, uint64_t entry, std::span<uint8_t> out);
     void read_compressed(uint64_t entry, std::span<uint8_t> out);
     // Guest clusters [first_cluster, +count) that a write moves to new host
-    // clusters [host, +count * cluster size): `data` lands at guest byte
-    // `data_offset`; the rest of the first and last cluster keeps what the old
-    // entries (`old`, one per cluster) read as.
+    // clusters [host, +count * cluster size): `data` (data_length bytes) lands
+    // at guest byte `data_offset`; the rest of the first and last cluster keeps
+    // what the old entries (`old`, one per cluster) read as.
     struct AllocationRun {
         uint64_t first_cluster = 0;
         uint64_t count = 0;
         uint64_t host = 0;
         uint64_t data_offset = 0;
-        std::span<const uint8_t> data;
+        uint64_t data_length = 0;
+        std::vector<iovec> data;
         std::vector<uint64_t> old;
     };
-    // One round of a write, planned with meta_ held: in-place pieces and new
-    // allocations (reserved, and marked in allocating_).
-    struct WritePlan {
-        std::vector<FileWrite> in_place;
-        std::vector<AllocationRun> runs;
-        uint64_t end = 0;  // bytes of the request the round covers
+    struct InPlaceWrite {
+        uint64_t host = 0;
+        uint64_t length = 0;
+        std::vector<iovec> buffers;
     };
-    WritePlan plan_write(std::unique_lock<std::mutex>& meta, uint64_t offset,
-                         std::span<const uint8_t> data, uint64_t pos);
-    void plan_pieces(WritePlan& plan, uint64_t offset, std::span<const uint8_t> data, uint64_t pos);
+    // A write planned with meta_ held: in-place pieces and new allocations
+    // (reserved, and marked in allocating_), up to `end`; the rest waits.
+    struct WritePlan {
+        std::vector<InPlaceWrite> in_place;
+        std::vector<AllocationRun> runs;
+        uint64_t end = 0;
+        std::vector<iovec> rest;
+    };
+    struct Allocation;
+    WritePlan plan_write(uint64_t offset, std::span<const iovec> buffers);
     bool needs_allocation(uint64_t entry);
     bool reads_as_zero(uint64_t entry) const;
-    void read_old_data(uint64_t guest_cluster, uint64_t entry, uint64_t in_cluster,
-                       std::span<uint8_t> out);
-    void fill_allocation(const AllocationRun& run);
+    void park_write(IoContext& context, IoContext::Request& pending, uint64_t offset,
+                    std::vector<iovec> rest);
+    void allocate_run(IoContext& context, IoContext::Request& pending, AllocationRun run);
+    void submit_old_data_read(IoContext& context, IoContext::Request& reads, uint64_t guest_cluster,
+                              uint64_t entry, uint64_t in_cluster, std::span<uint8_t> out);
+    void write_allocation(IoContext& context, const std::shared_ptr<Allocation>& allocation,
+                          uint64_t at);
+    void finish_allocation(Allocation& allocation, const IoError* failure);
     void commit_allocation(const AllocationRun& run);
     void release_guest_clusters(const AllocationRun& run);
     void abandon_allocation(const AllocationRun& run);
@@ -250,9 +258,14 @@ private:
     std::set<uint64_t> dirty_l1_;             // indices to write back
     std::unordered_set<uint64_t> active_l2_;  // clusters of the active L2 tables
     // Guest clusters whose new host cluster is being written outside meta_;
-    // another write to one of them waits for allocation_done_.
+    // a write to one of them parks until an allocation completes, then
+    // resumes on its own context.
     std::unordered_set<uint64_t> allocating_;
-    std::condition_variable allocation_done_;
+    struct ParkedWrite {
+        IoContext* context;
+        std::function<void()> resume;
+    };
+    std::vector<ParkedWrite> parked_writes_;
     std::unique_ptr<Qcow2Refcounts> refcounts_;
     std::unique_ptr<TableCache> l2_cache_;
     uint64_t l2_cache_bytes_;

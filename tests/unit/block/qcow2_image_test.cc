@@ -253,6 +253,63 @@ TEST(Qcow2Image, ConcurrentWritesIntoOneNewClusterKeepEveryPiece) {
     EXPECT_EQ(report.leaks, 0u);
 }
 
+TEST(Qcow2Image, AllocatingWritesInFlightTogetherOnOneContextKeepEveryPiece) {
+    // A guest's queue at depth: 4 KiB writes into the same new clusters of a
+    // linked clone, all in flight at once on one context. Each allocation
+    // copies the rest of its cluster from the backing file, so a write must
+    // wait (parked, on the same thread) for the one filling its cluster. A
+    // long write whose first cluster is being filled waits whole, and its
+    // middle cluster is allocated with no copy.
+    ScratchDir dir;
+    create_image(dir / "base.qcow2", testing::qcow2_options(4 * kMiB));
+    auto base_data = pattern(31, 0, 4 * kMiB);
+    open_image(dir / "base.qcow2")->write(0, base_data);
+    create_image(dir / "top.qcow2", testing::qcow2_options(0, 65536, "base.qcow2"));
+    constexpr uint64_t kPiece = 4096;
+    struct Write {
+        uint64_t offset;
+        std::vector<uint8_t> data;
+        iovec buffer;
+    };
+    std::vector<Write> writes;
+    for (uint64_t t = 0; t < 8; ++t) {
+        for (uint64_t cluster = 0; cluster < 32; ++cluster) {
+            uint64_t offset = cluster * 65536 + t * kPiece * 2;
+            writes.push_back({offset, pattern(200 + t, offset, kPiece), {}});
+        }
+    }
+    uint64_t long_offset = 40 * 65536 + 32768;
+    writes.push_back({40 * 65536, pattern(300, 0, kPiece), {}});
+    writes.push_back({42 * 65536 + 61440, pattern(301, 0, kPiece), {}});
+    writes.push_back({long_offset, pattern(302, 0, 2 * 65536), {}});
+    auto expected = base_data;
+    for (Write& write : writes) {
+        write.buffer = {write.data.data(), write.data.size()};
+        std::copy(write.data.begin(), write.data.end(),
+                  expected.begin() + static_cast<ptrdiff_t>(write.offset));
+    }
+    {
+        auto image = open_image(dir / "top.qcow2");
+        IoContext context;
+        size_t completed = 0;
+        for (const Write& write : writes) {
+            image->submit(context, DiskRequest::write(write.offset, {&write.buffer, 1}),
+                          [&](const IoError* failure) {
+                              EXPECT_EQ(failure, nullptr) << (failure ? failure->what() : "");
+                              ++completed;
+                          });
+        }
+        context.drain();
+        EXPECT_EQ(completed, writes.size());
+        image->flush();
+    }
+    auto image = open_image(dir / "top.qcow2", testing::read_only());
+    EXPECT_TRUE(read_all(*image, 0, 4 * kMiB) == expected);
+    CheckReport report = as_qcow2(*image).check();
+    EXPECT_TRUE(report.clean()) << (report.messages.empty() ? "" : report.messages[0]);
+    EXPECT_EQ(report.leaks, 0u);
+}
+
 TEST(Qcow2Image, LongWritesOnSmallClustersAllocateInSeveralRuns) {
     // A refcount block of 512-byte clusters counts 256 clusters, so a 1 MiB
     // write into a new image needs more than one contiguous allocation.

@@ -124,7 +124,8 @@ namespace vireo {
 // transport runs process_queue() on the device's worker thread, which is this
 // disk's I/O thread: each notification takes every available chain, submits
 // their requests to the disk's IoContext in one batch (straight between the
-// image and guest RAM: the buffers are guest memory) and returns. Requests
+// image and guest RAM: the buffers are guest memory; reads or writes of
+// neighbouring sectors merged into one request) and returns. Requests
 // complete in any order; the worker watches the context's eventfd and
 // complete_requests() writes their status and returns their chains, with one
 // used-buffer interrupt per batch of completions (EVENT_IDX honoured both
@@ -194,9 +195,14 @@ private:
         uint64_t status_address = 0;
         uint32_t type = 0;
         uint64_t sector = 0;
+        uint64_t bytes = 0;       // of data
         uint32_t read_bytes = 0;  // written into the guest's buffers on success
         std::vector<iovec> buffers;
     };
+    // Reads and writes of one notification that touch neighbouring sectors
+    // go to the image as one request (as QEMU merges them), up to these.
+    static constexpr uint64_t kMaxMergedBytes = 1 << 20;
+    static constexpr size_t kMaxMergedBuffers = 1024;  // IOV_MAX
 
     // Starts one chain's request, or finishes it at once (refused, GET_ID).
     void start(const DescriptorChain& chain);
@@ -210,6 +216,9 @@ private:
                                         std::span<const GuestBuffer> data);
     std::optional<Result> flush(uint16_t head, uint64_t status_address);
     void send(std::unique_ptr<InFlight> request, const DiskRequest& disk_request);
+    // Sends the reads and writes batched since the last call, merged.
+    void send_batch();
+    void send_merged(std::vector<std::unique_ptr<InFlight>> parts);
     void finished(InFlight& request, const IoError* failure);
     // One used-buffer interrupt for the chains returned since the last one,
     // unless the driver suppressed it.
@@ -234,6 +243,7 @@ private:
     std::optional<VirtioActivation> active_;
     IoContext io_{kQueueSize};
     bool used_pending_ = false;  // chains returned since the last interrupt check
+    std::vector<std::unique_ptr<InFlight>> batch_;  // reads and writes not yet sent
 };
 
 }  // namespace vireo

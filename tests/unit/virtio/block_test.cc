@@ -565,14 +565,15 @@ TEST_F(VirtioBlockTest, RequestsCompleteInAnyOrderWithOneInterruptPerBatch) {
     start();
     disk->holding = true;
     std::vector<uint16_t> heads;
-    for (unsigned i = 0; i < 3; ++i) {
-        heads.push_back(driver.add_chain(
-            {header(i, virtio::kBlkTypeIn, i), {kData + 0x1000 * i, 512, true}, status_buf(i)}));
+    for (unsigned i = 0; i < 3; ++i) {  // sectors apart, so that none merges
+        heads.push_back(driver.add_chain({header(i, virtio::kBlkTypeIn, 4 * i),
+                                          {kData + 0x1000 * i, 512, true},
+                                          status_buf(i)}));
         driver.make_available(heads.back());
     }
     block->process_queue(0);
     // All three went to the disk at once; none is done.
-    EXPECT_EQ(disk->order, (std::vector<std::string>{"read@0", "read@1", "read@2"}));
+    EXPECT_EQ(disk->order, (std::vector<std::string>{"read@0", "read@4", "read@8"}));
     EXPECT_EQ(driver.used_idx(), 0);
     EXPECT_TRUE(interrupt.used.empty());
 
@@ -615,6 +616,63 @@ TEST_F(VirtioBlockTest, WriteThroughFlushesEachWriteBeforeItCompletes) {
     block->complete_requests();
     EXPECT_EQ(driver.used_idx(), 1);
     EXPECT_EQ(status(0), virtio::kBlkStatusOk);
+}
+
+TEST_F(VirtioBlockTest, NeighbouringRequestsOfOneNotificationReachTheImageAsOne) {
+    start();
+    disk->holding = true;
+    // Writes to sectors 12, 10, 11 (out of order) and 20; reads of 30 and 31.
+    const std::vector<std::pair<uint32_t, uint64_t>> requests = {
+        {virtio::kBlkTypeOut, 12}, {virtio::kBlkTypeOut, 10}, {virtio::kBlkTypeIn, 31},
+        {virtio::kBlkTypeOut, 11}, {virtio::kBlkTypeOut, 20}, {virtio::kBlkTypeIn, 30}};
+    for (unsigned i = 0; i < requests.size(); ++i) {
+        auto [type, sector] = requests[i];
+        fill_guest(kData + 0x1000 * i, 512, static_cast<uint8_t>(0x40 + i));
+        driver.make_available(
+            driver.add_chain({header(i, type, sector),
+                              {kData + 0x1000 * i, 512, type == virtio::kBlkTypeIn},
+                              status_buf(i)}));
+    }
+    block->process_queue(0);
+    EXPECT_EQ(disk->order, (std::vector<std::string>{"read@30", "write@10", "write@20"}));
+    for (size_t i = 0; i < disk->held.size(); ++i) {
+        disk->release(i);
+    }
+    block->complete_requests();
+    ASSERT_EQ(driver.used_idx(), requests.size());
+    for (unsigned i = 0; i < requests.size(); ++i) {
+        EXPECT_EQ(status(i), virtio::kBlkStatusOk) << "request " << i;
+    }
+    // Each write's bytes landed at its own sector; each read got its own.
+    EXPECT_EQ(disk_bytes(10 * 512, 512), std::vector<uint8_t>(512, 0x41));
+    EXPECT_EQ(disk_bytes(11 * 512, 512), std::vector<uint8_t>(512, 0x43));
+    EXPECT_EQ(disk_bytes(12 * 512, 512), std::vector<uint8_t>(512, 0x40));
+    EXPECT_EQ(guest_bytes(kData + 0x2000, 512), disk_bytes(31 * 512, 512));
+    EXPECT_EQ(guest_bytes(kData + 0x5000, 512), disk_bytes(30 * 512, 512));
+}
+
+TEST_F(VirtioBlockTest, AFlushIsSentAfterTheWritesBeforeItAndAMergedFailureFailsEachPart) {
+    start();
+    disk->holding = true;
+    driver.make_available(
+        driver.add_chain({header(0, virtio::kBlkTypeOut, 1), {kData, 512}, status_buf(0)}));
+    driver.make_available(driver.add_chain({header(1, virtio::kBlkTypeFlush, 0), status_buf(1)}));
+    driver.make_available(driver.add_chain(
+        {header(2, virtio::kBlkTypeOut, 2), {kData + 0x1000, 512}, status_buf(2)}));
+    driver.make_available(driver.add_chain(
+        {header(3, virtio::kBlkTypeOut, 3), {kData + 0x2000, 512}, status_buf(3)}));
+    disk->failing = true;
+    block->process_queue(0);
+    disk->failing = false;
+    EXPECT_EQ(disk->order, (std::vector<std::string>{"write@1", "flush", "write@2"}));
+    for (size_t i = 0; i < disk->held.size(); ++i) {
+        disk->release(i);
+    }
+    block->complete_requests();
+    EXPECT_EQ(driver.used_idx(), 4);
+    for (unsigned i = 0; i < 4; ++i) {
+        EXPECT_EQ(status(i), virtio::kBlkStatusIoErr) << "request " << i;
+    }
 }
 
 TEST_F(VirtioBlockTest, AFailedRequestAmongOthersFailsAlone) {

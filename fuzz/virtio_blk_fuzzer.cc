@@ -7,8 +7,6 @@
 // touched (ASan), and a read-only disk must come out unchanged.
 #include <fcntl.h>
 #include <fuzzer/FuzzedDataProvider.h>
-#include <spdlog/sinks/null_sink.h>
-#include <spdlog/spdlog.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -27,18 +25,20 @@
 #include "devices/virtio/block.h"
 #include "devices/virtio/virtio_spec.h"
 #include "memory/guest_memory.h"
+#include "virtio_fuzz_support.h"
 
 namespace {
 
-// 64 KiB of RAM at 0 (rings in the first 4 KiB, data after) and 4 KiB at 1 MiB.
-constexpr uint64_t kLowSize = 0x10000;
-constexpr uint64_t kHighStart = 0x100000;
-constexpr uint64_t kHighSize = 0x1000;
+using vireo::fuzz::kDataStart;
+using vireo::fuzz::kHighSize;
+using vireo::fuzz::kHighStart;
+using vireo::fuzz::kLowSize;
+using vireo::fuzz::pick_address;
+
 constexpr uint16_t kQueueSize = 16;
 constexpr uint64_t kDescTable = 0x0;
 constexpr uint64_t kAvailRing = 0x400;
 constexpr uint64_t kUsedRing = 0x800;
-constexpr uint64_t kDataStart = 0x1000;
 constexpr uint64_t kDiskSize = 0x10000;
 
 // A raw disk in a memfd, as the host's file would be, minus the file.
@@ -130,34 +130,9 @@ private:
     bool fail_flush_ = false;
 };
 
-vireo::GuestMemory& memory() {
-    static vireo::GuestMemory ram =
-        vireo::GuestMemory::create({{0, kLowSize}, {kHighStart, kHighSize}});
-    return ram;
-}
-
 std::shared_ptr<MemfdDisk>& disk() {
     static auto image = std::make_shared<MemfdDisk>();
     return image;
-}
-
-struct Null : vireo::VirtioInterrupt {
-    void signal_used(uint16_t) override {}
-    void signal_config_change() override {}
-};
-
-// Mostly the data area, sometimes the rings, RAM's edges or anything at all.
-uint64_t pick_address(FuzzedDataProvider& input) {
-    switch (input.ConsumeIntegralInRange(0, 7)) {
-        case 0:
-            return input.ConsumeIntegral<uint64_t>();
-        case 1:
-            return kHighStart + input.ConsumeIntegralInRange<uint64_t>(0, kHighSize);
-        case 2:
-            return input.ConsumeIntegralInRange<uint64_t>(0, kDataStart);
-        default:
-            return input.ConsumeIntegralInRange<uint64_t>(kDataStart, kLowSize);
-    }
 }
 
 uint32_t pick_length(FuzzedDataProvider& input) {
@@ -201,15 +176,13 @@ uint64_t pick_sector(FuzzedDataProvider& input) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    auto logger =
-        std::make_shared<spdlog::logger>("fuzz", std::make_shared<spdlog::sinks::null_sink_mt>());
-    spdlog::set_default_logger(logger);
+    vireo::fuzz::silence_logging();
     return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FuzzedDataProvider input(data, size);
-    vireo::GuestMemory& ram = memory();
+    vireo::GuestMemory& ram = vireo::fuzz::memory();
     auto low = ram.span(0, kLowSize);
     auto high = ram.span(kHighStart, kHighSize);
     std::memset(low->data(), 0, low->size());
@@ -269,7 +242,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<vireo::Virtqueue> queues;
     queues.emplace_back(ram, vireo::VirtqueueConfig{kQueueSize, kDescTable, kAvailRing, kUsedRing},
                         features);
-    Null interrupt;
+    vireo::fuzz::NullInterrupt interrupt;
     block.activate(vireo::VirtioActivation{ram, features, queues, interrupt});
     block.process_queue(0);
     block.reset();

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "arch/x86/kernel_loader.h"
@@ -13,6 +14,8 @@
 #include "base/error.h"
 #include "cli/help_text.h"
 #include "cli/vmm_process.h"
+#include "net/mac_address.h"
+#include "net/tap.h"
 #include "vmm/vm_config.h"
 
 namespace vireo::cli {
@@ -29,6 +32,7 @@ struct RunOptions {
     std::string console_log;
     std::string control_socket;
     std::vector<std::string> disks;
+    std::vector<std::string> nics;
     bool json = false;
 };
 
@@ -36,18 +40,23 @@ std::string absolute(const std::string& path) {
     return std::filesystem::absolute(path).lexically_normal().string();
 }
 
-// --disk PATH[,readonly][,serial=S]
-VmConfig::Disk parse_disk(const std::string& spec) {
+// "a,b,c" -> {"a", "b", "c"}: an option's value and its sub-options.
+std::vector<std::string> split_commas(const std::string& spec) {
     std::vector<std::string> parts;
     size_t start = 0;
     while (true) {
         size_t comma = spec.find(',', start);
         parts.push_back(spec.substr(start, comma - start));
         if (comma == std::string::npos) {
-            break;
+            return parts;
         }
         start = comma + 1;
     }
+}
+
+// --disk PATH[,readonly][,serial=S]
+VmConfig::Disk parse_disk(const std::string& spec) {
+    std::vector<std::string> parts = split_commas(spec);
     VmConfig::Disk disk;
     if (parts[0].empty()) {
         fail(
@@ -86,6 +95,35 @@ VmConfig::Disk parse_disk(const std::string& spec) {
     return disk;
 }
 
+// --nic tap=NAME[,mac=M]
+VmConfig::Nic parse_nic(const std::string& spec) {
+    VmConfig::Nic nic;
+    std::optional<MacAddress> mac;
+    for (const std::string& part : split_commas(spec)) {
+        if (part.starts_with("tap=")) {
+            nic.tap = part.substr(4);
+            if (auto problem = tap_name_problem(nic.tap)) {
+                fail("--nic {}: tap {}", spec, *problem);
+            }
+        } else if (part.starts_with("mac=")) {
+            mac = parse_mac(part.substr(4));
+            if (!mac || is_multicast(*mac)) {
+                fail(
+                    "--nic {}: '{}' is not a unicast MAC address (six hex bytes, as "
+                    "02:76:69:0a:1b:2c)",
+                    spec, part.substr(4));
+            }
+        } else {
+            fail("--nic {}: '{}' is not an option of a vNIC (tap=NAME, mac=M)", spec, part);
+        }
+    }
+    if (nic.tap.empty()) {
+        fail("--nic {}: no tap=NAME (the host's TAP interface the vNIC is wired to)", spec);
+    }
+    nic.mac = mac.value_or(random_vnic_mac());
+    return nic;
+}
+
 // The VM definition vireo-vmm receives; checked here with the same parser, so
 // a mistake is reported in terms of this command's options.
 nlohmann::json definition_for(const RunOptions& options) {
@@ -121,6 +159,9 @@ nlohmann::json definition_for(const RunOptions& options) {
     }
     for (const std::string& spec : options.disks) {
         config.disks.push_back(parse_disk(spec));
+    }
+    for (const std::string& spec : options.nics) {
+        config.nics.push_back(parse_nic(spec));
     }
     nlohmann::json definition = config.to_json();
     VmConfig::from_json(definition, "vireo run");  // the same checks vireo-vmm makes
@@ -173,6 +214,13 @@ void add_run_command(CLI::App& app) {
                      "a virtio-blk disk: PATH[,readonly][,serial=S][,cache=writeback|none] (raw or "
                      "qcow2; cache none: O_DIRECT, no host page cache; repeatable)")
         ->type_name("DISK")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    command
+        ->add_option("--nic", options->nics,
+                     "a virtio-net vNIC on a host TAP interface: tap=NAME[,mac=M] (created when "
+                     "missing; without mac, one is drawn from 02:76:69:xx:xx:xx; repeatable)")
+        ->type_name("NIC")
         ->expected(1)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     command->add_flag("--json", options->json, "print how the VM ended as JSON");

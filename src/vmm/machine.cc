@@ -20,9 +20,11 @@
 #include "devices/legacy/serial_8250.h"
 #include "devices/pci/pci_root.h"
 #include "devices/virtio/block.h"
+#include "devices/virtio/net.h"
 #include "devices/virtio/pci_transport.h"
 #include "devices/virtio/rng.h"
 #include "kvm/vcpu.h"
+#include "net/tap.h"
 #include "vmm/async_teardown.h"
 
 namespace vireo {
@@ -134,6 +136,16 @@ void Machine::attach_pci_devices() {
         pci_root_->add_device(std::make_shared<VirtioPciDevice>(
             std::make_unique<VirtioBlock>(std::move(image), disk.serial,
                                           fmt::format("{} ({})", name, disk.path)),
+            memory_, msi_controller_, &ioevents_, name));
+    }
+    // One virtio-net device per vNIC, after the disks; each on a worker
+    // thread of its own that moves its frames.
+    for (size_t index = 0; index < config_.nics.size(); ++index) {
+        const VmConfig::Nic& nic = config_.nics[index];
+        std::string name = fmt::format("virtio-net{}", index);
+        pci_root_->add_device(std::make_shared<VirtioPciDevice>(
+            std::make_unique<VirtioNet>(std::make_unique<Tap>(nic.tap), nic.mac,
+                                        fmt::format("{} ({})", name, nic.tap)),
             memory_, msi_controller_, &ioevents_, name));
     }
 }

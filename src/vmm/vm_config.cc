@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "net/tap.h"
 
 namespace vireo {
 
@@ -173,6 +174,53 @@ std::vector<VmConfig::Disk> parse_disks(const json& value, const std::string& so
     return disks;
 }
 
+VmConfig::Nic parse_nic(const json& value, size_t index, const std::string& source) {
+    ObjectReader reader(value, fmt::format("nics[{}]", index), source);
+    VmConfig::Nic nic;
+    nic.tap = reader.string("tap").value_or("");
+    if (auto problem = tap_name_problem(nic.tap)) {
+        reader.error("tap", "{}", *problem);
+    }
+    if (auto text = reader.string("mac")) {
+        auto mac = parse_mac(*text);
+        if (!mac) {
+            reader.error("mac", "'{}' is not a MAC address (six hex bytes, as 02:76:69:0a:1b:2c)",
+                         *text);
+        }
+        if (is_multicast(*mac)) {
+            reader.error("mac", "{} is a multicast address; a vNIC needs a unicast one", *text);
+        }
+        nic.mac = *mac;
+    } else {
+        nic.mac = random_vnic_mac();  // to_json() keeps it with the definition
+    }
+    reader.refuse_unknown_fields();
+    return nic;
+}
+
+std::vector<VmConfig::Nic> parse_nics(const json& value, const std::string& source) {
+    if (!value.is_array()) {
+        fail("{}: nics: must be a list of vNICs, not {}", source, value.type_name());
+    }
+    if (value.size() > VmConfig::kMaxNics) {
+        fail("{}: nics: {} vNICs, at most {}", source, value.size(), VmConfig::kMaxNics);
+    }
+    std::vector<VmConfig::Nic> nics;
+    for (size_t i = 0; i < value.size(); ++i) {
+        nics.push_back(parse_nic(value[i], i, source));
+        for (size_t j = 0; j < i; ++j) {
+            if (nics[j].tap == nics[i].tap) {
+                fail("{}: nics[{}].tap: {} is already nics[{}]'s", source, i, nics[i].tap, j);
+            }
+            if (nics[j].mac == nics[i].mac) {
+                fail("{}: nics[{}].mac: {} is already nics[{}]'s", source, i,
+                     format_mac(nics[i].mac), j);
+            }
+        }
+    }
+    return nics;
+}
+
 const char* console_output_name(VmConfig::ConsoleOutput output) {
     switch (output) {
         case VmConfig::ConsoleOutput::Stdio:
@@ -239,6 +287,9 @@ VmConfig VmConfig::from_json(const json& document, const std::string& source) {
     }
     if (const json* disks = root.find("disks")) {
         config.disks = parse_disks(*disks, source);
+    }
+    if (const json* nics = root.find("nics")) {
+        config.nics = parse_nics(*nics, source);
     }
     root.refuse_unknown_fields();
     return config;
@@ -328,6 +379,13 @@ json VmConfig::to_json() const {
             list.push_back(entry);
         }
         document["disks"] = list;
+    }
+    if (!nics.empty()) {
+        json list = json::array();
+        for (const Nic& nic : nics) {
+            list.push_back({{"tap", nic.tap}, {"mac", format_mac(nic.mac)}});
+        }
+        document["nics"] = list;
     }
     return document;
 }

@@ -8,6 +8,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "block/image_options.h"
+#include "net/mac_address.h"
 
 namespace vireo {
 
@@ -48,6 +49,13 @@ struct VmConfig {
         CacheMode cache = CacheMode::writeback;
     };
     std::vector<Disk> disks;
+    // One virtio-net device each, in this order, after the disks.
+    static constexpr size_t kMaxNics = 8;
+    struct Nic {
+        std::string tap;  // the host's TAP interface: attached to, or created
+        MacAddress mac{};
+    };
+    std::vector<Nic> nics;
 
     // Throws vireo::Error naming `source` (a file name) and the field.
     static VmConfig from_json(const nlohmann::json& document, const std::string& source);

@@ -20,7 +20,8 @@ DeviceWorker::DeviceWorker(std::string name, std::vector<Source> sources)
     // Index sources_.size() is the stop event.
     for (size_t i = 0; i <= sources_.size(); ++i) {
         epoll_event event{};
-        event.events = EPOLLIN;
+        bool edge = i < sources_.size() && sources_[i].edge_triggered;
+        event.events = EPOLLIN | (edge ? EPOLLET : 0u);
         event.data.u64 = i;
         int fd = i < sources_.size() ? sources_[i].fd : stop_event_.fd();
         if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) {

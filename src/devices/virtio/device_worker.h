@@ -13,12 +13,17 @@ namespace vireo {
 // The thread a device does its work on, never a vCPU thread: an epoll loop over
 // file descriptors (a virtio device's queue-notify EventFds, later a tap or an
 // io_uring) plus a stop EventFd. Handlers run on the worker thread, one at a
-// time; a handler must drain its fd (epoll is level-triggered).
+// time; a handler must drain its fd (epoll is level-triggered), unless its
+// source is edge-triggered.
 class DeviceWorker {
 public:
     struct Source {
         int fd;
         std::function<void()> on_readable;
+        // Woken only when the fd becomes readable again: for a source the
+        // handler may leave undrained (a TAP while the guest has no receive
+        // buffers), which it resumes from elsewhere.
+        bool edge_triggered = false;
     };
 
     // Starts the thread (named `name`, cut to 15 characters). Throws

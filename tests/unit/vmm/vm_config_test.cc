@@ -191,5 +191,54 @@ TEST_F(VmConfigDisks, ErrorsNameTheDiskAndTheField) {
     EXPECT_EQ(error_for(with_disks(many + "]")), "vm.json: disks: 17 disks, at most 16");
 }
 
+std::string with_nics(const std::string& nics) {
+    return R"({"boot": {"kernel": "/k"}, "nics": )" + nics + "}";
+}
+
+TEST(VmConfigNics, ParsesNicsInOrderAndKeepsADrawnMacInTheDefinition) {
+    VmConfig config = VmConfig::from_json_text(
+        with_nics(R"([{"tap": "vnet0", "mac": "02:76:69:0A:1b:2c"}, {"tap": "vnet1"}])"),
+        "vm.json");
+    ASSERT_EQ(config.nics.size(), 2u);
+    EXPECT_EQ(config.nics[0].tap, "vnet0");
+    EXPECT_EQ(format_mac(config.nics[0].mac), "02:76:69:0a:1b:2c");
+    EXPECT_EQ(config.nics[1].tap, "vnet1");
+    // Drawn from Vireo's locally administered range, unicast.
+    EXPECT_EQ(config.nics[1].mac[0], 0x02);
+    EXPECT_EQ(config.nics[1].mac[1], 0x76);
+    EXPECT_EQ(config.nics[1].mac[2], 0x69);
+    // Written back, the drawn address is what the next start uses.
+    VmConfig again = VmConfig::from_json(config.to_json(), "again");
+    EXPECT_EQ(again.nics[1].mac, config.nics[1].mac);
+    EXPECT_EQ(again.nics[0].tap, "vnet0");
+}
+
+TEST(VmConfigNics, ErrorsNameTheNicAndTheField) {
+    EXPECT_EQ(error_for(with_nics(R"([{"mac": "02:76:69:00:00:01"}])")),
+              "vm.json: nics[0].tap: '': an interface name has 1 to 15 characters");
+    EXPECT_EQ(error_for(with_nics(R"([{"tap": "a/b"}])")),
+              "vm.json: nics[0].tap: 'a/b': an interface name has no '/', ':' or spaces");
+    EXPECT_EQ(error_for(with_nics(R"([{"tap": "t0", "mac": "02:76:69:00:00"}])")),
+              "vm.json: nics[0].mac: '02:76:69:00:00' is not a MAC address (six hex bytes, as "
+              "02:76:69:0a:1b:2c)");
+    EXPECT_EQ(error_for(with_nics(R"([{"tap": "t0", "mac": "03:76:69:00:00:01"}])")),
+              "vm.json: nics[0].mac: 03:76:69:00:00:01 is a multicast address; a vNIC needs a "
+              "unicast one");
+    EXPECT_EQ(error_for(with_nics(R"([{"tap": "t0"}, {"tap": "t0"}])")),
+              "vm.json: nics[1].tap: t0 is already nics[0]'s");
+    EXPECT_EQ(error_for(with_nics(R"([{"tap": "t0", "mac": "02:00:00:00:00:01"},
+                                      {"tap": "t1", "mac": "02-00-00-00-00-01"}])")),
+              "vm.json: nics[1].mac: 02:00:00:00:00:01 is already nics[0]'s");
+    EXPECT_NE(error_for(with_nics(R"([{"tap": "t0", "portgroup": "x"}])"))
+                  .find("vm.json: nics[0].portgroup: unknown field"),
+              std::string::npos);
+    EXPECT_EQ(error_for(with_nics("{}")), "vm.json: nics: must be a list of vNICs, not object");
+    std::string many = "[";
+    for (size_t i = 0; i <= VmConfig::kMaxNics; ++i) {
+        many += std::string(i ? ", " : "") + R"({"tap": "t)" + std::to_string(i) + R"("})";
+    }
+    EXPECT_EQ(error_for(with_nics(many + "]")), "vm.json: nics: 9 vNICs, at most 8");
+}
+
 }  // namespace
 }  // namespace vireo

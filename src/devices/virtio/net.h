@@ -1,0 +1,171 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/rate_limited_log.h"
+#include "devices/virtio/virtio_device.h"
+#include "net/mac_address.h"
+#include "net/net_backend.h"
+
+// The network device's part of the virtio 1.x specification (5.1), little
+// endian like the rest of virtio_spec.h.
+namespace vireo::virtio {
+
+// Feature bits (5.1.3).
+inline constexpr int kNetFeatureCsum = 0;
+inline constexpr int kNetFeatureGuestCsum = 1;
+inline constexpr int kNetFeatureMac = 5;
+inline constexpr int kNetFeatureGuestTso4 = 7;
+inline constexpr int kNetFeatureGuestTso6 = 8;
+inline constexpr int kNetFeatureGuestEcn = 9;
+inline constexpr int kNetFeatureHostTso4 = 11;
+inline constexpr int kNetFeatureHostTso6 = 12;
+inline constexpr int kNetFeatureHostEcn = 13;
+inline constexpr int kNetFeatureMrgRxbuf = 15;
+inline constexpr int kNetFeatureStatus = 16;
+inline constexpr int kNetFeatureCtrlVq = 17;
+inline constexpr int kNetFeatureCtrlRx = 18;
+inline constexpr int kNetFeatureCtrlMacAddr = 23;
+
+inline constexpr uint16_t kNetStatusLinkUp = 1;
+
+// The control queue (5.1.6.5): class, command, data; the device writes an ack.
+inline constexpr uint8_t kNetCtrlRx = 0;
+inline constexpr uint8_t kNetCtrlRxPromisc = 0;
+inline constexpr uint8_t kNetCtrlRxAllmulti = 1;
+inline constexpr uint8_t kNetCtrlMac = 1;
+inline constexpr uint8_t kNetCtrlMacTableSet = 0;
+inline constexpr uint8_t kNetCtrlMacAddrSet = 1;
+inline constexpr uint8_t kNetOk = 0;
+inline constexpr uint8_t kNetErr = 1;
+
+// struct virtio_net_hdr_v1: in front of every frame both ways.
+struct NetHeader {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;
+    uint16_t gso_size;
+    uint16_t csum_start;
+    uint16_t csum_offset;
+    uint16_t num_buffers;  // receive buffers one frame took (mergeable buffers)
+};
+static_assert(sizeof(NetHeader) == 12 && offsetof(NetHeader, num_buffers) == 10);
+
+// struct virtio_net_config up to mtu. Fields of features not offered read 0.
+struct NetConfig {
+    std::array<uint8_t, 6> mac;
+    uint16_t status;
+    uint16_t max_virtqueue_pairs;
+    uint16_t mtu;
+};
+static_assert(sizeof(NetConfig) == 12 && offsetof(NetConfig, status) == 6 &&
+              offsetof(NetConfig, max_virtqueue_pairs) == 8 && offsetof(NetConfig, mtu) == 10);
+
+}  // namespace vireo::virtio
+
+namespace vireo {
+
+// virtio-net (virtio 1.x 5.1): a vNIC whose wire is a NetBackend (a TAP), served in
+// userspace on the device's worker thread (the path for hosts without
+// vhost-net). Queues: receive 0, transmit 1, control 2.
+//
+// Transmit: each chain's readable bytes (header, frame) go to the TAP in one
+// writev, straight from guest RAM; the host kernel checks the header. Receive:
+// a frame is read from the TAP into a host buffer and copied into as many of
+// the guest's chains as it needs (mergeable receive buffers), or into one
+// (when the driver did not take them; a frame too large for it is dropped).
+// With no receive buffer left the frame waits in the device and the TAP's
+// own queue; the guest's next receive notification resumes.
+//
+// Offered: MAC, STATUS (the link: up), MRG_RXBUF,
+// checksum and TSO offloads both ways (passed to the TAP as the guest
+// accepts them), and the control queue with RX (promiscuous, all-multicast)
+// and MAC (filter table, address change). Until the driver says otherwise,
+// the device is promiscuous, as QEMU's; then it delivers only frames for
+// its MAC or filter table, broadcast, and multicast as asked. A chain the
+// guest got wrong is returned unused and counted; nothing it does throws.
+class VirtioNet final : public VirtioDevice {
+public:
+    static constexpr uint16_t kQueueSize = 256;
+    // The largest frame either way: a 64 KiB TSO frame with its Ethernet and
+    // VLAN headers, after the virtio-net header.
+    static constexpr size_t kMaxFrameBytes = NetBackend::kHeaderBytes + 65536 + 18;
+    // Entries of the control queue's MAC filter table (unicast + multicast);
+    // more puts the device in promiscuous mode for that kind, as QEMU does.
+    static constexpr size_t kMacTableEntries = 64;
+
+    struct Counters {
+        std::atomic<uint64_t> rx_packets{0}, rx_bytes{0}, rx_dropped{0};
+        std::atomic<uint64_t> tx_packets{0}, tx_bytes{0}, tx_dropped{0};
+    };
+
+    // `label` names the vNIC in log lines.
+    VirtioNet(std::unique_ptr<NetBackend> backend, MacAddress mac,
+              std::string label = "virtio-net");
+
+    uint32_t device_type() const override;
+    std::string_view name() const override { return "virtio-net"; }
+    uint64_t device_features() const override;
+    uint16_t queue_count() const override { return 3; }
+    uint16_t queue_max_size() const override { return kQueueSize; }
+    uint32_t config_size() const override { return sizeof(virtio::NetConfig); }
+    void config_read(uint32_t offset, std::span<uint8_t> data) override;
+
+    void activate(const VirtioActivation& activation) override;
+    void process_queue(uint16_t queue) override;
+    std::vector<DeviceWorker::Source> worker_sources() override;
+    void reset() override;
+
+    const Counters& counters() const { return counters_; }
+    MacAddress mac() const;
+
+private:
+    void receive();
+    // Copies the waiting frame into the guest's chains; false when they ran
+    // out first (the frame stays, with the chains it has filled).
+    bool deliver();
+    bool wanted(std::span<const uint8_t> frame) const;
+    void transmit();
+    void control();
+    uint8_t control_command(uint8_t command_class, uint8_t command, std::span<const uint8_t> data);
+    uint8_t set_mac_table(std::span<const uint8_t> data);
+    bool negotiated(int feature) const;
+
+    std::unique_ptr<NetBackend> backend_;
+    mutable std::mutex mac_mutex_;  // the worker changes it, vCPUs read the config
+    MacAddress mac_;
+    std::string label_;
+    RateLimitedLog log_;
+    Counters counters_;
+    std::optional<VirtioActivation> active_;
+
+    // Receive filter, as the control queue set it.
+    bool promiscuous_ = true;
+    bool all_multicast_ = true;
+    std::set<MacAddress> unicast_filter_;
+    std::set<MacAddress> multicast_filter_;
+    bool unicast_overflow_ = false;  // a table larger than kMacTableEntries
+    bool multicast_overflow_ = false;
+
+    // The frame being received and the chains it has filled so far.
+    std::vector<uint8_t> frame_;
+    size_t frame_length_ = 0;
+    size_t frame_delivered_ = 0;
+    struct FilledChain {
+        uint16_t head;
+        uint32_t written;
+        std::vector<GuestBuffer> writable;
+    };
+    std::vector<FilledChain> frame_chains_;
+};
+
+}  // namespace vireo

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace vireo {
+
+using MacAddress = std::array<uint8_t, 6>;
+
+// "02:76:69:0a:1b:2c" (colons or dashes, either case); nullopt if it is not
+// six bytes of hex.
+std::optional<MacAddress> parse_mac(std::string_view text);
+std::string format_mac(const MacAddress& mac);
+inline bool is_multicast(const MacAddress& mac) {
+    return (mac[0] & 1) != 0;
+}
+// A new vNIC's address: unicast, locally administered, in Vireo's range
+// 02:76:69 ("vi") with three random bytes, as ESX draws from 00:50:56.
+MacAddress random_vnic_mac();
+
+}  // namespace vireo

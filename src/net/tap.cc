@@ -1,0 +1,83 @@
+#include "net/tap.h"
+
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/error.h"
+
+namespace vireo {
+
+std::optional<std::string> tap_name_problem(std::string_view name) {
+    if (name.empty() || name.size() >= IFNAMSIZ) {
+        return fmt::format("'{}': an interface name has 1 to {} characters", name, IFNAMSIZ - 1);
+    }
+    if (name == "." || name == ".." || name.find_first_of("/: \t\n") != std::string_view::npos) {
+        return fmt::format("'{}': an interface name has no '/', ':' or spaces", name);
+    }
+    return std::nullopt;
+}
+
+Tap::Tap(const std::string& name) : name_(name) {
+    if (auto problem = tap_name_problem(name)) {
+        fail("tap {}", *problem);
+    }
+    fd_.reset(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+    if (!fd_) {
+        fail_errno("tap {}: cannot open /dev/net/tun", name);
+    }
+    ifreq request{};
+    std::memcpy(request.ifr_name, name.data(), name.size());
+    request.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    if (::ioctl(fd_.get(), TUNSETIFF, &request) != 0) {
+        fail_errno(
+            "tap {}: cannot create or attach (TUNSETIFF; needs CAP_NET_ADMIN to create, "
+            "and an existing one must be a TAP with a virtio-net header)",
+            name);
+    }
+    int header_bytes = kHeaderBytes;
+    if (::ioctl(fd_.get(), TUNSETVNETHDRSZ, &header_bytes) != 0) {
+        fail_errno("tap {}: TUNSETVNETHDRSZ {}", name, header_bytes);
+    }
+    set_offloads(0);
+}
+
+void Tap::set_offloads(unsigned tun_flags) {
+    if (::ioctl(fd_.get(), TUNSETOFFLOAD, tun_flags) != 0) {
+        fail_errno("tap {}: TUNSETOFFLOAD {:#x}", name_, tun_flags);
+    }
+}
+
+size_t Tap::read(std::span<uint8_t> frame) {
+    while (true) {
+        ssize_t n = ::read(fd_.get(), frame.data(), frame.size());
+        if (n >= 0) {
+            return static_cast<size_t>(n);
+        }
+        if (errno == EAGAIN) {
+            return 0;
+        }
+        if (errno != EINTR) {
+            fail_errno("tap {}: read", name_);
+        }
+    }
+}
+
+bool Tap::write(std::span<const iovec> frame) {
+    while (true) {
+        ssize_t n = ::writev(fd_.get(), frame.data(), static_cast<int>(frame.size()));
+        if (n >= 0) {
+            return true;
+        }
+        if (errno != EINTR) {
+            return false;  // EINVAL (bad header), EAGAIN, EIO (interface down)
+        }
+    }
+}
+
+}  // namespace vireo

@@ -1,0 +1,328 @@
+#include "devices/virtio/net.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "base/byte_size.h"
+#include "base/error.h"
+#include "base/unique_fd.h"
+#include "devices/virtio/virtio_spec.h"
+#include "driver_queue.h"
+#include "net/tap.h"
+
+// The vNIC against a real TAP interface: the host side of the wire is an
+// AF_PACKET socket on that interface. Needs CAP_NET_ADMIN (the tests run as
+// root); the TAP disappears with the device.
+namespace vireo {
+namespace {
+
+using testing::Buf;
+using testing::DriverQueue;
+
+constexpr uint16_t kTestEtherType = 0x88b5;  // IEEE "local experimental"
+constexpr MacAddress kGuestMac = {0x02, 0x76, 0x69, 0x00, 0x00, 0x01};
+constexpr MacAddress kHostMac = {0x02, 0x76, 0x69, 0x00, 0x00, 0x02};
+constexpr uint64_t kRxRing = 0x10000;
+constexpr uint64_t kTxRing = 0x20000;
+constexpr uint64_t kCtrlRing = 0x30000;
+constexpr uint64_t kRxBuffers = 0x100000;  // 64 KiB apart
+constexpr uint64_t kTxFrames = 0x800000;
+constexpr uint64_t kCtrlBuffers = 0xc00000;
+
+uint64_t bit(int feature) {
+    return uint64_t{1} << feature;
+}
+
+class CountingInterrupt : public VirtioInterrupt {
+public:
+    void signal_used(uint16_t queue) override { used.push_back(queue); }
+    void signal_config_change() override {}
+    std::vector<uint16_t> used;
+};
+
+std::vector<uint8_t> ethernet_frame(const MacAddress& to, const MacAddress& from, size_t payload,
+                                    uint8_t seed) {
+    std::vector<uint8_t> frame(14 + payload);
+    std::copy(to.begin(), to.end(), frame.begin());
+    std::copy(from.begin(), from.end(), frame.begin() + 6);
+    frame[12] = kTestEtherType >> 8;
+    frame[13] = kTestEtherType & 0xff;
+    for (size_t i = 14; i < frame.size(); ++i) {
+        frame[i] = static_cast<uint8_t>(seed + i * 13);
+    }
+    return frame;
+}
+
+class VirtioNetTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        tap_name = "vntest" + std::to_string(::getpid() % 100000);
+        net = std::make_unique<VirtioNet>(std::make_unique<Tap>(tap_name), kGuestMac);
+        // No IPv6 chatter (router solicitations, MLD) on the wire under test.
+        std::ofstream("/proc/sys/net/ipv6/conf/" + tap_name + "/disable_ipv6") << "1";
+        UniqueFd control(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+        ifreq request{};
+        std::strncpy(request.ifr_name, tap_name.c_str(), IFNAMSIZ - 1);
+        request.ifr_mtu = 9000;
+        ASSERT_EQ(::ioctl(control.get(), SIOCSIFMTU, &request), 0) << std::strerror(errno);
+        ASSERT_EQ(::ioctl(control.get(), SIOCGIFFLAGS, &request), 0);
+        request.ifr_flags |= IFF_UP;
+        ASSERT_EQ(::ioctl(control.get(), SIOCSIFFLAGS, &request), 0) << std::strerror(errno);
+        host.reset(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(kTestEtherType)));
+        ASSERT_TRUE(host.valid()) << std::strerror(errno);
+        sockaddr_ll address{};
+        address.sll_family = AF_PACKET;
+        address.sll_protocol = htons(kTestEtherType);
+        address.sll_ifindex = static_cast<int>(::if_nametoindex(tap_name.c_str()));
+        ASSERT_EQ(::bind(host.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    }
+
+    void activate(uint64_t features) {
+        features &= net->device_features();
+        negotiated = features;
+        queues.emplace_back(memory, rx.config(), features);
+        queues.emplace_back(memory, tx.config(), features);
+        queues.emplace_back(memory, ctrl.config(), features);
+        net->activate(VirtioActivation{memory, features, queues, interrupt});
+    }
+
+    // The host puts a frame on the wire towards the guest.
+    void host_sends(const std::vector<uint8_t>& frame) {
+        ASSERT_EQ(::send(host.get(), frame.data(), frame.size(), 0),
+                  static_cast<ssize_t>(frame.size()))
+            << std::strerror(errno);
+    }
+    // The next frame the host received, or empty after a second.
+    std::vector<uint8_t> host_receives() {
+        pollfd ready{host.get(), POLLIN, 0};
+        if (::poll(&ready, 1, 1000) != 1) {
+            return {};
+        }
+        std::vector<uint8_t> frame(65536);
+        ssize_t n = ::recv(host.get(), frame.data(), frame.size(), 0);
+        frame.resize(static_cast<size_t>(std::max<ssize_t>(n, 0)));
+        return frame;
+    }
+    // Waits until the TAP holds a frame for the device, then lets it receive.
+    void device_receives() {
+        pollfd ready{net_fd(), POLLIN, 0};
+        ASSERT_EQ(::poll(&ready, 1, 1000), 1) << "the frame never reached the TAP";
+        net->process_queue(0);
+    }
+    int net_fd() { return net->worker_sources().at(0).fd; }
+
+    void offer_rx_buffers(unsigned count, uint32_t size) {
+        for (unsigned i = 0; i < count; ++i) {
+            rx.make_available(
+                rx.add_chain({{kRxBuffers + 0x10000 * uint64_t{next_rx_++}, size, true}}));
+        }
+    }
+    std::vector<uint8_t> guest_bytes(uint64_t address, uint64_t length) {
+        std::vector<uint8_t> bytes(length);
+        EXPECT_TRUE(memory.read(address, bytes.data(), length));
+        return bytes;
+    }
+    // The guest sends `frame` with a zero virtio-net header.
+    void guest_sends(const std::vector<uint8_t>& frame) {
+        virtio::NetHeader header{};
+        EXPECT_TRUE(memory.write_object(kTxFrames, header));
+        EXPECT_TRUE(memory.write(kTxFrames + 0x1000, frame.data(), frame.size()));
+        tx.make_available(
+            tx.add_chain({{kTxFrames, sizeof(header)},
+                          {kTxFrames + 0x1000, static_cast<uint32_t>(frame.size())}}));
+        net->process_queue(1);
+    }
+    // A control command; returns the ack the device wrote.
+    uint8_t command(uint8_t command_class, uint8_t command_id, const std::vector<uint8_t>& data) {
+        std::vector<uint8_t> bytes{command_class, command_id};
+        bytes.insert(bytes.end(), data.begin(), data.end());
+        EXPECT_TRUE(memory.write(kCtrlBuffers, bytes.data(), bytes.size()));
+        EXPECT_TRUE(memory.write_object(kCtrlBuffers + 0x1000, uint8_t{0xee}));
+        ctrl.make_available(ctrl.add_chain({{kCtrlBuffers, static_cast<uint32_t>(bytes.size())},
+                                            {kCtrlBuffers + 0x1000, 1, true}}));
+        net->process_queue(2);
+        return memory.read_object<uint8_t>(kCtrlBuffers + 0x1000).value();
+    }
+
+    std::string tap_name;
+    std::unique_ptr<VirtioNet> net;
+    UniqueFd host;
+    GuestMemory memory = GuestMemory::create({{0, 16 * MiB}});
+    DriverQueue rx{memory, 64, kRxRing};
+    DriverQueue tx{memory, 64, kTxRing};
+    DriverQueue ctrl{memory, 64, kCtrlRing};
+    std::vector<Virtqueue> queues;
+    CountingInterrupt interrupt;
+    uint64_t negotiated = 0;
+    unsigned next_rx_ = 0;
+};
+
+constexpr uint64_t kMergeable = uint64_t{1} << virtio::kNetFeatureMrgRxbuf;
+constexpr uint64_t kControl = uint64_t{1} << virtio::kNetFeatureCtrlVq |
+                              uint64_t{1} << virtio::kNetFeatureCtrlRx |
+                              uint64_t{1} << virtio::kNetFeatureCtrlMacAddr;
+
+TEST_F(VirtioNetTest, ConfigurationCarriesTheMacAndAnUpLink) {
+    activate(kMergeable);
+    virtio::NetConfig config{};
+    net->config_read(0, {reinterpret_cast<uint8_t*>(&config), sizeof(config)});
+    EXPECT_EQ(config.mac, kGuestMac);
+    EXPECT_EQ(config.status, virtio::kNetStatusLinkUp);
+    EXPECT_EQ(config.max_virtqueue_pairs, 1);
+    EXPECT_TRUE(net->device_features() & bit(virtio::kNetFeatureMac));
+}
+
+TEST_F(VirtioNetTest, AGuestFrameReachesTheHostInterfaceWhole) {
+    activate(kMergeable);
+    auto frame = ethernet_frame(kHostMac, kGuestMac, 1000, 1);
+    guest_sends(frame);
+    EXPECT_EQ(tx.used_idx(), 1);
+    EXPECT_EQ(host_receives(), frame);
+    EXPECT_EQ(net->counters().tx_packets, 1u);
+    EXPECT_EQ(net->counters().tx_bytes, frame.size());
+    EXPECT_EQ(interrupt.used, std::vector<uint16_t>{1});
+}
+
+TEST_F(VirtioNetTest, AMalformedGuestFrameIsDroppedAndItsChainReturned) {
+    activate(kMergeable);
+    // Shorter than a header and an Ethernet header.
+    EXPECT_TRUE(memory.write_object(kTxFrames, uint64_t{0}));
+    tx.make_available(tx.add_chain({{kTxFrames, 8}}));
+    net->process_queue(1);
+    EXPECT_EQ(tx.used_idx(), 1);
+    EXPECT_EQ(net->counters().tx_dropped, 1u);
+    EXPECT_EQ(net->counters().tx_packets, 0u);
+}
+
+TEST_F(VirtioNetTest, ALargeFrameSpreadsOverMergeableBuffersCountedInTheHeader) {
+    activate(kMergeable);
+    offer_rx_buffers(4, 1536);
+    auto frame = ethernet_frame(kGuestMac, kHostMac, 3000, 2);
+    host_sends(frame);
+    device_receives();
+    ASSERT_EQ(rx.used_idx(), 2) << "12 + 3014 bytes take two 1536-byte buffers";
+    EXPECT_EQ(rx.used(0).len, 1536u);
+    EXPECT_EQ(rx.used(1).len, 12u + frame.size() - 1536u);
+    auto first = guest_bytes(kRxBuffers, 1536);
+    auto second = guest_bytes(kRxBuffers + 0x10000, rx.used(1).len);
+    virtio::NetHeader header;
+    std::memcpy(&header, first.data(), sizeof(header));
+    EXPECT_EQ(header.num_buffers, 2);
+    std::vector<uint8_t> received(first.begin() + 12, first.end());
+    received.insert(received.end(), second.begin(), second.end());
+    EXPECT_EQ(received, frame);
+    EXPECT_EQ(net->counters().rx_packets, 1u);
+}
+
+TEST_F(VirtioNetTest, WithoutMergeableBuffersAFrameTooLargeForItsBufferIsDropped) {
+    activate(0);
+    offer_rx_buffers(1, 1000);
+    offer_rx_buffers(1, 4096);
+    host_sends(ethernet_frame(kGuestMac, kHostMac, 2000, 3));
+    auto small = ethernet_frame(kGuestMac, kHostMac, 500, 4);
+    host_sends(small);
+    device_receives();
+    ASSERT_EQ(rx.used_idx(), 2);
+    EXPECT_EQ(rx.used(0).len, 0u) << "the 1000-byte buffer comes back empty";
+    EXPECT_EQ(rx.used(1).len, 12u + small.size());
+    auto bytes = guest_bytes(kRxBuffers + 0x10000 + 12, small.size());
+    EXPECT_EQ(bytes, small);
+    EXPECT_EQ(net->counters().rx_dropped, 1u);
+}
+
+TEST_F(VirtioNetTest, AFrameWaitsForReceiveBuffersAndGoesWhenTheGuestAddsThem) {
+    activate(kMergeable);
+    auto frame = ethernet_frame(kGuestMac, kHostMac, 100, 5);
+    host_sends(frame);
+    device_receives();
+    EXPECT_EQ(rx.used_idx(), 0);
+    offer_rx_buffers(1, 1536);
+    net->process_queue(0);  // the guest's notification after adding buffers
+    ASSERT_EQ(rx.used_idx(), 1);
+    EXPECT_EQ(guest_bytes(kRxBuffers + 12, frame.size()), frame);
+}
+
+TEST_F(VirtioNetTest, TheReceiveFilterFollowsTheControlQueue) {
+    activate(kMergeable | kControl);
+    offer_rx_buffers(8, 1536);
+    constexpr MacAddress kOther = {0x02, 0x76, 0x69, 0x00, 0x00, 0x99};
+    constexpr MacAddress kTable = {0x02, 0x76, 0x69, 0x00, 0x00, 0x77};
+    EXPECT_EQ(command(virtio::kNetCtrlRx, virtio::kNetCtrlRxPromisc, {0}), virtio::kNetOk);
+    EXPECT_EQ(command(virtio::kNetCtrlRx, virtio::kNetCtrlRxAllmulti, {0}), virtio::kNetOk);
+    // One unicast entry, no multicast ones.
+    std::vector<uint8_t> table{1, 0, 0, 0};
+    table.insert(table.end(), kTable.begin(), kTable.end());
+    table.insert(table.end(), {0, 0, 0, 0});
+    EXPECT_EQ(command(virtio::kNetCtrlMac, virtio::kNetCtrlMacTableSet, table), virtio::kNetOk);
+
+    host_sends(ethernet_frame(kOther, kHostMac, 60, 6));                    // someone else's
+    host_sends(ethernet_frame({0x01, 0, 0x5e, 0, 0, 1}, kHostMac, 60, 7));  // multicast
+    auto mine = ethernet_frame(kGuestMac, kHostMac, 60, 8);
+    auto broadcast = ethernet_frame({0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, kHostMac, 60, 9);
+    auto listed = ethernet_frame(kTable, kHostMac, 60, 10);
+    host_sends(mine);
+    host_sends(broadcast);
+    host_sends(listed);
+    device_receives();
+    ASSERT_EQ(rx.used_idx(), 3);
+    EXPECT_EQ(guest_bytes(kRxBuffers + 12, mine.size()), mine);
+    EXPECT_EQ(guest_bytes(kRxBuffers + 0x10000 + 12, broadcast.size()), broadcast);
+    EXPECT_EQ(guest_bytes(kRxBuffers + 0x20000 + 12, listed.size()), listed);
+
+    // Promiscuous again: everything.
+    EXPECT_EQ(command(virtio::kNetCtrlRx, virtio::kNetCtrlRxPromisc, {1}), virtio::kNetOk);
+    host_sends(ethernet_frame(kOther, kHostMac, 60, 11));
+    device_receives();
+    EXPECT_EQ(rx.used_idx(), 4);
+}
+
+TEST_F(VirtioNetTest, TheGuestChangesItsMacThroughTheControlQueue) {
+    activate(kMergeable | kControl);
+    constexpr MacAddress kNew = {0x02, 0x76, 0x69, 0x00, 0x00, 0x42};
+    EXPECT_EQ(command(virtio::kNetCtrlMac, virtio::kNetCtrlMacAddrSet,
+                      std::vector<uint8_t>(kNew.begin(), kNew.end())),
+              virtio::kNetOk);
+    EXPECT_EQ(net->mac(), kNew);
+    virtio::NetConfig config{};
+    net->config_read(0, {reinterpret_cast<uint8_t*>(&config), sizeof(config)});
+    EXPECT_EQ(config.mac, kNew);
+}
+
+TEST_F(VirtioNetTest, MalformedControlCommandsAreRefusedWithoutEffect) {
+    activate(kMergeable | kControl);
+    EXPECT_EQ(command(virtio::kNetCtrlRx, virtio::kNetCtrlRxPromisc, {}), virtio::kNetErr);
+    EXPECT_EQ(command(virtio::kNetCtrlRx, 7, {1}), virtio::kNetErr);
+    EXPECT_EQ(command(9, 0, {}), virtio::kNetErr);
+    EXPECT_EQ(command(virtio::kNetCtrlMac, virtio::kNetCtrlMacAddrSet, {1, 2, 3}), virtio::kNetErr);
+    // A table whose count runs past its bytes, and one with bytes left over.
+    EXPECT_EQ(command(virtio::kNetCtrlMac, virtio::kNetCtrlMacTableSet, {200, 0, 0, 0}),
+              virtio::kNetErr);
+    EXPECT_EQ(
+        command(virtio::kNetCtrlMac, virtio::kNetCtrlMacTableSet, {0, 0, 0, 0, 0, 0, 0, 0, 1}),
+        virtio::kNetErr);
+    EXPECT_EQ(net->mac(), kGuestMac);
+}
+
+TEST(Tap, ANameThatCannotNameAnInterfaceIsRefusedBeforeAnythingIsCreated) {
+    EXPECT_TRUE(tap_name_problem("a-name-far-too-long").has_value());
+    EXPECT_TRUE(tap_name_problem("").has_value());
+    EXPECT_TRUE(tap_name_problem("../x").has_value());
+    EXPECT_FALSE(tap_name_problem("vnet0").has_value());
+    EXPECT_THROW(Tap("bad/name"), Error);
+}
+
+}  // namespace
+}  // namespace vireo

@@ -19,8 +19,7 @@ void Bus::insert(uint64_t base, uint64_t length, std::shared_ptr<BusDevice> devi
     if (next != ranges_.begin()) {
         auto previous = std::prev(next);
         if (previous->first + previous->second.length > base) {
-            fail("{} bus: range {:#x}+{:#x} overlaps {:#x}", name_, base, length,
-                 previous->first);
+            fail("{} bus: range {:#x}+{:#x} overlaps {:#x}", name_, base, length, previous->first);
         }
     }
     ranges_.emplace(base, Range{length, std::move(device)});

@@ -7,8 +7,8 @@
 #include <mutex>
 #include <span>
 
-#include "devices/bus_device.h"
 #include "base/rate_limited_log.h"
+#include "devices/bus_device.h"
 
 namespace vireo {
 

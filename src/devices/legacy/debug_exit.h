@@ -4,8 +4,8 @@
 #include <functional>
 #include <span>
 
-#include "devices/bus_device.h"
 #include "base/rate_limited_log.h"
+#include "devices/bus_device.h"
 
 namespace vireo {
 

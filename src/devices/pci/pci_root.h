@@ -8,9 +8,9 @@
 #include <span>
 #include <vector>
 
+#include "base/rate_limited_log.h"
 #include "devices/bus.h"
 #include "devices/bus_device.h"
-#include "base/rate_limited_log.h"
 #include "devices/pci/pci_device.h"
 
 namespace vireo {

@@ -29,9 +29,9 @@ TEST(GuestMemory, ReadsBackWhatWasWrittenInEachRegion) {
 
 TEST(GuestMemory, RefusesRangesOutsideRam) {
     GuestMemory memory = two_regions();
-    EXPECT_FALSE(memory.contains(4 * kMiB, 1));          // in the hole
-    EXPECT_FALSE(memory.contains(4 * kMiB - 4, 8));      // straddles the end of a region
-    EXPECT_FALSE(memory.contains(18 * kMiB, 1));         // beyond the end
+    EXPECT_FALSE(memory.contains(4 * kMiB, 1));      // in the hole
+    EXPECT_FALSE(memory.contains(4 * kMiB - 4, 8));  // straddles the end of a region
+    EXPECT_FALSE(memory.contains(18 * kMiB, 1));     // beyond the end
     EXPECT_FALSE(memory.span(std::numeric_limits<uint64_t>::max() - 2, 8).has_value());
     EXPECT_FALSE(memory.span(0x1000, std::numeric_limits<uint64_t>::max()).has_value());
     EXPECT_FALSE(memory.read_object<uint64_t>(18 * kMiB - 4).has_value());

@@ -29,10 +29,6 @@
 
 namespace {
 
-using vireo::fuzz::kDataStart;
-using vireo::fuzz::kHighSize;
-using vireo::fuzz::kHighStart;
-using vireo::fuzz::kLowSize;
 using vireo::fuzz::pick_address;
 
 constexpr uint16_t kQueueSize = 16;
@@ -182,11 +178,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FuzzedDataProvider input(data, size);
-    vireo::GuestMemory& ram = vireo::fuzz::memory();
-    auto low = ram.span(0, kLowSize);
-    auto high = ram.span(kHighStart, kHighSize);
-    std::memset(low->data(), 0, low->size());
-    std::memset(high->data(), 0, high->size());
+    vireo::GuestMemory& ram = vireo::fuzz::fresh_memory();
 
     bool read_only = input.ConsumeBool();
     disk()->reset(read_only, input.ConsumeIntegralInRange(0, 15) == 0);
@@ -224,8 +216,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     // The rest of the input is the data area; headers are written over it.
     std::vector<uint8_t> bytes = input.ConsumeRemainingBytes<uint8_t>();
-    std::copy_n(bytes.begin(), std::min<size_t>(bytes.size(), kLowSize - kDataStart),
-                low->begin() + kDataStart);
+    vireo::fuzz::fill_data_area(ram, bytes);
     for (const Header& header : headers) {
         ram.write_object(header.address, header.value);
     }

@@ -7,8 +7,11 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "devices/virtio/virtio_device.h"
 #include "memory/guest_memory.h"
@@ -21,9 +24,20 @@ inline constexpr uint64_t kHighStart = 0x100000;
 inline constexpr uint64_t kHighSize = 0x1000;
 inline constexpr uint64_t kDataStart = 0x1000;
 
-inline GuestMemory& memory() {
+// The RAM, zeroed for the next input.
+inline GuestMemory& fresh_memory() {
     static GuestMemory ram = GuestMemory::create({{0, kLowSize}, {kHighStart, kHighSize}});
+    for (auto [start, size] :
+         {std::pair{uint64_t{0}, kLowSize}, std::pair{kHighStart, kHighSize}}) {
+        auto bytes = ram.span(start, size);
+        std::fill(bytes->begin(), bytes->end(), uint8_t{0});  // memset: no syscall per input
+    }
     return ram;
+}
+
+// The input's last bytes become the data area (what does not fit is dropped).
+inline void fill_data_area(GuestMemory& ram, const std::vector<uint8_t>& bytes) {
+    ram.write(kDataStart, bytes.data(), std::min<size_t>(bytes.size(), kLowSize - kDataStart));
 }
 
 // Mostly the data area, sometimes the rings, RAM's edges or anything at all.

@@ -24,10 +24,6 @@
 
 namespace {
 
-using vireo::fuzz::kDataStart;
-using vireo::fuzz::kHighSize;
-using vireo::fuzz::kHighStart;
-using vireo::fuzz::kLowSize;
 using vireo::fuzz::pick_address;
 
 constexpr uint16_t kQueueSize = 16;
@@ -111,11 +107,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FuzzedDataProvider input(data, size);
-    vireo::GuestMemory& ram = vireo::fuzz::memory();
-    auto low = ram.span(0, kLowSize);
-    auto high = ram.span(kHighStart, kHighSize);
-    std::memset(low->data(), 0, low->size());
-    std::memset(high->data(), 0, high->size());
+    vireo::GuestMemory& ram = vireo::fuzz::fresh_memory();
 
     auto wire = std::make_unique<MemoryWire>();
     MemoryWire& frames = *wire;
@@ -132,8 +124,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     std::vector<uint8_t> order = input.ConsumeBytes<uint8_t>(8);
     std::vector<uint8_t> bytes = input.ConsumeRemainingBytes<uint8_t>();
-    std::copy_n(bytes.begin(), std::min<size_t>(bytes.size(), kLowSize - kDataStart),
-                low->begin() + kDataStart);
+    vireo::fuzz::fill_data_area(ram, bytes);
 
     std::vector<vireo::Virtqueue> queues;
     for (uint64_t base : kRingBase) {

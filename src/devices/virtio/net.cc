@@ -175,7 +175,7 @@ bool VirtioNet::wanted(std::span<const uint8_t> frame) const {
         return destination == kBroadcast || all_multicast_ || multicast_overflow_ ||
                multicast_filter_.contains(destination);
     }
-    std::lock_guard guard(mac_mutex_);
+    // No lock: mac_ changes only on this thread (the control queue).
     return destination == mac_ || unicast_overflow_ || unicast_filter_.contains(destination);
 }
 

@@ -141,7 +141,9 @@ private:
     bool negotiated(int feature) const;
 
     std::unique_ptr<NetBackend> backend_;
-    mutable std::mutex mac_mutex_;  // the worker changes it, vCPUs read the config
+    // The worker changes mac_ and reads it freely; vCPUs read it for the
+    // configuration under the lock.
+    mutable std::mutex mac_mutex_;
     MacAddress mac_;
     std::string label_;
     RateLimitedLog log_;

@@ -8,3 +8,20 @@ function(vireo_unit_test name)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   gtest_discover_tests(${name} PROPERTIES LABELS unit DISCOVERY_TIMEOUT 60)
 endfunction()
+
+# vireo_with_kvm(<out> [CPUS n] [MEMORY mib]): the command every test labelled
+# kvm starts with. scripts/with-kvm runs the test on this host's KVM or, where
+# there is none, in an emulated machine of its own (docs/testing.md) with n
+# vCPUs (default 1) and mib MiB (default 6144). Give such a test PROCESSORS n,
+# so that ctest -j never asks for more emulated vCPUs than the host has cores.
+function(vireo_with_kvm out)
+  cmake_parse_arguments(ARG "" "CPUS;MEMORY" "" ${ARGN})
+  if(NOT ARG_CPUS)
+    set(ARG_CPUS 1)
+  endif()
+  if(NOT ARG_MEMORY)
+    set(ARG_MEMORY 6144)
+  endif()
+  set(${out} ${PROJECT_SOURCE_DIR}/scripts/with-kvm --vireo $<TARGET_FILE:vireo>
+             --cpus ${ARG_CPUS} --memory ${ARG_MEMORY} -- PARENT_SCOPE)
+endfunction()

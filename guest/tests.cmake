@@ -1,6 +1,7 @@
 # ctest tests that boot each guest-kit guest under QEMU/KVM (microvm, and one
-# q35 run). Labels "kvm;qemu"; skipped (exit 77) without a usable /dev/kvm or
-# without qemu-system-x86_64. include() this file from a CMakeLists.txt
+# q35 run), through scripts/with-kvm like every test labelled kvm. Labels
+# "kvm;qemu"; skipped (exit 77) without a usable /dev/kvm or without
+# qemu-system-x86_64. include() this file from a CMakeLists.txt
 # processed after guest/.
 find_program(VIREO_QEMU qemu-system-x86_64)
 set(VIREO_GUEST_RUN ${PROJECT_SOURCE_DIR}/guest/run-in-qemu.sh)
@@ -36,13 +37,15 @@ function(vireo_guest_qemu_test name guest)
     set(ARG_TIMEOUT 60)
   endif()
   if(VIREO_QEMU)
+    vireo_with_kvm(launcher)
     add_test(NAME ${name}
-             COMMAND ${VIREO_GUEST_CHECK} --timeout ${ARG_TIMEOUT} ${ARG_CHECK} --
+             COMMAND ${launcher} ${VIREO_GUEST_CHECK} --timeout ${ARG_TIMEOUT} ${ARG_CHECK} --
                      ${VIREO_GUEST_RUN} ${ARG_MACHINE} ${CMAKE_BINARY_DIR}/guest/${guest}.elf ${ARG_QEMU})
   else()
     add_test(NAME ${name} COMMAND sh -c "echo 'SKIP: qemu-system-x86_64 is not installed'; exit 77")
   endif()
-  math(EXPR ctest_timeout "${ARG_TIMEOUT} + 15")
+  # Room for an emulated machine to boot, and to boot once more after a fault.
+  math(EXPR ctest_timeout "${ARG_TIMEOUT} + 90")
   set_tests_properties(${name} PROPERTIES LABELS "kvm;qemu" SKIP_RETURN_CODE 77 TIMEOUT ${ctest_timeout}
                                           ENVIRONMENT "QEMU=${VIREO_QEMU}")
 endfunction()

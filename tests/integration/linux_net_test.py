@@ -73,8 +73,9 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
     def test_tcp_moves_data_intact_both_ways(self):
         vm = self.boot_on_the_wire()
         size = 4 << 20
-        # Namespace -> guest: the guest listens and hashes what arrives.
-        vm.check("nc -l -p 5001 | md5sum > /tmp/received &")
+        # Namespace -> guest: the guest listens and hashes what arrives. Its
+        # stdin is not the console's: nc would swallow the next typed line.
+        vm.check("nc -l -p 5001 </dev/null | md5sum > /tmp/received &")
         time.sleep(2)
         payload = bytes((i * 7 + 3) % 251 for i in range(size))
         self.in_namespace("python3", "-c", SEND, GUEST_ADDRESS, "5001", str(size))

@@ -9,19 +9,25 @@ function(vireo_unit_test name)
   gtest_discover_tests(${name} PROPERTIES LABELS unit DISCOVERY_TIMEOUT 60)
 endfunction()
 
-# vireo_with_kvm(<out> [CPUS n] [MEMORY mib]): the command every test labelled
-# kvm starts with. scripts/with-kvm runs the test on this host's KVM or, where
-# there is none, in an emulated machine of its own (docs/testing.md) with n
-# vCPUs (default 1) and mib MiB (default 6144). Give such a test PROCESSORS n,
-# so that ctest -j never asks for more emulated vCPUs than the host has cores.
+# vireo_with_kvm(<out> [CPUS n] [MEMORY mib] [NEEDS bridge]): the command every
+# test labelled kvm starts with, and every test that needs the kernel's
+# bridges (NEEDS bridge). scripts/with-kvm runs the test on this host when it
+# has what the test needs or, where it has not, in an emulated machine of its
+# own (docs/testing.md) with n vCPUs (default 1) and mib MiB (default 6144).
+# Give such a test PROCESSORS n, so that ctest -j never asks for more emulated
+# vCPUs than the host has cores.
 function(vireo_with_kvm out)
-  cmake_parse_arguments(ARG "" "CPUS;MEMORY" "" ${ARGN})
+  cmake_parse_arguments(ARG "" "CPUS;MEMORY;NEEDS" "" ${ARGN})
   if(NOT ARG_CPUS)
     set(ARG_CPUS 1)
   endif()
   if(NOT ARG_MEMORY)
     set(ARG_MEMORY 6144)
   endif()
-  set(${out} ${PROJECT_SOURCE_DIR}/scripts/with-kvm --vireo $<TARGET_FILE:vireo>
+  set(needs "")
+  if(ARG_NEEDS)
+    set(needs --needs ${ARG_NEEDS})
+  endif()
+  set(${out} ${PROJECT_SOURCE_DIR}/scripts/with-kvm --vireo $<TARGET_FILE:vireo> ${needs}
              --cpus ${ARG_CPUS} --memory ${ARG_MEMORY} -- PARENT_SCOPE)
 endfunction()

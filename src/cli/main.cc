@@ -9,6 +9,7 @@
 #include "cli/help_text.h"
 #include "cli/host_command.h"
 #include "cli/run_command.h"
+#include "cli/switch_command.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"vireo: run and manage virtual machines on KVM"};
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
     vireo::cli::add_host_command(app);
     vireo::cli::add_disk_command(app);
     vireo::cli::add_datastore_command(app);
+    vireo::cli::add_switch_commands(app);
     vireo::cli::tidy_help(app);
     try {
         app.parse(argc, argv);

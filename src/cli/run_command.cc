@@ -13,9 +13,11 @@
 #include "base/byte_size.h"
 #include "base/error.h"
 #include "cli/help_text.h"
+#include "cli/portgroup_nics.h"
 #include "cli/vmm_process.h"
+#include "net/interface_name.h"
 #include "net/mac_address.h"
-#include "net/tap.h"
+#include "net/network_config.h"
 #include "vmm/vm_config.h"
 
 namespace vireo::cli {
@@ -95,15 +97,20 @@ VmConfig::Disk parse_disk(const std::string& spec) {
     return disk;
 }
 
-// --nic tap=NAME[,mac=M]
+// --nic tap=NAME|portgroup=PG[,mac=M]
 VmConfig::Nic parse_nic(const std::string& spec) {
     VmConfig::Nic nic;
     std::optional<MacAddress> mac;
     for (const std::string& part : split_commas(spec)) {
         if (part.starts_with("tap=")) {
             nic.tap = part.substr(4);
-            if (auto problem = tap_name_problem(nic.tap)) {
+            if (auto problem = interface_name_problem(nic.tap)) {
                 fail("--nic {}: tap {}", spec, *problem);
+            }
+        } else if (part.starts_with("portgroup=")) {
+            nic.portgroup = part.substr(10);
+            if (auto problem = portgroup_name_problem(nic.portgroup)) {
+                fail("--nic {}: portgroup {}", spec, *problem);
             }
         } else if (part.starts_with("mac=")) {
             mac = parse_mac(part.substr(4));
@@ -114,19 +121,30 @@ VmConfig::Nic parse_nic(const std::string& spec) {
                     spec, part.substr(4));
             }
         } else {
-            fail("--nic {}: '{}' is not an option of a vNIC (tap=NAME, mac=M)", spec, part);
+            fail("--nic {}: '{}' is not an option of a vNIC (tap=NAME, portgroup=PG, mac=M)", spec,
+                 part);
         }
     }
-    if (nic.tap.empty()) {
-        fail("--nic {}: no tap=NAME (the host's TAP interface the vNIC is wired to)", spec);
+    if (nic.tap.empty() == nic.portgroup.empty()) {
+        fail(
+            "--nic {}: give one of portgroup=PG (a port group of this host's switches) or "
+            "tap=NAME (a TAP interface the host wires itself)",
+            spec);
     }
     nic.mac = mac.value_or(random_vnic_mac());
     return nic;
 }
 
-// The VM definition vireo-vmm receives; checked here with the same parser, so
-// a mistake is reported in terms of this command's options.
-nlohmann::json definition_for(const RunOptions& options) {
+// The VM definition vireo-vmm receives, and the fds it inherits (its vNICs'
+// TAPs on port groups).
+struct Launch {
+    nlohmann::json definition;
+    std::vector<UniqueFd> handed_over;
+};
+
+// Checked here with the same parser vireo-vmm uses, so a mistake is reported
+// in terms of this command's options.
+Launch launch_for(const RunOptions& options) {
     uint64_t memory = parse_byte_size(options.memory, "--memory");
     if (memory % MiB != 0) {
         fail("--memory: {} is not a whole number of MiB", options.memory);
@@ -163,13 +181,16 @@ nlohmann::json definition_for(const RunOptions& options) {
     for (const std::string& spec : options.nics) {
         config.nics.push_back(parse_nic(spec));
     }
-    nlohmann::json definition = config.to_json();
-    VmConfig::from_json(definition, "vireo run");  // the same checks vireo-vmm makes
-    return definition;
+    Launch launch;
+    launch.handed_over = plug_portgroup_nics(config.nics);
+    launch.definition = config.to_json();
+    VmConfig::from_json(launch.definition, "vireo run");  // the same checks vireo-vmm makes
+    return launch;
 }
 
 int run(const RunOptions& options) {
-    VmmResult result = run_vmm(definition_for(options));
+    Launch launch = launch_for(options);
+    VmmResult result = run_vmm(launch.definition, std::move(launch.handed_over));
     if (options.json) {
         std::cout << result.report.dump() << std::endl;
     }
@@ -218,8 +239,10 @@ void add_run_command(CLI::App& app) {
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     command
         ->add_option("--nic", options->nics,
-                     "a virtio-net vNIC on a host TAP interface: tap=NAME[,mac=M] (created when "
-                     "missing; without mac, one is drawn from 02:76:69:xx:xx:xx; repeatable)")
+                     "a virtio-net vNIC: portgroup=PG[,mac=M] plugs it into a port group of "
+                     "this host's switches; tap=NAME[,mac=M] wires it to a TAP the host "
+                     "configures (created when missing). Without mac, one is drawn from "
+                     "02:76:69:xx:xx:xx; repeatable")
         ->type_name("NIC")
         ->expected(1)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);

@@ -56,7 +56,7 @@ std::string vmm_path() {
     return (std::filesystem::path(self).parent_path() / "vireo-vmm").string();
 }
 
-VmmResult run_vmm(const nlohmann::json& definition) {
+VmmResult run_vmm(const nlohmann::json& definition, std::vector<UniqueFd> handed_over) {
     std::string vmm = vmm_path();
     if (::access(vmm.c_str(), X_OK) != 0) {
         fail("{}: not found or not executable (set VIREO_VMM to the vireo-vmm binary)", vmm);
@@ -76,6 +76,7 @@ VmmResult run_vmm(const nlohmann::json& definition) {
         ::execv(vmm.c_str(), const_cast<char* const*>(argv));
         _exit(127);
     }
+    handed_over.clear();
     // The VMM handles Ctrl-C and friends itself (the terminal is raw anyway);
     // this process only waits for it.
     ::signal(SIGINT, SIG_IGN);

@@ -1,8 +1,11 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "base/unique_fd.h"
 
 namespace vireo::cli {
 
@@ -13,8 +16,10 @@ struct VmmResult {
 
 // Runs vireo-vmm in the foreground with `definition` as its VM definition
 // (handed over in a memfd, so nothing is left on disk) and waits for it.
-// The console stays on this process's terminal.
-VmmResult run_vmm(const nlohmann::json& definition);
+// The console stays on this process's terminal. `handed_over` are fds the
+// definition names (open across exec): vireo-vmm inherits them, this process
+// closes its copies once vireo-vmm runs.
+VmmResult run_vmm(const nlohmann::json& definition, std::vector<UniqueFd> handed_over = {});
 
 // vireo-vmm next to this executable, or $VIREO_VMM.
 std::string vmm_path();

@@ -1,18 +1,13 @@
 #include "host/datastore_registry.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/statvfs.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
-#include "base/unique_fd.h"
+#include "host/state_file.h"
 
 namespace vireo {
 namespace {
@@ -20,51 +15,14 @@ namespace {
 constexpr size_t kMaxNameLength = 64;
 constexpr int kFileVersion = 1;
 
-// flock on the registry's lock file, held for the object's lifetime.
-class RegistryLock {
-public:
-    RegistryLock(const std::filesystem::path& path, bool exclusive)
-        : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
-        if (!fd_) {
-            fail_errno("datastore registry {}: cannot open the lock file", path.string());
-        }
-        while (flock(fd_.get(), exclusive ? LOCK_EX : LOCK_SH) != 0) {
-            if (errno != EINTR) {
-                fail_errno("datastore registry {}: flock", path.string());
-            }
-        }
-    }
-
-private:
-    UniqueFd fd_;  // closing it releases the lock
-};
-
-void write_all(int fd, const std::string& text, const std::filesystem::path& path) {
-    size_t done = 0;
-    while (done < text.size()) {
-        ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            fail_errno("datastore registry {}: write", path.string());
-        }
-        done += static_cast<size_t>(n);
-    }
-}
-
 }  // namespace
 
 std::filesystem::path DatastoreRegistry::default_state_dir() {
-    const char* dir = std::getenv("VIREO_STATE_DIR");
-    return dir != nullptr && *dir != '\0' ? std::filesystem::path(dir)
-                                          : std::filesystem::path("/var/lib/vireo");
+    return StateFile::default_dir();
 }
 
 DatastoreRegistry::DatastoreRegistry(std::filesystem::path state_dir)
-    : dir_(std::move(state_dir)),
-      file_(dir_ / "datastores.json"),
-      lock_(dir_ / "datastores.lock") {}
+    : state_(std::move(state_dir), "datastores", kFileVersion) {}
 
 void DatastoreRegistry::check_name(std::string_view name) {
     bool valid_chars = std::all_of(name.begin(), name.end(), [](char c) {
@@ -80,27 +38,19 @@ void DatastoreRegistry::check_name(std::string_view name) {
 }
 
 std::vector<Datastore> DatastoreRegistry::load() const {
-    std::ifstream in(file_);
-    if (!in) {
-        if (std::filesystem::exists(file_)) {
-            fail("datastore registry {}: cannot be read", file_.string());
-        }
-        return {};
-    }
+    std::optional<nlohmann::json> document = state_.load();
     std::vector<Datastore> datastores;
+    if (!document) {
+        return datastores;
+    }
     try {
-        nlohmann::json document = nlohmann::json::parse(in);
-        if (document.value("version", 0) != kFileVersion) {
-            fail("datastore registry {}: version {} is not one this Vireo reads ({})",
-                 file_.string(), document.value("version", 0), kFileVersion);
-        }
-        for (const auto& entry : document.at("datastores")) {
+        for (const auto& entry : document->at("datastores")) {
             datastores.push_back(
                 {entry.at("name").get<std::string>(), entry.at("path").get<std::string>()});
         }
     } catch (const nlohmann::json::exception& e) {
-        fail("datastore registry {}: malformed ({}); fix or remove the file", file_.string(),
-             e.what());
+        fail("datastore registry {}: malformed ({}); fix or remove the file",
+             state_.file().string(), e.what());
     }
     return datastores;
 }
@@ -110,35 +60,14 @@ void DatastoreRegistry::store(const std::vector<Datastore>& datastores) const {
     for (const Datastore& d : datastores) {
         list.push_back({{"name", d.name}, {"path", d.path.string()}});
     }
-    std::string text =
-        nlohmann::json{{"version", kFileVersion}, {"datastores", list}}.dump(2) + "\n";
-    std::filesystem::path temp = file_;
-    temp += ".tmp";
-    {
-        UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-        if (!fd) {
-            fail_errno("datastore registry {}: cannot create", temp.string());
-        }
-        write_all(fd.get(), text, temp);
-        if (fsync(fd.get()) != 0) {
-            fail_errno("datastore registry {}: fsync", temp.string());
-        }
-    }
-    if (::rename(temp.c_str(), file_.c_str()) != 0) {
-        fail_errno("datastore registry {}: rename from {}", file_.string(), temp.string());
-    }
-    // The rename itself reaches the disk with the directory.
-    UniqueFd dir(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dir) {
-        fsync(dir.get());
-    }
+    state_.store({{"datastores", list}});
 }
 
 std::vector<Datastore> DatastoreRegistry::list() const {
-    if (!std::filesystem::exists(file_)) {
+    if (!std::filesystem::exists(state_.file())) {
         return {};
     }
-    RegistryLock lock(lock_, false);
+    StateFile::Lock lock = state_.lock(false);
     return load();
 }
 
@@ -161,12 +90,7 @@ Datastore DatastoreRegistry::add(std::string_view name, const std::filesystem::p
         fail("datastore add {} {}: not a directory", name, path.string());
     }
     Datastore added{std::string(name), std::filesystem::canonical(path)};
-    std::filesystem::create_directories(dir_, ec);
-    if (ec) {
-        fail("datastore registry {}: cannot create the state directory: {}", dir_.string(),
-             ec.message());
-    }
-    RegistryLock lock(lock_, true);
+    StateFile::Lock lock = state_.lock(true);
     std::vector<Datastore> datastores = load();
     for (const Datastore& d : datastores) {
         if (d.name == added.name) {
@@ -184,10 +108,10 @@ Datastore DatastoreRegistry::add(std::string_view name, const std::filesystem::p
 }
 
 Datastore DatastoreRegistry::remove(std::string_view name, bool force) {
-    if (!std::filesystem::exists(file_)) {
+    if (!std::filesystem::exists(state_.file())) {
         fail("datastore remove {}: no such datastore", name);
     }
-    RegistryLock lock(lock_, true);
+    StateFile::Lock lock = state_.lock(true);
     std::vector<Datastore> datastores = load();
     auto it = std::find_if(datastores.begin(), datastores.end(),
                            [&](const Datastore& d) { return d.name == name; });

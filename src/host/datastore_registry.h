@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "host/state_file.h"
+
 namespace vireo {
 
 // A datastore: a directory that holds VM folders, `<datastore>/<vm>/`, each
@@ -25,11 +27,9 @@ struct DatastoreUsage {
     std::vector<std::string> vm_folders;  // sorted
 };
 
-// The host's datastores, kept in `<state dir>/datastores.json`. Each change
-// rewrites the file atomically (a temporary file renamed over it) while
-// holding an exclusive flock on `datastores.lock`, so two commands running at
-// once never lose an update nor leave a half-written file; readers take the
-// lock shared. Refusals throw vireo::Error naming the datastore and the rule.
+// The host's datastores, kept in `<state dir>/datastores.json` (a StateFile:
+// locked, atomic changes). Refusals throw vireo::Error naming the datastore
+// and the rule.
 class DatastoreRegistry {
 public:
     // $VIREO_STATE_DIR if set, else /var/lib/vireo.
@@ -37,7 +37,7 @@ public:
 
     explicit DatastoreRegistry(std::filesystem::path state_dir);
 
-    const std::filesystem::path& file() const { return file_; }
+    const std::filesystem::path& file() const { return state_.file(); }
 
     std::vector<Datastore> list() const;
     std::optional<Datastore> find(std::string_view name) const;
@@ -58,9 +58,7 @@ private:
     std::vector<Datastore> load() const;
     void store(const std::vector<Datastore>& datastores) const;
 
-    std::filesystem::path dir_;
-    std::filesystem::path file_;
-    std::filesystem::path lock_;
+    StateFile state_;
 };
 
 }  // namespace vireo

@@ -10,21 +10,12 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "net/interface_name.h"
 
 namespace vireo {
 
-std::optional<std::string> tap_name_problem(std::string_view name) {
-    if (name.empty() || name.size() >= IFNAMSIZ) {
-        return fmt::format("'{}': an interface name has 1 to {} characters", name, IFNAMSIZ - 1);
-    }
-    if (name == "." || name == ".." || name.find_first_of("/: \t\n") != std::string_view::npos) {
-        return fmt::format("'{}': an interface name has no '/', ':' or spaces", name);
-    }
-    return std::nullopt;
-}
-
 Tap::Tap(const std::string& name) : name_(name) {
-    if (auto problem = tap_name_problem(name)) {
+    if (auto problem = interface_name_problem(name)) {
         fail("tap {}", *problem);
     }
     fd_.reset(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
@@ -45,6 +36,27 @@ Tap::Tap(const std::string& name) : name_(name) {
         fail_errno("tap {}: TUNSETVNETHDRSZ {}", name, header_bytes);
     }
     set_offloads(0);
+}
+
+Tap::Tap(UniqueFd fd, const std::string& name) : name_(name), fd_(std::move(fd)) {
+    ifreq request{};
+    if (::ioctl(fd_.get(), TUNGETIFF, &request) != 0) {
+        fail_errno("tap {}: the fd handed over ({}) is not an open TAP (TUNGETIFF)", name,
+                   fd_.get());
+    }
+    request.ifr_name[IFNAMSIZ - 1] = '\0';
+    if (name != request.ifr_name || (request.ifr_flags & IFF_TAP) == 0 ||
+        (request.ifr_flags & IFF_VNET_HDR) == 0) {
+        fail(
+            "tap {}: the fd handed over is {} (flags {:#x}), not this TAP with a virtio-net "
+            "header",
+            name, request.ifr_name, static_cast<unsigned>(request.ifr_flags));
+    }
+    int flags = ::fcntl(fd_.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags | O_NONBLOCK) != 0 ||
+        ::fcntl(fd_.get(), F_SETFD, FD_CLOEXEC) != 0) {
+        fail_errno("tap {}: fcntl", name);
+    }
 }
 
 void Tap::set_offloads(unsigned tun_flags) {

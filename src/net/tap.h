@@ -18,14 +18,15 @@ namespace vireo {
 // and segmentation offloads pass through to the host stack untouched. The fd
 // is non-blocking; the interface disappears when the last fd closes, unless
 // the host configuration made it persistent.
-// Why `name` cannot name a network interface, or nullopt.
-std::optional<std::string> tap_name_problem(std::string_view name);
-
 class Tap final : public NetBackend {
 public:
     // Attaches to the TAP `name`, creating it when it does not exist (which
     // takes CAP_NET_ADMIN). Throws vireo::Error naming the interface.
     explicit Tap(const std::string& name);
+    // Takes over `fd`, an open TAP that its launcher created and plugged into
+    // a switch (vireo run hands it over across exec). Throws unless it is the
+    // TAP `name` with a virtio-net header.
+    Tap(UniqueFd fd, const std::string& name);
 
     const std::string& name() const { return name_; }
     int fd() const override { return fd_.get(); }

@@ -143,8 +143,10 @@ void Machine::attach_pci_devices() {
     for (size_t index = 0; index < config_.nics.size(); ++index) {
         const VmConfig::Nic& nic = config_.nics[index];
         std::string name = fmt::format("virtio-net{}", index);
+        auto tap = nic.tap_fd ? std::make_unique<Tap>(UniqueFd(*nic.tap_fd), nic.tap)
+                              : std::make_unique<Tap>(nic.tap);
         pci_root_->add_device(std::make_shared<VirtioPciDevice>(
-            std::make_unique<VirtioNet>(std::make_unique<Tap>(nic.tap), nic.mac,
+            std::make_unique<VirtioNet>(std::move(tap), nic.mac,
                                         fmt::format("{} ({})", name, nic.tap)),
             memory_, msi_controller_, &ioevents_, name));
     }

@@ -8,98 +8,15 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
-#include "net/tap.h"
+#include "base/json_object_reader.h"
+#include "net/interface_name.h"
+#include "net/network_config.h"
 
 namespace vireo {
 
 namespace {
 
 using nlohmann::json;
-
-// Walks one JSON object, remembering the field path for error messages and
-// refusing fields nobody asked for (a typo must not be silently ignored).
-class ObjectReader {
-public:
-    ObjectReader(const json& object, std::string path, const std::string& source)
-        : object_(object), path_(std::move(path)), source_(source) {
-        if (!object_.is_object()) {
-            fail("{}: {} must be a JSON object", source_, path_.empty() ? "the document" : path_);
-        }
-    }
-
-    const json* find(const std::string& key) {
-        seen_.insert(key);
-        auto it = object_.find(key);
-        return it == object_.end() || it->is_null() ? nullptr : &*it;
-    }
-
-    std::string field(const std::string& key) const {
-        return path_.empty() ? key : path_ + "." + key;
-    }
-
-    template <typename... Args>
-    [[noreturn]] void error(const std::string& key, fmt::format_string<Args...> format,
-                            Args&&... args) const {
-        fail("{}: {}: {}", source_, field(key), fmt::format(format, std::forward<Args>(args)...));
-    }
-
-    std::optional<std::string> string(const std::string& key) {
-        const json* value = find(key);
-        if (value == nullptr) {
-            return std::nullopt;
-        }
-        if (!value->is_string()) {
-            error(key, "must be a string, not {}", value->type_name());
-        }
-        return value->get<std::string>();
-    }
-
-    std::optional<uint64_t> unsigned_integer(const std::string& key, uint64_t min, uint64_t max) {
-        const json* value = find(key);
-        if (value == nullptr) {
-            return std::nullopt;
-        }
-        if (!value->is_number_integer() ||
-            (value->is_number_integer() && !value->is_number_unsigned() &&
-             value->get<int64_t>() < 0)) {
-            error(key, "must be a whole number from {} to {}, not {}", min, max, value->dump());
-        }
-        uint64_t number = value->get<uint64_t>();
-        if (number < min || number > max) {
-            error(key, "{} is out of range ({} to {})", number, min, max);
-        }
-        return number;
-    }
-
-    std::optional<bool> boolean(const std::string& key) {
-        const json* value = find(key);
-        if (value == nullptr) {
-            return std::nullopt;
-        }
-        if (!value->is_boolean()) {
-            error(key, "must be true or false, not {}", value->dump());
-        }
-        return value->get<bool>();
-    }
-
-    void refuse_unknown_fields() const {
-        for (const auto& [key, value] : object_.items()) {
-            if (!seen_.contains(key)) {
-                std::string known;
-                for (const auto& name : seen_) {
-                    known += (known.empty() ? "" : ", ") + name;
-                }
-                fail("{}: {}: unknown field (known here: {})", source_, field(key), known);
-            }
-        }
-    }
-
-private:
-    const json& object_;
-    std::string path_;
-    const std::string& source_;
-    std::set<std::string> seen_;
-};
 
 VmConfig::ConsoleOutput parse_console_output(ObjectReader& reader) {
     auto output = reader.string("output");
@@ -178,7 +95,7 @@ VmConfig::Nic parse_nic(const json& value, size_t index, const std::string& sour
     ObjectReader reader(value, fmt::format("nics[{}]", index), source);
     VmConfig::Nic nic;
     nic.tap = reader.string("tap").value_or("");
-    if (auto problem = tap_name_problem(nic.tap)) {
+    if (auto problem = interface_name_problem(nic.tap)) {
         reader.error("tap", "{}", *problem);
     }
     if (auto text = reader.string("mac")) {
@@ -193,6 +110,18 @@ VmConfig::Nic parse_nic(const json& value, size_t index, const std::string& sour
         nic.mac = *mac;
     } else {
         nic.mac = random_vnic_mac();  // to_json() keeps it with the definition
+    }
+    nic.portgroup = reader.string("portgroup").value_or("");
+    if (auto problem =
+            nic.portgroup.empty() ? std::nullopt : portgroup_name_problem(nic.portgroup)) {
+        reader.error("portgroup", "{}", *problem);
+    }
+    if (auto fd = reader.unsigned_integer("tap_fd", 3, INT32_MAX)) {
+        nic.tap_fd = static_cast<int>(*fd);
+    } else if (!nic.portgroup.empty()) {
+        reader.error("tap_fd",
+                     "missing: a vNIC on a port group is plugged in by its launcher (vireo run), "
+                     "which hands its TAP over as this fd");
     }
     reader.refuse_unknown_fields();
     return nic;
@@ -383,7 +312,14 @@ json VmConfig::to_json() const {
     if (!nics.empty()) {
         json list = json::array();
         for (const Nic& nic : nics) {
-            list.push_back({{"tap", nic.tap}, {"mac", format_mac(nic.mac)}});
+            json entry = {{"tap", nic.tap}, {"mac", format_mac(nic.mac)}};
+            if (!nic.portgroup.empty()) {
+                entry["portgroup"] = nic.portgroup;
+            }
+            if (nic.tap_fd) {
+                entry["tap_fd"] = *nic.tap_fd;
+            }
+            list.push_back(entry);
         }
         document["nics"] = list;
     }

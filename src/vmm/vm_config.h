@@ -54,6 +54,11 @@ struct VmConfig {
     struct Nic {
         std::string tap;  // the host's TAP interface: attached to, or created
         MacAddress mac{};
+        // Set by the launcher (vireo run) for a vNIC it plugged into a port
+        // group: the port group, and the TAP already open as this fd of
+        // vireo-vmm (inherited), which it uses rather than opening `tap`.
+        std::string portgroup;
+        std::optional<int> tap_fd;
     };
     std::vector<Nic> nics;
 

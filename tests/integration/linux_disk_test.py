@@ -5,23 +5,13 @@ tools (qemu-img check, e2fsck) and reads the files' bytes out of them (debugfs).
 
 import hashlib
 import os
-import subprocess
 
 import linux_vm
 import vmtest
+from vmtest import host
 
 POWERED_OFF = 0
-SBIN = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
 GREETING = "written by Linux under Vireo"
-
-
-def host(*command):
-    result = subprocess.run(command, capture_output=True, text=True,
-                            env=dict(os.environ, PATH=SBIN))
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} exited {result.returncode}:\n"
-                             f"{result.stdout}\n{result.stderr}")
-    return result.stdout
 
 
 def sha256_file(path):
@@ -98,7 +88,7 @@ class LinuxDisks(linux_vm.LinuxTestCase):
         self.power_off(vm)
 
         self.assertEqual(sha256_file(base), base_sha, "the backing file was written to")
-        self.assertIn("No errors were found", host("qemu-img", "check", clone))
+        self.assertIn("No errors were found", host("qemu-img", "check", clone).stdout)
         flat = os.path.join(self.folder, "clone-flat.raw")
         host("qemu-img", "convert", "-O", "raw", clone, flat)
         self.assertCleanExt4(flat)

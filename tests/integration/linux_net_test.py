@@ -13,20 +13,11 @@ import time
 
 import linux_vm
 import vmtest
+from vmtest import SBIN, host
 
-SBIN = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
 GUEST_MAC = "02:76:69:aa:00:01"
 HOST_ADDRESS = "10.99.0.1"
 GUEST_ADDRESS = "10.99.0.2"
-
-
-def host(*command, check=True):
-    result = subprocess.run(command, capture_output=True, text=True,
-                            env=dict(os.environ, PATH=SBIN))
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} exited {result.returncode}:\n"
-                             f"{result.stdout}\n{result.stderr}")
-    return result
 
 
 def md5_in(output):

@@ -17,6 +17,21 @@ VMM = os.path.join(BUILD, "bin", "vireo-vmm")
 GUESTS = os.path.join(BUILD, "guest")
 
 
+# Administration tools (ip, debugfs, modprobe) live in the sbin folders.
+SBIN = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+
+
+def host(*command, check=True):
+    """Runs a command on the host (sbin folders on its PATH); its
+    CompletedProcess, text. check: fail the test unless it exits 0."""
+    result = subprocess.run(command, capture_output=True, text=True,
+                            env=dict(os.environ, PATH=SBIN))
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} exited {result.returncode}:\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
 def guest(name):
     return os.path.join(GUESTS, name)
 

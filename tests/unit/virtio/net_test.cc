@@ -21,6 +21,7 @@
 #include "base/unique_fd.h"
 #include "devices/virtio/virtio_spec.h"
 #include "driver_queue.h"
+#include "net/interface_name.h"
 #include "net/tap.h"
 
 // The vNIC against a real TAP interface: the host side of the wire is an
@@ -317,11 +318,21 @@ TEST_F(VirtioNetTest, MalformedControlCommandsAreRefusedWithoutEffect) {
 }
 
 TEST(Tap, ANameThatCannotNameAnInterfaceIsRefusedBeforeAnythingIsCreated) {
-    EXPECT_TRUE(tap_name_problem("a-name-far-too-long").has_value());
-    EXPECT_TRUE(tap_name_problem("").has_value());
-    EXPECT_TRUE(tap_name_problem("../x").has_value());
-    EXPECT_FALSE(tap_name_problem("vnet0").has_value());
+    EXPECT_TRUE(interface_name_problem("a-name-far-too-long").has_value());
+    EXPECT_TRUE(interface_name_problem("").has_value());
+    EXPECT_TRUE(interface_name_problem("../x").has_value());
+    EXPECT_FALSE(interface_name_problem("vnet0").has_value());
     EXPECT_THROW(Tap("bad/name"), Error);
+}
+
+TEST(Tap, TakesOverTheFdOfTheTapItsLauncherMadeAndNoOther) {
+    std::string name = "vnadopt" + std::to_string(::getpid() % 100000);
+    Tap made(name);
+    Tap adopted(UniqueFd(::dup(made.fd())), name);
+    EXPECT_EQ(adopted.name(), name);
+    EXPECT_NE(::fcntl(adopted.fd(), F_GETFL) & O_NONBLOCK, 0);
+    EXPECT_THROW(Tap(UniqueFd(::dup(made.fd())), "vnother0"), Error);
+    EXPECT_THROW(Tap(UniqueFd(::open("/dev/null", O_RDWR)), name), Error);
 }
 
 }  // namespace

@@ -230,9 +230,31 @@ TEST(VmConfigNics, ErrorsNameTheNicAndTheField) {
                                       {"tap": "t1", "mac": "02-00-00-00-00-01"}])")),
               "vm.json: nics[1].mac: 02:00:00:00:00:01 is already nics[0]'s");
     EXPECT_NE(error_for(with_nics(R"([{"tap": "t0", "portgroup": "x"}])"))
-                  .find("vm.json: nics[0].portgroup: unknown field"),
+                  .find("vm.json: nics[0].tap_fd: missing: a vNIC on a port group is plugged in "
+                        "by its launcher"),
+              std::string::npos);
+    EXPECT_EQ(error_for(with_nics(R"([{"tap": "t0", "portgroup": "a b", "tap_fd": 5}])")),
+              "vm.json: nics[0].portgroup: 'a b': a port group's name is 1 to 64 of A-Z a-z 0-9 . "
+              "_ -");
+    EXPECT_EQ(error_for(with_nics(R"([{"tap": "t0", "tap_fd": 2}])")),
+              "vm.json: nics[0].tap_fd: 2 is out of range (3 to 2147483647)");
+    EXPECT_NE(error_for(with_nics(R"([{"tap": "t0", "speed": 10}])"))
+                  .find("vm.json: nics[0].speed: unknown field"),
               std::string::npos);
     EXPECT_EQ(error_for(with_nics("{}")), "vm.json: nics: must be a list of vNICs, not object");
+}
+
+TEST(VmConfigTest, AVnicOnAPortGroupCarriesTheTapItsLauncherHandsOver) {
+    VmConfig config = VmConfig::from_json_text(
+        with_nics(R"([{"tap": "vireo1n0", "portgroup": "web", "tap_fd": 7}])"), "vm.json");
+    EXPECT_EQ(config.nics[0].portgroup, "web");
+    EXPECT_EQ(config.nics[0].tap_fd, 7);
+    VmConfig again = VmConfig::from_json(config.to_json(), "again");
+    EXPECT_EQ(again.nics[0].portgroup, "web");
+    EXPECT_EQ(again.nics[0].tap_fd, 7);
+    EXPECT_FALSE(VmConfig::from_json_text(with_nics(R"([{"tap": "t0"}])"), "vm.json")
+                     .nics[0]
+                     .tap_fd.has_value());
     std::string many = "[";
     for (size_t i = 0; i <= VmConfig::kMaxNics; ++i) {
         many += std::string(i ? ", " : "") + R"({"tap": "t)" + std::to_string(i) + R"("})";

@@ -1,0 +1,66 @@
+#include "cli/portgroup_nics.h"
+
+#include <net/if.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "base/error.h"
+#include "host/network_registry.h"
+#include "net/switch_datapath.h"
+#include "net/tap.h"
+
+namespace vireo::cli {
+
+namespace {
+
+// A TAP name no interface has now: `Tap` attaches to an existing one, and a
+// VM must never share another's.
+std::string fresh_tap_name(size_t index) {
+    for (unsigned attempt = 0; attempt < 100; ++attempt) {
+        std::string name = fmt::format("vireo{}n{}", (::getpid() + attempt) % 100000, index);
+        if (::if_nametoindex(name.c_str()) == 0) {
+            return name;
+        }
+    }
+    fail("--nic {}: no free TAP name of the form vireo<N>n{}", index, index);
+}
+
+}  // namespace
+
+std::vector<UniqueFd> plug_portgroup_nics(std::vector<VmConfig::Nic>& nics) {
+    std::vector<UniqueFd> handed_over;
+    bool any = false;
+    for (const VmConfig::Nic& nic : nics) {
+        any = any || !nic.portgroup.empty();
+    }
+    if (!any) {
+        return handed_over;
+    }
+    NetworkRegistry registry(StateFile::default_dir());
+    NetworkConfig config = registry.read();
+    for (size_t index = 0; index < nics.size(); ++index) {
+        VmConfig::Nic& nic = nics[index];
+        if (nic.portgroup.empty()) {
+            continue;
+        }
+        const PortGroup* portgroup = config.find_portgroup(nic.portgroup);
+        if (portgroup == nullptr) {
+            fail("--nic portgroup={}: no such port group in {} (vireo portgroup list shows them)",
+                 nic.portgroup, registry.file().string());
+        }
+        nic.tap = fresh_tap_name(index);
+        Tap tap(nic.tap);
+        SwitchDatapath::plug(config, *portgroup, nic.tap);
+        // dup() leaves close-on-exec off: vireo-vmm inherits this copy.
+        UniqueFd inherited(::dup(tap.fd()));
+        if (!inherited) {
+            fail_errno("--nic portgroup={}: dup of the TAP's fd", nic.portgroup);
+        }
+        nic.tap_fd = inherited.get();
+        handed_over.push_back(std::move(inherited));
+    }
+    return handed_over;
+}
+
+}  // namespace vireo::cli

@@ -1,0 +1,489 @@
+#include "cli/switch_command.h"
+
+#include <algorithm>
+#include <iostream>
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "cli/help_text.h"
+#include "host/network_registry.h"
+#include "net/switch_datapath.h"
+
+namespace vireo::cli {
+
+namespace {
+
+using nlohmann::json;
+
+struct SwitchOptions {
+    std::string name;
+    std::string vswitch;  // portgroup create/list: the switch
+    std::string uplink;
+    std::vector<std::string> uplinks;
+    uint32_t mtu = VirtualSwitch::kDefaultMtu;
+    std::optional<uint16_t> vlan;
+    std::string portgroup;  // hostport create
+    std::string address;
+    bool json = false;
+};
+
+NetworkRegistry registry() {
+    return NetworkRegistry(StateFile::default_dir());
+}
+
+std::string vlan_text(uint16_t vlan) {
+    if (vlan == PortGroup::kNoVlan) {
+        return "none (0)";
+    }
+    return vlan == PortGroup::kTrunk ? "trunk (4095)" : std::to_string(vlan);
+}
+
+std::string joined(const std::vector<std::string>& names) {
+    std::string text;
+    for (const std::string& name : names) {
+        text += (text.empty() ? "" : ", ") + name;
+    }
+    return text.empty() ? "-" : text;
+}
+
+const VirtualSwitch& existing_switch(const NetworkConfig& config, const std::string& name) {
+    const VirtualSwitch* vswitch = config.find_switch(name);
+    if (vswitch == nullptr) {
+        fail("switch {}: no such switch (vireo switch list shows them)", name);
+    }
+    return *vswitch;
+}
+
+PortGroup& existing_portgroup(NetworkConfig& config, const std::string& name) {
+    PortGroup* portgroup = config.find_portgroup(name);
+    if (portgroup == nullptr) {
+        fail("port group {}: no such port group (vireo portgroup list shows them)", name);
+    }
+    return *portgroup;
+}
+
+void refuse_in_use(const std::string& what, const PortGroup& portgroup) {
+    std::vector<std::string> ports = SwitchDatapath::portgroup_ports(portgroup.name);
+    if (!ports.empty()) {
+        fail(
+            "{}: port group {} has ports in use ({}): stop those VMs and delete those host "
+            "ports first",
+            what, portgroup.name, joined(ports));
+    }
+}
+
+json portgroup_json(const PortGroup& portgroup) {
+    return {{"name", portgroup.name},
+            {"switch", portgroup.vswitch},
+            {"vlan", portgroup.vlan},
+            {"ports", SwitchDatapath::portgroup_ports(portgroup.name)}};
+}
+
+json counters_json(const SwitchPort::Counters& counters) {
+    return {{"packets", counters.packets},
+            {"bytes", counters.bytes},
+            {"dropped", counters.dropped},
+            {"errors", counters.errors}};
+}
+
+const char* kind_name(SwitchPort::Kind kind) {
+    switch (kind) {
+        case SwitchPort::Kind::Uplink:
+            return "uplink";
+        case SwitchPort::Kind::PortGroup:
+            return "port";
+        case SwitchPort::Kind::Other:
+            break;
+    }
+    return "other";
+}
+
+json switch_json(const NetworkConfig& config, const VirtualSwitch& vswitch, bool with_ports) {
+    json portgroups = json::array();
+    for (const PortGroup* portgroup : config.portgroups_of(vswitch.name)) {
+        portgroups.push_back(portgroup->name);
+    }
+    std::vector<std::string> differences = SwitchDatapath::differences(config, vswitch);
+    json entry = {{"name", vswitch.name},
+                  {"mtu", vswitch.mtu},
+                  {"uplinks", vswitch.uplinks},
+                  {"portgroups", portgroups},
+                  {"native_vlan", config.native_vlan(vswitch.name)},
+                  {"applied", differences.empty()},
+                  {"differences", differences}};
+    if (with_ports) {
+        json ports = json::array();
+        for (const SwitchPort& port : SwitchDatapath::observe(vswitch).ports) {
+            ports.push_back({{"name", port.name},
+                             {"kind", kind_name(port.kind)},
+                             {"portgroup", port.portgroup},
+                             {"up", port.up},
+                             {"mtu", port.mtu},
+                             {"vlans", port.vlans.describe()},
+                             {"received", counters_json(port.received)},
+                             {"sent", counters_json(port.sent)}});
+        }
+        entry["ports"] = ports;
+    }
+    return entry;
+}
+
+void print_switch(const json& entry) {
+    std::cout << fmt::format("switch {}: MTU {}, uplinks {}, {}\n",
+                             entry["name"].get<std::string>(), entry["mtu"].get<uint32_t>(),
+                             joined(entry["uplinks"].get<std::vector<std::string>>()),
+                             entry["applied"].get<bool>() ? "applied" : "NOT applied");
+    for (const json& difference : entry["differences"]) {
+        std::cout << "  differs: " << difference.get<std::string>() << "\n";
+    }
+}
+
+int print(const json& entry, bool as_json, const std::string& text) {
+    if (as_json) {
+        std::cout << entry.dump() << std::endl;
+    } else {
+        std::cout << text;
+    }
+    return 0;
+}
+
+int create_switch(const SwitchOptions& options) {
+    NetworkConfig config = registry().update([&](NetworkConfig& c) {
+        if (c.find_switch(options.name) != nullptr) {
+            fail("switch create {}: a switch of that name exists already", options.name);
+        }
+        c.switches.push_back({options.name, options.mtu, options.uplinks});
+    });
+    json entry = switch_json(config, existing_switch(config, options.name), false);
+    return print(entry, options.json,
+                 fmt::format("switch {} created: bridge {}, MTU {}, uplinks {}\n", options.name,
+                             options.name, options.mtu, joined(options.uplinks)));
+}
+
+int delete_switch(const SwitchOptions& options) {
+    std::vector<std::string> removed_portgroups;
+    registry().update([&](NetworkConfig& c) {
+        existing_switch(c, options.name);
+        for (const PortGroup* portgroup : c.portgroups_of(options.name)) {
+            refuse_in_use("switch delete " + options.name, *portgroup);
+            removed_portgroups.push_back(portgroup->name);
+        }
+        std::erase_if(c.portgroups, [&](const PortGroup& p) { return p.vswitch == options.name; });
+        std::erase_if(c.switches, [&](const VirtualSwitch& s) { return s.name == options.name; });
+    });
+    json entry = {{"name", options.name}, {"portgroups", removed_portgroups}};
+    return print(entry, options.json,
+                 fmt::format("switch {} deleted, with its port groups: {}\n", options.name,
+                             joined(removed_portgroups)));
+}
+
+int list_switches(const SwitchOptions& options) {
+    NetworkConfig config = registry().read();
+    json entries = json::array();
+    for (const VirtualSwitch& vswitch : config.switches) {
+        entries.push_back(switch_json(config, vswitch, false));
+    }
+    if (options.json) {
+        std::cout << json{{"switches", entries}}.dump() << std::endl;
+        return 0;
+    }
+    if (entries.empty()) {
+        std::cout << "no switches (create one: vireo switch create vSwitch0 --uplink IF)\n";
+    }
+    for (const json& entry : entries) {
+        print_switch(entry);
+    }
+    return 0;
+}
+
+int show_switch(const SwitchOptions& options, bool counters) {
+    NetworkConfig config = registry().read();
+    json entry = switch_json(config, existing_switch(config, options.name), true);
+    if (options.json) {
+        std::cout << entry.dump() << std::endl;
+        return 0;
+    }
+    if (!counters) {
+        print_switch(entry);
+        for (const std::string& name : entry["portgroups"].get<std::vector<std::string>>()) {
+            const PortGroup* portgroup = config.find_portgroup(name);
+            std::cout << fmt::format("  port group {}: VLAN {}\n", name,
+                                     vlan_text(portgroup->vlan));
+        }
+    }
+    std::cout << fmt::format("  {:<16} {:<7} {:<16} {:>12} {:>12} {:>9} {:>9}\n", "PORT", "KIND",
+                             "PORT GROUP", "RX PACKETS", "TX PACKETS", "RX DROPS", "TX DROPS");
+    for (const json& port : entry["ports"]) {
+        std::cout << fmt::format(
+            "  {:<16} {:<7} {:<16} {:>12} {:>12} {:>9} {:>9}\n", port["name"].get<std::string>(),
+            port["kind"].get<std::string>(), port["portgroup"].get<std::string>(),
+            port["received"]["packets"].get<uint64_t>(), port["sent"]["packets"].get<uint64_t>(),
+            port["received"]["dropped"].get<uint64_t>(), port["sent"]["dropped"].get<uint64_t>());
+        if (!counters) {
+            std::cout << "    VLANs: " << port["vlans"].get<std::string>() << "\n";
+        }
+    }
+    return 0;
+}
+
+int change_uplink(const SwitchOptions& options, bool add) {
+    NetworkConfig config = registry().update([&](NetworkConfig& c) {
+        VirtualSwitch& vswitch = *c.find_switch(existing_switch(c, options.name).name);
+        auto it = std::find(vswitch.uplinks.begin(), vswitch.uplinks.end(), options.uplink);
+        if (add && it != vswitch.uplinks.end()) {
+            fail("switch {}: {} is its uplink already", options.name, options.uplink);
+        }
+        if (!add && it == vswitch.uplinks.end()) {
+            fail("switch {}: {} is not one of its uplinks ({})", options.name, options.uplink,
+                 joined(vswitch.uplinks));
+        }
+        if (add) {
+            vswitch.uplinks.push_back(options.uplink);
+        } else {
+            vswitch.uplinks.erase(it);
+        }
+    });
+    json entry = switch_json(config, existing_switch(config, options.name), false);
+    return print(entry, options.json,
+                 fmt::format("switch {}: uplink {} {}\n", options.name, options.uplink,
+                             add ? "added" : "removed"));
+}
+
+int apply_all(const SwitchOptions& options) {
+    NetworkConfig config = registry().apply();
+    json entries = json::array();
+    for (const VirtualSwitch& vswitch : config.switches) {
+        entries.push_back(switch_json(config, vswitch, false));
+    }
+    if (options.json) {
+        std::cout << json{{"switches", entries}}.dump() << std::endl;
+        return 0;
+    }
+    std::cout << fmt::format("applied {} switch(es) and {} port group(s)\n", config.switches.size(),
+                             config.portgroups.size());
+    for (const json& entry : entries) {
+        print_switch(entry);
+    }
+    return 0;
+}
+
+int create_portgroup(const SwitchOptions& options) {
+    NetworkConfig config = registry().update([&](NetworkConfig& c) {
+        existing_switch(c, options.vswitch);
+        if (c.find_portgroup(options.name) != nullptr) {
+            fail("portgroup create {}: a port group of that name exists already", options.name);
+        }
+        c.portgroups.push_back({options.name, options.vswitch, options.vlan.value_or(0)});
+    });
+    PortGroup& created = existing_portgroup(config, options.name);
+    return print(portgroup_json(created), options.json,
+                 fmt::format("port group {} created on switch {}, VLAN {}\n", created.name,
+                             created.vswitch, vlan_text(created.vlan)));
+}
+
+int set_portgroup(const SwitchOptions& options) {
+    if (!options.vlan) {
+        fail("portgroup set {}: nothing to change (--vlan N)", options.name);
+    }
+    NetworkConfig config = registry().update(
+        [&](NetworkConfig& c) { existing_portgroup(c, options.name).vlan = *options.vlan; });
+    PortGroup& changed = existing_portgroup(config, options.name);
+    return print(portgroup_json(changed), options.json,
+                 fmt::format("port group {}: VLAN {}\n", changed.name, vlan_text(changed.vlan)));
+}
+
+int delete_portgroup(const SwitchOptions& options) {
+    registry().update([&](NetworkConfig& c) {
+        refuse_in_use("portgroup delete " + options.name, existing_portgroup(c, options.name));
+        std::erase_if(c.portgroups, [&](const PortGroup& p) { return p.name == options.name; });
+    });
+    return print(json{{"name", options.name}}, options.json,
+                 fmt::format("port group {} deleted\n", options.name));
+}
+
+int list_portgroups(const SwitchOptions& options) {
+    NetworkConfig config = registry().read();
+    json entries = json::array();
+    for (const PortGroup& portgroup : config.portgroups) {
+        if (options.vswitch.empty() || portgroup.vswitch == options.vswitch) {
+            entries.push_back(portgroup_json(portgroup));
+        }
+    }
+    if (options.json) {
+        std::cout << json{{"portgroups", entries}}.dump() << std::endl;
+        return 0;
+    }
+    if (entries.empty()) {
+        std::cout << "no port groups (create one: vireo portgroup create NAME --switch S)\n";
+        return 0;
+    }
+    std::cout << fmt::format("{:<24} {:<16} {:<14} {}\n", "PORT GROUP", "SWITCH", "VLAN", "PORTS");
+    for (const json& entry : entries) {
+        std::cout << fmt::format("{:<24} {:<16} {:<14} {}\n", entry["name"].get<std::string>(),
+                                 entry["switch"].get<std::string>(),
+                                 vlan_text(entry["vlan"].get<uint16_t>()),
+                                 joined(entry["ports"].get<std::vector<std::string>>()));
+    }
+    return 0;
+}
+
+json hostport_json(const HostPort& hostport) {
+    return {{"name", hostport.name},
+            {"portgroup", hostport.portgroup},
+            {"address", hostport.address},
+            {"switch_side", hostport.switch_side()}};
+}
+
+int create_hostport(const SwitchOptions& options) {
+    NetworkConfig config = registry().update([&](NetworkConfig& c) {
+        if (c.find_hostport(options.name) != nullptr) {
+            fail("hostport create {}: a host port of that name exists already", options.name);
+        }
+        existing_portgroup(c, options.portgroup);
+        c.hostports.push_back({options.name, options.portgroup, options.address});
+    });
+    const HostPort& created = *config.find_hostport(options.name);
+    return print(
+        hostport_json(created), options.json,
+        fmt::format("host port {} created on port group {}{}\n", created.name, created.portgroup,
+                    created.address.empty() ? "" : ", address " + created.address));
+}
+
+int delete_hostport(const SwitchOptions& options) {
+    registry().update([&](NetworkConfig& c) {
+        if (c.find_hostport(options.name) == nullptr) {
+            fail("hostport delete {}: no such host port", options.name);
+        }
+        std::erase_if(c.hostports, [&](const HostPort& h) { return h.name == options.name; });
+    });
+    return print(json{{"name", options.name}}, options.json,
+                 fmt::format("host port {} deleted\n", options.name));
+}
+
+int list_hostports(const SwitchOptions& options) {
+    NetworkConfig config = registry().read();
+    json entries = json::array();
+    for (const HostPort& hostport : config.hostports) {
+        entries.push_back(hostport_json(hostport));
+    }
+    if (options.json) {
+        std::cout << json{{"hostports", entries}}.dump() << std::endl;
+        return 0;
+    }
+    if (entries.empty()) {
+        std::cout << "no host ports (create one: vireo hostport create vmk0 --portgroup PG)\n";
+        return 0;
+    }
+    std::cout << fmt::format("{:<13} {:<24} {}\n", "HOST PORT", "PORT GROUP", "ADDRESS");
+    for (const HostPort& hostport : config.hostports) {
+        std::cout << fmt::format("{:<13} {:<24} {}\n", hostport.name, hostport.portgroup,
+                                 hostport.address.empty() ? "-" : hostport.address);
+    }
+    return 0;
+}
+
+CLI::App* subcommand(CLI::App* parent, const char* name, const char* help,
+                     std::shared_ptr<SwitchOptions> options, std::function<int()> run) {
+    CLI::App* command = parent->add_subcommand(name, help);
+    command->add_flag("--json", options->json, "print the result as JSON");
+    command->final_callback([run] { throw CLI::RuntimeError(run()); });
+    return command;
+}
+
+void add_vlan_option(CLI::App* command, SwitchOptions& options) {
+    command
+        ->add_option("--vlan", options.vlan,
+                     "0: untagged (default); 1-4094: tagged on the uplink, untagged to the "
+                     "VMs; 4095: trunk, the VMs see the tags")
+        ->check(whole_number(0, PortGroup::kTrunk, "VLAN ID"));
+}
+
+}  // namespace
+
+void add_switch_commands(CLI::App& app) {
+    // Shared with every callback: CLI11 writes into it while parsing.
+    auto options = std::make_shared<SwitchOptions>();
+
+    CLI::App* vswitch = app.add_subcommand(
+        "switch",
+        "Virtual switches (ESX standard switches): a Linux bridge each, with VLAN filtering.\n"
+        "Kept in $VIREO_STATE_DIR/network.json (default /var/lib/vireo), applied at once.");
+    vswitch->require_subcommand(1);
+    CLI::App* create = subcommand(vswitch, "create", "Create a switch", options,
+                                  [options] { return create_switch(*options); });
+    create->add_option("NAME", options->name, "its name, also its bridge's (e.g. vSwitch0)")
+        ->required();
+    create->add_option("--mtu", options->mtu, "its MTU (default 1500)")
+        ->check(whole_number(VirtualSwitch::kMinMtu, VirtualSwitch::kMaxMtu, "MTU"));
+    create->add_option("--uplink", options->uplinks,
+                       "a host interface joining the switch to the physical network");
+    CLI::App* remove = subcommand(vswitch, "delete", "Delete a switch and its port groups", options,
+                                  [options] { return delete_switch(*options); });
+    remove->add_option("NAME", options->name, "the switch")->required();
+    subcommand(vswitch, "list", "List the switches and whether each is applied", options,
+               [options] { return list_switches(*options); });
+    CLI::App* show = subcommand(vswitch, "show",
+                                "A switch: its port groups, its ports with their VLANs, and "
+                                "where the kernel differs from the configuration",
+                                options, [options] { return show_switch(*options, false); });
+    show->add_option("NAME", options->name, "the switch")->required();
+    CLI::App* stats = subcommand(vswitch, "stats", "A switch's counters, port by port", options,
+                                 [options] { return show_switch(*options, true); });
+    stats->add_option("NAME", options->name, "the switch")->required();
+    subcommand(vswitch, "apply",
+               "Make the kernel match the stored configuration again (at boot, after a failure)",
+               options, [options] { return apply_all(*options); });
+    CLI::App* uplink = vswitch->add_subcommand("uplink", "Add or remove a switch's uplink");
+    uplink->require_subcommand(1);
+    for (bool add : {true, false}) {
+        CLI::App* change =
+            subcommand(uplink, add ? "add" : "remove", add ? "Add an uplink" : "Remove an uplink",
+                       options, [options, add] { return change_uplink(*options, add); });
+        change->add_option("NAME", options->name, "the switch")->required();
+        change->add_option("INTERFACE", options->uplink, "the host interface")->required();
+    }
+
+    CLI::App* portgroup = app.add_subcommand(
+        "portgroup",
+        "Port groups: the ports of a switch that share a VLAN; VMs plug into them "
+        "(vireo run --nic portgroup=NAME)");
+    portgroup->require_subcommand(1);
+    CLI::App* pg_create = subcommand(portgroup, "create", "Create a port group", options,
+                                     [options] { return create_portgroup(*options); });
+    pg_create->add_option("NAME", options->name, "its name: 1 to 64 of A-Z a-z 0-9 . _ -")
+        ->required();
+    pg_create->add_option("--switch", options->vswitch, "the switch it is on")->required();
+    add_vlan_option(pg_create, *options);
+    CLI::App* pg_set = subcommand(portgroup, "set", "Change a port group (its ports follow)",
+                                  options, [options] { return set_portgroup(*options); });
+    pg_set->add_option("NAME", options->name, "the port group")->required();
+    add_vlan_option(pg_set, *options);
+    CLI::App* pg_delete = subcommand(portgroup, "delete", "Delete a port group no VM uses", options,
+                                     [options] { return delete_portgroup(*options); });
+    pg_delete->add_option("NAME", options->name, "the port group")->required();
+    CLI::App* pg_list = subcommand(portgroup, "list", "List the port groups and their ports",
+                                   options, [options] { return list_portgroups(*options); });
+    pg_list->add_option("--switch", options->vswitch, "only this switch's");
+
+    CLI::App* hostport = app.add_subcommand(
+        "hostport",
+        "Host ports (ESX's VMkernel ports): an IP interface of this host on a port "
+        "group, for its own traffic");
+    hostport->require_subcommand(1);
+    CLI::App* hp_create = subcommand(hostport, "create", "Create a host port", options,
+                                     [options] { return create_hostport(*options); });
+    hp_create->add_option("NAME", options->name, "the host interface's name (up to 12 characters)")
+        ->required();
+    hp_create->add_option("--portgroup", options->portgroup, "the port group it is on")->required();
+    hp_create->add_option("--address", options->address, "its address, e.g. 10.0.0.2/24");
+    CLI::App* hp_delete = subcommand(hostport, "delete", "Delete a host port", options,
+                                     [options] { return delete_hostport(*options); });
+    hp_delete->add_option("NAME", options->name, "the host port")->required();
+    subcommand(hostport, "list", "List the host ports", options,
+               [options] { return list_hostports(*options); });
+}
+
+}  // namespace vireo::cli

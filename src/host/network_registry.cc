@@ -1,0 +1,59 @@
+#include "host/network_registry.h"
+
+#include "base/error.h"
+#include "net/switch_datapath.h"
+
+namespace vireo {
+
+namespace {
+
+constexpr int kFileVersion = 1;
+
+// A stored configuration that could not be applied is kept: the message says
+// so, and how to try again.
+void apply_stored(const NetworkConfig& config, const std::filesystem::path& file) {
+    try {
+        SwitchDatapath::apply(config);
+    } catch (const Error& e) {
+        fail("{} (the configuration is stored in {}; `vireo switch apply` applies it again)",
+             e.what(), file.string());
+    }
+}
+
+}  // namespace
+
+NetworkRegistry::NetworkRegistry(std::filesystem::path state_dir)
+    : state_(std::move(state_dir), "network", kFileVersion) {}
+
+NetworkConfig NetworkRegistry::load() const {
+    std::optional<nlohmann::json> document = state_.load();
+    return document ? NetworkConfig::from_json(*document, state_.file().string()) : NetworkConfig{};
+}
+
+NetworkConfig NetworkRegistry::read() const {
+    if (!std::filesystem::exists(state_.file())) {
+        return {};
+    }
+    StateFile::Lock lock = state_.lock(false);
+    return load();
+}
+
+NetworkConfig NetworkRegistry::update(const std::function<void(NetworkConfig&)>& change) {
+    StateFile::Lock lock = state_.lock(true);
+    NetworkConfig config = load();
+    change(config);
+    config.validate(state_.file().string());
+    SwitchDatapath::check_applicable(config);
+    state_.store(config.to_json());
+    apply_stored(config, state_.file());
+    return config;
+}
+
+NetworkConfig NetworkRegistry::apply() const {
+    StateFile::Lock lock = state_.lock(true);
+    NetworkConfig config = load();
+    apply_stored(config, state_.file());
+    return config;
+}
+
+}  // namespace vireo

@@ -1,0 +1,322 @@
+#include "net/network_config.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "base/json_object_reader.h"
+#include "net/interface_name.h"
+
+namespace vireo {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxPortgroupName = 64;
+
+// The list under `key`; empty when absent.
+const json& list_field(ObjectReader& reader, const std::string& key, const std::string& source) {
+    static const json empty = json::array();
+    const json* value = reader.find(key);
+    if (value == nullptr) {
+        return empty;
+    }
+    if (!value->is_array()) {
+        fail("{}: {}: must be a list, not {}", source, key, value->type_name());
+    }
+    return *value;
+}
+
+VirtualSwitch parse_switch(const json& value, size_t index, const std::string& source) {
+    ObjectReader reader(value, fmt::format("switches[{}]", index), source);
+    VirtualSwitch vswitch;
+    auto name = reader.string("name");
+    if (!name) {
+        reader.error("name", "missing (the switch's name, e.g. vSwitch0)");
+    }
+    vswitch.name = *name;
+    vswitch.mtu = static_cast<uint32_t>(
+        reader.unsigned_integer("mtu", VirtualSwitch::kMinMtu, VirtualSwitch::kMaxMtu)
+            .value_or(VirtualSwitch::kDefaultMtu));
+    if (const json* uplinks = reader.find("uplinks")) {
+        if (!uplinks->is_array()) {
+            reader.error("uplinks", "must be a list of host interface names, not {}",
+                         uplinks->type_name());
+        }
+        for (const json& uplink : *uplinks) {
+            if (!uplink.is_string()) {
+                reader.error("uplinks", "must be a list of host interface names, not {}",
+                             uplink.dump());
+            }
+            vswitch.uplinks.push_back(uplink.get<std::string>());
+        }
+    }
+    reader.refuse_unknown_fields();
+    return vswitch;
+}
+
+PortGroup parse_portgroup(const json& value, size_t index, const std::string& source) {
+    ObjectReader reader(value, fmt::format("portgroups[{}]", index), source);
+    PortGroup portgroup;
+    auto name = reader.string("name");
+    if (!name) {
+        reader.error("name", "missing (the port group's name, e.g. VM-Network)");
+    }
+    portgroup.name = *name;
+    auto vswitch = reader.string("switch");
+    if (!vswitch) {
+        reader.error("switch", "missing (the switch the port group is on)");
+    }
+    portgroup.vswitch = *vswitch;
+    portgroup.vlan =
+        static_cast<uint16_t>(reader.unsigned_integer("vlan", PortGroup::kNoVlan, PortGroup::kTrunk)
+                                  .value_or(PortGroup::kNoVlan));
+    reader.refuse_unknown_fields();
+    return portgroup;
+}
+
+HostPort parse_hostport(const json& value, size_t index, const std::string& source) {
+    ObjectReader reader(value, fmt::format("hostports[{}]", index), source);
+    HostPort hostport;
+    auto name = reader.string("name");
+    if (!name) {
+        reader.error("name", "missing (the host interface's name, e.g. vmk0)");
+    }
+    hostport.name = *name;
+    auto portgroup = reader.string("portgroup");
+    if (!portgroup) {
+        reader.error("portgroup", "missing (the port group the host port is on)");
+    }
+    hostport.portgroup = *portgroup;
+    hostport.address = reader.string("address").value_or("");
+    reader.refuse_unknown_fields();
+    return hostport;
+}
+
+// Why `address` is not an IPv4 or IPv6 address with a prefix length, or nullopt.
+std::optional<std::string> address_problem(const std::string& address) {
+    size_t slash = address.find('/');
+    std::string ip = address.substr(0, slash);
+    unsigned char bytes[16];
+    int family = ip.find(':') == std::string::npos ? AF_INET : AF_INET6;
+    unsigned max_prefix = family == AF_INET ? 32 : 128;
+    std::string prefix = slash == std::string::npos ? "" : address.substr(slash + 1);
+    bool prefix_ok = !prefix.empty() && prefix.size() <= 3 &&
+                     std::all_of(prefix.begin(), prefix.end(), ::isdigit) &&
+                     std::stoul(prefix) <= max_prefix;
+    if (inet_pton(family, ip.c_str(), bytes) != 1 || !prefix_ok) {
+        return fmt::format(
+            "'{}' is not an address with its prefix length (10.0.0.2/24, "
+            "fd00::2/64)",
+            address);
+    }
+    return std::nullopt;
+}
+
+template <typename Item>
+Item* find_named(std::vector<Item>& items, std::string_view name) {
+    auto it = std::find_if(items.begin(), items.end(),
+                           [&](const Item& item) { return item.name == name; });
+    return it == items.end() ? nullptr : &*it;
+}
+
+}  // namespace
+
+std::optional<std::string> switch_name_problem(std::string_view name) {
+    return interface_name_problem(name);
+}
+
+std::optional<std::string> portgroup_name_problem(std::string_view name) {
+    bool valid_chars = std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '-' || c == '_' || c == '.';
+    });
+    if (name.empty() || name.size() > kMaxPortgroupName || !valid_chars) {
+        return fmt::format("'{}': a port group's name is 1 to {} of A-Z a-z 0-9 . _ -", name,
+                           kMaxPortgroupName);
+    }
+    return std::nullopt;
+}
+
+NetworkConfig NetworkConfig::from_json(const json& document, const std::string& source) {
+    ObjectReader reader(document, "", source);
+    NetworkConfig config;
+    const json& switches = list_field(reader, "switches", source);
+    for (size_t i = 0; i < switches.size(); ++i) {
+        config.switches.push_back(parse_switch(switches[i], i, source));
+    }
+    const json& portgroups = list_field(reader, "portgroups", source);
+    for (size_t i = 0; i < portgroups.size(); ++i) {
+        config.portgroups.push_back(parse_portgroup(portgroups[i], i, source));
+    }
+    const json& hostports = list_field(reader, "hostports", source);
+    for (size_t i = 0; i < hostports.size(); ++i) {
+        config.hostports.push_back(parse_hostport(hostports[i], i, source));
+    }
+    reader.refuse_unknown_fields();
+    config.validate(source);
+    return config;
+}
+
+json NetworkConfig::to_json() const {
+    json switch_list = json::array();
+    for (const VirtualSwitch& vswitch : switches) {
+        switch_list.push_back(
+            {{"name", vswitch.name}, {"mtu", vswitch.mtu}, {"uplinks", vswitch.uplinks}});
+    }
+    json portgroup_list = json::array();
+    for (const PortGroup& portgroup : portgroups) {
+        portgroup_list.push_back(
+            {{"name", portgroup.name}, {"switch", portgroup.vswitch}, {"vlan", portgroup.vlan}});
+    }
+    json hostport_list = json::array();
+    for (const HostPort& hostport : hostports) {
+        hostport_list.push_back({{"name", hostport.name},
+                                 {"portgroup", hostport.portgroup},
+                                 {"address", hostport.address}});
+    }
+    return {
+        {"switches", switch_list}, {"portgroups", portgroup_list}, {"hostports", hostport_list}};
+}
+
+const VirtualSwitch* NetworkConfig::find_switch(std::string_view name) const {
+    return const_cast<NetworkConfig*>(this)->find_switch(name);
+}
+
+VirtualSwitch* NetworkConfig::find_switch(std::string_view name) {
+    return find_named(switches, name);
+}
+
+const PortGroup* NetworkConfig::find_portgroup(std::string_view name) const {
+    return const_cast<NetworkConfig*>(this)->find_portgroup(name);
+}
+
+PortGroup* NetworkConfig::find_portgroup(std::string_view name) {
+    return find_named(portgroups, name);
+}
+
+const HostPort* NetworkConfig::find_hostport(std::string_view name) const {
+    auto it = std::find_if(hostports.begin(), hostports.end(),
+                           [&](const HostPort& hostport) { return hostport.name == name; });
+    return it == hostports.end() ? nullptr : &*it;
+}
+
+std::vector<const PortGroup*> NetworkConfig::portgroups_of(std::string_view switch_name) const {
+    std::vector<const PortGroup*> found;
+    for (const PortGroup& portgroup : portgroups) {
+        if (portgroup.vswitch == switch_name) {
+            found.push_back(&portgroup);
+        }
+    }
+    return found;
+}
+
+void NetworkConfig::validate(const std::string& source) const {
+    std::set<std::string> switch_names;
+    std::set<std::string> uplinks;
+    for (const VirtualSwitch& vswitch : switches) {
+        if (auto problem = switch_name_problem(vswitch.name)) {
+            fail("{}: switch {}", source, *problem);
+        }
+        if (!switch_names.insert(vswitch.name).second) {
+            fail("{}: switch '{}' is defined twice", source, vswitch.name);
+        }
+        if (vswitch.mtu < VirtualSwitch::kMinMtu || vswitch.mtu > VirtualSwitch::kMaxMtu) {
+            fail("{}: switch '{}': MTU {} is out of range ({} to {})", source, vswitch.name,
+                 vswitch.mtu, VirtualSwitch::kMinMtu, VirtualSwitch::kMaxMtu);
+        }
+        if (vswitch.uplinks.size() > 1) {
+            fail(
+                "{}: switch '{}': {} uplinks; at most one until NIC teaming is built (two "
+                "uplinks joined directly would loop frames between them)",
+                source, vswitch.name, vswitch.uplinks.size());
+        }
+        for (const std::string& uplink : vswitch.uplinks) {
+            if (auto problem = interface_name_problem(uplink)) {
+                fail("{}: switch '{}': uplink {}", source, vswitch.name, *problem);
+            }
+            if (!uplinks.insert(uplink).second) {
+                fail("{}: uplink {} is on two switches; an interface joins one switch", source,
+                     uplink);
+            }
+        }
+    }
+    for (const std::string& uplink : uplinks) {
+        if (switch_names.contains(uplink)) {
+            fail("{}: '{}' is both a switch and an uplink", source, uplink);
+        }
+    }
+    std::set<std::string> portgroup_names;
+    for (const PortGroup& portgroup : portgroups) {
+        if (auto problem = portgroup_name_problem(portgroup.name)) {
+            fail("{}: port group {}", source, *problem);
+        }
+        if (!portgroup_names.insert(portgroup.name).second) {
+            fail("{}: port group '{}' is defined twice (names are unique on a host)", source,
+                 portgroup.name);
+        }
+        if (!switch_names.contains(portgroup.vswitch)) {
+            fail("{}: port group '{}': no switch '{}'", source, portgroup.name, portgroup.vswitch);
+        }
+        if (portgroup.vlan > PortGroup::kTrunk) {
+            fail("{}: port group '{}': VLAN {} is out of range (0 none, 1-4094, 4095 trunk)",
+                 source, portgroup.name, portgroup.vlan);
+        }
+    }
+    std::set<std::string> hostport_names;
+    for (const HostPort& hostport : hostports) {
+        if (auto problem = interface_name_problem(hostport.name)) {
+            fail("{}: host port {}", source, *problem);
+        }
+        if (hostport.name.size() > HostPort::kMaxName) {
+            fail(
+                "{}: host port '{}': a host port's name has at most {} characters (its switch "
+                "side is NAME-sw)",
+                source, hostport.name, HostPort::kMaxName);
+        }
+        if (!hostport_names.insert(hostport.name).second) {
+            fail("{}: host port '{}' is defined twice", source, hostport.name);
+        }
+        if (switch_names.contains(hostport.name) || uplinks.contains(hostport.name)) {
+            fail("{}: host port '{}' has the name of a switch or an uplink", source, hostport.name);
+        }
+        if (!portgroup_names.contains(hostport.portgroup)) {
+            fail("{}: host port '{}': no port group '{}'", source, hostport.name,
+                 hostport.portgroup);
+        }
+        if (auto problem =
+                hostport.address.empty() ? std::nullopt : address_problem(hostport.address)) {
+            fail("{}: host port '{}': {}", source, hostport.name, *problem);
+        }
+    }
+    for (const VirtualSwitch& vswitch : switches) {
+        if (native_vlan(vswitch.name) > PortGroup::kMaxVlan) {
+            fail(
+                "{}: switch '{}': its port groups use every VLAN from 1 to 4094; one must stay "
+                "free to carry its untagged frames",
+                source, vswitch.name);
+        }
+    }
+}
+
+uint16_t NetworkConfig::native_vlan(std::string_view switch_name) const {
+    std::set<uint16_t> used;
+    for (const PortGroup* portgroup : portgroups_of(switch_name)) {
+        if (portgroup->vlan != PortGroup::kNoVlan && portgroup->vlan != PortGroup::kTrunk) {
+            used.insert(portgroup->vlan);
+        }
+    }
+    uint16_t vlan = 1;
+    while (used.contains(vlan)) {
+        ++vlan;  // 4095 when all are used, which validate() refuses
+    }
+    return vlan;
+}
+
+}  // namespace vireo

@@ -1,0 +1,88 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace vireo {
+
+// ESX's standard switch: an L2 switch on one host joining vNICs, host ports
+// and uplinks (host interfaces). Its name is also the name of the Linux bridge
+// that carries it, so `ip link show vSwitch0` finds it.
+struct VirtualSwitch {
+    static constexpr uint32_t kDefaultMtu = 1500;
+    static constexpr uint32_t kMinMtu = 1280;  // ESX's range
+    static constexpr uint32_t kMaxMtu = 9000;
+
+    std::string name;
+    uint32_t mtu = kDefaultMtu;
+    // At most one until NIC teaming is built: two uplinks joined directly
+    // would loop frames between them.
+    std::vector<std::string> uplinks;
+};
+
+// A port group: the ports of one switch that share a VLAN. VLAN 0 sends and
+// receives untagged frames, 1-4094 tags frames on the uplinks and hands them
+// untagged to the VM, 4095 is a trunk: the VM sees every VLAN's tags.
+struct PortGroup {
+    static constexpr uint16_t kNoVlan = 0;
+    static constexpr uint16_t kMaxVlan = 4094;
+    static constexpr uint16_t kTrunk = 4095;
+
+    std::string name;
+    std::string vswitch;
+    uint16_t vlan = kNoVlan;
+};
+
+// ESX's VMkernel port: an IP interface of the host on a port group, for the
+// host's own traffic (management, storage, tests). On Linux a veth pair: NAME
+// in the host with the address, NAME-sw a port of the port group's switch.
+struct HostPort {
+    static constexpr size_t kMaxName = 12;  // room for "-sw" in an interface name
+
+    std::string name;
+    std::string portgroup;
+    std::string address;  // "10.0.0.2/24" or "fd00::2/64"; empty: none
+
+    std::string switch_side() const { return name + "-sw"; }
+};
+
+// The host's whole network configuration, as kept on disk. Refusals throw
+// vireo::Error naming `source`, the field or object, and the rule.
+struct NetworkConfig {
+    std::vector<VirtualSwitch> switches;
+    std::vector<PortGroup> portgroups;
+    std::vector<HostPort> hostports;
+
+    static NetworkConfig from_json(const nlohmann::json& document, const std::string& source);
+    nlohmann::json to_json() const;
+
+    const VirtualSwitch* find_switch(std::string_view name) const;
+    VirtualSwitch* find_switch(std::string_view name);
+    const PortGroup* find_portgroup(std::string_view name) const;
+    PortGroup* find_portgroup(std::string_view name);
+    std::vector<const PortGroup*> portgroups_of(std::string_view switch_name) const;
+    const HostPort* find_hostport(std::string_view name) const;
+
+    // Names unique and well formed, every port group on a switch that exists
+    // and every host port on a port group that exists, VLANs in range, an
+    // uplink on one switch only, host ports' addresses well formed.
+    void validate(const std::string& source) const;
+
+    // The bridge VLAN that carries a switch's untagged frames (port groups
+    // with VLAN 0, the untagged side of trunks and uplinks): the lowest ID
+    // none of its port groups uses, so that it never mixes with a real VLAN.
+    uint16_t native_vlan(std::string_view switch_name) const;
+};
+
+// Why `name` cannot name a switch (it becomes a network interface's name), or nullopt.
+std::optional<std::string> switch_name_problem(std::string_view name);
+// Why `name` cannot name a port group, or nullopt: 1 to 64 of A-Z a-z 0-9 . _ -
+// (no commas or spaces: it appears in `--nic portgroup=NAME,mac=...`).
+std::optional<std::string> portgroup_name_problem(std::string_view name);
+
+}  // namespace vireo

@@ -1,0 +1,535 @@
+#include "net/switch_datapath.h"
+
+#include <algorithm>
+#include <optional>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "base/subprocess.h"
+
+namespace vireo {
+
+namespace {
+
+using nlohmann::json;
+
+std::string command_line(const std::vector<std::string>& argv) {
+    std::string line;
+    for (const std::string& arg : argv) {
+        line += (line.empty() ? "" : " ") + arg;
+    }
+    return line;
+}
+
+std::string trimmed(std::string text) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+        text.pop_back();
+    }
+    return text;
+}
+
+std::string run(const std::vector<std::string>& argv, const std::string& input = "") {
+    ProcessResult result = run_process(argv, input);
+    if (result.status != 0) {
+        fail("`{}` failed (exit status {}): {}", command_line(argv), result.status,
+             trimmed(result.err.empty() ? result.out : result.err));
+    }
+    return result.out;
+}
+
+// `bridge -batch -`: many VLAN changes in one process.
+void bridge_batch(const std::vector<std::string>& lines) {
+    if (lines.empty()) {
+        return;
+    }
+    std::string input;
+    for (const std::string& line : lines) {
+        input += line + "\n";
+    }
+    ProcessResult result = run_process({"bridge", "-batch", "-"}, input);
+    if (result.status != 0) {
+        fail("`bridge -batch -` failed (exit status {}) on:\n{}{}", result.status, input,
+             trimmed(result.err));
+    }
+}
+
+json parse_output(const std::vector<std::string>& argv, const std::string& text) {
+    try {
+        return text.empty() ? json::array() : json::parse(text);
+    } catch (const json::exception& e) {
+        fail("`{}` printed what is not JSON: {}", command_line(argv), e.what());
+    }
+}
+
+json query(const std::vector<std::string>& argv) {
+    return parse_output(argv, run(argv));
+}
+
+// Every interface of the host, with details and counters.
+json all_links() {
+    return query({"ip", "-json", "-details", "-statistics", "link", "show"});
+}
+
+const json* find_link(const json& links, std::string_view name) {
+    for (const json& link : links) {
+        if (link.value("ifname", "") == name) {
+            return &link;
+        }
+    }
+    return nullptr;
+}
+
+std::string kind_of(const json& link) {
+    return link.contains("linkinfo") ? link["linkinfo"].value("info_kind", "") : "";
+}
+
+bool is_up(const json& link) {
+    const json& flags = link.value("flags", json::array());
+    return std::find(flags.begin(), flags.end(), "UP") != flags.end();
+}
+
+// A port's VLANs from `bridge -json vlan show`, ranges ("vlanEnd") included.
+PortVlans read_port_vlans(std::string_view port) {
+    std::vector<std::string> argv = {"bridge", "-json", "vlan", "show", "dev", std::string(port)};
+    PortVlans vlans;
+    for (const json& entry : query(argv)) {
+        for (const json& vlan : entry.value("vlans", json::array())) {
+            uint16_t first = vlan.value("vlan", 0);
+            uint16_t last = vlan.value("vlanEnd", first);
+            const json& flags = vlan.value("flags", json::array());
+            bool untagged = std::find(flags.begin(), flags.end(), "Egress Untagged") != flags.end();
+            bool pvid = std::find(flags.begin(), flags.end(), "PVID") != flags.end();
+            for (uint32_t vid = first; vid <= last; ++vid) {
+                vlans.untagged_by_vid[static_cast<uint16_t>(vid)] = untagged;
+            }
+            if (pvid) {
+                vlans.pvid = first;
+            }
+        }
+    }
+    return vlans;
+}
+
+// Consecutive VIDs that share a property, as "a-b" (or "a") ranges.
+std::vector<std::pair<uint16_t, uint16_t>> ranges(const std::vector<uint16_t>& sorted_vids) {
+    std::vector<std::pair<uint16_t, uint16_t>> found;
+    for (uint16_t vid : sorted_vids) {
+        if (!found.empty() && found.back().second + 1 == vid) {
+            found.back().second = vid;
+        } else {
+            found.emplace_back(vid, vid);
+        }
+    }
+    return found;
+}
+
+std::string range_text(std::pair<uint16_t, uint16_t> range) {
+    return range.first == range.second ? fmt::format("{}", range.first)
+                                       : fmt::format("{}-{}", range.first, range.second);
+}
+
+// The `bridge` commands that turn a port's `current` VLANs into `wanted`.
+std::vector<std::string> vlan_changes(std::string_view port, const PortVlans& current,
+                                      const PortVlans& wanted) {
+    std::vector<uint16_t> removed;
+    std::vector<uint16_t> tagged;
+    std::vector<uint16_t> untagged;
+    for (const auto& [vid, is_untagged] : current.untagged_by_vid) {
+        if (!wanted.untagged_by_vid.contains(vid)) {
+            removed.push_back(vid);
+        }
+    }
+    for (const auto& [vid, is_untagged] : wanted.untagged_by_vid) {
+        auto now = current.untagged_by_vid.find(vid);
+        bool pvid_changes = (vid == wanted.pvid) != (vid == current.pvid);
+        if (now != current.untagged_by_vid.end() && now->second == is_untagged && !pvid_changes) {
+            continue;
+        }
+        if (vid != wanted.pvid) {
+            (is_untagged ? untagged : tagged).push_back(vid);
+        }
+    }
+    std::vector<std::string> lines;
+    for (auto range : ranges(removed)) {
+        lines.push_back(fmt::format("vlan del dev {} vid {}", port, range_text(range)));
+    }
+    for (auto range : ranges(tagged)) {
+        lines.push_back(fmt::format("vlan add dev {} vid {}", port, range_text(range)));
+    }
+    for (auto range : ranges(untagged)) {
+        lines.push_back(fmt::format("vlan add dev {} vid {} untagged", port, range_text(range)));
+    }
+    if (wanted.pvid != 0 &&
+        (current.pvid != wanted.pvid || current.untagged_by_vid.count(wanted.pvid) == 0 ||
+         current.untagged_by_vid.at(wanted.pvid) != wanted.untagged_by_vid.at(wanted.pvid))) {
+        lines.push_back(fmt::format("vlan add dev {} vid {} pvid{}", port, wanted.pvid,
+                                    wanted.untagged_by_vid.at(wanted.pvid) ? " untagged" : ""));
+    }
+    return lines;
+}
+
+void set_port_vlans(std::string_view port, const PortVlans& wanted) {
+    bridge_batch(vlan_changes(port, read_port_vlans(port), wanted));
+}
+
+std::optional<std::string> portgroup_of(const json& link) {
+    std::string alias = link.value("ifalias", "");
+    if (!alias.starts_with(SwitchDatapath::kPortAliasPrefix)) {
+        return std::nullopt;
+    }
+    return alias.substr(SwitchDatapath::kPortAliasPrefix.size());
+}
+
+bool is_our_switch(const json& link) {
+    return kind_of(link) == "bridge" && link.value("ifalias", "") == SwitchDatapath::kSwitchAlias;
+}
+
+void apply_bridge(const VirtualSwitch& vswitch, const json* link) {
+    if (link == nullptr) {
+        run({"ip", "link", "add", "name", vswitch.name, "type", "bridge", "vlan_filtering", "1",
+             "vlan_default_pvid", "0", "stp_state", "0"});
+    } else {
+        run({"ip", "link", "set", "dev", vswitch.name, "type", "bridge", "vlan_filtering", "1",
+             "vlan_default_pvid", "0", "stp_state", "0"});
+    }
+    run({"ip", "link", "set", "dev", vswitch.name, "mtu", std::to_string(vswitch.mtu), "alias",
+         std::string(SwitchDatapath::kSwitchAlias), "up"});
+}
+
+void apply_uplink(const NetworkConfig& config, const VirtualSwitch& vswitch,
+                  const std::string& uplink) {
+    run({"ip", "link", "set", "dev", uplink, "master", vswitch.name, "mtu",
+         std::to_string(vswitch.mtu), "up"});
+    set_port_vlans(uplink, uplink_port_vlans(config, vswitch.name));
+}
+
+// The ports of the switch that are neither its uplink nor a VM's port any
+// more (a removed uplink, a port group that is gone) leave it.
+void apply_ports(const NetworkConfig& config, const VirtualSwitch& vswitch, const json& links) {
+    for (const json& link : links) {
+        if (link.value("master", "") != vswitch.name) {
+            continue;
+        }
+        std::string name = link.value("ifname", "");
+        if (std::find(vswitch.uplinks.begin(), vswitch.uplinks.end(), name) !=
+            vswitch.uplinks.end()) {
+            continue;
+        }
+        std::optional<std::string> portgroup_name = portgroup_of(link);
+        const PortGroup* portgroup =
+            portgroup_name ? config.find_portgroup(*portgroup_name) : nullptr;
+        if (portgroup != nullptr && portgroup->vswitch == vswitch.name) {
+            run({"ip", "link", "set", "dev", name, "mtu", std::to_string(vswitch.mtu)});
+            set_port_vlans(name, portgroup_port_vlans(config, *portgroup));
+        } else {
+            run({"ip", "link", "set", "dev", name, "nomaster"});
+        }
+    }
+}
+
+// `interface` as a port of `portgroup`: on its switch, at its MTU, with its VLANs, up.
+void plug_port(const NetworkConfig& config, const PortGroup& portgroup,
+               const std::string& interface) {
+    const VirtualSwitch* vswitch = config.find_switch(portgroup.vswitch);
+    run({"ip", "link", "set", "dev", interface, "master", vswitch->name, "mtu",
+         std::to_string(vswitch->mtu), "alias",
+         std::string(SwitchDatapath::kPortAliasPrefix) + portgroup.name});
+    set_port_vlans(interface, portgroup_port_vlans(config, portgroup));
+    run({"ip", "link", "set", "dev", interface, "up"});
+}
+
+// The host port's own addresses (not the kernel's link-local ones) become
+// exactly the configured one.
+void apply_address(const HostPort& hostport) {
+    std::vector<std::string> argv = {"ip", "-json", "addr", "show", "dev", hostport.name};
+    bool present = false;
+    for (const json& link : query(argv)) {
+        for (const json& address : link.value("addr_info", json::array())) {
+            if (address.value("scope", "") == "link") {
+                continue;
+            }
+            std::string cidr =
+                fmt::format("{}/{}", address.value("local", ""), address.value("prefixlen", 0));
+            if (cidr == hostport.address) {
+                present = true;
+            } else {
+                run({"ip", "addr", "del", cidr, "dev", hostport.name});
+            }
+        }
+    }
+    if (!present && !hostport.address.empty()) {
+        run({"ip", "addr", "add", hostport.address, "dev", hostport.name});
+    }
+}
+
+void apply_hostport(const NetworkConfig& config, const HostPort& hostport, const json& links) {
+    if (find_link(links, hostport.name) == nullptr) {
+        run({"ip", "link", "add", "name", hostport.name, "type", "veth", "peer", "name",
+             hostport.switch_side()});
+    }
+    const PortGroup* portgroup = config.find_portgroup(hostport.portgroup);
+    const VirtualSwitch* vswitch = config.find_switch(portgroup->vswitch);
+    run({"ip", "link", "set", "dev", hostport.name, "mtu", std::to_string(vswitch->mtu), "alias",
+         std::string(SwitchDatapath::kHostPortAlias), "up"});
+    apply_address(hostport);
+    plug_port(config, *portgroup, hostport.switch_side());
+}
+
+SwitchPort::Counters counters(const json& link, const char* direction) {
+    SwitchPort::Counters found;
+    if (link.contains("stats64") && link["stats64"].contains(direction)) {
+        const json& stats = link["stats64"][direction];
+        found.packets = stats.value("packets", uint64_t{0});
+        found.bytes = stats.value("bytes", uint64_t{0});
+        found.dropped = stats.value("dropped", uint64_t{0});
+        found.errors = stats.value("errors", uint64_t{0});
+    }
+    return found;
+}
+
+}  // namespace
+
+std::string PortVlans::describe() const {
+    if (untagged_by_vid.empty()) {
+        return "none";
+    }
+    // Runs of VIDs with the same role, in VID order.
+    std::vector<std::string> parts;
+    std::vector<uint16_t> run_vids;
+    std::string run_role;
+    auto flush = [&] {
+        for (auto range : ranges(run_vids)) {
+            parts.push_back(range_text(range) + " " + run_role);
+        }
+        run_vids.clear();
+    };
+    for (const auto& [vid, untagged] : untagged_by_vid) {
+        std::string role =
+            std::string(untagged ? "untagged" : "tagged") + (vid == pvid ? " pvid" : "");
+        if (role != run_role || (!run_vids.empty() && run_vids.back() + 1 != vid)) {
+            flush();
+            run_role = role;
+        }
+        run_vids.push_back(vid);
+    }
+    flush();
+    std::string text;
+    for (const std::string& part : parts) {
+        text += (text.empty() ? "" : ", ") + part;
+    }
+    return text;
+}
+
+PortVlans portgroup_port_vlans(const NetworkConfig& config, const PortGroup& portgroup) {
+    uint16_t native = config.native_vlan(portgroup.vswitch);
+    PortVlans vlans;
+    if (portgroup.vlan == PortGroup::kTrunk) {
+        for (uint16_t vid = 1; vid <= PortGroup::kMaxVlan; ++vid) {
+            vlans.untagged_by_vid[vid] = false;
+        }
+    }
+    uint16_t own = portgroup.vlan == PortGroup::kNoVlan || portgroup.vlan == PortGroup::kTrunk
+                       ? native
+                       : portgroup.vlan;
+    vlans.untagged_by_vid[own] = true;
+    vlans.pvid = own;
+    return vlans;
+}
+
+PortVlans uplink_port_vlans(const NetworkConfig& config, std::string_view switch_name) {
+    PortVlans vlans;
+    for (uint16_t vid = 1; vid <= PortGroup::kMaxVlan; ++vid) {
+        vlans.untagged_by_vid[vid] = false;
+    }
+    uint16_t native = config.native_vlan(switch_name);
+    vlans.untagged_by_vid[native] = true;
+    vlans.pvid = native;
+    return vlans;
+}
+
+void SwitchDatapath::check_applicable(const NetworkConfig& config) {
+    json links = all_links();
+    for (const HostPort& hostport : config.hostports) {
+        const json* link = find_link(links, hostport.name);
+        if (link != nullptr && link->value("ifalias", "") != kHostPortAlias) {
+            fail(
+                "host port {}: this host has an interface {} already that is not a Vireo host "
+                "port; name the host port otherwise",
+                hostport.name, hostport.name);
+        }
+    }
+    for (const VirtualSwitch& vswitch : config.switches) {
+        const json* link = find_link(links, vswitch.name);
+        if (link != nullptr && !is_our_switch(*link)) {
+            fail(
+                "switch {}: this host has an interface {} already (kind '{}') that is not a "
+                "Vireo switch; name the switch otherwise",
+                vswitch.name, vswitch.name, kind_of(*link).empty() ? "none" : kind_of(*link));
+        }
+        for (const std::string& uplink : vswitch.uplinks) {
+            const json* port = find_link(links, uplink);
+            if (port == nullptr) {
+                fail("switch {}: uplink {}: no such interface on this host", vswitch.name, uplink);
+            }
+            std::string master = port->value("master", "");
+            if (!master.empty() && master != vswitch.name) {
+                fail("switch {}: uplink {} is a port of {} already; take it out of there first",
+                     vswitch.name, uplink, master);
+            }
+        }
+    }
+}
+
+void SwitchDatapath::apply(const NetworkConfig& config) {
+    check_applicable(config);
+    for (const VirtualSwitch& vswitch : config.switches) {
+        json links = all_links();
+        apply_bridge(vswitch, find_link(links, vswitch.name));
+        for (const std::string& uplink : vswitch.uplinks) {
+            apply_uplink(config, vswitch, uplink);
+        }
+        apply_ports(config, vswitch, all_links());
+    }
+    json links = all_links();
+    for (const HostPort& hostport : config.hostports) {
+        apply_hostport(config, hostport, links);
+    }
+    // What config no longer has: host ports first (deleting one end of a
+    // veth pair deletes both), then bridges.
+    for (const json& link : links) {
+        std::string name = link.value("ifname", "");
+        if (link.value("ifalias", "") == kHostPortAlias && config.find_hostport(name) == nullptr) {
+            run({"ip", "link", "del", "dev", name});
+        }
+    }
+    for (const json& link : links) {
+        std::string name = link.value("ifname", "");
+        if (is_our_switch(link) && config.find_switch(name) == nullptr) {
+            run({"ip", "link", "del", "dev", name});
+        }
+    }
+}
+
+void SwitchDatapath::plug(const NetworkConfig& config, const PortGroup& portgroup,
+                          const std::string& interface) {
+    const VirtualSwitch* vswitch = config.find_switch(portgroup.vswitch);
+    if (vswitch == nullptr) {
+        fail("port group {}: no switch '{}'", portgroup.name, portgroup.vswitch);
+    }
+    json links = all_links();
+    const json* bridge = find_link(links, vswitch->name);
+    if (bridge == nullptr || !is_our_switch(*bridge)) {
+        fail(
+            "port group {}: switch {} is configured but not applied on this host (run `vireo "
+            "switch apply`)",
+            portgroup.name, vswitch->name);
+    }
+    plug_port(config, portgroup, interface);
+}
+
+std::vector<std::string> SwitchDatapath::portgroup_ports(std::string_view portgroup) {
+    std::vector<std::string> ports;
+    for (const json& link : all_links()) {
+        if (portgroup_of(link) == portgroup) {
+            ports.push_back(link.value("ifname", ""));
+        }
+    }
+    std::sort(ports.begin(), ports.end());
+    return ports;
+}
+
+AppliedSwitch SwitchDatapath::observe(const VirtualSwitch& vswitch) {
+    AppliedSwitch applied;
+    json links = all_links();
+    const json* bridge = find_link(links, vswitch.name);
+    if (bridge == nullptr) {
+        return applied;
+    }
+    applied.exists = true;
+    applied.ours = is_our_switch(*bridge);
+    applied.up = is_up(*bridge);
+    applied.mtu = bridge->value("mtu", 0u);
+    if (bridge->contains("linkinfo") && (*bridge)["linkinfo"].contains("info_data")) {
+        applied.vlan_filtering = (*bridge)["linkinfo"]["info_data"].value("vlan_filtering", 0) == 1;
+    }
+    for (const json& link : links) {
+        if (link.value("master", "") != vswitch.name) {
+            continue;
+        }
+        SwitchPort port;
+        port.name = link.value("ifname", "");
+        if (std::find(vswitch.uplinks.begin(), vswitch.uplinks.end(), port.name) !=
+            vswitch.uplinks.end()) {
+            port.kind = SwitchPort::Kind::Uplink;
+        } else if (std::optional<std::string> portgroup = portgroup_of(link)) {
+            port.kind = SwitchPort::Kind::PortGroup;
+            port.portgroup = *portgroup;
+        }
+        port.up = is_up(link);
+        port.mtu = link.value("mtu", 0u);
+        port.vlans = read_port_vlans(port.name);
+        port.received = counters(link, "rx");
+        port.sent = counters(link, "tx");
+        applied.ports.push_back(std::move(port));
+    }
+    return applied;
+}
+
+std::vector<std::string> SwitchDatapath::differences(const NetworkConfig& config,
+                                                     const VirtualSwitch& vswitch) {
+    std::vector<std::string> found;
+    AppliedSwitch applied = observe(vswitch);
+    if (!applied.exists) {
+        return {fmt::format("no bridge {} on this host", vswitch.name)};
+    }
+    if (!applied.ours) {
+        return {fmt::format("{} is an interface Vireo did not make", vswitch.name)};
+    }
+    if (!applied.vlan_filtering) {
+        found.push_back(fmt::format("bridge {} does not filter VLANs", vswitch.name));
+    }
+    if (!applied.up) {
+        found.push_back(fmt::format("bridge {} is down", vswitch.name));
+    }
+    if (applied.mtu != vswitch.mtu) {
+        found.push_back(fmt::format("bridge {}: MTU {}, configured {}", vswitch.name, applied.mtu,
+                                    vswitch.mtu));
+    }
+    for (const std::string& uplink : vswitch.uplinks) {
+        auto port = std::find_if(applied.ports.begin(), applied.ports.end(),
+                                 [&](const SwitchPort& p) { return p.name == uplink; });
+        if (port == applied.ports.end()) {
+            found.push_back(fmt::format("uplink {} is not a port of {}", uplink, vswitch.name));
+            continue;
+        }
+        PortVlans wanted = uplink_port_vlans(config, vswitch.name);
+        if (port->vlans != wanted) {
+            found.push_back(fmt::format("uplink {}: VLANs {}, configured {}", uplink,
+                                        port->vlans.describe(), wanted.describe()));
+        }
+    }
+    for (const SwitchPort& port : applied.ports) {
+        if (port.kind == SwitchPort::Kind::Other) {
+            found.push_back(fmt::format("port {} is neither an uplink nor a VM's port", port.name));
+        }
+        if (port.kind != SwitchPort::Kind::PortGroup) {
+            continue;
+        }
+        const PortGroup* portgroup = config.find_portgroup(port.portgroup);
+        if (portgroup == nullptr || portgroup->vswitch != vswitch.name) {
+            found.push_back(fmt::format("port {}: its port group {} is not on this switch",
+                                        port.name, port.portgroup));
+            continue;
+        }
+        PortVlans wanted = portgroup_port_vlans(config, *portgroup);
+        if (port.vlans != wanted) {
+            found.push_back(fmt::format("port {} ({}): VLANs {}, configured {}", port.name,
+                                        port.portgroup, port.vlans.describe(), wanted.describe()));
+        }
+    }
+    return found;
+}
+
+}  // namespace vireo

@@ -1,0 +1,71 @@
+"""Real Linux guests on a virtual switch: `vireo run --nic portgroup=PG`
+plugs each vNIC into its port group. Two guests on one port group reach each
+other, and the far network's host of their VLAN through the uplink (see
+far_network.py), but not another VLAN's; the port follows its port group
+when its VLAN changes; a port group in use cannot be deleted; the ports
+vanish with their VMs. Runs in a network namespace of its own."""
+
+import os
+import tempfile
+
+import linux_vm
+import vmtest
+from far_network import FarNetwork, Vireo, isolate
+from vmtest import host
+
+MAC_A = "02:76:69:aa:01:0a"
+MAC_B = "02:76:69:aa:01:0b"
+
+
+class LinuxOnASwitch(linux_vm.LinuxTestCase):
+    def setUp(self):
+        if not os.path.exists("/dev/net/tun"):
+            host("modprobe", "tun", check=False)  # no udev in the emulated KVM to make the node
+        state = tempfile.TemporaryDirectory(prefix="vireo-switch-state.")
+        self.addCleanup(state.cleanup)
+        # vireo run, started by LinuxVm, reads the same state folder.
+        os.environ["VIREO_STATE_DIR"] = state.name
+        self.vireo = Vireo(self, state.name)
+        self.far = FarNetwork(self)
+        self.vireo("switch", "create", "vs0", "--uplink", "up0")
+        self.vireo("portgroup", "create", "web", "--switch", "vs0", "--vlan", "10")
+
+    def boot_on(self, portgroup, mac, address):
+        vm = self.boot(memory="256M", extra=["--nic", f"portgroup={portgroup},mac={mac}"])
+        vm.check(f"ip link set eth0 up && ip addr add {address} dev eth0")
+        return vm
+
+    @staticmethod
+    def pings(vm, address):
+        _, status = vm.run(f"ping -c 2 -W 3 {address}", timeout=60)
+        return status == 0
+
+    def test_guests_on_a_port_group_and_its_vlan(self):
+        a = self.boot_on("web", MAC_A, "10.10.0.11/24")
+        b = self.boot_on("web", MAC_B, "10.10.0.12/24")
+        ports = self.vireo.json("portgroup", "list")["portgroups"][0]["ports"]
+        self.assertEqual(len(ports), 2, ports)
+
+        self.assertTrue(self.pings(a, "10.10.0.12"), "guest to guest on one port group")
+        self.assertTrue(self.pings(b, "10.10.0.1"), "guest to the far host of VLAN 10")
+        a.check("ip addr add 10.20.0.11/24 dev eth0")
+        self.assertFalse(self.pings(a, "10.20.0.1"), "VLAN 10 reached VLAN 20's host")
+
+        refused = self.vireo("portgroup", "delete", "web", status=2)
+        self.assertIn("has ports in use", refused.stderr)
+
+        # Both ports follow their port group to VLAN 20.
+        self.vireo("portgroup", "set", "web", "--vlan", "20")
+        self.assertTrue(self.pings(a, "10.20.0.1"), "VLAN 20 after the port group moved")
+        self.assertFalse(self.pings(b, "10.10.0.1"), "VLAN 10 still reached")
+
+        # A port leaves its switch with its VM.
+        a.type("exit")  # the guest's init powers off when its shell ends
+        self.assertEqual(a.wait(), 0)
+        ports = self.vireo.json("portgroup", "list")["portgroups"][0]["ports"]
+        self.assertEqual(len(ports), 1, ports)
+
+
+if __name__ == "__main__":
+    isolate()
+    vmtest.main()

@@ -1,0 +1,129 @@
+#include "net/network_config.h"
+
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "net/switch_datapath.h"
+
+namespace vireo {
+namespace {
+
+using nlohmann::json;
+
+std::string refusal(const json& document) {
+    try {
+        NetworkConfig::from_json(document, "network.json");
+    } catch (const Error& e) {
+        return e.what();
+    }
+    ADD_FAILURE() << "not refused: " << document.dump();
+    return {};
+}
+
+json two_switches() {
+    return json::parse(R"({
+        "switches": [{"name": "vSwitch0", "uplinks": ["eth1"]}, {"name": "vSwitch1", "mtu": 9000}],
+        "portgroups": [
+            {"name": "VM-Network", "switch": "vSwitch0"},
+            {"name": "web", "switch": "vSwitch0", "vlan": 10},
+            {"name": "trunk", "switch": "vSwitch1", "vlan": 4095}
+        ]})");
+}
+
+TEST(NetworkConfig, ReadsSwitchesAndPortGroupsWithESXDefaults) {
+    NetworkConfig config = NetworkConfig::from_json(two_switches(), "network.json");
+    ASSERT_EQ(config.switches.size(), 2u);
+    EXPECT_EQ(config.switches[0].mtu, 1500u);  // ESX's default
+    EXPECT_EQ(config.switches[0].uplinks, std::vector<std::string>{"eth1"});
+    EXPECT_EQ(config.switches[1].mtu, 9000u);
+    EXPECT_TRUE(config.switches[1].uplinks.empty());
+    EXPECT_EQ(config.find_portgroup("VM-Network")->vlan, PortGroup::kNoVlan);
+    EXPECT_EQ(config.find_portgroup("web")->vlan, 10);
+    EXPECT_EQ(config.portgroups_of("vSwitch0").size(), 2u);
+    EXPECT_EQ(config.find_switch("nope"), nullptr);
+}
+
+TEST(NetworkConfig, WritesWhatItReads) {
+    NetworkConfig config = NetworkConfig::from_json(two_switches(), "network.json");
+    NetworkConfig again = NetworkConfig::from_json(config.to_json(), "again");
+    EXPECT_EQ(again.to_json(), config.to_json());
+}
+
+TEST(NetworkConfig, RefusalsNameTheFieldAndTheRule) {
+    json doc = two_switches();
+    doc["switches"][0]["mtu"] = 100;
+    EXPECT_NE(refusal(doc).find("switches[0].mtu: 100 is out of range (1280 to 9000)"),
+              std::string::npos);
+    doc = two_switches();
+    doc["portgroups"][1]["vlan"] = 4096;
+    EXPECT_NE(refusal(doc).find("portgroups[1].vlan: 4096 is out of range (0 to 4095)"),
+              std::string::npos);
+    doc = two_switches();
+    doc["portgroups"][0]["switch"] = "vSwitch9";
+    EXPECT_NE(refusal(doc).find("port group 'VM-Network': no switch 'vSwitch9'"),
+              std::string::npos);
+    doc = two_switches();
+    doc["switches"][1]["name"] = "vSwitch0";
+    EXPECT_NE(refusal(doc).find("switch 'vSwitch0' is defined twice"), std::string::npos);
+    doc = two_switches();
+    doc["switches"][0]["name"] = "a-name-longer-than-fifteen";
+    EXPECT_NE(refusal(doc).find("an interface name has 1 to 15 characters"), std::string::npos);
+    doc = two_switches();
+    doc["portgroups"][0]["name"] = "VM Network";
+    EXPECT_NE(refusal(doc).find("a port group's name is 1 to 64 of"), std::string::npos);
+    doc = two_switches();
+    doc["portgroups"][2]["name"] = "web";
+    EXPECT_NE(refusal(doc).find("port group 'web' is defined twice"), std::string::npos);
+    doc = two_switches();
+    doc["switches"][1]["uplinks"] = {"eth1"};
+    EXPECT_NE(refusal(doc).find("uplink eth1 is on two switches"), std::string::npos);
+    doc = two_switches();
+    doc["switches"][0]["uplinks"] = {"eth1", "eth2"};
+    EXPECT_NE(refusal(doc).find("at most one until NIC teaming is built"), std::string::npos);
+    doc = two_switches();
+    doc["switches"][0]["colour"] = "blue";
+    EXPECT_NE(refusal(doc).find("switches[0].colour: unknown field"), std::string::npos);
+}
+
+TEST(NetworkConfig, NativeVlanIsTheLowestNoPortGroupUses) {
+    NetworkConfig config = NetworkConfig::from_json(two_switches(), "network.json");
+    EXPECT_EQ(config.native_vlan("vSwitch0"), 1);
+    config.portgroups.push_back({"one", "vSwitch0", 1});
+    config.portgroups.push_back({"two", "vSwitch0", 2});
+    config.portgroups.push_back({"elsewhere", "vSwitch1", 3});
+    EXPECT_EQ(config.native_vlan("vSwitch0"), 3);  // another switch's VLANs do not count
+    EXPECT_EQ(config.native_vlan("vSwitch1"), 1);
+}
+
+TEST(NetworkConfig, RefusesASwitchWithNoVlanLeftForUntaggedFrames) {
+    json doc = two_switches();
+    doc["portgroups"] = json::array();
+    for (int vlan = 1; vlan <= 4094; ++vlan) {
+        doc["portgroups"].push_back(
+            {{"name", "pg" + std::to_string(vlan)}, {"switch", "vSwitch0"}, {"vlan", vlan}});
+    }
+    EXPECT_NE(refusal(doc).find("one must stay free to carry its untagged frames"),
+              std::string::npos);
+}
+
+TEST(PortVlans, FollowEachKindOfPortGroup) {
+    NetworkConfig config = NetworkConfig::from_json(two_switches(), "network.json");
+    config.portgroups.push_back({"native-taken", "vSwitch0", 1});
+    // VLAN 0 rides the native VLAN, now 2 because a port group uses 1.
+    PortVlans untagged = portgroup_port_vlans(config, *config.find_portgroup("VM-Network"));
+    EXPECT_EQ(untagged.describe(), "2 untagged pvid");
+    PortVlans web = portgroup_port_vlans(config, *config.find_portgroup("web"));
+    EXPECT_EQ(web.describe(), "10 untagged pvid");
+    PortVlans trunk = portgroup_port_vlans(config, *config.find_portgroup("trunk"));
+    EXPECT_EQ(trunk.describe(), "1 untagged pvid, 2-4094 tagged");
+    EXPECT_EQ(trunk.untagged_by_vid.size(), 4094u);
+    PortVlans uplink = uplink_port_vlans(config, "vSwitch0");
+    EXPECT_EQ(uplink.describe(), "1 tagged, 2 untagged pvid, 3-4094 tagged");
+    EXPECT_EQ(PortVlans{}.describe(), "none");
+}
+
+}  // namespace
+}  // namespace vireo

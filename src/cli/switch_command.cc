@@ -27,8 +27,52 @@ struct SwitchOptions {
     std::optional<uint16_t> vlan;
     std::string portgroup;  // hostport create
     std::string address;
+    std::string shaping;  // --shaping SPEC; empty: not given
     bool json = false;
 };
+
+// --shaping off | inherit | average=KBPS[,peak=KBPS][,burst=KIB]; nullopt:
+// inherit (the switch's), which only a port group may ask for.
+std::optional<TrafficShaping> parse_shaping(const std::string& spec, bool may_inherit) {
+    if (spec == "inherit" && may_inherit) {
+        return std::nullopt;
+    }
+    TrafficShaping shaping;
+    if (spec == "off") {
+        return shaping;
+    }
+    shaping.enabled = true;
+    bool peak_given = false;
+    size_t start = 0;
+    while (start <= spec.size()) {
+        size_t comma = spec.find(',', start);
+        std::string part = spec.substr(start, comma == std::string::npos ? comma : comma - start);
+        size_t equals = part.find('=');
+        std::string key = part.substr(0, equals);
+        std::string value = equals == std::string::npos ? "" : part.substr(equals + 1);
+        bool number = !value.empty() && value.size() <= 12 &&
+                      value.find_first_not_of("0123456789") == std::string::npos;
+        uint64_t amount = number ? std::stoull(value) : 0;
+        if (!number || amount == 0 || (key != "average" && key != "peak" && key != "burst")) {
+            fail(
+                "--shaping {}: '{}' is not average=KBPS, peak=KBPS or burst=KIB (whole numbers "
+                "above 0); or give off{}",
+                spec, part, may_inherit ? " or inherit" : "");
+        }
+        (key == "average" ? shaping.average_kbps
+         : key == "peak"  ? shaping.peak_kbps
+                          : shaping.burst_kib) = amount;
+        peak_given = peak_given || key == "peak";
+        if (comma == std::string::npos) {
+            break;
+        }
+        start = comma + 1;
+    }
+    if (!peak_given) {
+        shaping.peak_kbps = std::max(shaping.average_kbps, TrafficShaping::kDefaultPeakKbps);
+    }
+    return shaping;
+}
 
 NetworkRegistry registry() {
     return NetworkRegistry(StateFile::default_dir());
@@ -75,10 +119,12 @@ void refuse_in_use(const std::string& what, const PortGroup& portgroup) {
     }
 }
 
-json portgroup_json(const PortGroup& portgroup) {
+json portgroup_json(const NetworkConfig& config, const PortGroup& portgroup) {
     return {{"name", portgroup.name},
             {"switch", portgroup.vswitch},
             {"vlan", portgroup.vlan},
+            {"shaping", config.shaping_of(portgroup).describe()},
+            {"shaping_from_switch", !portgroup.shaping.has_value()},
             {"ports", SwitchDatapath::portgroup_ports(portgroup.name)}};
 }
 
@@ -112,6 +158,7 @@ json switch_json(const NetworkConfig& config, const VirtualSwitch& vswitch, bool
                   {"uplinks", vswitch.uplinks},
                   {"portgroups", portgroups},
                   {"native_vlan", config.native_vlan(vswitch.name)},
+                  {"shaping", vswitch.shaping.describe()},
                   {"applied", differences.empty()},
                   {"differences", differences}};
     if (with_ports) {
@@ -123,6 +170,8 @@ json switch_json(const NetworkConfig& config, const VirtualSwitch& vswitch, bool
                              {"up", port.up},
                              {"mtu", port.mtu},
                              {"vlans", port.vlans.describe()},
+                             {"shaping", port.shaping.describe()},
+                             {"shaped_away", port.shaped_away},
                              {"received", counters_json(port.received)},
                              {"sent", counters_json(port.sent)}});
         }
@@ -155,7 +204,11 @@ int create_switch(const SwitchOptions& options) {
         if (c.find_switch(options.name) != nullptr) {
             fail("switch create {}: a switch of that name exists already", options.name);
         }
-        c.switches.push_back({options.name, options.mtu, options.uplinks});
+        VirtualSwitch created{options.name, options.mtu, options.uplinks, {}};
+        if (!options.shaping.empty()) {
+            created.shaping = *parse_shaping(options.shaping, false);
+        }
+        c.switches.push_back(created);
     });
     json entry = switch_json(config, existing_switch(config, options.name), false);
     return print(entry, options.json,
@@ -210,8 +263,10 @@ int show_switch(const SwitchOptions& options, bool counters) {
         print_switch(entry);
         for (const std::string& name : entry["portgroups"].get<std::vector<std::string>>()) {
             const PortGroup* portgroup = config.find_portgroup(name);
-            std::cout << fmt::format("  port group {}: VLAN {}\n", name,
-                                     vlan_text(portgroup->vlan));
+            std::cout << fmt::format("  port group {}: VLAN {}, shaping {}{}\n", name,
+                                     vlan_text(portgroup->vlan),
+                                     config.shaping_of(*portgroup).describe(),
+                                     portgroup->shaping ? "" : " (the switch's)");
         }
     }
     std::cout << fmt::format("  {:<16} {:<7} {:<16} {:>12} {:>12} {:>9} {:>9}\n", "PORT", "KIND",
@@ -223,7 +278,8 @@ int show_switch(const SwitchOptions& options, bool counters) {
             port["received"]["packets"].get<uint64_t>(), port["sent"]["packets"].get<uint64_t>(),
             port["received"]["dropped"].get<uint64_t>(), port["sent"]["dropped"].get<uint64_t>());
         if (!counters) {
-            std::cout << "    VLANs: " << port["vlans"].get<std::string>() << "\n";
+            std::cout << "    VLANs: " << port["vlans"].get<std::string>()
+                      << "; shaping: " << port["shaping"].get<std::string>() << "\n";
         }
     }
     return 0;
@@ -276,23 +332,33 @@ int create_portgroup(const SwitchOptions& options) {
         if (c.find_portgroup(options.name) != nullptr) {
             fail("portgroup create {}: a port group of that name exists already", options.name);
         }
-        c.portgroups.push_back({options.name, options.vswitch, options.vlan.value_or(0)});
+        PortGroup created{options.name, options.vswitch, options.vlan.value_or(0), std::nullopt};
+        if (!options.shaping.empty()) {
+            created.shaping = parse_shaping(options.shaping, true);
+        }
+        c.portgroups.push_back(created);
     });
     PortGroup& created = existing_portgroup(config, options.name);
-    return print(portgroup_json(created), options.json,
+    return print(portgroup_json(config, created), options.json,
                  fmt::format("port group {} created on switch {}, VLAN {}\n", created.name,
                              created.vswitch, vlan_text(created.vlan)));
 }
 
 int set_portgroup(const SwitchOptions& options) {
-    if (!options.vlan) {
-        fail("portgroup set {}: nothing to change (--vlan N)", options.name);
+    if (!options.vlan && options.shaping.empty()) {
+        fail("portgroup set {}: nothing to change (--vlan N, --shaping SPEC)", options.name);
     }
-    NetworkConfig config = registry().update(
-        [&](NetworkConfig& c) { existing_portgroup(c, options.name).vlan = *options.vlan; });
+    NetworkConfig config = registry().update([&](NetworkConfig& c) {
+        PortGroup& portgroup = existing_portgroup(c, options.name);
+        portgroup.vlan = options.vlan.value_or(portgroup.vlan);
+        if (!options.shaping.empty()) {
+            portgroup.shaping = parse_shaping(options.shaping, true);
+        }
+    });
     PortGroup& changed = existing_portgroup(config, options.name);
-    return print(portgroup_json(changed), options.json,
-                 fmt::format("port group {}: VLAN {}\n", changed.name, vlan_text(changed.vlan)));
+    return print(portgroup_json(config, changed), options.json,
+                 fmt::format("port group {}: VLAN {}, shaping {}\n", changed.name,
+                             vlan_text(changed.vlan), config.shaping_of(changed).describe()));
 }
 
 int delete_portgroup(const SwitchOptions& options) {
@@ -309,7 +375,7 @@ int list_portgroups(const SwitchOptions& options) {
     json entries = json::array();
     for (const PortGroup& portgroup : config.portgroups) {
         if (options.vswitch.empty() || portgroup.vswitch == options.vswitch) {
-            entries.push_back(portgroup_json(portgroup));
+            entries.push_back(portgroup_json(config, portgroup));
         }
     }
     if (options.json) {
@@ -393,6 +459,16 @@ CLI::App* subcommand(CLI::App* parent, const char* name, const char* help,
     return command;
 }
 
+void add_shaping_option(CLI::App* command, SwitchOptions& options, bool may_inherit) {
+    command
+        ->add_option("--shaping", options.shaping,
+                     std::string("traffic shaping of what its VMs send: off (the default), ") +
+                         (may_inherit ? "inherit (the switch's), " : "") +
+                         "or average=KBPS[,peak=KBPS][,burst=KIB] (ESX's defaults: "
+                         "100000, 100000, 102400)")
+        ->type_name("SPEC");
+}
+
 void add_vlan_option(CLI::App* command, SwitchOptions& options) {
     command
         ->add_option("--vlan", options.vlan,
@@ -420,6 +496,7 @@ void add_switch_commands(CLI::App& app) {
         ->check(whole_number(VirtualSwitch::kMinMtu, VirtualSwitch::kMaxMtu, "MTU"));
     create->add_option("--uplink", options->uplinks,
                        "a host interface joining the switch to the physical network");
+    add_shaping_option(create, *options, false);
     CLI::App* remove = subcommand(vswitch, "delete", "Delete a switch and its port groups", options,
                                   [options] { return delete_switch(*options); });
     remove->add_option("NAME", options->name, "the switch")->required();
@@ -457,10 +534,12 @@ void add_switch_commands(CLI::App& app) {
         ->required();
     pg_create->add_option("--switch", options->vswitch, "the switch it is on")->required();
     add_vlan_option(pg_create, *options);
+    add_shaping_option(pg_create, *options, true);
     CLI::App* pg_set = subcommand(portgroup, "set", "Change a port group (its ports follow)",
                                   options, [options] { return set_portgroup(*options); });
     pg_set->add_option("NAME", options->name, "the port group")->required();
     add_vlan_option(pg_set, *options);
+    add_shaping_option(pg_set, *options, true);
     CLI::App* pg_delete = subcommand(portgroup, "delete", "Delete a port group no VM uses", options,
                                      [options] { return delete_portgroup(*options); });
     pg_delete->add_option("NAME", options->name, "the port group")->required();

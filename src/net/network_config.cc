@@ -33,6 +33,33 @@ const json& list_field(ObjectReader& reader, const std::string& key, const std::
     return *value;
 }
 
+TrafficShaping parse_shaping(ObjectReader& parent, const json& value, const std::string& source) {
+    ObjectReader reader(value, parent.field("shaping"), source);
+    TrafficShaping shaping;
+    shaping.enabled = reader.boolean("enabled").value_or(true);
+    constexpr uint64_t kMaxKbps = 100'000'000;  // 100 Gbit/s
+    shaping.average_kbps = reader.unsigned_integer("average_kbps", 1, kMaxKbps)
+                               .value_or(TrafficShaping::kDefaultAverageKbps);
+    shaping.peak_kbps =
+        reader.unsigned_integer("peak_kbps", 1, kMaxKbps)
+            .value_or(std::max(shaping.average_kbps, TrafficShaping::kDefaultPeakKbps));
+    shaping.burst_kib = reader.unsigned_integer("burst_kib", 1, 4 * 1024 * 1024)
+                            .value_or(TrafficShaping::kDefaultBurstKib);
+    if (shaping.peak_kbps < shaping.average_kbps) {
+        reader.error("peak_kbps", "{} is below the average ({}): the peak is at least the average",
+                     shaping.peak_kbps, shaping.average_kbps);
+    }
+    reader.refuse_unknown_fields();
+    return shaping;
+}
+
+json shaping_json(const TrafficShaping& shaping) {
+    return {{"enabled", shaping.enabled},
+            {"average_kbps", shaping.average_kbps},
+            {"peak_kbps", shaping.peak_kbps},
+            {"burst_kib", shaping.burst_kib}};
+}
+
 VirtualSwitch parse_switch(const json& value, size_t index, const std::string& source) {
     ObjectReader reader(value, fmt::format("switches[{}]", index), source);
     VirtualSwitch vswitch;
@@ -57,6 +84,9 @@ VirtualSwitch parse_switch(const json& value, size_t index, const std::string& s
             vswitch.uplinks.push_back(uplink.get<std::string>());
         }
     }
+    if (const json* shaping = reader.find("shaping")) {
+        vswitch.shaping = parse_shaping(reader, *shaping, source);
+    }
     reader.refuse_unknown_fields();
     return vswitch;
 }
@@ -77,6 +107,9 @@ PortGroup parse_portgroup(const json& value, size_t index, const std::string& so
     portgroup.vlan =
         static_cast<uint16_t>(reader.unsigned_integer("vlan", PortGroup::kNoVlan, PortGroup::kTrunk)
                                   .value_or(PortGroup::kNoVlan));
+    if (const json* shaping = reader.find("shaping")) {
+        portgroup.shaping = parse_shaping(reader, *shaping, source);
+    }
     reader.refuse_unknown_fields();
     return portgroup;
 }
@@ -167,13 +200,19 @@ NetworkConfig NetworkConfig::from_json(const json& document, const std::string& 
 json NetworkConfig::to_json() const {
     json switch_list = json::array();
     for (const VirtualSwitch& vswitch : switches) {
-        switch_list.push_back(
-            {{"name", vswitch.name}, {"mtu", vswitch.mtu}, {"uplinks", vswitch.uplinks}});
+        switch_list.push_back({{"name", vswitch.name},
+                               {"mtu", vswitch.mtu},
+                               {"uplinks", vswitch.uplinks},
+                               {"shaping", shaping_json(vswitch.shaping)}});
     }
     json portgroup_list = json::array();
     for (const PortGroup& portgroup : portgroups) {
-        portgroup_list.push_back(
-            {{"name", portgroup.name}, {"switch", portgroup.vswitch}, {"vlan", portgroup.vlan}});
+        json entry = {
+            {"name", portgroup.name}, {"switch", portgroup.vswitch}, {"vlan", portgroup.vlan}};
+        if (portgroup.shaping) {
+            entry["shaping"] = shaping_json(*portgroup.shaping);
+        }
+        portgroup_list.push_back(entry);
     }
     json hostport_list = json::array();
     for (const HostPort& hostport : hostports) {
@@ -205,6 +244,22 @@ const HostPort* NetworkConfig::find_hostport(std::string_view name) const {
     auto it = std::find_if(hostports.begin(), hostports.end(),
                            [&](const HostPort& hostport) { return hostport.name == name; });
     return it == hostports.end() ? nullptr : &*it;
+}
+
+std::string TrafficShaping::describe() const {
+    if (!enabled) {
+        return "off";
+    }
+    return fmt::format("average {} kbit/s, peak {} kbit/s, burst {} KiB", average_kbps, peak_kbps,
+                       burst_kib);
+}
+
+TrafficShaping NetworkConfig::shaping_of(const PortGroup& portgroup) const {
+    if (portgroup.shaping) {
+        return *portgroup.shaping;
+    }
+    const VirtualSwitch* vswitch = find_switch(portgroup.vswitch);
+    return vswitch != nullptr ? vswitch->shaping : TrafficShaping{};
 }
 
 std::vector<const PortGroup*> NetworkConfig::portgroups_of(std::string_view switch_name) const {

@@ -10,6 +10,25 @@
 
 namespace vireo {
 
+// ESX's traffic shaping, on what a port's VM (or host port) sends into the
+// switch: a token bucket filled at the average rate up to the burst size,
+// drained no faster than the peak rate. Off by default, as in ESX; when on,
+// a value not given takes ESX's default.
+struct TrafficShaping {
+    static constexpr uint64_t kDefaultAverageKbps = 100000;
+    static constexpr uint64_t kDefaultPeakKbps = 100000;
+    static constexpr uint64_t kDefaultBurstKib = 102400;
+
+    bool enabled = false;
+    uint64_t average_kbps = kDefaultAverageKbps;  // kbit/s
+    uint64_t peak_kbps = kDefaultPeakKbps;        // kbit/s, at least the average
+    uint64_t burst_kib = kDefaultBurstKib;        // KiB
+
+    bool operator==(const TrafficShaping&) const = default;
+    // "off", or "average 8000 kbit/s, peak 16000 kbit/s, burst 512 KiB".
+    std::string describe() const;
+};
+
 // ESX's standard switch: an L2 switch on one host joining vNICs, host ports
 // and uplinks (host interfaces). Its name is also the name of the Linux bridge
 // that carries it, so `ip link show vSwitch0` finds it.
@@ -23,6 +42,7 @@ struct VirtualSwitch {
     // At most one until NIC teaming is built: two uplinks joined directly
     // would loop frames between them.
     std::vector<std::string> uplinks;
+    TrafficShaping shaping;  // for its port groups that do not set their own
 };
 
 // A port group: the ports of one switch that share a VLAN. VLAN 0 sends and
@@ -36,6 +56,7 @@ struct PortGroup {
     std::string name;
     std::string vswitch;
     uint16_t vlan = kNoVlan;
+    std::optional<TrafficShaping> shaping;  // unset: the switch's
 };
 
 // ESX's VMkernel port: an IP interface of the host on a port group, for the
@@ -67,6 +88,8 @@ struct NetworkConfig {
     PortGroup* find_portgroup(std::string_view name);
     std::vector<const PortGroup*> portgroups_of(std::string_view switch_name) const;
     const HostPort* find_hostport(std::string_view name) const;
+    // The port group's own shaping, or its switch's.
+    TrafficShaping shaping_of(const PortGroup& portgroup) const;
 
     // Names unique and well formed, every port group on a switch that exists
     // and every host port on a port group that exists, VLANs in range, an

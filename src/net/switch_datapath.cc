@@ -1,7 +1,10 @@
 #include "net/switch_datapath.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <optional>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -174,6 +177,106 @@ void set_port_vlans(std::string_view port, const PortVlans& wanted) {
     bridge_batch(vlan_changes(port, read_port_vlans(port), wanted));
 }
 
+// What a port sends into the switch arrives on its ingress: a policer there
+// (tc's police action: rate, burst, peakrate) is ESX's shaper. The largest
+// frame a TAP passes is a 64 KiB segmentation-offloaded one.
+void set_port_shaping(const std::string& port, const TrafficShaping& shaping) {
+    ProcessResult ingress = run_process({"tc", "qdisc", "show", "dev", port, "ingress"});
+    bool has_ingress = ingress.out.find("ingress") != std::string::npos;
+    if (!shaping.enabled) {
+        if (has_ingress) {
+            run({"tc", "qdisc", "del", "dev", port, "ingress"});
+        }
+        return;
+    }
+    if (!has_ingress) {
+        run({"tc", "qdisc", "add", "dev", port, "ingress"});
+    }
+    run({"tc",
+         "filter",
+         "replace",
+         "dev",
+         port,
+         "ingress",
+         "prio",
+         "1",
+         "handle",
+         "1",
+         "matchall",
+         "action",
+         "police",
+         "rate",
+         fmt::format("{}kbit", shaping.average_kbps),
+         "burst",
+         fmt::format("{}kb", shaping.burst_kib),
+         "peakrate",
+         fmt::format("{}kbit", shaping.peak_kbps),
+         "mtu",
+         "64kb",
+         "conform-exceed",
+         "drop"});
+}
+
+// tc's "8Mbit", "100Kb", "1500b": a rate in kbit/s (1000s) or a size in KiB (1024s).
+std::optional<uint64_t> tc_quantity(const std::string& text, bool rate) {
+    size_t digits = 0;
+    while (digits < text.size() &&
+           (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.')) {
+        ++digits;
+    }
+    if (digits == 0) {
+        return std::nullopt;
+    }
+    double value = std::stod(text.substr(0, digits));
+    std::string unit = text.substr(digits);
+    double scale = rate ? 1000.0 : 1024.0;
+    std::map<std::string, double> units =
+        rate ? std::map<std::string, double>{{"bit", 1 / scale},
+                                             {"Kbit", 1},
+                                             {"Mbit", scale},
+                                             {"Gbit", scale * scale}}
+             : std::map<std::string, double>{
+                   {"b", 1 / scale}, {"Kb", 1}, {"Mb", scale}, {"Gb", scale * scale}};
+    auto found = units.find(unit);
+    if (found == units.end()) {
+        return std::nullopt;
+    }
+    return static_cast<uint64_t>(value * found->second + 0.5);
+}
+
+// The policer on a port's ingress, as tc prints it, and what it dropped.
+TrafficShaping read_port_shaping(const std::string& port, uint64_t& dropped) {
+    TrafficShaping shaping;
+    ProcessResult shown = run_process({"tc", "-s", "filter", "show", "dev", port, "ingress"});
+    std::istringstream words(shown.out);
+    std::string word;
+    while (words >> word) {
+        std::string value;
+        if (word == "police") {
+            shaping.enabled = true;
+        } else if (shaping.enabled && (word == "rate" || word == "peakrate" || word == "burst") &&
+                   words >> value) {
+            uint64_t amount = tc_quantity(value, word != "burst").value_or(0);
+            (word == "rate"       ? shaping.average_kbps
+             : word == "peakrate" ? shaping.peak_kbps
+                                  : shaping.burst_kib) = amount;
+        } else if (word == "(dropped" && words >> value) {
+            dropped = std::strtoull(value.c_str(), nullptr, 10);
+        }
+    }
+    return shaping;
+}
+
+// Rates and sizes as tc rounds them for printing: within 1%.
+bool same_shaping(const TrafficShaping& applied, const TrafficShaping& wanted) {
+    if (applied.enabled != wanted.enabled || !wanted.enabled) {
+        return applied.enabled == wanted.enabled;
+    }
+    auto close = [](uint64_t a, uint64_t b) { return a * 100 >= b * 99 && a * 99 <= b * 100; };
+    return close(applied.average_kbps, wanted.average_kbps) &&
+           close(applied.peak_kbps, wanted.peak_kbps) && close(applied.burst_kib, wanted.burst_kib);
+}
+
 std::optional<std::string> portgroup_of(const json& link) {
     std::string alias = link.value("ifalias", "");
     if (!alias.starts_with(SwitchDatapath::kPortAliasPrefix)) {
@@ -223,13 +326,15 @@ void apply_ports(const NetworkConfig& config, const VirtualSwitch& vswitch, cons
         if (portgroup != nullptr && portgroup->vswitch == vswitch.name) {
             run({"ip", "link", "set", "dev", name, "mtu", std::to_string(vswitch.mtu)});
             set_port_vlans(name, portgroup_port_vlans(config, *portgroup));
+            set_port_shaping(name, config.shaping_of(*portgroup));
         } else {
             run({"ip", "link", "set", "dev", name, "nomaster"});
         }
     }
 }
 
-// `interface` as a port of `portgroup`: on its switch, at its MTU, with its VLANs, up.
+// `interface` as a port of `portgroup`: on its switch, at its MTU, with its
+// VLANs and shaping, up.
 void plug_port(const NetworkConfig& config, const PortGroup& portgroup,
                const std::string& interface) {
     const VirtualSwitch* vswitch = config.find_switch(portgroup.vswitch);
@@ -237,6 +342,7 @@ void plug_port(const NetworkConfig& config, const PortGroup& portgroup,
          std::to_string(vswitch->mtu), "alias",
          std::string(SwitchDatapath::kPortAliasPrefix) + portgroup.name});
     set_port_vlans(interface, portgroup_port_vlans(config, portgroup));
+    set_port_shaping(interface, config.shaping_of(portgroup));
     run({"ip", "link", "set", "dev", interface, "up"});
 }
 
@@ -470,6 +576,7 @@ AppliedSwitch SwitchDatapath::observe(const VirtualSwitch& vswitch) {
         port.up = is_up(link);
         port.mtu = link.value("mtu", 0u);
         port.vlans = read_port_vlans(port.name);
+        port.shaping = read_port_shaping(port.name, port.shaped_away);
         port.received = counters(link, "rx");
         port.sent = counters(link, "tx");
         applied.ports.push_back(std::move(port));
@@ -527,6 +634,12 @@ std::vector<std::string> SwitchDatapath::differences(const NetworkConfig& config
         if (port.vlans != wanted) {
             found.push_back(fmt::format("port {} ({}): VLANs {}, configured {}", port.name,
                                         port.portgroup, port.vlans.describe(), wanted.describe()));
+        }
+        TrafficShaping shaping = config.shaping_of(*portgroup);
+        if (!same_shaping(port.shaping, shaping)) {
+            found.push_back(fmt::format("port {} ({}): shaping {}, configured {}", port.name,
+                                        port.portgroup, port.shaping.describe(),
+                                        shaping.describe()));
         }
     }
     return found;

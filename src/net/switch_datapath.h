@@ -39,6 +39,8 @@ struct SwitchPort {
     bool up = false;
     uint32_t mtu = 0;
     PortVlans vlans;
+    TrafficShaping shaping;    // the policer on its ingress, as tc has it
+    uint64_t shaped_away = 0;  // frames that policer dropped
     struct Counters {
         uint64_t packets = 0;
         uint64_t bytes = 0;
@@ -59,7 +61,8 @@ struct AppliedSwitch {
 
 // The host kernel's side of the virtual switches: one Linux bridge per switch
 // with VLAN filtering and no spanning tree (a single tier of switches cannot
-// loop), its uplink enslaved, every port's VLANs set from its port group.
+// loop), its uplink enslaved, every port's VLANs and traffic shaping (tc) set
+// from its port group.
 // Vireo drives it with iproute2 (`ip`, `bridge`) and reads back what is
 // applied from their JSON output. Ports of VMs carry their port group in the
 // interface's alias ("vireo:portgroup=NAME"), so that applying again finds

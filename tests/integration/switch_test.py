@@ -9,12 +9,14 @@ bridge or interface it makes outlives it; its state folder is temporary."""
 
 import json
 import os
+import subprocess
 import tempfile
+import time
 import unittest
 
 import vmtest
 from far_network import FarNetwork, Vireo, isolate
-from vmtest import host
+from vmtest import SBIN, host
 
 
 class Switches(unittest.TestCase):
@@ -61,6 +63,43 @@ class Switches(unittest.TestCase):
         host("ip", "link", "set", "hp0.10", "up")
         self.assertTrue(self.reaches("10.10.0.1"), "a trunk's tagged VLAN 10")
         self.assertTrue(self.reaches("10.0.0.1"), "a trunk's untagged frames")
+
+    def test_shaping_holds_average_peak_and_burst(self):
+        # 2000 kbit/s average, 4000 peak, 512 KiB burst, on what the port sends.
+        self.vireo("switch", "create", "vs0", "--uplink", "up0")
+        self.vireo("portgroup", "create", "pg", "--switch", "vs0", "--shaping",
+                   "average=2000,peak=4000,burst=512")
+        self.vireo("hostport", "create", "hp0", "--portgroup", "pg", "--address", "10.0.0.2/24")
+        self.assertTrue(self.reaches("10.0.0.1"))
+        receiver = subprocess.Popen(
+            ["ip", "netns", "exec", self.far.name, "python3", "-c", UDP_RECEIVER, "10.0.0.1",
+             "5001", "10"], stdout=subprocess.PIPE, text=True, env=dict(os.environ, PATH=SBIN))
+        self.addCleanup(receiver.kill)
+        time.sleep(1)
+        # Offered at 10 Mbit/s, well above the peak, for longer than the measurement.
+        subprocess.run(["python3", "-c", UDP_SENDER, "10.0.0.1", "5001", "10000", "12"],
+                       check=True, timeout=60)
+        measured = json.loads(receiver.communicate(timeout=60)[0])
+        print(f"shaped: {measured}", flush=True)
+        # The bucket: 10 s at the average plus the burst; the first half
+        # second at the peak (plus its 64 KiB bucket), not at the burst.
+        average_bytes = 2000 * 1000 // 8 * 10 + 512 * 1024
+        self.assertAlmostEqual(measured["bytes"], average_bytes, delta=average_bytes * 0.1,
+                               msg=measured)
+        peak_bytes = 4000 * 1000 // 8 // 2 + 64 * 1024
+        self.assertLess(measured["first_half_second"], peak_bytes * 1.15, measured)
+        self.assertGreater(measured["first_half_second"], peak_bytes * 0.7, measured)
+        ports = {p["name"]: p for p in self.vireo_json("switch", "stats", "vs0")["ports"]}
+        self.assertGreater(ports["hp0-sw"]["shaped_away"], 0)
+        self.assertEqual(ports["hp0-sw"]["shaping"],
+                         "average 2000 kbit/s, peak 4000 kbit/s, burst 512 KiB")
+
+        # Off again: the port sends what it is offered, and show agrees.
+        self.vireo("portgroup", "set", "pg", "--shaping", "off")
+        shown = self.vireo_json("switch", "show", "vs0")
+        self.assertTrue(shown["applied"], shown["differences"])
+        ports = {p["name"]: p for p in shown["ports"]}
+        self.assertEqual(ports["hp0-sw"]["shaping"], "off")
 
     def test_show_finds_what_differs_and_apply_repairs_it(self):
         self.vireo("switch", "create", "vs0", "--uplink", "up0", "--mtu", "9000")
@@ -142,6 +181,46 @@ class Switches(unittest.TestCase):
         self.assertEqual(deleted["portgroups"], ["pg"])
         self.assertNotEqual(host("ip", "link", "show", "vs0", check=False).returncode, 0)
 
+
+# Sends UDP datagrams to ADDRESS PORT at KBITS kbit/s (of wire bytes) for SECONDS.
+UDP_SENDER = """
+import socket, sys, time
+address, port, kbits, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+payload = bytes(1400)
+wire = len(payload) + 42  # UDP, IPv4 and Ethernet headers: what a policer counts
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+start = time.monotonic()
+sent = 0
+while time.monotonic() - start < seconds:
+    due = (time.monotonic() - start) * kbits * 1000 / 8
+    while sent < due:
+        sock.sendto(payload, (address, port))
+        sent += wire
+    time.sleep(0.005)
+"""
+
+# Counts the wire bytes that arrive in SECONDS from the first datagram, and in
+# its first half second; prints them as JSON.
+UDP_RECEIVER = """
+import json, socket, sys, time
+address, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+sock.bind((address, port))
+sock.settimeout(30)
+total = first = 0
+start = None
+while True:
+    data = sock.recv(65536)
+    now = time.monotonic()
+    start = now if start is None else start
+    if now - start >= seconds:
+        break
+    total += len(data) + 42
+    if now - start < 0.5:
+        first += len(data) + 42
+print(json.dumps({"bytes": total, "first_half_second": first}))
+"""
 
 if __name__ == "__main__":
     isolate()

@@ -91,9 +91,9 @@ TEST(NetworkConfig, RefusalsNameTheFieldAndTheRule) {
 TEST(NetworkConfig, NativeVlanIsTheLowestNoPortGroupUses) {
     NetworkConfig config = NetworkConfig::from_json(two_switches(), "network.json");
     EXPECT_EQ(config.native_vlan("vSwitch0"), 1);
-    config.portgroups.push_back({"one", "vSwitch0", 1});
-    config.portgroups.push_back({"two", "vSwitch0", 2});
-    config.portgroups.push_back({"elsewhere", "vSwitch1", 3});
+    config.portgroups.push_back({"one", "vSwitch0", 1, std::nullopt});
+    config.portgroups.push_back({"two", "vSwitch0", 2, std::nullopt});
+    config.portgroups.push_back({"elsewhere", "vSwitch1", 3, std::nullopt});
     EXPECT_EQ(config.native_vlan("vSwitch0"), 3);  // another switch's VLANs do not count
     EXPECT_EQ(config.native_vlan("vSwitch1"), 1);
 }
@@ -109,9 +109,30 @@ TEST(NetworkConfig, RefusesASwitchWithNoVlanLeftForUntaggedFrames) {
               std::string::npos);
 }
 
+TEST(NetworkConfig, ShapingIsOffByDefaultAndAPortGroupMayOverrideItsSwitch) {
+    json doc = two_switches();
+    doc["switches"][0]["shaping"] = {{"average_kbps", 8000}};
+    doc["portgroups"][1]["shaping"] = {{"enabled", false}};
+    NetworkConfig config = NetworkConfig::from_json(doc, "network.json");
+    EXPECT_FALSE(config.switches[1].shaping.enabled);  // ESX's default
+    TrafficShaping inherited = config.shaping_of(*config.find_portgroup("VM-Network"));
+    EXPECT_TRUE(inherited.enabled);
+    EXPECT_EQ(inherited.describe(), "average 8000 kbit/s, peak 100000 kbit/s, burst 102400 KiB");
+    EXPECT_EQ(config.shaping_of(*config.find_portgroup("web")).describe(), "off");
+    EXPECT_EQ(NetworkConfig::from_json(config.to_json(), "again").to_json(), config.to_json());
+
+    doc["portgroups"][1]["shaping"] = {{"average_kbps", 8000}, {"peak_kbps", 4000}};
+    EXPECT_NE(
+        refusal(doc).find("portgroups[1].shaping.peak_kbps: 4000 is below the average (8000)"),
+        std::string::npos);
+    doc["portgroups"][1]["shaping"] = {{"burst_kib", 0}};
+    EXPECT_NE(refusal(doc).find("portgroups[1].shaping.burst_kib: 0 is out of range"),
+              std::string::npos);
+}
+
 TEST(PortVlans, FollowEachKindOfPortGroup) {
     NetworkConfig config = NetworkConfig::from_json(two_switches(), "network.json");
-    config.portgroups.push_back({"native-taken", "vSwitch0", 1});
+    config.portgroups.push_back({"native-taken", "vSwitch0", 1, std::nullopt});
     // VLAN 0 rides the native VLAN, now 2 because a port group uses 1.
     PortVlans untagged = portgroup_port_vlans(config, *config.find_portgroup("VM-Network"));
     EXPECT_EQ(untagged.describe(), "2 untagged pvid");

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "base/event_fd.h"
@@ -111,7 +112,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     auto wire = std::make_unique<MemoryWire>();
     MemoryWire& frames = *wire;
-    vireo::VirtioNet net(std::move(wire), {0x02, 0x76, 0x69, 0, 0, 1});
+    // With or without a port group's security policy, whichever one.
+    std::optional<vireo::SecurityPolicy> security;
+    if (input.ConsumeBool()) {
+        security = vireo::SecurityPolicy{.promiscuous = input.ConsumeBool(),
+                                         .mac_changes = input.ConsumeBool(),
+                                         .forged_transmits = input.ConsumeBool()};
+    }
+    vireo::VirtioNet net(std::move(wire), {0x02, 0x76, 0x69, 0, 0, 1}, "virtio-net", security);
     uint64_t features = (input.ConsumeIntegral<uint64_t>() & net.device_features()) |
                         uint64_t{1} << vireo::virtio::kFeatureVersion1;
     for (uint64_t base : kRingBase) {

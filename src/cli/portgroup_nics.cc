@@ -50,6 +50,7 @@ std::vector<UniqueFd> plug_portgroup_nics(std::vector<VmConfig::Nic>& nics) {
                  nic.portgroup, registry.file().string());
         }
         nic.tap = fresh_tap_name(index);
+        nic.security = config.security_of(*portgroup);
         Tap tap(nic.tap);
         SwitchDatapath::plug(config, *portgroup, nic.tap);
         // dup() leaves close-on-exec off: vireo-vmm inherits this copy.

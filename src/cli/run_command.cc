@@ -13,6 +13,7 @@
 #include "base/byte_size.h"
 #include "base/error.h"
 #include "cli/help_text.h"
+#include "cli/option_lists.h"
 #include "cli/portgroup_nics.h"
 #include "cli/vmm_process.h"
 #include "net/interface_name.h"
@@ -40,20 +41,6 @@ struct RunOptions {
 
 std::string absolute(const std::string& path) {
     return std::filesystem::absolute(path).lexically_normal().string();
-}
-
-// "a,b,c" -> {"a", "b", "c"}: an option's value and its sub-options.
-std::vector<std::string> split_commas(const std::string& spec) {
-    std::vector<std::string> parts;
-    size_t start = 0;
-    while (true) {
-        size_t comma = spec.find(',', start);
-        parts.push_back(spec.substr(start, comma - start));
-        if (comma == std::string::npos) {
-            return parts;
-        }
-        start = comma + 1;
-    }
 }
 
 // --disk PATH[,readonly][,serial=S]

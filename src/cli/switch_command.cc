@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "cli/help_text.h"
+#include "cli/option_lists.h"
 #include "host/network_registry.h"
 #include "net/switch_datapath.h"
 
@@ -27,7 +28,8 @@ struct SwitchOptions {
     std::optional<uint16_t> vlan;
     std::string portgroup;  // hostport create
     std::string address;
-    std::string shaping;  // --shaping SPEC; empty: not given
+    std::string shaping;   // --shaping SPEC; empty: not given
+    std::string security;  // --security SPEC; empty: not given
     bool json = false;
 };
 
@@ -43,13 +45,8 @@ std::optional<TrafficShaping> parse_shaping(const std::string& spec, bool may_in
     }
     shaping.enabled = true;
     bool peak_given = false;
-    size_t start = 0;
-    while (start <= spec.size()) {
-        size_t comma = spec.find(',', start);
-        std::string part = spec.substr(start, comma == std::string::npos ? comma : comma - start);
-        size_t equals = part.find('=');
-        std::string key = part.substr(0, equals);
-        std::string value = equals == std::string::npos ? "" : part.substr(equals + 1);
+    for (const std::string& part : split_commas(spec)) {
+        auto [key, value] = split_key_value(part);
         bool number = !value.empty() && value.size() <= 12 &&
                       value.find_first_not_of("0123456789") == std::string::npos;
         uint64_t amount = number ? std::stoull(value) : 0;
@@ -63,15 +60,37 @@ std::optional<TrafficShaping> parse_shaping(const std::string& spec, bool may_in
          : key == "peak"  ? shaping.peak_kbps
                           : shaping.burst_kib) = amount;
         peak_given = peak_given || key == "peak";
-        if (comma == std::string::npos) {
-            break;
-        }
-        start = comma + 1;
     }
     if (!peak_given) {
         shaping.peak_kbps = std::max(shaping.average_kbps, TrafficShaping::kDefaultPeakKbps);
     }
     return shaping;
+}
+
+// --security promiscuous=accept|reject,mac-changes=...,forged-transmits=...
+// changes the fields it names in `into`; a port group may also say
+// FIELD=inherit (the switch's), or inherit for all of them.
+void change_security(const std::string& spec, SecurityOverride& into, bool may_inherit) {
+    if (spec == "inherit" && may_inherit) {
+        into = {};
+        return;
+    }
+    for (const std::string& part : split_commas(spec)) {
+        auto [key, value] = split_key_value(part);
+        std::optional<bool>* field = key == "promiscuous"        ? &into.promiscuous
+                                     : key == "mac-changes"      ? &into.mac_changes
+                                     : key == "forged-transmits" ? &into.forged_transmits
+                                                                 : nullptr;
+        bool known_value =
+            value == "accept" || value == "reject" || (value == "inherit" && may_inherit);
+        if (field == nullptr || !known_value) {
+            fail(
+                "--security {}: '{}' is not promiscuous=, mac-changes= or forged-transmits= "
+                "with accept or reject{}",
+                spec, part, may_inherit ? " (or inherit)" : "");
+        }
+        *field = value == "inherit" ? std::nullopt : std::optional<bool>(value == "accept");
+    }
 }
 
 NetworkRegistry registry() {
@@ -125,6 +144,7 @@ json portgroup_json(const NetworkConfig& config, const PortGroup& portgroup) {
             {"vlan", portgroup.vlan},
             {"shaping", config.shaping_of(portgroup).describe()},
             {"shaping_from_switch", !portgroup.shaping.has_value()},
+            {"security", config.security_of(portgroup).describe()},
             {"ports", SwitchDatapath::portgroup_ports(portgroup.name)}};
 }
 
@@ -159,6 +179,7 @@ json switch_json(const NetworkConfig& config, const VirtualSwitch& vswitch, bool
                   {"portgroups", portgroups},
                   {"native_vlan", config.native_vlan(vswitch.name)},
                   {"shaping", vswitch.shaping.describe()},
+                  {"security", vswitch.security.describe()},
                   {"applied", differences.empty()},
                   {"differences", differences}};
     if (with_ports) {
@@ -204,9 +225,16 @@ int create_switch(const SwitchOptions& options) {
         if (c.find_switch(options.name) != nullptr) {
             fail("switch create {}: a switch of that name exists already", options.name);
         }
-        VirtualSwitch created{options.name, options.mtu, options.uplinks, {}};
+        VirtualSwitch created{options.name, options.mtu, options.uplinks, {}, {}};
         if (!options.shaping.empty()) {
             created.shaping = *parse_shaping(options.shaping, false);
+        }
+        if (!options.security.empty()) {
+            SecurityOverride given;
+            change_security(options.security, given, false);
+            created.security.promiscuous = given.promiscuous.value_or(false);
+            created.security.mac_changes = given.mac_changes.value_or(true);
+            created.security.forged_transmits = given.forged_transmits.value_or(true);
         }
         c.switches.push_back(created);
     });
@@ -332,9 +360,13 @@ int create_portgroup(const SwitchOptions& options) {
         if (c.find_portgroup(options.name) != nullptr) {
             fail("portgroup create {}: a port group of that name exists already", options.name);
         }
-        PortGroup created{options.name, options.vswitch, options.vlan.value_or(0), std::nullopt};
+        PortGroup created{
+            options.name, options.vswitch, options.vlan.value_or(0), std::nullopt, {}};
         if (!options.shaping.empty()) {
             created.shaping = parse_shaping(options.shaping, true);
+        }
+        if (!options.security.empty()) {
+            change_security(options.security, created.security, true);
         }
         c.portgroups.push_back(created);
     });
@@ -345,14 +377,18 @@ int create_portgroup(const SwitchOptions& options) {
 }
 
 int set_portgroup(const SwitchOptions& options) {
-    if (!options.vlan && options.shaping.empty()) {
-        fail("portgroup set {}: nothing to change (--vlan N, --shaping SPEC)", options.name);
+    if (!options.vlan && options.shaping.empty() && options.security.empty()) {
+        fail("portgroup set {}: nothing to change (--vlan N, --shaping SPEC, --security SPEC)",
+             options.name);
     }
     NetworkConfig config = registry().update([&](NetworkConfig& c) {
         PortGroup& portgroup = existing_portgroup(c, options.name);
         portgroup.vlan = options.vlan.value_or(portgroup.vlan);
         if (!options.shaping.empty()) {
             portgroup.shaping = parse_shaping(options.shaping, true);
+        }
+        if (!options.security.empty()) {
+            change_security(options.security, portgroup.security, true);
         }
     });
     PortGroup& changed = existing_portgroup(config, options.name);
@@ -469,6 +505,16 @@ void add_shaping_option(CLI::App* command, SwitchOptions& options, bool may_inhe
         ->type_name("SPEC");
 }
 
+void add_security_option(CLI::App* command, SwitchOptions& options, bool may_inherit) {
+    command
+        ->add_option("--security", options.security,
+                     std::string("security policy: promiscuous=, mac-changes=, "
+                                 "forged-transmits= each accept or reject") +
+                         (may_inherit ? " or inherit (the switch's)" : "") +
+                         "; ESX's defaults: reject, accept, accept")
+        ->type_name("SPEC");
+}
+
 void add_vlan_option(CLI::App* command, SwitchOptions& options) {
     command
         ->add_option("--vlan", options.vlan,
@@ -497,6 +543,7 @@ void add_switch_commands(CLI::App& app) {
     create->add_option("--uplink", options->uplinks,
                        "a host interface joining the switch to the physical network");
     add_shaping_option(create, *options, false);
+    add_security_option(create, *options, false);
     CLI::App* remove = subcommand(vswitch, "delete", "Delete a switch and its port groups", options,
                                   [options] { return delete_switch(*options); });
     remove->add_option("NAME", options->name, "the switch")->required();
@@ -535,11 +582,13 @@ void add_switch_commands(CLI::App& app) {
     pg_create->add_option("--switch", options->vswitch, "the switch it is on")->required();
     add_vlan_option(pg_create, *options);
     add_shaping_option(pg_create, *options, true);
+    add_security_option(pg_create, *options, true);
     CLI::App* pg_set = subcommand(portgroup, "set", "Change a port group (its ports follow)",
                                   options, [options] { return set_portgroup(*options); });
     pg_set->add_option("NAME", options->name, "the port group")->required();
     add_vlan_option(pg_set, *options);
     add_shaping_option(pg_set, *options, true);
+    add_security_option(pg_set, *options, true);
     CLI::App* pg_delete = subcommand(portgroup, "delete", "Delete a port group no VM uses", options,
                                      [options] { return delete_portgroup(*options); });
     pg_delete->add_option("NAME", options->name, "the port group")->required();

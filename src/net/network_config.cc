@@ -53,6 +53,35 @@ TrafficShaping parse_shaping(ObjectReader& parent, const json& value, const std:
     return shaping;
 }
 
+const char* kSecurityFields[] = {"promiscuous", "mac_changes", "forged_transmits"};
+
+SecurityOverride parse_security(ObjectReader& parent, const json& value,
+                                const std::string& source) {
+    ObjectReader reader(value, parent.field("security"), source);
+    SecurityOverride found;
+    found.promiscuous = reader.boolean(kSecurityFields[0]);
+    found.mac_changes = reader.boolean(kSecurityFields[1]);
+    found.forged_transmits = reader.boolean(kSecurityFields[2]);
+    reader.refuse_unknown_fields();
+    return found;
+}
+
+json security_json(const SecurityOverride& security) {
+    json fields = json::object();
+    const std::optional<bool>* values[] = {&security.promiscuous, &security.mac_changes,
+                                           &security.forged_transmits};
+    for (size_t i = 0; i < 3; ++i) {
+        if (*values[i]) {
+            fields[kSecurityFields[i]] = **values[i];
+        }
+    }
+    return fields;
+}
+
+SecurityOverride as_override(const SecurityPolicy& policy) {
+    return {policy.promiscuous, policy.mac_changes, policy.forged_transmits};
+}
+
 json shaping_json(const TrafficShaping& shaping) {
     return {{"enabled", shaping.enabled},
             {"average_kbps", shaping.average_kbps},
@@ -87,6 +116,11 @@ VirtualSwitch parse_switch(const json& value, size_t index, const std::string& s
     if (const json* shaping = reader.find("shaping")) {
         vswitch.shaping = parse_shaping(reader, *shaping, source);
     }
+    if (const json* security = reader.find("security")) {
+        SecurityOverride given = parse_security(reader, *security, source);
+        vswitch.security = {given.promiscuous.value_or(false), given.mac_changes.value_or(true),
+                            given.forged_transmits.value_or(true)};
+    }
     reader.refuse_unknown_fields();
     return vswitch;
 }
@@ -109,6 +143,9 @@ PortGroup parse_portgroup(const json& value, size_t index, const std::string& so
                                   .value_or(PortGroup::kNoVlan));
     if (const json* shaping = reader.find("shaping")) {
         portgroup.shaping = parse_shaping(reader, *shaping, source);
+    }
+    if (const json* security = reader.find("security")) {
+        portgroup.security = parse_security(reader, *security, source);
     }
     reader.refuse_unknown_fields();
     return portgroup;
@@ -203,7 +240,8 @@ json NetworkConfig::to_json() const {
         switch_list.push_back({{"name", vswitch.name},
                                {"mtu", vswitch.mtu},
                                {"uplinks", vswitch.uplinks},
-                               {"shaping", shaping_json(vswitch.shaping)}});
+                               {"shaping", shaping_json(vswitch.shaping)},
+                               {"security", security_json(as_override(vswitch.security))}});
     }
     json portgroup_list = json::array();
     for (const PortGroup& portgroup : portgroups) {
@@ -211,6 +249,9 @@ json NetworkConfig::to_json() const {
             {"name", portgroup.name}, {"switch", portgroup.vswitch}, {"vlan", portgroup.vlan}};
         if (portgroup.shaping) {
             entry["shaping"] = shaping_json(*portgroup.shaping);
+        }
+        if (!portgroup.security.empty()) {
+            entry["security"] = security_json(portgroup.security);
         }
         portgroup_list.push_back(entry);
     }
@@ -260,6 +301,30 @@ TrafficShaping NetworkConfig::shaping_of(const PortGroup& portgroup) const {
     }
     const VirtualSwitch* vswitch = find_switch(portgroup.vswitch);
     return vswitch != nullptr ? vswitch->shaping : TrafficShaping{};
+}
+
+std::string SecurityPolicy::describe() const {
+    auto word = [](bool accept) { return accept ? "accept" : "reject"; };
+    return fmt::format("promiscuous {}, MAC changes {}, forged transmits {}", word(promiscuous),
+                       word(mac_changes), word(forged_transmits));
+}
+
+SecurityPolicy NetworkConfig::security_of(const PortGroup& portgroup) const {
+    const VirtualSwitch* vswitch = find_switch(portgroup.vswitch);
+    SecurityPolicy policy = vswitch != nullptr ? vswitch->security : SecurityPolicy{};
+    policy.promiscuous = portgroup.security.promiscuous.value_or(policy.promiscuous);
+    policy.mac_changes = portgroup.security.mac_changes.value_or(policy.mac_changes);
+    policy.forged_transmits = portgroup.security.forged_transmits.value_or(policy.forged_transmits);
+    return policy;
+}
+
+bool NetworkConfig::any_promiscuous(std::string_view switch_name) const {
+    for (const PortGroup* portgroup : portgroups_of(switch_name)) {
+        if (security_of(*portgroup).promiscuous) {
+            return true;
+        }
+    }
+    return false;
 }
 
 std::vector<const PortGroup*> NetworkConfig::portgroups_of(std::string_view switch_name) const {

@@ -29,6 +29,32 @@ struct TrafficShaping {
     std::string describe() const;
 };
 
+// ESX's security policy for a vNIC, with ESX's defaults. promiscuous: the
+// vNIC receives every frame of its VLAN (Reject: only frames for its own
+// MAC, broadcast and multicast, whatever the guest asks). mac_changes: the
+// guest may change its effective MAC (Reject: once it differs from the
+// vNIC's own, every inbound frame is dropped). forged_transmits: the guest
+// may send from another source MAC than its effective one (Reject: such
+// frames are dropped).
+struct SecurityPolicy {
+    bool promiscuous = false;
+    bool mac_changes = true;
+    bool forged_transmits = true;
+
+    bool operator==(const SecurityPolicy&) const = default;
+    // "promiscuous reject, MAC changes accept, forged transmits accept".
+    std::string describe() const;
+};
+
+// What a port group overrides of its switch's security policy, field by field.
+struct SecurityOverride {
+    std::optional<bool> promiscuous;
+    std::optional<bool> mac_changes;
+    std::optional<bool> forged_transmits;
+
+    bool empty() const { return !promiscuous && !mac_changes && !forged_transmits; }
+};
+
 // ESX's standard switch: an L2 switch on one host joining vNICs, host ports
 // and uplinks (host interfaces). Its name is also the name of the Linux bridge
 // that carries it, so `ip link show vSwitch0` finds it.
@@ -42,7 +68,8 @@ struct VirtualSwitch {
     // At most one until NIC teaming is built: two uplinks joined directly
     // would loop frames between them.
     std::vector<std::string> uplinks;
-    TrafficShaping shaping;  // for its port groups that do not set their own
+    TrafficShaping shaping;   // for its port groups that do not set their own
+    SecurityPolicy security;  // idem, field by field
 };
 
 // A port group: the ports of one switch that share a VLAN. VLAN 0 sends and
@@ -57,6 +84,7 @@ struct PortGroup {
     std::string vswitch;
     uint16_t vlan = kNoVlan;
     std::optional<TrafficShaping> shaping;  // unset: the switch's
+    SecurityOverride security;
 };
 
 // ESX's VMkernel port: an IP interface of the host on a port group, for the
@@ -90,6 +118,11 @@ struct NetworkConfig {
     const HostPort* find_hostport(std::string_view name) const;
     // The port group's own shaping, or its switch's.
     TrafficShaping shaping_of(const PortGroup& portgroup) const;
+    // The switch's security policy with the port group's overrides.
+    SecurityPolicy security_of(const PortGroup& portgroup) const;
+    // Whether a port group of the switch lets its VMs see every frame: the
+    // switch then floods all frames, as a hub.
+    bool any_promiscuous(std::string_view switch_name) const;
 
     // Names unique and well formed, every port group on a switch that exists
     // and every host port on a port group that exists, VLANs in range, an

@@ -289,14 +289,17 @@ bool is_our_switch(const json& link) {
     return kind_of(link) == "bridge" && link.value("ifalias", "") == SwitchDatapath::kSwitchAlias;
 }
 
-void apply_bridge(const VirtualSwitch& vswitch, const json* link) {
-    if (link == nullptr) {
-        run({"ip", "link", "add", "name", vswitch.name, "type", "bridge", "vlan_filtering", "1",
-             "vlan_default_pvid", "0", "stp_state", "0"});
-    } else {
-        run({"ip", "link", "set", "dev", vswitch.name, "type", "bridge", "vlan_filtering", "1",
-             "vlan_default_pvid", "0", "stp_state", "0"});
-    }
+// A bridge that forgets every address at once floods every frame to every
+// port of its VLAN: a hub, which a promiscuous port group needs to see the
+// frames of the others. Otherwise Linux's default: 300 s.
+std::string ageing_centiseconds(const NetworkConfig& config, const VirtualSwitch& vswitch) {
+    return config.any_promiscuous(vswitch.name) ? "0" : "30000";
+}
+
+void apply_bridge(const NetworkConfig& config, const VirtualSwitch& vswitch, const json* link) {
+    run({"ip", "link", link == nullptr ? "add" : "set", link == nullptr ? "name" : "dev",
+         vswitch.name, "type", "bridge", "vlan_filtering", "1", "vlan_default_pvid", "0",
+         "stp_state", "0", "ageing_time", ageing_centiseconds(config, vswitch)});
     run({"ip", "link", "set", "dev", vswitch.name, "mtu", std::to_string(vswitch.mtu), "alias",
          std::string(SwitchDatapath::kSwitchAlias), "up"});
 }
@@ -492,7 +495,7 @@ void SwitchDatapath::apply(const NetworkConfig& config) {
     check_applicable(config);
     for (const VirtualSwitch& vswitch : config.switches) {
         json links = all_links();
-        apply_bridge(vswitch, find_link(links, vswitch.name));
+        apply_bridge(config, vswitch, find_link(links, vswitch.name));
         for (const std::string& uplink : vswitch.uplinks) {
             apply_uplink(config, vswitch, uplink);
         }
@@ -558,7 +561,9 @@ AppliedSwitch SwitchDatapath::observe(const VirtualSwitch& vswitch) {
     applied.up = is_up(*bridge);
     applied.mtu = bridge->value("mtu", 0u);
     if (bridge->contains("linkinfo") && (*bridge)["linkinfo"].contains("info_data")) {
-        applied.vlan_filtering = (*bridge)["linkinfo"]["info_data"].value("vlan_filtering", 0) == 1;
+        const json& info = (*bridge)["linkinfo"]["info_data"];
+        applied.vlan_filtering = info.value("vlan_filtering", 0) == 1;
+        applied.floods_all = info.value("ageing_time", 1) == 0;
     }
     for (const json& link : links) {
         if (link.value("master", "") != vswitch.name) {
@@ -599,6 +604,12 @@ std::vector<std::string> SwitchDatapath::differences(const NetworkConfig& config
     }
     if (!applied.up) {
         found.push_back(fmt::format("bridge {} is down", vswitch.name));
+    }
+    if (applied.floods_all != config.any_promiscuous(vswitch.name)) {
+        found.push_back(
+            fmt::format("bridge {} {} every frame, configured {}", vswitch.name,
+                        applied.floods_all ? "floods" : "does not flood",
+                        applied.floods_all ? "not to" : "to (a promiscuous port group)"));
     }
     if (applied.mtu != vswitch.mtu) {
         found.push_back(fmt::format("bridge {}: MTU {}, configured {}", vswitch.name, applied.mtu,

@@ -54,6 +54,7 @@ struct AppliedSwitch {
     bool exists = false;
     bool ours = false;  // a bridge Vireo made (its alias says so)
     bool vlan_filtering = false;
+    bool floods_all = false;  // a hub: ageing time 0 (a promiscuous port group)
     bool up = false;
     uint32_t mtu = 0;
     std::vector<SwitchPort> ports;

@@ -147,7 +147,7 @@ void Machine::attach_pci_devices() {
                               : std::make_unique<Tap>(nic.tap);
         pci_root_->add_device(std::make_shared<VirtioPciDevice>(
             std::make_unique<VirtioNet>(std::move(tap), nic.mac,
-                                        fmt::format("{} ({})", name, nic.tap)),
+                                        fmt::format("{} ({})", name, nic.tap), nic.security),
             memory_, msi_controller_, &ioevents_, name));
     }
 }

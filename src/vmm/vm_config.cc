@@ -123,6 +123,16 @@ VmConfig::Nic parse_nic(const json& value, size_t index, const std::string& sour
                      "missing: a vNIC on a port group is plugged in by its launcher (vireo run), "
                      "which hands its TAP over as this fd");
     }
+    if (const json* security = reader.find("security")) {
+        ObjectReader policy(*security, reader.field("security"), source);
+        SecurityPolicy given;
+        given.promiscuous = policy.boolean("promiscuous").value_or(given.promiscuous);
+        given.mac_changes = policy.boolean("mac_changes").value_or(given.mac_changes);
+        given.forged_transmits =
+            policy.boolean("forged_transmits").value_or(given.forged_transmits);
+        policy.refuse_unknown_fields();
+        nic.security = given;
+    }
     reader.refuse_unknown_fields();
     return nic;
 }
@@ -318,6 +328,11 @@ json VmConfig::to_json() const {
             }
             if (nic.tap_fd) {
                 entry["tap_fd"] = *nic.tap_fd;
+            }
+            if (nic.security) {
+                entry["security"] = {{"promiscuous", nic.security->promiscuous},
+                                     {"mac_changes", nic.security->mac_changes},
+                                     {"forged_transmits", nic.security->forged_transmits}};
             }
             list.push_back(entry);
         }

@@ -9,6 +9,7 @@
 
 #include "block/image_options.h"
 #include "net/mac_address.h"
+#include "net/network_config.h"
 
 namespace vireo {
 
@@ -59,6 +60,8 @@ struct VmConfig {
         // vireo-vmm (inherited), which it uses rather than opening `tap`.
         std::string portgroup;
         std::optional<int> tap_fd;
+        // The port group's security policy, which the vNIC enforces.
+        std::optional<SecurityPolicy> security;
     };
     std::vector<Nic> nics;
 

@@ -3,7 +3,9 @@ plugs each vNIC into its port group. Two guests on one port group reach each
 other, and the far network's host of their VLAN through the uplink (see
 far_network.py), but not another VLAN's; the port follows its port group
 when its VLAN changes; a port group in use cannot be deleted; the ports
-vanish with their VMs. Runs in a network namespace of its own."""
+vanish with their VMs; under MAC changes Reject a guest that changes its MAC
+receives nothing until it changes back. Runs in a network namespace of its
+own."""
 
 import os
 import tempfile
@@ -64,6 +66,16 @@ class LinuxOnASwitch(linux_vm.LinuxTestCase):
         self.assertEqual(a.wait(), 0)
         ports = self.vireo.json("portgroup", "list")["portgroups"][0]["ports"]
         self.assertEqual(len(ports), 1, ports)
+
+    def test_mac_changes_rejected_cut_a_guest_off_until_it_changes_back(self):
+        self.vireo("portgroup", "create", "strict", "--switch", "vs0", "--vlan", "10",
+                   "--security", "mac-changes=reject")
+        vm = self.boot_on("strict", MAC_A, "10.10.0.11/24")
+        self.assertTrue(self.pings(vm, "10.10.0.1"))
+        vm.check("ip link set eth0 address 02:76:69:aa:01:99")
+        self.assertFalse(self.pings(vm, "10.10.0.1"), "inbound frames after a MAC change")
+        vm.check(f"ip link set eth0 address {MAC_A}")
+        self.assertTrue(self.pings(vm, "10.10.0.1"), "back on its own MAC")
 
 
 if __name__ == "__main__":

@@ -149,6 +149,29 @@ class Switches(unittest.TestCase):
         self.assertEqual(ports["up0"]["vlans"], "1 tagged, 2 untagged pvid, 3-4094 tagged")
         self.assertTrue(shown["applied"], shown["differences"])
 
+    def test_a_promiscuous_port_group_makes_its_switch_a_hub(self):
+        self.vireo("switch", "create", "vs0", "--uplink", "up0")
+        self.vireo("portgroup", "create", "pg", "--switch", "vs0")
+        self.assertEqual(self.vireo_json("portgroup", "list")["portgroups"][0]["security"],
+                         "promiscuous reject, MAC changes accept, forged transmits accept")
+
+        def ageing():
+            link = json.loads(host("ip", "-json", "-details", "link", "show", "vs0").stdout)[0]
+            return link["linkinfo"]["info_data"]["ageing_time"]
+
+        self.assertNotEqual(ageing(), 0)
+        self.vireo("portgroup", "set", "pg", "--security", "promiscuous=accept")
+        self.assertEqual(ageing(), 0)  # every frame to every port of the VLAN
+        shown = self.vireo_json("switch", "show", "vs0")
+        self.assertTrue(shown["applied"], shown["differences"])
+        host("ip", "link", "set", "vs0", "type", "bridge", "ageing_time", "30000")
+        self.assertIn("bridge vs0 does not flood every frame",
+                      " ".join(self.vireo_json("switch", "show", "vs0")["differences"]))
+        self.vireo("portgroup", "set", "pg", "--security", "inherit")
+        self.assertNotEqual(ageing(), 0)
+        refused = self.vireo("portgroup", "set", "pg", "--security", "promiscuous=maybe", status=2)
+        self.assertIn("'promiscuous=maybe' is not promiscuous=", refused.stderr)
+
     def test_refusals_name_the_problem_and_change_nothing(self):
         refused = self.vireo("switch", "create", "vs0", "--uplink", "nosuch0", status=2)
         self.assertIn("uplink nosuch0: no such interface on this host", refused.stderr)

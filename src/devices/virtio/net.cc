@@ -30,9 +30,12 @@ uint32_t load_le32(std::span<const uint8_t> bytes) {
 
 }  // namespace
 
-VirtioNet::VirtioNet(std::unique_ptr<NetBackend> backend, MacAddress mac, std::string label)
+VirtioNet::VirtioNet(std::unique_ptr<NetBackend> backend, MacAddress mac, std::string label,
+                     std::optional<SecurityPolicy> security)
     : backend_(std::move(backend)),
       mac_(mac),
+      own_mac_(mac),
+      security_(security),
       label_(std::move(label)),
       log_(label_),
       frame_(kMaxFrameBytes) {}
@@ -165,17 +168,23 @@ void VirtioNet::receive() {
     }
 }
 
-bool VirtioNet::wanted(std::span<const uint8_t> frame) const {
+bool VirtioNet::wanted(std::span<const uint8_t> frame) {
+    MacAddress destination;
+    std::copy_n(frame.begin(), destination.size(), destination.begin());
+    // No lock: mac_ changes only on this thread (the control queue).
+    if (security_ &&
+        ((!security_->mac_changes && mac_ != own_mac_) ||
+         (!security_->promiscuous && (destination[0] & 1) == 0 && destination != mac_))) {
+        ++refused_by_policy_;
+        return false;
+    }
     if (promiscuous_) {
         return true;
     }
-    MacAddress destination;
-    std::copy_n(frame.begin(), destination.size(), destination.begin());
     if (destination[0] & 1) {  // group address
         return destination == kBroadcast || all_multicast_ || multicast_overflow_ ||
                multicast_filter_.contains(destination);
     }
-    // No lock: mac_ changes only on this thread (the control queue).
     return destination == mac_ || unicast_overflow_ || unicast_filter_.contains(destination);
 }
 
@@ -253,7 +262,7 @@ void VirtioNet::transmit() {
                     frame.push_back({bytes->data(), bytes->size()});
                 }
             }
-            sent = in_ram && backend_->write(frame);
+            sent = in_ram && !forged(chain->readable) && backend_->write(frame);
         }
         if (sent) {
             ++counters_.tx_packets;
@@ -267,6 +276,23 @@ void VirtioNet::transmit() {
     if (tx.needs_interrupt()) {
         active_->interrupt.signal_used(kTransmitQueue);
     }
+}
+
+bool VirtioNet::forged(std::span<const GuestBuffer> frame) {
+    if (!security_ || security_->forged_transmits) {
+        return false;
+    }
+    std::array<uint8_t, NetBackend::kHeaderBytes + 12> start{};
+    MacAddress source;
+    if (!gather(active_->memory, frame, start)) {
+        return true;
+    }
+    std::copy_n(start.begin() + NetBackend::kHeaderBytes + 6, source.size(), source.begin());
+    if (source == mac_) {
+        return false;
+    }
+    ++refused_by_policy_;
+    return true;
 }
 
 // ---- control ----

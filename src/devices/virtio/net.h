@@ -15,6 +15,7 @@
 #include "devices/virtio/virtio_device.h"
 #include "net/mac_address.h"
 #include "net/net_backend.h"
+#include "net/network_config.h"
 
 // The network device's part of the virtio 1.x specification (5.1), little
 // endian like the rest of virtio_spec.h.
@@ -108,9 +109,12 @@ public:
         std::atomic<uint64_t> tx_packets{0}, tx_bytes{0}, tx_dropped{0};
     };
 
-    // `label` names the vNIC in log lines.
-    VirtioNet(std::unique_ptr<NetBackend> backend, MacAddress mac,
-              std::string label = "virtio-net");
+    // `label` names the vNIC in log lines. `security`: the port group's
+    // policy, enforced here where the vNIC's own and effective MACs are
+    // known; none for a vNIC on a TAP the host wires itself (the guest's own
+    // filter decides).
+    VirtioNet(std::unique_ptr<NetBackend> backend, MacAddress mac, std::string label = "virtio-net",
+              std::optional<SecurityPolicy> security = std::nullopt);
 
     uint32_t device_type() const override;
     std::string_view name() const override { return "virtio-net"; }
@@ -126,6 +130,8 @@ public:
     void reset() override;
 
     const Counters& counters() const { return counters_; }
+    // Frames the security policy dropped: forged transmits, inbound ones.
+    uint64_t refused_by_policy() const { return refused_by_policy_; }
     MacAddress mac() const;
 
 private:
@@ -133,8 +139,11 @@ private:
     // Copies the waiting frame into the guest's chains; false when they ran
     // out first (the frame stays, with the chains it has filled).
     bool deliver();
-    bool wanted(std::span<const uint8_t> frame) const;
+    // Whether the security policy and the guest's filter let a frame in.
+    bool wanted(std::span<const uint8_t> frame);
     void transmit();
+    // A frame the security policy forbids the guest to send.
+    bool forged(std::span<const GuestBuffer> frame);
     void control();
     uint8_t control_command(uint8_t command_class, uint8_t command, std::span<const uint8_t> data);
     uint8_t set_mac_table(std::span<const uint8_t> data);
@@ -145,6 +154,9 @@ private:
     // configuration under the lock.
     mutable std::mutex mac_mutex_;
     MacAddress mac_;
+    const MacAddress own_mac_;  // the vNIC's, before the guest changed it
+    const std::optional<SecurityPolicy> security_;
+    std::atomic<uint64_t> refused_by_policy_{0};
     std::string label_;
     RateLimitedLog log_;
     Counters counters_;

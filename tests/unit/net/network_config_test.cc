@@ -91,9 +91,9 @@ TEST(NetworkConfig, RefusalsNameTheFieldAndTheRule) {
 TEST(NetworkConfig, NativeVlanIsTheLowestNoPortGroupUses) {
     NetworkConfig config = NetworkConfig::from_json(two_switches(), "network.json");
     EXPECT_EQ(config.native_vlan("vSwitch0"), 1);
-    config.portgroups.push_back({"one", "vSwitch0", 1, std::nullopt});
-    config.portgroups.push_back({"two", "vSwitch0", 2, std::nullopt});
-    config.portgroups.push_back({"elsewhere", "vSwitch1", 3, std::nullopt});
+    config.portgroups.push_back({"one", "vSwitch0", 1, std::nullopt, {}});
+    config.portgroups.push_back({"two", "vSwitch0", 2, std::nullopt, {}});
+    config.portgroups.push_back({"elsewhere", "vSwitch1", 3, std::nullopt, {}});
     EXPECT_EQ(config.native_vlan("vSwitch0"), 3);  // another switch's VLANs do not count
     EXPECT_EQ(config.native_vlan("vSwitch1"), 1);
 }
@@ -132,7 +132,7 @@ TEST(NetworkConfig, ShapingIsOffByDefaultAndAPortGroupMayOverrideItsSwitch) {
 
 TEST(PortVlans, FollowEachKindOfPortGroup) {
     NetworkConfig config = NetworkConfig::from_json(two_switches(), "network.json");
-    config.portgroups.push_back({"native-taken", "vSwitch0", 1, std::nullopt});
+    config.portgroups.push_back({"native-taken", "vSwitch0", 1, std::nullopt, {}});
     // VLAN 0 rides the native VLAN, now 2 because a port group uses 1.
     PortVlans untagged = portgroup_port_vlans(config, *config.find_portgroup("VM-Network"));
     EXPECT_EQ(untagged.describe(), "2 untagged pvid");

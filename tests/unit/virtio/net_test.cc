@@ -71,7 +71,8 @@ class VirtioNetTest : public ::testing::Test {
 protected:
     void SetUp() override {
         tap_name = "vntest" + std::to_string(::getpid() % 100000);
-        net = std::make_unique<VirtioNet>(std::make_unique<Tap>(tap_name), kGuestMac);
+        net = std::make_unique<VirtioNet>(std::make_unique<Tap>(tap_name), kGuestMac, "virtio-net",
+                                          security());
         // No IPv6 chatter (router solicitations, MLD) on the wire under test.
         std::ofstream("/proc/sys/net/ipv6/conf/" + tap_name + "/disable_ipv6") << "1";
         UniqueFd control(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -90,6 +91,9 @@ protected:
         address.sll_ifindex = static_cast<int>(::if_nametoindex(tap_name.c_str()));
         ASSERT_EQ(::bind(host.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
     }
+
+    // The port group's policy the device enforces; none by default.
+    virtual std::optional<SecurityPolicy> security() const { return std::nullopt; }
 
     void activate(uint64_t features) {
         features &= net->device_features();
@@ -315,6 +319,110 @@ TEST_F(VirtioNetTest, MalformedControlCommandsAreRefusedWithoutEffect) {
         command(virtio::kNetCtrlMac, virtio::kNetCtrlMacTableSet, {0, 0, 0, 0, 0, 0, 0, 0, 1}),
         virtio::kNetErr);
     EXPECT_EQ(net->mac(), kGuestMac);
+}
+
+// ESX's defaults: promiscuous reject, MAC changes accept, forged transmits accept.
+class VirtioNetDefaultPolicyTest : public VirtioNetTest {
+    std::optional<SecurityPolicy> security() const override { return SecurityPolicy{}; }
+};
+
+TEST_F(VirtioNetDefaultPolicyTest, APromiscuousGuestStillGetsOnlyItsOwnUnicast) {
+    activate(kMergeable | kControl);
+    offer_rx_buffers(8, 1536);
+    EXPECT_EQ(command(virtio::kNetCtrlRx, virtio::kNetCtrlRxPromisc, {1}), virtio::kNetOk);
+    constexpr MacAddress kOther = {0x02, 0x76, 0x69, 0x00, 0x00, 0x99};
+    host_sends(ethernet_frame(kOther, kHostMac, 60, 20));
+    auto broadcast = ethernet_frame({0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, kHostMac, 60, 21);
+    host_sends(broadcast);
+    auto mine = ethernet_frame(kGuestMac, kHostMac, 60, 22);
+    host_sends(mine);
+    device_receives();
+    ASSERT_EQ(rx.used_idx(), 2);
+    EXPECT_EQ(guest_bytes(kRxBuffers + 12, broadcast.size()), broadcast);
+    EXPECT_EQ(guest_bytes(kRxBuffers + 0x10000 + 12, mine.size()), mine);
+    EXPECT_EQ(net->refused_by_policy(), 1u);
+
+    // MAC changes accepted: the new address is the one that receives, and
+    // the one it may send from.
+    constexpr MacAddress kNew = {0x02, 0x76, 0x69, 0x00, 0x00, 0x42};
+    EXPECT_EQ(command(virtio::kNetCtrlMac, virtio::kNetCtrlMacAddrSet,
+                      std::vector<uint8_t>(kNew.begin(), kNew.end())),
+              virtio::kNetOk);
+    auto to_new = ethernet_frame(kNew, kHostMac, 60, 23);
+    host_sends(to_new);
+    device_receives();
+    ASSERT_EQ(rx.used_idx(), 3);
+    EXPECT_EQ(guest_bytes(kRxBuffers + 0x20000 + 12, to_new.size()), to_new);
+    auto forged = ethernet_frame(kHostMac, kOther, 100, 24);
+    guest_sends(forged);
+    EXPECT_EQ(host_receives(), forged) << "forged transmits are accepted by default";
+}
+
+class VirtioNetStrictPolicyTest : public VirtioNetTest {
+    std::optional<SecurityPolicy> security() const override {
+        return SecurityPolicy{
+            .promiscuous = false, .mac_changes = false, .forged_transmits = false};
+    }
+};
+
+TEST_F(VirtioNetStrictPolicyTest, ForgedTransmitsAreDroppedAndItsOwnSourceGoes) {
+    activate(kMergeable);
+    constexpr MacAddress kOther = {0x02, 0x76, 0x69, 0x00, 0x00, 0x99};
+    guest_sends(ethernet_frame(kHostMac, kOther, 100, 30));
+    auto honest = ethernet_frame(kHostMac, kGuestMac, 100, 31);
+    guest_sends(honest);
+    EXPECT_EQ(host_receives(), honest) << "the forged frame must not come first";
+    EXPECT_EQ(tx.used_idx(), 2);
+    EXPECT_EQ(net->counters().tx_dropped, 1u);
+    EXPECT_EQ(net->refused_by_policy(), 1u);
+}
+
+TEST_F(VirtioNetStrictPolicyTest, AGuestThatChangedItsMacReceivesNothing) {
+    activate(kMergeable | kControl);
+    offer_rx_buffers(8, 1536);
+    constexpr MacAddress kNew = {0x02, 0x76, 0x69, 0x00, 0x00, 0x42};
+    EXPECT_EQ(command(virtio::kNetCtrlMac, virtio::kNetCtrlMacAddrSet,
+                      std::vector<uint8_t>(kNew.begin(), kNew.end())),
+              virtio::kNetOk);
+    host_sends(ethernet_frame(kNew, kHostMac, 60, 40));
+    host_sends(ethernet_frame({0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, kHostMac, 60, 41));
+    device_receives();
+    EXPECT_EQ(rx.used_idx(), 0);
+    EXPECT_EQ(net->refused_by_policy(), 2u);
+    // Back to its own address: frames arrive again.
+    EXPECT_EQ(command(virtio::kNetCtrlMac, virtio::kNetCtrlMacAddrSet,
+                      std::vector<uint8_t>(kGuestMac.begin(), kGuestMac.end())),
+              virtio::kNetOk);
+    auto mine = ethernet_frame(kGuestMac, kHostMac, 60, 42);
+    host_sends(mine);
+    device_receives();
+    ASSERT_EQ(rx.used_idx(), 1);
+    EXPECT_EQ(guest_bytes(kRxBuffers + 12, mine.size()), mine);
+}
+
+class VirtioNetPromiscuousPolicyTest : public VirtioNetTest {
+    std::optional<SecurityPolicy> security() const override {
+        return SecurityPolicy{.promiscuous = true};
+    }
+};
+
+TEST_F(VirtioNetPromiscuousPolicyTest, APromiscuousGuestGetsOthersUnicast) {
+    activate(kMergeable | kControl);
+    offer_rx_buffers(8, 1536);
+    EXPECT_EQ(command(virtio::kNetCtrlRx, virtio::kNetCtrlRxPromisc, {1}), virtio::kNetOk);
+    constexpr MacAddress kOther = {0x02, 0x76, 0x69, 0x00, 0x00, 0x99};
+    auto theirs = ethernet_frame(kOther, kHostMac, 60, 50);
+    host_sends(theirs);
+    device_receives();
+    ASSERT_EQ(rx.used_idx(), 1);
+    EXPECT_EQ(guest_bytes(kRxBuffers + 12, theirs.size()), theirs);
+    // The guest's own filter still decides what it asked for.
+    EXPECT_EQ(command(virtio::kNetCtrlRx, virtio::kNetCtrlRxPromisc, {0}), virtio::kNetOk);
+    host_sends(ethernet_frame(kOther, kHostMac, 60, 51));
+    host_sends(ethernet_frame(kGuestMac, kHostMac, 60, 52));
+    device_receives();
+    EXPECT_EQ(rx.used_idx(), 2);
+    EXPECT_EQ(net->refused_by_policy(), 0u);
 }
 
 TEST(Tap, ANameThatCannotNameAnInterfaceIsRefusedBeforeAnythingIsCreated) {

@@ -255,6 +255,19 @@ TEST(VmConfigTest, AVnicOnAPortGroupCarriesTheTapItsLauncherHandsOver) {
     EXPECT_FALSE(VmConfig::from_json_text(with_nics(R"([{"tap": "t0"}])"), "vm.json")
                      .nics[0]
                      .tap_fd.has_value());
+    EXPECT_FALSE(config.nics[0].security.has_value());  // the guest's own filter decides
+
+    VmConfig policed = VmConfig::from_json_text(
+        with_nics(R"([{"tap": "t0", "security": {"forged_transmits": false}}])"), "vm.json");
+    ASSERT_TRUE(policed.nics[0].security.has_value());
+    EXPECT_EQ(
+        *policed.nics[0].security,
+        (SecurityPolicy{.promiscuous = false, .mac_changes = true, .forged_transmits = false}));
+    EXPECT_EQ(VmConfig::from_json(policed.to_json(), "again").nics[0].security,
+              policed.nics[0].security);
+    EXPECT_NE(error_for(with_nics(R"([{"tap": "t0", "security": {"promiscuous": "yes"}}])"))
+                  .find("nics[0].security.promiscuous: must be true or false"),
+              std::string::npos);
     std::string many = "[";
     for (size_t i = 0; i <= VmConfig::kMaxNics; ++i) {
         many += std::string(i ? ", " : "") + R"({"tap": "t)" + std::to_string(i) + R"("})";

@@ -4,6 +4,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -47,6 +48,15 @@ public:
             error(key, "must be a string, not {}", value->type_name());
         }
         return value->get<std::string>();
+    }
+
+    // A string that must be there and not be empty; `what` says what it is.
+    std::string required_string(const std::string& key, std::string_view what) {
+        auto value = string(key);
+        if (!value || value->empty()) {
+            error(key, "missing ({})", what);
+        }
+        return *value;
     }
 
     std::optional<uint64_t> unsigned_integer(const std::string& key, uint64_t min, uint64_t max) {

@@ -1,6 +1,7 @@
 #include "cli/switch_command.h"
 
 #include <algorithm>
+#include <functional>
 #include <iostream>
 #include <memory>
 
@@ -232,9 +233,7 @@ int create_switch(const SwitchOptions& options) {
         if (!options.security.empty()) {
             SecurityOverride given;
             change_security(options.security, given, false);
-            created.security.promiscuous = given.promiscuous.value_or(false);
-            created.security.mac_changes = given.mac_changes.value_or(true);
-            created.security.forged_transmits = given.forged_transmits.value_or(true);
+            created.security = given.applied_to(SecurityPolicy{});
         }
         c.switches.push_back(created);
     });
@@ -242,6 +241,25 @@ int create_switch(const SwitchOptions& options) {
     return print(entry, options.json,
                  fmt::format("switch {} created: bridge {}, MTU {}, uplinks {}\n", options.name,
                              options.name, options.mtu, joined(options.uplinks)));
+}
+
+// A list command's result: {key: entries} as JSON, else `none` when there
+// are no entries, else what print_table prints.
+int print_list(const std::string& key, const json& entries, bool as_json, std::string_view none,
+               const std::function<void()>& print_table) {
+    if (as_json) {
+        std::cout << json{{key, entries}}.dump() << std::endl;
+    } else if (entries.empty()) {
+        std::cout << none;
+    } else {
+        print_table();
+    }
+    return 0;
+}
+
+int print_deleted(const SwitchOptions& options, std::string_view kind) {
+    return print(json{{"name", options.name}}, options.json,
+                 fmt::format("{} {} deleted\n", kind, options.name));
 }
 
 int delete_switch(const SwitchOptions& options) {
@@ -267,17 +285,12 @@ int list_switches(const SwitchOptions& options) {
     for (const VirtualSwitch& vswitch : config.switches) {
         entries.push_back(switch_json(config, vswitch, false));
     }
-    if (options.json) {
-        std::cout << json{{"switches", entries}}.dump() << std::endl;
-        return 0;
-    }
-    if (entries.empty()) {
-        std::cout << "no switches (create one: vireo switch create vSwitch0 --uplink IF)\n";
-    }
-    for (const json& entry : entries) {
-        print_switch(entry);
-    }
-    return 0;
+    return print_list("switches", entries, options.json,
+                      "no switches (create one: vireo switch create vSwitch0 --uplink IF)\n", [&] {
+                          for (const json& entry : entries) {
+                              print_switch(entry);
+                          }
+                      });
 }
 
 int show_switch(const SwitchOptions& options, bool counters) {
@@ -402,8 +415,7 @@ int delete_portgroup(const SwitchOptions& options) {
         refuse_in_use("portgroup delete " + options.name, existing_portgroup(c, options.name));
         std::erase_if(c.portgroups, [&](const PortGroup& p) { return p.name == options.name; });
     });
-    return print(json{{"name", options.name}}, options.json,
-                 fmt::format("port group {} deleted\n", options.name));
+    return print_deleted(options, "port group");
 }
 
 int list_portgroups(const SwitchOptions& options) {
@@ -414,22 +426,18 @@ int list_portgroups(const SwitchOptions& options) {
             entries.push_back(portgroup_json(config, portgroup));
         }
     }
-    if (options.json) {
-        std::cout << json{{"portgroups", entries}}.dump() << std::endl;
-        return 0;
-    }
-    if (entries.empty()) {
-        std::cout << "no port groups (create one: vireo portgroup create NAME --switch S)\n";
-        return 0;
-    }
-    std::cout << fmt::format("{:<24} {:<16} {:<14} {}\n", "PORT GROUP", "SWITCH", "VLAN", "PORTS");
-    for (const json& entry : entries) {
-        std::cout << fmt::format("{:<24} {:<16} {:<14} {}\n", entry["name"].get<std::string>(),
-                                 entry["switch"].get<std::string>(),
-                                 vlan_text(entry["vlan"].get<uint16_t>()),
-                                 joined(entry["ports"].get<std::vector<std::string>>()));
-    }
-    return 0;
+    return print_list("portgroups", entries, options.json,
+                      "no port groups (create one: vireo portgroup create NAME --switch S)\n", [&] {
+                          std::cout << fmt::format("{:<24} {:<16} {:<14} {}\n", "PORT GROUP",
+                                                   "SWITCH", "VLAN", "PORTS");
+                          for (const json& entry : entries) {
+                              std::cout << fmt::format(
+                                  "{:<24} {:<16} {:<14} {}\n", entry["name"].get<std::string>(),
+                                  entry["switch"].get<std::string>(),
+                                  vlan_text(entry["vlan"].get<uint16_t>()),
+                                  joined(entry["ports"].get<std::vector<std::string>>()));
+                          }
+                      });
 }
 
 json hostport_json(const HostPort& hostport) {
@@ -461,8 +469,7 @@ int delete_hostport(const SwitchOptions& options) {
         }
         std::erase_if(c.hostports, [&](const HostPort& h) { return h.name == options.name; });
     });
-    return print(json{{"name", options.name}}, options.json,
-                 fmt::format("host port {} deleted\n", options.name));
+    return print_deleted(options, "host port");
 }
 
 int list_hostports(const SwitchOptions& options) {
@@ -471,20 +478,15 @@ int list_hostports(const SwitchOptions& options) {
     for (const HostPort& hostport : config.hostports) {
         entries.push_back(hostport_json(hostport));
     }
-    if (options.json) {
-        std::cout << json{{"hostports", entries}}.dump() << std::endl;
-        return 0;
-    }
-    if (entries.empty()) {
-        std::cout << "no host ports (create one: vireo hostport create vmk0 --portgroup PG)\n";
-        return 0;
-    }
-    std::cout << fmt::format("{:<13} {:<24} {}\n", "HOST PORT", "PORT GROUP", "ADDRESS");
-    for (const HostPort& hostport : config.hostports) {
-        std::cout << fmt::format("{:<13} {:<24} {}\n", hostport.name, hostport.portgroup,
-                                 hostport.address.empty() ? "-" : hostport.address);
-    }
-    return 0;
+    return print_list(
+        "hostports", entries, options.json,
+        "no host ports (create one: vireo hostport create vmk0 --portgroup PG)\n", [&] {
+            std::cout << fmt::format("{:<13} {:<24} {}\n", "HOST PORT", "PORT GROUP", "ADDRESS");
+            for (const HostPort& hostport : config.hostports) {
+                std::cout << fmt::format("{:<13} {:<24} {}\n", hostport.name, hostport.portgroup,
+                                         hostport.address.empty() ? "-" : hostport.address);
+            }
+        });
 }
 
 CLI::App* subcommand(CLI::App* parent, const char* name, const char* help,

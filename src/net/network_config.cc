@@ -53,35 +53,6 @@ TrafficShaping parse_shaping(ObjectReader& parent, const json& value, const std:
     return shaping;
 }
 
-const char* kSecurityFields[] = {"promiscuous", "mac_changes", "forged_transmits"};
-
-SecurityOverride parse_security(ObjectReader& parent, const json& value,
-                                const std::string& source) {
-    ObjectReader reader(value, parent.field("security"), source);
-    SecurityOverride found;
-    found.promiscuous = reader.boolean(kSecurityFields[0]);
-    found.mac_changes = reader.boolean(kSecurityFields[1]);
-    found.forged_transmits = reader.boolean(kSecurityFields[2]);
-    reader.refuse_unknown_fields();
-    return found;
-}
-
-json security_json(const SecurityOverride& security) {
-    json fields = json::object();
-    const std::optional<bool>* values[] = {&security.promiscuous, &security.mac_changes,
-                                           &security.forged_transmits};
-    for (size_t i = 0; i < 3; ++i) {
-        if (*values[i]) {
-            fields[kSecurityFields[i]] = **values[i];
-        }
-    }
-    return fields;
-}
-
-SecurityOverride as_override(const SecurityPolicy& policy) {
-    return {policy.promiscuous, policy.mac_changes, policy.forged_transmits};
-}
-
 json shaping_json(const TrafficShaping& shaping) {
     return {{"enabled", shaping.enabled},
             {"average_kbps", shaping.average_kbps},
@@ -92,11 +63,7 @@ json shaping_json(const TrafficShaping& shaping) {
 VirtualSwitch parse_switch(const json& value, size_t index, const std::string& source) {
     ObjectReader reader(value, fmt::format("switches[{}]", index), source);
     VirtualSwitch vswitch;
-    auto name = reader.string("name");
-    if (!name) {
-        reader.error("name", "missing (the switch's name, e.g. vSwitch0)");
-    }
-    vswitch.name = *name;
+    vswitch.name = reader.required_string("name", "the switch's name, e.g. vSwitch0");
     vswitch.mtu = static_cast<uint32_t>(
         reader.unsigned_integer("mtu", VirtualSwitch::kMinMtu, VirtualSwitch::kMaxMtu)
             .value_or(VirtualSwitch::kDefaultMtu));
@@ -117,9 +84,8 @@ VirtualSwitch parse_switch(const json& value, size_t index, const std::string& s
         vswitch.shaping = parse_shaping(reader, *shaping, source);
     }
     if (const json* security = reader.find("security")) {
-        SecurityOverride given = parse_security(reader, *security, source);
-        vswitch.security = {given.promiscuous.value_or(false), given.mac_changes.value_or(true),
-                            given.forged_transmits.value_or(true)};
+        vswitch.security = SecurityOverride::from_json(*security, reader.field("security"), source)
+                               .applied_to(SecurityPolicy{});
     }
     reader.refuse_unknown_fields();
     return vswitch;
@@ -128,16 +94,8 @@ VirtualSwitch parse_switch(const json& value, size_t index, const std::string& s
 PortGroup parse_portgroup(const json& value, size_t index, const std::string& source) {
     ObjectReader reader(value, fmt::format("portgroups[{}]", index), source);
     PortGroup portgroup;
-    auto name = reader.string("name");
-    if (!name) {
-        reader.error("name", "missing (the port group's name, e.g. VM-Network)");
-    }
-    portgroup.name = *name;
-    auto vswitch = reader.string("switch");
-    if (!vswitch) {
-        reader.error("switch", "missing (the switch the port group is on)");
-    }
-    portgroup.vswitch = *vswitch;
+    portgroup.name = reader.required_string("name", "the port group's name, e.g. VM-Network");
+    portgroup.vswitch = reader.required_string("switch", "the switch the port group is on");
     portgroup.vlan =
         static_cast<uint16_t>(reader.unsigned_integer("vlan", PortGroup::kNoVlan, PortGroup::kTrunk)
                                   .value_or(PortGroup::kNoVlan));
@@ -145,7 +103,8 @@ PortGroup parse_portgroup(const json& value, size_t index, const std::string& so
         portgroup.shaping = parse_shaping(reader, *shaping, source);
     }
     if (const json* security = reader.find("security")) {
-        portgroup.security = parse_security(reader, *security, source);
+        portgroup.security =
+            SecurityOverride::from_json(*security, reader.field("security"), source);
     }
     reader.refuse_unknown_fields();
     return portgroup;
@@ -154,16 +113,8 @@ PortGroup parse_portgroup(const json& value, size_t index, const std::string& so
 HostPort parse_hostport(const json& value, size_t index, const std::string& source) {
     ObjectReader reader(value, fmt::format("hostports[{}]", index), source);
     HostPort hostport;
-    auto name = reader.string("name");
-    if (!name) {
-        reader.error("name", "missing (the host interface's name, e.g. vmk0)");
-    }
-    hostport.name = *name;
-    auto portgroup = reader.string("portgroup");
-    if (!portgroup) {
-        reader.error("portgroup", "missing (the port group the host port is on)");
-    }
-    hostport.portgroup = *portgroup;
+    hostport.name = reader.required_string("name", "the host interface's name, e.g. vmk0");
+    hostport.portgroup = reader.required_string("portgroup", "the port group the host port is on");
     hostport.address = reader.string("address").value_or("");
     reader.refuse_unknown_fields();
     return hostport;
@@ -237,11 +188,12 @@ NetworkConfig NetworkConfig::from_json(const json& document, const std::string& 
 json NetworkConfig::to_json() const {
     json switch_list = json::array();
     for (const VirtualSwitch& vswitch : switches) {
-        switch_list.push_back({{"name", vswitch.name},
-                               {"mtu", vswitch.mtu},
-                               {"uplinks", vswitch.uplinks},
-                               {"shaping", shaping_json(vswitch.shaping)},
-                               {"security", security_json(as_override(vswitch.security))}});
+        switch_list.push_back(
+            {{"name", vswitch.name},
+             {"mtu", vswitch.mtu},
+             {"uplinks", vswitch.uplinks},
+             {"shaping", shaping_json(vswitch.shaping)},
+             {"security", SecurityOverride::every_field_of(vswitch.security).to_json()}});
     }
     json portgroup_list = json::array();
     for (const PortGroup& portgroup : portgroups) {
@@ -251,7 +203,7 @@ json NetworkConfig::to_json() const {
             entry["shaping"] = shaping_json(*portgroup.shaping);
         }
         if (!portgroup.security.empty()) {
-            entry["security"] = security_json(portgroup.security);
+            entry["security"] = portgroup.security.to_json();
         }
         portgroup_list.push_back(entry);
     }
@@ -309,13 +261,46 @@ std::string SecurityPolicy::describe() const {
                        word(mac_changes), word(forged_transmits));
 }
 
+SecurityOverride SecurityOverride::every_field_of(const SecurityPolicy& policy) {
+    return {policy.promiscuous, policy.mac_changes, policy.forged_transmits};
+}
+
+namespace {
+const char* kSecurityFields[] = {"promiscuous", "mac_changes", "forged_transmits"};
+}
+
+SecurityOverride SecurityOverride::from_json(const json& value, const std::string& field,
+                                             const std::string& source) {
+    ObjectReader reader(value, field, source);
+    SecurityOverride found;
+    found.promiscuous = reader.boolean(kSecurityFields[0]);
+    found.mac_changes = reader.boolean(kSecurityFields[1]);
+    found.forged_transmits = reader.boolean(kSecurityFields[2]);
+    reader.refuse_unknown_fields();
+    return found;
+}
+
+json SecurityOverride::to_json() const {
+    json fields = json::object();
+    const std::optional<bool>* values[] = {&promiscuous, &mac_changes, &forged_transmits};
+    for (size_t i = 0; i < 3; ++i) {
+        if (*values[i]) {
+            fields[kSecurityFields[i]] = **values[i];
+        }
+    }
+    return fields;
+}
+
+SecurityPolicy SecurityOverride::applied_to(SecurityPolicy policy) const {
+    policy.promiscuous = promiscuous.value_or(policy.promiscuous);
+    policy.mac_changes = mac_changes.value_or(policy.mac_changes);
+    policy.forged_transmits = forged_transmits.value_or(policy.forged_transmits);
+    return policy;
+}
+
 SecurityPolicy NetworkConfig::security_of(const PortGroup& portgroup) const {
     const VirtualSwitch* vswitch = find_switch(portgroup.vswitch);
-    SecurityPolicy policy = vswitch != nullptr ? vswitch->security : SecurityPolicy{};
-    policy.promiscuous = portgroup.security.promiscuous.value_or(policy.promiscuous);
-    policy.mac_changes = portgroup.security.mac_changes.value_or(policy.mac_changes);
-    policy.forged_transmits = portgroup.security.forged_transmits.value_or(policy.forged_transmits);
-    return policy;
+    return portgroup.security.applied_to(vswitch != nullptr ? vswitch->security : SecurityPolicy{});
 }
 
 bool NetworkConfig::any_promiscuous(std::string_view switch_name) const {

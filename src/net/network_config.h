@@ -47,12 +47,22 @@ struct SecurityPolicy {
 };
 
 // What a port group overrides of its switch's security policy, field by field.
+// Its JSON (in network.json and in a vNIC's definition) is an object with
+// any of "promiscuous", "mac_changes" and "forged_transmits", true = accept.
 struct SecurityOverride {
     std::optional<bool> promiscuous;
     std::optional<bool> mac_changes;
     std::optional<bool> forged_transmits;
 
+    static SecurityOverride every_field_of(const SecurityPolicy& policy);
+    // `field` and `source` name the object in errors.
+    static SecurityOverride from_json(const nlohmann::json& value, const std::string& field,
+                                      const std::string& source);
+    nlohmann::json to_json() const;
+
     bool empty() const { return !promiscuous && !mac_changes && !forged_transmits; }
+    // `policy` with the fields this overrides replaced.
+    SecurityPolicy applied_to(SecurityPolicy policy) const;
 };
 
 // ESX's standard switch: an L2 switch on one host joining vNICs, host ports

@@ -35,10 +35,7 @@ VmConfig::ConsoleOutput parse_console_output(ObjectReader& reader) {
 VmConfig::Disk parse_disk(const json& value, size_t index, const std::string& source) {
     ObjectReader reader(value, fmt::format("disks[{}]", index), source);
     VmConfig::Disk disk;
-    disk.path = reader.string("path").value_or("");
-    if (disk.path.empty()) {
-        reader.error("path", "missing (a disk image file or block device)");
-    }
+    disk.path = reader.required_string("path", "a disk image file or block device");
     std::error_code error;
     auto status = std::filesystem::status(disk.path, error);
     if (!std::filesystem::exists(status)) {
@@ -124,14 +121,8 @@ VmConfig::Nic parse_nic(const json& value, size_t index, const std::string& sour
                      "which hands its TAP over as this fd");
     }
     if (const json* security = reader.find("security")) {
-        ObjectReader policy(*security, reader.field("security"), source);
-        SecurityPolicy given;
-        given.promiscuous = policy.boolean("promiscuous").value_or(given.promiscuous);
-        given.mac_changes = policy.boolean("mac_changes").value_or(given.mac_changes);
-        given.forged_transmits =
-            policy.boolean("forged_transmits").value_or(given.forged_transmits);
-        policy.refuse_unknown_fields();
-        nic.security = given;
+        nic.security = SecurityOverride::from_json(*security, reader.field("security"), source)
+                           .applied_to(SecurityPolicy{});
     }
     reader.refuse_unknown_fields();
     return nic;
@@ -195,11 +186,8 @@ VmConfig VmConfig::from_json(const json& document, const std::string& source) {
         root.error("boot", "missing (needs at least boot.kernel, a bzImage or PVH ELF file)");
     }
     ObjectReader boot_reader(*boot, "boot", source);
-    auto kernel = boot_reader.string("kernel");
-    if (!kernel || kernel->empty()) {
-        boot_reader.error("kernel", "missing (a path to a bzImage or PVH ELF file)");
-    }
-    config.boot.kernel = *kernel;
+    config.boot.kernel =
+        boot_reader.required_string("kernel", "a path to a bzImage or PVH ELF file");
     config.boot.initrd = boot_reader.string("initrd");
     config.boot.cmdline = boot_reader.string("cmdline").value_or("");
     boot_reader.refuse_unknown_fields();
@@ -330,9 +318,7 @@ json VmConfig::to_json() const {
                 entry["tap_fd"] = *nic.tap_fd;
             }
             if (nic.security) {
-                entry["security"] = {{"promiscuous", nic.security->promiscuous},
-                                     {"mac_changes", nic.security->mac_changes},
-                                     {"forged_transmits", nic.security->forged_transmits}};
+                entry["security"] = SecurityOverride::every_field_of(*nic.security).to_json();
             }
             list.push_back(entry);
         }

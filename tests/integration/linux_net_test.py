@@ -49,7 +49,7 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
         vm.check("ip link set eth0 up && ip addr add 10.99.0.2/24 dev eth0")
         return vm
 
-    def test_guest_and_namespace_ping_each_other(self):
+    def test_guest_and_namespace_ping_and_move_tcp_data_both_ways(self):
         vm = self.boot_on_the_wire()
         self.assertEqual(vm.check("cat /sys/class/net/eth0/address").strip(), GUEST_MAC)
         self.assertIn("virtio_net", vm.check("readlink /sys/class/net/eth0/device/driver"))
@@ -61,8 +61,7 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
         result = self.in_namespace("busybox", "ping", "-c", "3", "-W", "5", GUEST_ADDRESS)
         self.assertIn("3 packets received", result.stdout)
 
-    def test_tcp_moves_data_intact_both_ways(self):
-        vm = self.boot_on_the_wire()
+        # TCP moves data intact both ways.
         size = 4 << 20
         # Namespace -> guest: the guest listens and hashes what arrives. Its
         # stdin is not the console's: nc would swallow the next typed line.

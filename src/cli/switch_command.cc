@@ -4,6 +4,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -31,6 +32,14 @@ struct SwitchOptions {
     std::string address;
     std::string shaping;   // --shaping SPEC; empty: not given
     std::string security;  // --security SPEC; empty: not given
+    // Teaming; empty: not given. The lists are comma-separated, or "none".
+    std::string load_balancing;
+    std::string active;
+    std::string standby;
+    std::string unused;
+    std::string failback;     // yes or no
+    bool as_standby = false;  // uplink add
+    bool as_unused = false;   // uplink add
     bool json = false;
 };
 
@@ -91,6 +100,68 @@ void change_security(const std::string& spec, SecurityOverride& into, bool may_i
                 spec, part, may_inherit ? " (or inherit)" : "");
         }
         *field = value == "inherit" ? std::nullopt : std::optional<bool>(value == "accept");
+    }
+}
+
+bool teaming_given(const SwitchOptions& options) {
+    return !options.load_balancing.empty() || !options.active.empty() || !options.standby.empty() ||
+           !options.unused.empty() || !options.failback.empty();
+}
+
+// --load-balancing, --active, --standby, --unused, --failback: the lists say
+// which uplinks take that role (in that order); the others keep theirs.
+void change_teaming(const SwitchOptions& options, VirtualSwitch& vswitch) {
+    NicTeaming& teaming = vswitch.teaming;
+    if (!options.load_balancing.empty()) {
+        auto policy = load_balancing_named(options.load_balancing);
+        if (!policy) {
+            fail(
+                "--load-balancing {}: not one of portid (by originating port, ESX's default), "
+                "mac (source MAC hash), iphash (IP hash), explicit (explicit failover order)",
+                options.load_balancing);
+        }
+        teaming.load_balancing = *policy;
+    }
+    auto uplinks_in = [&](const char* option, const std::string& spec) {
+        std::vector<std::string> names =
+            spec == "none" ? std::vector<std::string>{} : split_commas(spec);
+        for (const std::string& name : names) {
+            if (std::find(vswitch.uplinks.begin(), vswitch.uplinks.end(), name) ==
+                vswitch.uplinks.end()) {
+                fail("{} {}: {} is not an uplink of switch {} ({})", option, spec, name,
+                     vswitch.name, fmt::join(vswitch.uplinks, ", "));
+            }
+        }
+        return names;
+    };
+    auto take_out = [](std::vector<std::string>& from, const std::vector<std::string>& names) {
+        std::erase_if(from, [&](const std::string& name) {
+            return std::find(names.begin(), names.end(), name) != names.end();
+        });
+    };
+    if (!options.active.empty()) {
+        std::vector<std::string> active = uplinks_in("--active", options.active);
+        take_out(teaming.standby, active);
+        take_out(teaming.unused, active);
+        // The active uplinks' order in `uplinks` is their failover order.
+        std::vector<std::string> rest = vswitch.uplinks;
+        take_out(rest, active);
+        vswitch.uplinks = active;
+        vswitch.uplinks.insert(vswitch.uplinks.end(), rest.begin(), rest.end());
+    }
+    if (!options.standby.empty()) {
+        teaming.standby = uplinks_in("--standby", options.standby);
+        take_out(teaming.unused, teaming.standby);
+    }
+    if (!options.unused.empty()) {
+        teaming.unused = uplinks_in("--unused", options.unused);
+        take_out(teaming.standby, teaming.unused);
+    }
+    if (!options.failback.empty()) {
+        if (options.failback != "yes" && options.failback != "no") {
+            fail("--failback {}: yes or no", options.failback);
+        }
+        teaming.failback = options.failback == "yes";
     }
 }
 
@@ -160,6 +231,8 @@ const char* kind_name(SwitchPort::Kind kind) {
     switch (kind) {
         case SwitchPort::Kind::Uplink:
             return "uplink";
+        case SwitchPort::Kind::Team:
+            return "team";
         case SwitchPort::Kind::PortGroup:
             return "port";
         case SwitchPort::Kind::Other:
@@ -173,10 +246,26 @@ json switch_json(const NetworkConfig& config, const VirtualSwitch& vswitch, bool
     for (const PortGroup* portgroup : config.portgroups_of(vswitch.name)) {
         portgroups.push_back(portgroup->name);
     }
-    std::vector<std::string> differences = SwitchDatapath::differences(config, vswitch);
+    AppliedSwitch applied = SwitchDatapath::observe(vswitch);
+    std::vector<std::string> differences = SwitchDatapath::differences(config, vswitch, applied);
+    const NicTeaming& teaming = vswitch.teaming;
+    json team = nullptr;
+    if (applied.team) {
+        team = {{"interface", vswitch.team_interface()},
+                {"mode", applied.team->mode},
+                {"hash_policy", applied.team->hash_policy},
+                {"carrying", applied.team->carrying}};
+    }
     json entry = {{"name", vswitch.name},
                   {"mtu", vswitch.mtu},
                   {"uplinks", vswitch.uplinks},
+                  {"teaming",
+                   {{"load_balancing", load_balancing_name(teaming.load_balancing)},
+                    {"active", vswitch.active_uplinks()},
+                    {"standby", teaming.standby},
+                    {"unused", teaming.unused},
+                    {"failback", teaming.failback},
+                    {"team", team}}},
                   {"portgroups", portgroups},
                   {"native_vlan", config.native_vlan(vswitch.name)},
                   {"shaping", vswitch.shaping.describe()},
@@ -185,10 +274,12 @@ json switch_json(const NetworkConfig& config, const VirtualSwitch& vswitch, bool
                   {"differences", differences}};
     if (with_ports) {
         json ports = json::array();
-        for (const SwitchPort& port : SwitchDatapath::observe(vswitch).ports) {
+        for (const SwitchPort& port : applied.ports) {
             ports.push_back({{"name", port.name},
                              {"kind", kind_name(port.kind)},
                              {"portgroup", port.portgroup},
+                             {"team", port.team},
+                             {"link", port.link},
                              {"up", port.up},
                              {"mtu", port.mtu},
                              {"vlans", port.vlans.describe()},
@@ -207,6 +298,24 @@ void print_switch(const json& entry) {
                              entry["name"].get<std::string>(), entry["mtu"].get<uint32_t>(),
                              joined(entry["uplinks"].get<std::vector<std::string>>()),
                              entry["applied"].get<bool>() ? "applied" : "NOT applied");
+    const json& teaming = entry["teaming"];
+    if (teaming["active"].size() + teaming["standby"].size() > 1) {
+        std::cout << fmt::format(
+            "  teaming: load balancing {}, active {}, standby {}, unused {}, failback {}\n",
+            teaming["load_balancing"].get<std::string>(),
+            joined(teaming["active"].get<std::vector<std::string>>()),
+            joined(teaming["standby"].get<std::vector<std::string>>()),
+            joined(teaming["unused"].get<std::vector<std::string>>()),
+            teaming["failback"].get<bool>() ? "yes" : "no");
+    }
+    if (const json& team = teaming["team"]; !team.is_null()) {
+        std::string mode = team["mode"].get<std::string>();
+        std::string carrying = team["carrying"].get<std::string>();
+        std::cout << fmt::format("  team {}: {}{}\n", team["interface"].get<std::string>(), mode,
+                                 carrying.empty()
+                                     ? " (" + team["hash_policy"].get<std::string>() + ")"
+                                     : ", carrying " + carrying);
+    }
     for (const json& difference : entry["differences"]) {
         std::cout << "  differs: " << difference.get<std::string>() << "\n";
     }
@@ -226,7 +335,8 @@ int create_switch(const SwitchOptions& options) {
         if (c.find_switch(options.name) != nullptr) {
             fail("switch create {}: a switch of that name exists already", options.name);
         }
-        VirtualSwitch created{options.name, options.mtu, options.uplinks, {}, {}};
+        VirtualSwitch created{options.name, options.mtu, options.uplinks, {}, {}, {}};
+        change_teaming(options, created);
         if (!options.shaping.empty()) {
             created.shaping = *parse_shaping(options.shaping, false);
         }
@@ -318,7 +428,13 @@ int show_switch(const SwitchOptions& options, bool counters) {
             port["kind"].get<std::string>(), port["portgroup"].get<std::string>(),
             port["received"]["packets"].get<uint64_t>(), port["sent"]["packets"].get<uint64_t>(),
             port["received"]["dropped"].get<uint64_t>(), port["sent"]["dropped"].get<uint64_t>());
-        if (!counters) {
+        if (counters) {
+            continue;
+        }
+        if (std::string team = port["team"].get<std::string>(); !team.empty()) {
+            std::cout << "    in team " << team << ", link "
+                      << (port["link"].get<bool>() ? "up" : "down") << "\n";
+        } else {
             std::cout << "    VLANs: " << port["vlans"].get<std::string>()
                       << "; shaping: " << port["shaping"].get<std::string>() << "\n";
         }
@@ -339,14 +455,37 @@ int change_uplink(const SwitchOptions& options, bool add) {
         }
         if (add) {
             vswitch.uplinks.push_back(options.uplink);
+            if (options.as_standby) {
+                vswitch.teaming.standby.push_back(options.uplink);
+            } else if (options.as_unused) {
+                vswitch.teaming.unused.push_back(options.uplink);
+            }
         } else {
             vswitch.uplinks.erase(it);
+            std::erase(vswitch.teaming.standby, options.uplink);
+            std::erase(vswitch.teaming.unused, options.uplink);
         }
     });
     json entry = switch_json(config, existing_switch(config, options.name), false);
     return print(entry, options.json,
                  fmt::format("switch {}: uplink {} {}\n", options.name, options.uplink,
                              add ? "added" : "removed"));
+}
+
+int set_teaming(const SwitchOptions& options) {
+    NetworkConfig config = registry().update([&](NetworkConfig& c) {
+        existing_switch(c, options.name);
+        if (teaming_given(options)) {
+            change_teaming(options, *c.find_switch(options.name));
+        }
+    });
+    json entry = switch_json(config, existing_switch(config, options.name), false);
+    if (options.json) {
+        std::cout << entry["teaming"].dump() << std::endl;
+    } else {
+        print_switch(entry);
+    }
+    return 0;
 }
 
 int apply_all(const SwitchOptions& options) {
@@ -517,6 +656,32 @@ void add_security_option(CLI::App* command, SwitchOptions& options, bool may_inh
         ->type_name("SPEC");
 }
 
+void add_teaming_options(CLI::App* command, SwitchOptions& options) {
+    command
+        ->add_option("--load-balancing", options.load_balancing,
+                     "how traffic spreads over the active uplinks: portid (by originating port, "
+                     "the default), mac (source MAC hash), iphash (IP hash; the physical switch "
+                     "bundles the ports as a static EtherChannel), explicit (the first active "
+                     "uplink with a link)")
+        ->type_name("POLICY");
+    // Each list: comma-separated uplinks, or none.
+    const std::tuple<const char*, std::string*, const char*> lists[] = {
+        {"--active", &options.active, "these uplinks are active, in this failover order"},
+        {"--standby", &options.standby,
+         "these uplinks are standby, in this order: they take over when no active one has a "
+         "link"},
+        {"--unused", &options.unused, "these uplinks carry nothing"},
+    };
+    for (const auto& [name, field, help] : lists) {
+        command->add_option(name, *field, std::string(help) + " (comma-separated, or none)")
+            ->type_name("LIST");
+    }
+    command
+        ->add_option("--failback", options.failback,
+                     "yes (the default): an uplink whose link returns takes its place back")
+        ->type_name("yes|no");
+}
+
 void add_vlan_option(CLI::App* command, SwitchOptions& options) {
     command
         ->add_option("--vlan", options.vlan,
@@ -546,6 +711,7 @@ void add_switch_commands(CLI::App& app) {
                        "a host interface joining the switch to the physical network");
     add_shaping_option(create, *options, false);
     add_security_option(create, *options, false);
+    add_teaming_options(create, *options);
     CLI::App* remove = subcommand(vswitch, "delete", "Delete a switch and its port groups", options,
                                   [options] { return delete_switch(*options); });
     remove->add_option("NAME", options->name, "the switch")->required();
@@ -570,7 +736,20 @@ void add_switch_commands(CLI::App& app) {
                        options, [options, add] { return change_uplink(*options, add); });
         change->add_option("NAME", options->name, "the switch")->required();
         change->add_option("INTERFACE", options->uplink, "the host interface")->required();
+        if (add) {
+            change->add_flag("--standby", options->as_standby,
+                             "as a standby uplink (default: active)");
+            change->add_flag("--unused", options->as_unused, "as an unused uplink")
+                ->excludes("--standby");
+        }
     }
+    CLI::App* teaming = subcommand(
+        vswitch, "teaming",
+        "Show or change a switch's NIC teaming: load balancing, active, standby and unused "
+        "uplinks, failback",
+        options, [options] { return set_teaming(*options); });
+    teaming->add_option("NAME", options->name, "the switch")->required();
+    add_teaming_options(teaming, *options);
 
     CLI::App* portgroup = app.add_subcommand(
         "portgroup",

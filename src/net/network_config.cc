@@ -60,6 +60,93 @@ json shaping_json(const TrafficShaping& shaping) {
             {"burst_kib", shaping.burst_kib}};
 }
 
+std::vector<std::string> interface_list(ObjectReader& reader, const std::string& key,
+                                        std::string_view what) {
+    std::vector<std::string> names;
+    if (const json* list = reader.find(key)) {
+        if (!list->is_array()) {
+            reader.error(key, "must be a list of {}, not {}", what, list->type_name());
+        }
+        for (const json& name : *list) {
+            if (!name.is_string()) {
+                reader.error(key, "must be a list of {}, not {}", what, name.dump());
+            }
+            names.push_back(name.get<std::string>());
+        }
+    }
+    return names;
+}
+
+NicTeaming parse_teaming(ObjectReader& parent, const json& value, const std::string& source) {
+    ObjectReader reader(value, parent.field("teaming"), source);
+    NicTeaming teaming;
+    if (auto name = reader.string("load_balancing")) {
+        auto policy = load_balancing_named(*name);
+        if (!policy) {
+            reader.error("load_balancing", "'{}' is not one of portid, mac, iphash, explicit",
+                         *name);
+        }
+        teaming.load_balancing = *policy;
+    }
+    teaming.standby = interface_list(reader, "standby", "uplink names");
+    teaming.unused = interface_list(reader, "unused", "uplink names");
+    teaming.failback = reader.boolean("failback").value_or(true);
+    reader.refuse_unknown_fields();
+    return teaming;
+}
+
+json teaming_json(const NicTeaming& teaming) {
+    return {{"load_balancing", load_balancing_name(teaming.load_balancing)},
+            {"standby", teaming.standby},
+            {"unused", teaming.unused},
+            {"failback", teaming.failback}};
+}
+
+bool contains(const std::vector<std::string>& names, std::string_view name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// Standby and unused uplinks are uplinks of the switch, each in one role,
+// and the load balancing can use the uplinks it is given.
+void validate_teaming(const VirtualSwitch& vswitch, const std::string& source) {
+    const NicTeaming& teaming = vswitch.teaming;
+    std::set<std::string> roles;
+    for (const auto* list : {&teaming.standby, &teaming.unused}) {
+        for (const std::string& uplink : *list) {
+            if (!contains(vswitch.uplinks, uplink)) {
+                fail("{}: switch '{}': teaming: {} is not one of its uplinks ({})", source,
+                     vswitch.name, uplink, fmt::join(vswitch.uplinks, ", "));
+            }
+            if (!roles.insert(uplink).second) {
+                fail(
+                    "{}: switch '{}': teaming: uplink {} is listed twice (an uplink is active, "
+                    "standby or unused)",
+                    source, vswitch.name, uplink);
+            }
+        }
+    }
+    size_t active = vswitch.active_uplinks().size();
+    if (!vswitch.uplinks.empty() && active == 0) {
+        fail("{}: switch '{}': teaming: no active uplink; at least one must be active", source,
+             vswitch.name);
+    }
+    using LoadBalancing = NicTeaming::LoadBalancing;
+    if (teaming.load_balancing == LoadBalancing::IpHash && !teaming.standby.empty()) {
+        fail(
+            "{}: switch '{}': teaming: IP hash spreads traffic over every active uplink of an "
+            "EtherChannel and takes no standby uplinks ({}); make them active or unused",
+            source, vswitch.name, fmt::join(teaming.standby, ", "));
+    }
+    if ((teaming.load_balancing == LoadBalancing::PortId ||
+         teaming.load_balancing == LoadBalancing::SourceMac) &&
+        active > 1) {
+        fail(
+            "{}: switch '{}': teaming: load balancing '{}' over {} active uplinks is not built "
+            "yet; use explicit failover order or IP hash, or make all uplinks but one standby",
+            source, vswitch.name, load_balancing_name(teaming.load_balancing), active);
+    }
+}
+
 VirtualSwitch parse_switch(const json& value, size_t index, const std::string& source) {
     ObjectReader reader(value, fmt::format("switches[{}]", index), source);
     VirtualSwitch vswitch;
@@ -67,18 +154,9 @@ VirtualSwitch parse_switch(const json& value, size_t index, const std::string& s
     vswitch.mtu = static_cast<uint32_t>(
         reader.unsigned_integer("mtu", VirtualSwitch::kMinMtu, VirtualSwitch::kMaxMtu)
             .value_or(VirtualSwitch::kDefaultMtu));
-    if (const json* uplinks = reader.find("uplinks")) {
-        if (!uplinks->is_array()) {
-            reader.error("uplinks", "must be a list of host interface names, not {}",
-                         uplinks->type_name());
-        }
-        for (const json& uplink : *uplinks) {
-            if (!uplink.is_string()) {
-                reader.error("uplinks", "must be a list of host interface names, not {}",
-                             uplink.dump());
-            }
-            vswitch.uplinks.push_back(uplink.get<std::string>());
-        }
+    vswitch.uplinks = interface_list(reader, "uplinks", "host interface names");
+    if (const json* teaming = reader.find("teaming")) {
+        vswitch.teaming = parse_teaming(reader, *teaming, source);
     }
     if (const json* shaping = reader.find("shaping")) {
         vswitch.shaping = parse_shaping(reader, *shaping, source);
@@ -193,7 +271,8 @@ json NetworkConfig::to_json() const {
              {"mtu", vswitch.mtu},
              {"uplinks", vswitch.uplinks},
              {"shaping", shaping_json(vswitch.shaping)},
-             {"security", SecurityOverride::every_field_of(vswitch.security).to_json()}});
+             {"security", SecurityOverride::every_field_of(vswitch.security).to_json()},
+             {"teaming", teaming_json(vswitch.teaming)}});
     }
     json portgroup_list = json::array();
     for (const PortGroup& portgroup : portgroups) {
@@ -237,6 +316,53 @@ const HostPort* NetworkConfig::find_hostport(std::string_view name) const {
     auto it = std::find_if(hostports.begin(), hostports.end(),
                            [&](const HostPort& hostport) { return hostport.name == name; });
     return it == hostports.end() ? nullptr : &*it;
+}
+
+namespace {
+constexpr std::pair<NicTeaming::LoadBalancing, std::string_view> kLoadBalancingNames[] = {
+    {NicTeaming::LoadBalancing::PortId, "portid"},
+    {NicTeaming::LoadBalancing::SourceMac, "mac"},
+    {NicTeaming::LoadBalancing::IpHash, "iphash"},
+    {NicTeaming::LoadBalancing::ExplicitFailover, "explicit"},
+};
+}  // namespace
+
+std::string_view load_balancing_name(NicTeaming::LoadBalancing policy) {
+    for (const auto& [value, name] : kLoadBalancingNames) {
+        if (value == policy) {
+            return name;
+        }
+    }
+    return "?";
+}
+
+std::optional<NicTeaming::LoadBalancing> load_balancing_named(std::string_view wanted) {
+    for (const auto& [value, name] : kLoadBalancingNames) {
+        if (name == wanted) {
+            return value;
+        }
+    }
+    return std::nullopt;
+}
+
+std::vector<std::string> VirtualSwitch::active_uplinks() const {
+    std::vector<std::string> active;
+    for (const std::string& uplink : uplinks) {
+        if (!contains(teaming.standby, uplink) && !contains(teaming.unused, uplink)) {
+            active.push_back(uplink);
+        }
+    }
+    return active;
+}
+
+std::vector<std::string> VirtualSwitch::teamed_uplinks() const {
+    std::vector<std::string> teamed = active_uplinks();
+    teamed.insert(teamed.end(), teaming.standby.begin(), teaming.standby.end());
+    return teamed;
+}
+
+std::string VirtualSwitch::team_interface() const {
+    return name.substr(0, kTeamNamePrefix) + "-team";
 }
 
 std::string TrafficShaping::describe() const {
@@ -336,12 +462,7 @@ void NetworkConfig::validate(const std::string& source) const {
             fail("{}: switch '{}': MTU {} is out of range ({} to {})", source, vswitch.name,
                  vswitch.mtu, VirtualSwitch::kMinMtu, VirtualSwitch::kMaxMtu);
         }
-        if (vswitch.uplinks.size() > 1) {
-            fail(
-                "{}: switch '{}': {} uplinks; at most one until NIC teaming is built (two "
-                "uplinks joined directly would loop frames between them)",
-                source, vswitch.name, vswitch.uplinks.size());
-        }
+        validate_teaming(vswitch, source);
         for (const std::string& uplink : vswitch.uplinks) {
             if (auto problem = interface_name_problem(uplink)) {
                 fail("{}: switch '{}': uplink {}", source, vswitch.name, *problem);
@@ -355,6 +476,20 @@ void NetworkConfig::validate(const std::string& source) const {
     for (const std::string& uplink : uplinks) {
         if (switch_names.contains(uplink)) {
             fail("{}: '{}' is both a switch and an uplink", source, uplink);
+        }
+    }
+    std::set<std::string> teams;
+    for (const VirtualSwitch& vswitch : switches) {
+        std::string team = vswitch.team_interface();
+        if (!vswitch.bonded()) {
+            continue;
+        }
+        if (!teams.insert(team).second || switch_names.contains(team) || uplinks.contains(team)) {
+            fail(
+                "{}: switch '{}': its team interface {} has the name of another switch's, a "
+                "switch or an uplink; switches whose names share their first {} characters "
+                "cannot both team uplinks",
+                source, vswitch.name, team, VirtualSwitch::kTeamNamePrefix);
         }
     }
     std::set<std::string> portgroup_names;

@@ -65,6 +65,29 @@ struct SecurityOverride {
     SecurityPolicy applied_to(SecurityPolicy policy) const;
 };
 
+// ESX's NIC teaming of a switch's uplinks. Active uplinks carry the traffic;
+// standby ones take over, in their order, when no active one has a link;
+// unused ones carry nothing. Failure is detected by link status. The load
+// balancing spreads ports over the active uplinks: by originating virtual
+// port (ESX's default), by source MAC hash, by a hash of the IP addresses
+// (the physical switch bundles the ports as a static EtherChannel), or not
+// at all (explicit failover order: the first active uplink with a link).
+// failback: an uplink whose link returns takes its place back.
+struct NicTeaming {
+    // esxcli's names: portid, mac, iphash, explicit.
+    enum class LoadBalancing { PortId, SourceMac, IpHash, ExplicitFailover };
+
+    LoadBalancing load_balancing = LoadBalancing::PortId;
+    std::vector<std::string> standby;  // in failover order
+    std::vector<std::string> unused;
+    bool failback = true;
+
+    bool operator==(const NicTeaming&) const = default;
+};
+
+std::string_view load_balancing_name(NicTeaming::LoadBalancing policy);
+std::optional<NicTeaming::LoadBalancing> load_balancing_named(std::string_view name);
+
 // ESX's standard switch: an L2 switch on one host joining vNICs, host ports
 // and uplinks (host interfaces). Its name is also the name of the Linux bridge
 // that carries it, so `ip link show vSwitch0` finds it.
@@ -72,14 +95,25 @@ struct VirtualSwitch {
     static constexpr uint32_t kDefaultMtu = 1500;
     static constexpr uint32_t kMinMtu = 1280;  // ESX's range
     static constexpr uint32_t kMaxMtu = 9000;
+    static constexpr size_t kTeamNamePrefix = 10;  // room for "-team"
 
     std::string name;
     uint32_t mtu = kDefaultMtu;
-    // At most one until NIC teaming is built: two uplinks joined directly
-    // would loop frames between them.
+    // Every uplink; the order of the active ones is their failover order.
     std::vector<std::string> uplinks;
     TrafficShaping shaping;   // for its port groups that do not set their own
     SecurityPolicy security;  // idem, field by field
+    NicTeaming teaming;
+
+    // The uplinks neither standby nor unused, in the order of `uplinks`.
+    std::vector<std::string> active_uplinks() const;
+    // The active uplinks, then the standby ones: the failover order.
+    std::vector<std::string> teamed_uplinks() const;
+    // Two or more uplinks teamed are one bond, the switch's port to the
+    // physical network; a single one is that port itself.
+    bool bonded() const { return teamed_uplinks().size() > 1; }
+    // The bond's interface: the switch's name (its first 10 characters) + "-team".
+    std::string team_interface() const;
 };
 
 // A port group: the ports of one switch that share a VLAN. VLAN 0 sends and

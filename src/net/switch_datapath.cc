@@ -93,6 +93,25 @@ bool is_up(const json& link) {
     return std::find(flags.begin(), flags.end(), "UP") != flags.end();
 }
 
+bool has_carrier(const json& link) {
+    const json& flags = link.value("flags", json::array());
+    return std::find(flags.begin(), flags.end(), "LOWER_UP") != flags.end();
+}
+
+bool contains(const std::vector<std::string>& names, std::string_view name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// `ip -details` data of a link's kind ("info_data") or of its master's kind
+// ("info_slave_data"); empty when it has none.
+const json& link_info(const json& link, const char* key) {
+    static const json none = json::object();
+    if (!link.contains("linkinfo") || !link["linkinfo"].contains(key)) {
+        return none;
+    }
+    return link["linkinfo"][key];
+}
+
 // A port's VLANs from `bridge -json vlan show`, ranges ("vlanEnd") included.
 PortVlans read_port_vlans(std::string_view port) {
     std::vector<std::string> argv = {"bridge", "-json", "vlan", "show", "dev", std::string(port)};
@@ -304,23 +323,115 @@ void apply_bridge(const NetworkConfig& config, const VirtualSwitch& vswitch, con
          std::string(SwitchDatapath::kSwitchAlias), "up"});
 }
 
-void apply_uplink(const NetworkConfig& config, const VirtualSwitch& vswitch,
-                  const std::string& uplink) {
-    run({"ip", "link", "set", "dev", uplink, "master", vswitch.name, "mtu",
-         std::to_string(vswitch.mtu), "up"});
-    set_port_vlans(uplink, uplink_port_vlans(config, vswitch.name));
+// The switch's ports to the physical network: its team, or its one teamed uplink.
+std::vector<std::string> bridge_uplinks(const VirtualSwitch& vswitch) {
+    return vswitch.bonded() ? std::vector<std::string>{vswitch.team_interface()}
+                            : vswitch.teamed_uplinks();
 }
 
-// The ports of the switch that are neither its uplink nor a VM's port any
-// more (a removed uplink, a port group that is gone) leave it.
+// The bonding driver's mode for the switch's teaming, and its transmit hash.
+struct BondMode {
+    std::string mode;
+    std::string hash_policy;  // balance-xor only
+    bool operator==(const BondMode&) const = default;
+};
+
+// IP hash is a static EtherChannel: balance-xor over the active uplinks, by
+// MAC and IP addresses. Everything else a bond builds is a failover order
+// (one active uplink with standby ones, or the explicit failover order).
+BondMode bond_mode(const VirtualSwitch& vswitch) {
+    if (vswitch.teaming.load_balancing == NicTeaming::LoadBalancing::IpHash) {
+        return {"balance-xor", "layer2+3"};
+    }
+    return {"active-backup", ""};
+}
+
+BondMode applied_bond_mode(const json& link) {
+    const json& info = link_info(link, "info_data");
+    std::string mode = info.value("mode", "");
+    return {mode, mode == "balance-xor" ? info.value("xmit_hash_policy", "") : ""};
+}
+
+std::string_view primary_reselect(const VirtualSwitch& vswitch) {
+    return vswitch.teaming.failback ? "always" : "failure";
+}
+
+// The switch's teamed uplinks as members of its team, in failover order:
+// the first is the bond's primary, and each has a higher priority than the
+// next (the bonding driver's choice when the one in use loses its link).
+void apply_team(const NetworkConfig& config, const VirtualSwitch& vswitch, const json& links) {
+    std::string team = vswitch.team_interface();
+    BondMode wanted = bond_mode(vswitch);
+    const json* link = find_link(links, team);
+    if (link != nullptr && applied_bond_mode(*link) != wanted) {
+        run({"ip", "link", "del", "dev", team});  // a bond changes mode only when empty
+        link = nullptr;
+    }
+    if (link == nullptr) {
+        std::vector<std::string> argv = {"ip",   "link", "add",       "name",   team, "type",
+                                         "bond", "mode", wanted.mode, "miimon", "100"};
+        if (!wanted.hash_policy.empty()) {
+            argv.insert(argv.end(), {"xmit_hash_policy", wanted.hash_policy});
+        }
+        run(argv);
+    }
+    std::vector<std::string> teamed = vswitch.teamed_uplinks();
+    for (const json& member : links) {
+        std::string name = member.value("ifname", "");
+        if (link != nullptr && member.value("master", "") == team && !contains(teamed, name)) {
+            run({"ip", "link", "set", "dev", name, "nomaster"});
+        }
+    }
+    for (size_t i = 0; i < teamed.size(); ++i) {
+        const json* uplink = find_link(links, teamed[i]);
+        if (link == nullptr || uplink == nullptr || uplink->value("master", "") != team) {
+            run({"ip", "link", "set", "dev", teamed[i], "down"});  // a bond takes members down
+            run({"ip", "link", "set", "dev", teamed[i], "master", team});
+        }
+        if (wanted.mode == "active-backup") {
+            run({"ip", "link", "set", "dev", teamed[i], "type", "bond_slave", "prio",
+                 std::to_string(teamed.size() - i)});
+        }
+        run({"ip", "link", "set", "dev", teamed[i], "up"});
+    }
+    if (wanted.mode == "active-backup") {
+        run({"ip", "link", "set", "dev", team, "type", "bond", "primary", teamed.front(),
+             "primary_reselect", std::string(primary_reselect(vswitch))});
+    }
+    run({"ip", "link", "set", "dev", team, "master", vswitch.name, "mtu",
+         std::to_string(vswitch.mtu), "alias", std::string(SwitchDatapath::kTeamAlias), "up"});
+    set_port_vlans(team, uplink_port_vlans(config, vswitch.name));
+}
+
+// The switch's uplinks as ports of its bridge: one team, or one uplink (and
+// no team).
+void apply_uplinks(const NetworkConfig& config, const VirtualSwitch& vswitch, const json& links) {
+    if (vswitch.bonded()) {
+        apply_team(config, vswitch, links);
+        return;
+    }
+    const json* team = find_link(links, vswitch.team_interface());
+    if (team != nullptr && team->value("ifalias", "") == SwitchDatapath::kTeamAlias) {
+        run({"ip", "link", "del", "dev", vswitch.team_interface()});
+    }
+    for (const std::string& uplink : vswitch.teamed_uplinks()) {
+        run({"ip", "link", "set", "dev", uplink, "master", vswitch.name, "mtu",
+             std::to_string(vswitch.mtu), "up"});
+        set_port_vlans(uplink, uplink_port_vlans(config, vswitch.name));
+    }
+}
+
+// The ports of the switch that are neither its uplink (or team) nor a VM's
+// port any more (a removed or unused uplink, a port group that is gone)
+// leave it.
 void apply_ports(const NetworkConfig& config, const VirtualSwitch& vswitch, const json& links) {
+    std::vector<std::string> uplinks = bridge_uplinks(vswitch);
     for (const json& link : links) {
         if (link.value("master", "") != vswitch.name) {
             continue;
         }
         std::string name = link.value("ifname", "");
-        if (std::find(vswitch.uplinks.begin(), vswitch.uplinks.end(), name) !=
-            vswitch.uplinks.end()) {
+        if (contains(uplinks, name)) {
             continue;
         }
         std::optional<std::string> portgroup_name = portgroup_of(link);
@@ -477,13 +588,20 @@ void SwitchDatapath::check_applicable(const NetworkConfig& config) {
                 "Vireo switch; name the switch otherwise",
                 vswitch.name, vswitch.name, kind_of(*link).empty() ? "none" : kind_of(*link));
         }
+        const json* team = vswitch.bonded() ? find_link(links, vswitch.team_interface()) : nullptr;
+        if (team != nullptr && team->value("ifalias", "") != kTeamAlias) {
+            fail(
+                "switch {}: this host has an interface {} already that is not a Vireo team; its "
+                "teamed uplinks need that name",
+                vswitch.name, vswitch.team_interface());
+        }
         for (const std::string& uplink : vswitch.uplinks) {
             const json* port = find_link(links, uplink);
             if (port == nullptr) {
                 fail("switch {}: uplink {}: no such interface on this host", vswitch.name, uplink);
             }
             std::string master = port->value("master", "");
-            if (!master.empty() && master != vswitch.name) {
+            if (!master.empty() && master != vswitch.name && master != vswitch.team_interface()) {
                 fail("switch {}: uplink {} is a port of {} already; take it out of there first",
                      vswitch.name, uplink, master);
             }
@@ -496,9 +614,7 @@ void SwitchDatapath::apply(const NetworkConfig& config) {
     for (const VirtualSwitch& vswitch : config.switches) {
         json links = all_links();
         apply_bridge(config, vswitch, find_link(links, vswitch.name));
-        for (const std::string& uplink : vswitch.uplinks) {
-            apply_uplink(config, vswitch, uplink);
-        }
+        apply_uplinks(config, vswitch, links);
         apply_ports(config, vswitch, all_links());
     }
     json links = all_links();
@@ -506,10 +622,19 @@ void SwitchDatapath::apply(const NetworkConfig& config) {
         apply_hostport(config, hostport, links);
     }
     // What config no longer has: host ports first (deleting one end of a
-    // veth pair deletes both), then bridges.
+    // veth pair deletes both), then teams, then bridges.
     for (const json& link : links) {
         std::string name = link.value("ifname", "");
         if (link.value("ifalias", "") == kHostPortAlias && config.find_hostport(name) == nullptr) {
+            run({"ip", "link", "del", "dev", name});
+        }
+    }
+    for (const json& link : links) {
+        std::string name = link.value("ifname", "");
+        bool still_a_team = std::any_of(
+            config.switches.begin(), config.switches.end(),
+            [&](const VirtualSwitch& s) { return s.bonded() && s.team_interface() == name; });
+        if (link.value("ifalias", "") == kTeamAlias && !still_a_team) {
             run({"ip", "link", "del", "dev", name});
         }
     }
@@ -565,23 +690,37 @@ AppliedSwitch SwitchDatapath::observe(const VirtualSwitch& vswitch) {
         applied.vlan_filtering = info.value("vlan_filtering", 0) == 1;
         applied.floods_all = info.value("ageing_time", 1) == 0;
     }
+    std::string team = vswitch.team_interface();
     for (const json& link : links) {
-        if (link.value("master", "") != vswitch.name) {
+        std::string master = link.value("master", "");
+        if (master != vswitch.name && master != team) {
             continue;
         }
         SwitchPort port;
         port.name = link.value("ifname", "");
-        if (std::find(vswitch.uplinks.begin(), vswitch.uplinks.end(), port.name) !=
-            vswitch.uplinks.end()) {
+        if (master == team) {
+            port.kind = SwitchPort::Kind::Uplink;
+            port.team = team;
+        } else if (link.value("ifalias", "") == kTeamAlias) {
+            port.kind = SwitchPort::Kind::Team;
+            const json& info = link_info(link, "info_data");
+            BondMode mode = applied_bond_mode(link);
+            applied.team =
+                AppliedTeam{mode.mode, mode.hash_policy, info.value("primary", ""),
+                            info.value("primary_reselect", ""), info.value("active_slave", "")};
+        } else if (contains(vswitch.uplinks, port.name)) {
             port.kind = SwitchPort::Kind::Uplink;
         } else if (std::optional<std::string> portgroup = portgroup_of(link)) {
             port.kind = SwitchPort::Kind::PortGroup;
             port.portgroup = *portgroup;
         }
         port.up = is_up(link);
+        port.link = has_carrier(link);
         port.mtu = link.value("mtu", 0u);
-        port.vlans = read_port_vlans(port.name);
-        port.shaping = read_port_shaping(port.name, port.shaped_away);
+        if (port.team.empty()) {
+            port.vlans = read_port_vlans(port.name);
+            port.shaping = read_port_shaping(port.name, port.shaped_away);
+        }
         port.received = counters(link, "rx");
         port.sent = counters(link, "tx");
         applied.ports.push_back(std::move(port));
@@ -589,10 +728,55 @@ AppliedSwitch SwitchDatapath::observe(const VirtualSwitch& vswitch) {
     return applied;
 }
 
+namespace {
+
+// Where the switch's team (or its absence) differs from its teaming.
+void team_differences(const VirtualSwitch& vswitch, const AppliedSwitch& applied,
+                      std::vector<std::string>& found) {
+    std::string team = vswitch.team_interface();
+    if (!vswitch.bonded()) {
+        if (applied.team) {
+            found.push_back(
+                fmt::format("team {} exists, configured at most one teamed uplink", team));
+        }
+        return;
+    }
+    if (!applied.team) {
+        found.push_back(fmt::format("team {} of uplinks {} is not a port of {}", team,
+                                    fmt::join(vswitch.teamed_uplinks(), ", "), vswitch.name));
+        return;
+    }
+    BondMode wanted = bond_mode(vswitch);
+    BondMode mode{applied.team->mode, applied.team->hash_policy};
+    if (mode != wanted) {
+        found.push_back(fmt::format("team {}: mode {} {}, configured {} {}", team, mode.mode,
+                                    mode.hash_policy, wanted.mode, wanted.hash_policy));
+    }
+    std::vector<std::string> teamed = vswitch.teamed_uplinks();
+    if (wanted.mode == "active-backup" &&
+        (applied.team->primary != teamed.front() ||
+         applied.team->primary_reselect != primary_reselect(vswitch))) {
+        found.push_back(
+            fmt::format("team {}: first choice {} (reselect {}), configured {} (reselect {})", team,
+                        applied.team->primary.empty() ? "none" : applied.team->primary,
+                        applied.team->primary_reselect, teamed.front(), primary_reselect(vswitch)));
+    }
+    for (const std::string& uplink : teamed) {
+        bool member =
+            std::any_of(applied.ports.begin(), applied.ports.end(),
+                        [&](const SwitchPort& p) { return p.name == uplink && p.team == team; });
+        if (!member) {
+            found.push_back(fmt::format("uplink {} is not in team {}", uplink, team));
+        }
+    }
+}
+
+}  // namespace
+
 std::vector<std::string> SwitchDatapath::differences(const NetworkConfig& config,
-                                                     const VirtualSwitch& vswitch) {
+                                                     const VirtualSwitch& vswitch,
+                                                     const AppliedSwitch& applied) {
     std::vector<std::string> found;
-    AppliedSwitch applied = observe(vswitch);
     if (!applied.exists) {
         return {fmt::format("no bridge {} on this host", vswitch.name)};
     }
@@ -615,11 +799,16 @@ std::vector<std::string> SwitchDatapath::differences(const NetworkConfig& config
         found.push_back(fmt::format("bridge {}: MTU {}, configured {}", vswitch.name, applied.mtu,
                                     vswitch.mtu));
     }
-    for (const std::string& uplink : vswitch.uplinks) {
-        auto port = std::find_if(applied.ports.begin(), applied.ports.end(),
-                                 [&](const SwitchPort& p) { return p.name == uplink; });
+    team_differences(vswitch, applied, found);
+    std::vector<std::string> uplinks = bridge_uplinks(vswitch);
+    for (const std::string& uplink : uplinks) {
+        auto port =
+            std::find_if(applied.ports.begin(), applied.ports.end(),
+                         [&](const SwitchPort& p) { return p.name == uplink && p.team.empty(); });
         if (port == applied.ports.end()) {
-            found.push_back(fmt::format("uplink {} is not a port of {}", uplink, vswitch.name));
+            if (!vswitch.bonded()) {
+                found.push_back(fmt::format("uplink {} is not a port of {}", uplink, vswitch.name));
+            }
             continue;
         }
         PortVlans wanted = uplink_port_vlans(config, vswitch.name);
@@ -631,6 +820,12 @@ std::vector<std::string> SwitchDatapath::differences(const NetworkConfig& config
     for (const SwitchPort& port : applied.ports) {
         if (port.kind == SwitchPort::Kind::Other) {
             found.push_back(fmt::format("port {} is neither an uplink nor a VM's port", port.name));
+        }
+        if (port.kind == SwitchPort::Kind::Uplink &&
+            !contains(vswitch.teamed_uplinks(), port.name)) {
+            found.push_back(
+                fmt::format("uplink {} carries traffic, configured {}", port.name,
+                            contains(vswitch.uplinks, port.name) ? "unused" : "no uplink"));
         }
         if (port.kind != SwitchPort::Kind::PortGroup) {
             continue;

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,14 +30,17 @@ PortVlans portgroup_port_vlans(const NetworkConfig& config, const PortGroup& por
 // physical switch port facing ESX is configured.
 PortVlans uplink_port_vlans(const NetworkConfig& config, std::string_view switch_name);
 
-// One port of a switch as the kernel has it.
+// One port of a switch as the kernel has it. The members of a team (a bond
+// of uplinks) are listed with the team, as uplinks.
 struct SwitchPort {
-    enum class Kind { Uplink, PortGroup, Other };
+    enum class Kind { Uplink, Team, PortGroup, Other };
 
     std::string name;
     Kind kind = Kind::Other;
     std::string portgroup;  // for Kind::PortGroup
+    std::string team;       // for a member of a team: the team's interface
     bool up = false;
+    bool link = false;  // has a carrier
     uint32_t mtu = 0;
     PortVlans vlans;
     TrafficShaping shaping;    // the policer on its ingress, as tc has it
@@ -49,6 +53,15 @@ struct SwitchPort {
     } received, sent;  // as the host counts them: what a vNIC's TAP received the VM sent
 };
 
+// A switch's team (Linux bond) as the kernel has it.
+struct AppliedTeam {
+    std::string mode;         // the bonding mode: active-backup, balance-xor
+    std::string hash_policy;  // balance-xor's
+    std::string primary;      // active-backup's first choice
+    std::string primary_reselect;
+    std::string carrying;  // active-backup's member in use now
+};
+
 // A switch's bridge as the kernel has it.
 struct AppliedSwitch {
     bool exists = false;
@@ -58,12 +71,17 @@ struct AppliedSwitch {
     bool up = false;
     uint32_t mtu = 0;
     std::vector<SwitchPort> ports;
+    std::optional<AppliedTeam> team;  // when the switch's team interface exists
 };
 
 // The host kernel's side of the virtual switches: one Linux bridge per switch
 // with VLAN filtering and no spanning tree (a single tier of switches cannot
 // loop), its uplink enslaved, every port's VLANs and traffic shaping (tc) set
-// from its port group.
+// from its port group. Teamed uplinks join a bond (the "team", NAME-team),
+// which is the bridge's one port to the physical network, so that no frame
+// goes from one uplink to another: active-backup for a failover order,
+// balance-xor hashing MAC and IP addresses for IP hash; link status polled
+// every 100 ms.
 // Vireo drives it with iproute2 (`ip`, `bridge`) and reads back what is
 // applied from their JSON output. Ports of VMs carry their port group in the
 // interface's alias ("vireo:portgroup=NAME"), so that applying again finds
@@ -73,6 +91,7 @@ public:
     static constexpr std::string_view kSwitchAlias = "vireo:switch";
     static constexpr std::string_view kPortAliasPrefix = "vireo:portgroup=";
     static constexpr std::string_view kHostPortAlias = "vireo:hostport";
+    static constexpr std::string_view kTeamAlias = "vireo:team";
 
     // Throws unless `config` can be applied on this host: each uplink exists
     // and is no other bridge's port, no switch's or host port's name is taken
@@ -99,10 +118,11 @@ public:
     // The switch's bridge and ports as the kernel has them now.
     static AppliedSwitch observe(const VirtualSwitch& vswitch);
 
-    // Where the kernel differs from `config` for this switch, one sentence
-    // each; empty when everything is applied.
+    // Where `applied` (observed) differs from `config` for this switch, one
+    // sentence each; empty when everything is applied.
     static std::vector<std::string> differences(const NetworkConfig& config,
-                                                const VirtualSwitch& vswitch);
+                                                const VirtualSwitch& vswitch,
+                                                const AppliedSwitch& applied);
 };
 
 }  // namespace vireo

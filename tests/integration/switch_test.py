@@ -181,7 +181,10 @@ class Switches(unittest.TestCase):
 
         self.vireo("switch", "create", "vs0", "--uplink", "up0")
         refused = self.vireo("switch", "uplink", "add", "vs0", "far9", status=2)
-        self.assertIn("at most one until NIC teaming is built", refused.stderr)
+        self.assertIn("load balancing 'portid' over 2 active uplinks is not built yet",
+                      refused.stderr)
+        refused = self.vireo("switch", "uplink", "add", "vs0", "far9", "--standby", status=2)
+        self.assertIn("uplink far9: no such interface on this host", refused.stderr)
         refused = self.vireo("portgroup", "create", "pg", "--switch", "vs9", status=2)
         self.assertIn("switch vs9: no such switch", refused.stderr)
         refused = self.vireo("portgroup", "create", "pg", "--switch", "vs0", "--vlan", "4096",

@@ -81,11 +81,76 @@ TEST(NetworkConfig, RefusalsNameTheFieldAndTheRule) {
     doc["switches"][1]["uplinks"] = {"eth1"};
     EXPECT_NE(refusal(doc).find("uplink eth1 is on two switches"), std::string::npos);
     doc = two_switches();
-    doc["switches"][0]["uplinks"] = {"eth1", "eth2"};
-    EXPECT_NE(refusal(doc).find("at most one until NIC teaming is built"), std::string::npos);
-    doc = two_switches();
     doc["switches"][0]["colour"] = "blue";
     EXPECT_NE(refusal(doc).find("switches[0].colour: unknown field"), std::string::npos);
+}
+
+TEST(NicTeaming, ActiveStandbyAndUnusedUplinksInFailoverOrder) {
+    json doc = two_switches();
+    doc["switches"][0]["uplinks"] = {"eth1", "eth2", "eth3", "eth4"};
+    doc["switches"][0]["teaming"] = {{"load_balancing", "explicit"},
+                                     {"standby", {"eth4", "eth2"}},
+                                     {"unused", {"eth3"}},
+                                     {"failback", false}};
+    NetworkConfig config = NetworkConfig::from_json(doc, "network.json");
+    const VirtualSwitch& vswitch = config.switches[0];
+    EXPECT_EQ(vswitch.active_uplinks(), std::vector<std::string>{"eth1"});
+    EXPECT_EQ(vswitch.teamed_uplinks(), (std::vector<std::string>{"eth1", "eth4", "eth2"}));
+    EXPECT_TRUE(vswitch.bonded());
+    EXPECT_EQ(vswitch.team_interface(), "vSwitch0-team");
+    EXPECT_FALSE(vswitch.teaming.failback);
+    EXPECT_EQ(NetworkConfig::from_json(config.to_json(), "again").to_json(), config.to_json());
+
+    // ESX's defaults: by originating port, failback; one uplink is no team.
+    const VirtualSwitch plain = NetworkConfig::from_json(two_switches(), "n").switches[0];
+    EXPECT_EQ(plain.teaming.load_balancing, NicTeaming::LoadBalancing::PortId);
+    EXPECT_TRUE(plain.teaming.failback);
+    EXPECT_FALSE(plain.bonded());
+    // A long name's team keeps the first 10 characters.
+    VirtualSwitch long_named;
+    long_named.name = "switch-for-storage";
+    EXPECT_EQ(long_named.team_interface(), "switch-for-team");
+}
+
+TEST(NicTeaming, RefusesWhatESXRefusesAndWhatIsNotBuilt) {
+    auto teamed = [](json teaming) {
+        json doc = two_switches();
+        doc["switches"][0]["uplinks"] = {"eth1", "eth2"};
+        doc["switches"][0]["teaming"] = teaming;
+        return doc;
+    };
+    EXPECT_NE(refusal(teamed({{"standby", {"eth9"}}}))
+                  .find("teaming: eth9 is not one of its uplinks (eth1, eth2)"),
+              std::string::npos);
+    EXPECT_NE(refusal(teamed({{"standby", {"eth2"}}, {"unused", {"eth2"}}}))
+                  .find("uplink eth2 is listed twice"),
+              std::string::npos);
+    EXPECT_NE(refusal(teamed({{"load_balancing", "explicit"}, {"unused", {"eth1", "eth2"}}}))
+                  .find("no active uplink"),
+              std::string::npos);
+    EXPECT_NE(refusal(teamed({{"load_balancing", "iphash"}, {"standby", {"eth2"}}}))
+                  .find("IP hash spreads traffic over every active uplink"),
+              std::string::npos);
+    EXPECT_NE(
+        refusal(teamed({{"load_balancing", "round-robin"}}))
+            .find("load_balancing: 'round-robin' is not one of portid, mac, iphash, explicit"),
+        std::string::npos);
+    // By port or source MAC over two active uplinks needs per-port steering.
+    EXPECT_NE(refusal(teamed(json::object())).find("'portid' over 2 active uplinks is not built"),
+              std::string::npos);
+    // With one active uplink, every policy is a failover order.
+    NetworkConfig config =
+        NetworkConfig::from_json(teamed({{"standby", {"eth2"}}}), "network.json");
+    EXPECT_TRUE(config.switches[0].bonded());
+
+    // Two names with the same first 10 characters would share a team interface.
+    json iphash = {{"load_balancing", "iphash"}};
+    json doc = {
+        {"switches",
+         {{{"name", "storage-net-a"}, {"uplinks", {"eth1", "eth2"}}, {"teaming", iphash}},
+          {{"name", "storage-net-b"}, {"uplinks", {"eth3", "eth4"}}, {"teaming", iphash}}}}};
+    EXPECT_NE(refusal(doc).find("its team interface storage-ne-team has the name of another"),
+              std::string::npos);
 }
 
 TEST(NetworkConfig, NativeVlanIsTheLowestNoPortGroupUses) {

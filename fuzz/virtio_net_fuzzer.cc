@@ -142,7 +142,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     vireo::fuzz::NullInterrupt interrupt;
     net.activate(vireo::VirtioActivation{ram, features, queues, interrupt});
     for (uint8_t step : order) {
-        net.process_queue(static_cast<uint16_t>(step % 4));  // 3 is no queue
+        if (step % 5 == 4) {
+            net.set_link(!net.link_up());  // the cable unplugged or plugged back between steps
+        } else {
+            net.process_queue(static_cast<uint16_t>(step % 5));  // 3 is no queue
+        }
     }
     for (vireo::Virtqueue& queue : queues) {
         (void)queue.needs_interrupt();

@@ -145,10 +145,11 @@ void Machine::attach_pci_devices() {
         std::string name = fmt::format("virtio-net{}", index);
         auto tap = nic.tap_fd ? std::make_unique<Tap>(UniqueFd(*nic.tap_fd), nic.tap)
                               : std::make_unique<Tap>(nic.tap);
-        pci_root_->add_device(std::make_shared<VirtioPciDevice>(
-            std::make_unique<VirtioNet>(std::move(tap), nic.mac,
-                                        fmt::format("{} ({})", name, nic.tap), nic.security),
-            memory_, msi_controller_, &ioevents_, name));
+        auto device = std::make_unique<VirtioNet>(
+            std::move(tap), nic.mac, fmt::format("{} ({})", name, nic.tap), nic.security);
+        nics_.push_back(device.get());
+        pci_root_->add_device(std::make_shared<VirtioPciDevice>(std::move(device), memory_,
+                                                                msi_controller_, &ioevents_, name));
     }
 }
 
@@ -203,6 +204,13 @@ void Machine::press_power_button() {
     acpi_pm_->press_power_button();
 }
 
+void Machine::set_nic_link(size_t index, bool up) {
+    if (index >= nics_.size()) {
+        fail("no vNIC {}: this VM has {} (numbered from 0)", index, nics_.size());
+    }
+    nics_[index]->set_link(up);
+}
+
 void Machine::end(MachineExit exit) {
     {
         std::lock_guard lock(exit_mutex_);
@@ -226,6 +234,13 @@ MachineExit Machine::finish() {
 }
 
 nlohmann::json Machine::info() const {
+    nlohmann::json nics = nlohmann::json::array();
+    for (size_t index = 0; index < nics_.size(); ++index) {
+        nics.push_back({{"index", index},
+                        {"tap", config_.nics[index].tap},
+                        {"mac", format_mac(nics_[index]->mac())},
+                        {"link", nics_[index]->link_up() ? "up" : "down"}});
+    }
     const char* state = "running";
     switch (run_control_.state()) {
         case RunControl::State::Running:
@@ -247,6 +262,7 @@ nlohmann::json Machine::info() const {
         {"huge_pages_note", memory_.huge_pages_why_not()},
         {"boot", boot_summary_},
         {"pid", ::getpid()},
+        {"nics", nics},
     };
 }
 

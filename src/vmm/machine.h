@@ -21,6 +21,8 @@
 
 namespace vireo {
 
+class VirtioNet;
+
 class Serial8250;
 class AcpiPm;
 class PciRoot;
@@ -40,6 +42,9 @@ public:
     void resume();
     // Asks the guest to shut down (the ACPI power button).
     void press_power_button();
+    // Unplugs (or plugs back) the cable of vNIC `index`, 0-based in the
+    // order of the definition. Throws vireo::Error for an index it lacks.
+    void set_nic_link(size_t index, bool up);
     // Ends the machine; the first reason given wins. Safe from any thread.
     void end(MachineExit exit);
 
@@ -75,6 +80,7 @@ private:
     std::shared_ptr<AcpiPm> acpi_pm_;
     std::shared_ptr<PciRoot> pci_root_;
     std::vector<std::shared_ptr<BusDevice>> devices_;  // keeps the rest alive
+    std::vector<VirtioNet*> nics_;                     // owned by their PCI devices
 
     std::vector<std::unique_ptr<VcpuThread>> vcpus_;
     x86::BootCpuState boot_state_;

@@ -83,6 +83,17 @@ public:
             machine().press_power_button();
             return nlohmann::json{{"state", "power button pressed"}};
         });
+        // {"command": "set-link", "nic": 0, "up": false}: unplug a vNIC's cable.
+        control_->on("set-link", [this](const nlohmann::json& request) {
+            if (!request.contains("nic") || !request["nic"].is_number_unsigned() ||
+                !request.contains("up") || !request["up"].is_boolean()) {
+                fail(
+                    "set-link needs \"nic\" (the vNIC's index, from 0) and \"up\" (true or "
+                    "false)");
+            }
+            machine().set_nic_link(request["nic"].get<size_t>(), request["up"].get<bool>());
+            return machine_->info();
+        });
     }
 
     void boot(const VmConfig& config) {

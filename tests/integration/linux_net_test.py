@@ -1,7 +1,8 @@
 """Real Linux's own virtio_net on a Vireo vNIC: the guest and a network
 namespace on the host, joined by the vNIC's TAP, ping each other and move a
 few MiB over TCP both ways with the data intact (checksum and segmentation
-offloads on, the frames far larger than one receive buffer). The namespace
+offloads on, the frames far larger than one receive buffer), and the link
+unplugged and plugged back from the control socket. The namespace
 stands for the host at the far end of a wire; the TAP is moved into it once
 vireo-vmm has made it."""
 
@@ -83,6 +84,23 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
         vm.check(f"nc {HOST_ADDRESS} 5002 < /tmp/out", timeout=120)
         output, _ = listener.communicate(timeout=120)
         self.assertEqual(output.strip(), sent)
+
+        # The cable unplugged from the control socket: Linux sees no carrier
+        # and nothing passes; plugged back, the link returns.
+        info = vm.request("set-link", nic=0, up=False)["result"]
+        self.assertEqual(info["nics"][0]["link"], "down")
+        vm.check("for i in $(seq 50); do [ $(cat /sys/class/net/eth0/carrier) = 0 ] && break; "
+                 "sleep 0.1; done")
+        self.assertEqual(vm.check("cat /sys/class/net/eth0/carrier").strip(), "0")
+        unplugged = self.in_namespace("busybox", "ping", "-c", "2", "-W", "2", GUEST_ADDRESS,
+                                      check=False)
+        self.assertIn("0 packets received", unplugged.stdout)
+        vm.request("set-link", nic=0, up=True)
+        vm.check("for i in $(seq 50); do [ $(cat /sys/class/net/eth0/carrier) = 1 ] && break; "
+                 "sleep 0.1; done")
+        self.assertEqual(vm.check("cat /sys/class/net/eth0/carrier").strip(), "1")
+        output = vm.check(f"ping -c 2 -W 5 {HOST_ADDRESS}", timeout=60)
+        self.assertIn("2 packets received", output)
 
 
 # The far host's ends of the TCP tests, run inside the namespace.

@@ -161,8 +161,8 @@ class LinuxVm:
         with open(self.errors_path) as file:
             return file.read()
 
-    def request(self, command):
-        return vmtest.SocketClient(self.socket).request(command)
+    def request(self, command, **fields):
+        return vmtest.SocketClient(self.socket).request(command, **fields)
 
     def close(self):
         if self.process.poll() is None:

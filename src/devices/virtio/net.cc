@@ -64,7 +64,7 @@ MacAddress VirtioNet::mac() const {
 void VirtioNet::config_read(uint32_t offset, std::span<uint8_t> data) {
     virtio::NetConfig config{};
     config.mac = mac();
-    config.status = virtio::kNetStatusLinkUp;
+    config.status = link_up_ ? virtio::kNetStatusLinkUp : 0;
     config.max_virtqueue_pairs = 1;
     auto bytes = std::as_bytes(std::span(&config, 1));
     std::memcpy(data.data(), bytes.data() + offset, data.size());
@@ -115,7 +115,17 @@ void VirtioNet::reset() {
 }
 
 std::vector<DeviceWorker::Source> VirtioNet::worker_sources() {
-    return {{backend_->fd(), [this] { receive(); }, true}};
+    return {{backend_->fd(), [this] { receive(); }, true},
+            {link_changed_.fd(), [this] {
+                 link_changed_.consume();
+                 active_->interrupt.signal_config_change();
+             }}};
+}
+
+void VirtioNet::set_link(bool up) {
+    if (link_up_.exchange(up) != up) {
+        link_changed_.signal();
+    }
 }
 
 void VirtioNet::process_queue(uint16_t queue) {
@@ -153,6 +163,10 @@ void VirtioNet::receive() {
             }
             std::span<const uint8_t> frame(frame_.data() + NetBackend::kHeaderBytes,
                                            length - std::min(length, NetBackend::kHeaderBytes));
+            if (!link_up_) {
+                ++counters_.rx_dropped;  // nothing arrives on an unplugged cable
+                continue;
+            }
             if (frame.size() < kEthernetHeaderBytes || !wanted(frame)) {
                 continue;  // filtered, as a NIC's MAC filter does
             }
@@ -262,7 +276,7 @@ void VirtioNet::transmit() {
                     frame.push_back({bytes->data(), bytes->size()});
                 }
             }
-            sent = in_ram && !forged(chain->readable) && backend_->write(frame);
+            sent = in_ram && link_up_ && !forged(chain->readable) && backend_->write(frame);
         }
         if (sent) {
             ++counters_.tx_packets;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/event_fd.h"
 #include "base/rate_limited_log.h"
 #include "devices/virtio/virtio_device.h"
 #include "net/mac_address.h"
@@ -87,7 +88,8 @@ namespace vireo {
 // With no receive buffer left the frame waits in the device and the TAP's
 // own queue; the guest's next receive notification resumes.
 //
-// Offered: MAC, STATUS (the link: up), MRG_RXBUF,
+// Offered: MAC, STATUS (the link, which set_link takes down and up as
+// unplugging a cable does: no frame either way while down), MRG_RXBUF,
 // checksum and TSO offloads both ways (passed to the TAP as the guest
 // accepts them), and the control queue with RX (promiscuous, all-multicast)
 // and MAC (filter table, address change). Until the driver says otherwise,
@@ -129,6 +131,11 @@ public:
     std::vector<DeviceWorker::Source> worker_sources() override;
     void reset() override;
 
+    // Takes the link down or up, from any thread; the guest's driver hears
+    // of it through a configuration change interrupt.
+    void set_link(bool up);
+    bool link_up() const { return link_up_; }
+
     const Counters& counters() const { return counters_; }
     // Frames the security policy dropped: forged transmits, inbound ones.
     uint64_t refused_by_policy() const { return refused_by_policy_; }
@@ -161,6 +168,9 @@ private:
     RateLimitedLog log_;
     Counters counters_;
     std::optional<VirtioActivation> active_;
+    std::atomic<bool> link_up_{true};
+    // Signalled by set_link: the worker tells the driver.
+    EventFd link_changed_;
 
     // Receive filter, as the control queue set it.
     bool promiscuous_ = true;

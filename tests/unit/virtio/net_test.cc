@@ -50,8 +50,9 @@ uint64_t bit(int feature) {
 class CountingInterrupt : public VirtioInterrupt {
 public:
     void signal_used(uint16_t queue) override { used.push_back(queue); }
-    void signal_config_change() override {}
+    void signal_config_change() override { ++config_changes; }
     std::vector<uint16_t> used;
+    int config_changes = 0;
 };
 
 std::vector<uint8_t> ethernet_frame(const MacAddress& to, const MacAddress& from, size_t payload,
@@ -188,6 +189,42 @@ TEST_F(VirtioNetTest, ConfigurationCarriesTheMacAndAnUpLink) {
     EXPECT_EQ(config.status, virtio::kNetStatusLinkUp);
     EXPECT_EQ(config.max_virtqueue_pairs, 1);
     EXPECT_TRUE(net->device_features() & bit(virtio::kNetFeatureMac));
+}
+
+TEST_F(VirtioNetTest, AnUnpluggedLinkCarriesNothingAndTheDriverHearsOfIt) {
+    activate(kMergeable);
+    offer_rx_buffers(2, 2048);
+    net->set_link(false);
+    net->set_link(false);  // no change: no second interrupt
+    // The worker tells the driver: a configuration change, status down.
+    DeviceWorker::Source link_source = net->worker_sources().at(1);
+    pollfd ready{link_source.fd, POLLIN, 0};
+    ASSERT_EQ(::poll(&ready, 1, 1000), 1);
+    link_source.on_readable();
+    EXPECT_EQ(interrupt.config_changes, 1);
+    virtio::NetConfig config{};
+    net->config_read(0, {reinterpret_cast<uint8_t*>(&config), sizeof(config)});
+    EXPECT_EQ(config.status, 0);
+
+    guest_sends(ethernet_frame(kHostMac, kGuestMac, 100, 1));
+    EXPECT_EQ(tx.used_idx(), 1);  // the chain comes back, the frame goes nowhere
+    EXPECT_EQ(net->counters().tx_dropped, 1u);
+    EXPECT_TRUE(host_receives().empty());
+    host_sends(ethernet_frame(kGuestMac, kHostMac, 100, 2));
+    device_receives();
+    EXPECT_EQ(rx.used_idx(), 0);
+    EXPECT_EQ(net->counters().rx_dropped, 1u);
+
+    // Plugged back: frames flow both ways again.
+    net->set_link(true);
+    net->config_read(0, {reinterpret_cast<uint8_t*>(&config), sizeof(config)});
+    EXPECT_EQ(config.status, virtio::kNetStatusLinkUp);
+    auto frame = ethernet_frame(kHostMac, kGuestMac, 100, 3);
+    guest_sends(frame);
+    EXPECT_EQ(host_receives(), frame);
+    host_sends(ethernet_frame(kGuestMac, kHostMac, 100, 4));
+    device_receives();
+    EXPECT_EQ(rx.used_idx(), 1);
 }
 
 TEST_F(VirtioNetTest, AGuestFrameReachesTheHostInterfaceWhole) {

@@ -84,7 +84,7 @@ VmConfig::Disk parse_disk(const std::string& spec) {
     return disk;
 }
 
-// --nic tap=NAME|portgroup=PG[,mac=M]
+// --nic tap=NAME|portgroup=PG[,mac=M][,vhost=on|off]
 VmConfig::Nic parse_nic(const std::string& spec) {
     VmConfig::Nic nic;
     std::optional<MacAddress> mac;
@@ -107,9 +107,13 @@ VmConfig::Nic parse_nic(const std::string& spec) {
                     "02:76:69:0a:1b:2c)",
                     spec, part.substr(4));
             }
+        } else if (part == "vhost=on" || part == "vhost=off") {
+            nic.vhost = part == "vhost=on";
         } else {
-            fail("--nic {}: '{}' is not an option of a vNIC (tap=NAME, portgroup=PG, mac=M)", spec,
-                 part);
+            fail(
+                "--nic {}: '{}' is not an option of a vNIC (tap=NAME, portgroup=PG, mac=M, "
+                "vhost=on|off)",
+                spec, part);
         }
     }
     if (nic.tap.empty() == nic.portgroup.empty()) {
@@ -229,7 +233,8 @@ void add_run_command(CLI::App& app) {
                      "a virtio-net vNIC: portgroup=PG[,mac=M] plugs it into a port group of "
                      "this host's switches; tap=NAME[,mac=M] wires it to a TAP the host "
                      "configures (created when missing). Without mac, one is drawn from "
-                     "02:76:69:xx:xx:xx; repeatable")
+                     "02:76:69:xx:xx:xx; vhost=off keeps the frames in vireo-vmm rather than "
+                     "the host kernel's vhost-net; repeatable")
         ->type_name("NIC")
         ->expected(1)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);

@@ -145,8 +145,9 @@ void Machine::attach_pci_devices() {
         std::string name = fmt::format("virtio-net{}", index);
         auto tap = nic.tap_fd ? std::make_unique<Tap>(UniqueFd(*nic.tap_fd), nic.tap)
                               : std::make_unique<Tap>(nic.tap);
-        auto device = std::make_unique<VirtioNet>(
-            std::move(tap), nic.mac, fmt::format("{} ({})", name, nic.tap), nic.security);
+        auto device = std::make_unique<VirtioNet>(std::move(tap), nic.mac,
+                                                  fmt::format("{} ({})", name, nic.tap),
+                                                  nic.security, nic.vhost);
         nics_.push_back(device.get());
         pci_root_->add_device(std::make_shared<VirtioPciDevice>(std::move(device), memory_,
                                                                 msi_controller_, &ioevents_, name));
@@ -239,7 +240,8 @@ nlohmann::json Machine::info() const {
         nics.push_back({{"index", index},
                         {"tap", config_.nics[index].tap},
                         {"mac", format_mac(nics_[index]->mac())},
-                        {"link", nics_[index]->link_up() ? "up" : "down"}});
+                        {"link", nics_[index]->link_up() ? "up" : "down"},
+                        {"vhost", nics_[index]->uses_vhost()}});
     }
     const char* state = "running";
     switch (run_control_.state()) {

@@ -113,6 +113,7 @@ VmConfig::Nic parse_nic(const json& value, size_t index, const std::string& sour
             nic.portgroup.empty() ? std::nullopt : portgroup_name_problem(nic.portgroup)) {
         reader.error("portgroup", "{}", *problem);
     }
+    nic.vhost = reader.boolean("vhost").value_or(true);
     if (auto fd = reader.unsigned_integer("tap_fd", 3, INT32_MAX)) {
         nic.tap_fd = static_cast<int>(*fd);
     } else if (!nic.portgroup.empty()) {
@@ -313,6 +314,9 @@ json VmConfig::to_json() const {
             json entry = {{"tap", nic.tap}, {"mac", format_mac(nic.mac)}};
             if (!nic.portgroup.empty()) {
                 entry["portgroup"] = nic.portgroup;
+            }
+            if (!nic.vhost) {
+                entry["vhost"] = false;
             }
             if (nic.tap_fd) {
                 entry["tap_fd"] = *nic.tap_fd;

@@ -62,6 +62,9 @@ struct VmConfig {
         std::optional<int> tap_fd;
         // The port group's security policy, which the vNIC enforces.
         std::optional<SecurityPolicy> security;
+        // Whether the host kernel's vhost-net may move its frames (when
+        // /dev/vhost-net is there and the policy needs no filtering).
+        bool vhost = true;
     };
     std::vector<Nic> nics;
 

@@ -54,6 +54,9 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
         vm = self.boot_on_the_wire()
         self.assertEqual(vm.check("cat /sys/class/net/eth0/address").strip(), GUEST_MAC)
         self.assertIn("virtio_net", vm.check("readlink /sys/class/net/eth0/device/driver"))
+        # The host kernel's vhost-net moves the frames wherever it is there.
+        self.assertEqual(vm.request("info")["result"]["nics"][0]["vhost"],
+                         os.path.exists("/dev/vhost-net"))
         output = vm.check(f"ping -c 3 -W 5 {HOST_ADDRESS}", timeout=60)
         self.assertIn("3 packets received", output)
         # Larger than the MTU: fragments, each a frame of its own.

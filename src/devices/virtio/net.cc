@@ -31,13 +31,14 @@ uint32_t load_le32(std::span<const uint8_t> bytes) {
 }  // namespace
 
 VirtioNet::VirtioNet(std::unique_ptr<NetBackend> backend, MacAddress mac, std::string label,
-                     std::optional<SecurityPolicy> security)
+                     std::optional<SecurityPolicy> security, bool vhost)
     : backend_(std::move(backend)),
       mac_(mac),
       own_mac_(mac),
       security_(security),
       label_(std::move(label)),
       log_(label_),
+      vhost_wanted_(vhost),
       frame_(kMaxFrameBytes) {}
 
 uint32_t VirtioNet::device_type() const {
@@ -100,9 +101,12 @@ void VirtioNet::activate(const VirtioActivation& activation) {
     } catch (const Error& error) {
         log_.warn("{}: receive offloads stay off: {}", label_, error.what());
     }
+    start_vhost();
 }
 
 void VirtioNet::reset() {
+    vhost_.reset();  // closing it stops its queues
+    vhost_running_ = false;
     active_.reset();
     frame_length_ = 0;
     frame_delivered_ = 0;
@@ -115,11 +119,79 @@ void VirtioNet::reset() {
 }
 
 std::vector<DeviceWorker::Source> VirtioNet::worker_sources() {
-    return {{backend_->fd(), [this] { receive(); }, true},
-            {link_changed_.fd(), [this] {
-                 link_changed_.consume();
-                 active_->interrupt.signal_config_change();
-             }}};
+    DeviceWorker::Source link = {link_changed_.fd(), [this] { on_link_changed(); }};
+    if (!vhost_) {
+        return {{backend_->fd(), [this] { receive(); }, true}, link};
+    }
+    std::vector<DeviceWorker::Source> sources = {link};
+    for (uint16_t queue : {kReceiveQueue, kTransmitQueue}) {
+        sources.push_back({vhost_calls_[queue].fd(), [this, queue] {
+                               vhost_calls_[queue].consume();
+                               active_->interrupt.signal_used(queue);
+                           }});
+    }
+    return sources;
+}
+
+bool VirtioNet::reads_notifications(uint16_t queue) const {
+    return vhost_ && (queue == kReceiveQueue || queue == kTransmitQueue);
+}
+
+void VirtioNet::on_link_changed() {
+    link_changed_.consume();
+    if (vhost_) {
+        // vhost has no link: the TAP is detached from the queues while down.
+        for (uint32_t queue : {VhostNet::kReceiveQueue, VhostNet::kTransmitQueue}) {
+            try {
+                link_up_ ? vhost_->start_backend(queue, backend_->fd())
+                         : vhost_->stop_backend(queue);
+            } catch (const Error& error) {
+                log_.warn("{}: {}", label_, error.what());
+            }
+        }
+    }
+    active_->interrupt.signal_config_change();
+}
+
+void VirtioNet::start_vhost() {
+    using namespace virtio;
+    bool policy_free = !security_ || (security_->promiscuous && security_->mac_changes &&
+                                      security_->forged_transmits);
+    if (!vhost_wanted_ || !policy_free || active_->notifiers.size() <= kTransmitQueue) {
+        return;
+    }
+    // vhost implements the rings; offloads are the TAP's business, the
+    // control queue stays here.
+    constexpr uint64_t kRingFeatures =
+        uint64_t{1} << kFeatureVersion1 | uint64_t{1} << kFeatureIndirectDesc |
+        uint64_t{1} << kFeatureEventIdx | uint64_t{1} << kNetFeatureMrgRxbuf;
+    try {
+        std::unique_ptr<VhostNet> vhost = VhostNet::open();
+        uint64_t features = active_->features & kRingFeatures;
+        if ((features & ~vhost->features()) != 0) {
+            fail("vhost-net lacks features {:#x}", features & ~vhost->features());
+        }
+        std::vector<VhostNet::MemoryRegion> memory;
+        for (const GuestMemory::Region& region : active_->memory.regions()) {
+            memory.push_back({region.guest_address, region.size, region.host});
+        }
+        vhost->configure(features, memory);
+        for (uint16_t queue : {kReceiveQueue, kTransmitQueue}) {
+            const Virtqueue& ring = active_->queues[queue];
+            if (!ring.ready()) {
+                fail("queue {} is not set up", queue);
+            }
+            Virtqueue::HostRings rings = ring.host_rings();
+            vhost->start(queue,
+                         {ring.size(), rings.descriptors, rings.available, rings.used,
+                          active_->notifiers[queue].fd(), vhost_calls_[queue].fd()},
+                         link_up_ ? backend_->fd() : -1);
+        }
+        vhost_ = std::move(vhost);
+        vhost_running_ = true;
+    } catch (const Error& error) {
+        log_.warn("{}: frames move in the VMM, not in vhost-net: {}", label_, error.what());
+    }
 }
 
 void VirtioNet::set_link(bool up) {

@@ -457,7 +457,7 @@ void VirtioPciDevice::activate() {
         }
     }
     active_ = true;
-    device_->activate(VirtioActivation{memory_, driver_features_, queues_, *this});
+    device_->activate(VirtioActivation{memory_, driver_features_, queues_, *this, notify_});
     for (uint16_t queue = 0; queue < queue_count_; ++queue) {
         if (queues_[queue].fault()) {
             mark_broken(queue, *queues_[queue].fault());
@@ -466,7 +466,7 @@ void VirtioPciDevice::activate() {
     }
     std::vector<DeviceWorker::Source> sources;
     for (uint16_t queue = 0; queue < queue_count_; ++queue) {
-        if (!setup_[queue].enabled) {
+        if (!setup_[queue].enabled || device_->reads_notifications(queue)) {
             continue;
         }
         sources.push_back({notify_[queue].fd(), [this, queue] {

@@ -30,6 +30,9 @@ struct VirtioActivation {
     uint64_t features;            // negotiated
     std::span<Virtqueue> queues;  // indexed by queue number; disabled ones are inert
     VirtioInterrupt& interrupt;
+    // Each queue's doorbell, signalled when the driver notifies it; for a
+    // device that hands queues to the host kernel (vhost), which reads them.
+    std::span<const EventFd> notifiers = {};
 };
 
 // A virtio device type (net, block, entropy...) independent of its transport.
@@ -73,6 +76,9 @@ public:
     // disk's I/O completions), asked for after activate(); the handlers run on
     // the worker thread, like process_queue().
     virtual std::vector<DeviceWorker::Source> worker_sources() { return {}; }
+    // Whether the device reads `queue`'s notifier itself (through vhost) since
+    // activate(): the worker then neither watches it nor calls process_queue().
+    virtual bool reads_notifications(uint16_t /*queue*/) const { return false; }
     // Back to the state before activate(): the driver wrote 0 to device_status
     // (or the device was broken and is being reset). The worker has stopped.
     virtual void reset() = 0;

@@ -77,6 +77,14 @@ public:
               uint64_t max_chain_bytes = kDefaultMaxChainBytes);
 
     bool ready() const { return size_ != 0 && !fault_; }
+    // Where the rings lie in the VMM's view of guest RAM, for a queue handed
+    // to the host kernel (vhost).
+    struct HostRings {
+        const void* descriptors;
+        const void* available;
+        const void* used;
+    };
+    HostRings host_rings() const { return {desc_, avail_, used_}; }
     uint16_t size() const { return size_; }
     const std::optional<VirtqueueFault>& fault() const { return fault_; }
 

@@ -268,9 +268,9 @@ timed() {  # name bytes command...
     shift 2
     start=$(uptime_seconds)
     if "$@"; then
-        echo "vireo-guest: disk-bench $name bytes=$bytes seconds=$(awk "BEGIN {print $(uptime_seconds) - $start}")"
+        echo "vireo-guest: $bench $name bytes=$bytes seconds=$(awk "BEGIN {print $(uptime_seconds) - $start}")"
     else
-        echo "vireo-guest: disk-bench $name failed"
+        echo "vireo-guest: $bench $name failed"
     fi
 }
 dd_read() { dd if=/dev/vda of=/dev/null iflag=direct "$@" 2>/dev/null; }
@@ -291,6 +291,7 @@ eight() {  # dd_read|dd_write first-block: eight processes, 1024 blocks of 4 KiB
     return $status
 }
 disk_bench() {
+    bench=disk-bench
     timed read-4k-qd1 16777216 dd_read bs=4k count=4096
     timed write-4k-qd1 16777216 dd_write bs=4k count=4096 seek=32768
     timed read-4k-qd8 33554432 eight dd_read 0
@@ -299,11 +300,53 @@ disk_bench() {
     timed write-1m-qd1 33554432 dd_write bs=1M count=32 seek=128
 }
 
+# vireo.net-bench=HOST on the command line: eth0 becomes 10.99.0.2/24 and
+# talks to bench/net_bench.py's servers at HOST, which take 32 MiB on port
+# 5001 and 8 MiB a connection on 5003, and send as much on 5002 and 5004:
+# TCP one stream and four at once each way, then ping's round trip; one line
+# per figure, then power off.
+net_up() {  # host port bytes
+    dd if=/dev/zero bs=64k count=$(($3 / 65536)) 2>/dev/null | nc "$1" "$2"
+}
+net_down() {  # host port
+    nc "$1" "$2" </dev/null >/dev/null
+}
+four() {  # command arguments...: four at once
+    pids=
+    for i in 1 2 3 4; do
+        "$@" &
+        pids="$pids $!"
+    done
+    status=0
+    for pid in $pids; do wait "$pid" || status=1; done
+    return $status
+}
+net_bench() {
+    bench=net-bench host=$1
+    ip link set eth0 up && ip addr add 10.99.0.2/24 dev eth0
+    tries=0
+    until ping -c 1 -W 1 "$host" >/dev/null 2>&1; do
+        tries=$((tries + 1))
+        [ $tries -lt 60 ] || { echo "vireo-guest: net-bench: $host does not answer"; return; }
+    done
+    timed tcp-up-1 33554432 net_up "$host" 5001 33554432
+    timed tcp-down-1 33554432 net_down "$host" 5002
+    timed tcp-up-4 33554432 four net_up "$host" 5003 8388608
+    timed tcp-down-4 33554432 four net_down "$host" 5004
+    rtt=$(ping -c 50 -i 0.02 "$host" | sed -n 's|.*min/avg/max = [0-9.]*/\([0-9.]*\)/.*|\1|p')
+    echo "vireo-guest: net-bench rtt-ms=$rtt"
+}
+
 read -r cmdline </proc/cmdline
 for argument in $cmdline; do
     if [ "$argument" = vireo.disk-bench ]; then
         disk_bench
         echo "vireo-guest: disk-bench done: powering off"
+        poweroff -f
+    fi
+    if [ "${argument#vireo.net-bench=}" != "$argument" ]; then
+        net_bench "${argument#vireo.net-bench=}"
+        echo "vireo-guest: net-bench done: powering off"
         poweroff -f
     fi
     if [ "$argument" = vireo.poweroff ]; then

@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""Networking: real Linux's virtio_net under Vireo against QEMU, each with its
+userspace path and with vhost-net, the same image, the same TAP, in one run.
+
+    python3 bench/net_bench.py --build build --runs 5 --output docs/benchmarks.md
+
+The guest is scripts/build-linux-guest.sh's image with `vireo.net-bench=HOST`
+on its command line: its /init gives eth0 an address and moves data over TCP
+with busybox nc to servers on the far side (socat, on the host), one stream
+and four at once each way, then measures ping's round trip, and powers off.
+The far side is a network namespace of the benchmark's own holding a
+persistent TAP with the host's address; each VMM runs in that namespace and
+attaches to that TAP, one after the other (Vireo, QEMU, Vireo vhost-net,
+QEMU vhost-net, Vireo, ...), so all see the same wire and the same load.
+
+On a machine without /dev/kvm, run it inside the emulated KVM:
+scripts/emulated-kvm --share docs python3 bench/net_bench.py ...
+Figures there are at emulation speed: only the ratios mean anything.
+Exits 77 (skip) when /dev/kvm, qemu-system-x86_64 or socat is missing.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import bench_common
+from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, host_facts, load_average,
+                          print_tables, ratio, run_checked, run_guarded, shown_build, verdict)
+from linux_boot_bench import Guest, build_guest
+
+BEGIN_MARKER = "<!-- net-bench:begin -->"
+END_MARKER = "<!-- net-bench:end -->"
+TITLE = "Networking: real Linux on virtio-net against QEMU"
+MIB = 1 << 20
+
+VCPUS = 2
+MEMORY_MIB = 512
+TAP = "vnbench0"
+HOST_ADDRESS = "10.99.0.1"
+GUEST_MAC = "02:76:69:be:00:01"
+# Port: bytes each connection takes (up) or gets (down); the guest's /init
+# (scripts/build-linux-guest.sh) uses the same ports and sizes.
+SERVERS = {5001: ("up", 32 * MIB), 5002: ("down", 32 * MIB),
+           5003: ("up", 8 * MIB), 5004: ("down", 8 * MIB)}
+FIGURES = ("tcp-up-1", "tcp-down-1", "tcp-up-4", "tcp-down-4")
+FIGURE_TEXT = {
+    "tcp-up-1": "TCP guest → host, 1 stream",
+    "tcp-down-1": "TCP host → guest, 1 stream",
+    "tcp-up-4": "TCP guest → host, 4 streams",
+    "tcp-down-4": "TCP host → guest, 4 streams",
+}
+DONE = "vireo-guest: net-bench done"
+VIREO = "Vireo"
+QEMU = "QEMU"
+VIREO_VHOST = "Vireo vhost-net"
+QEMU_VHOST = "QEMU vhost-net"
+# Each Vireo variant and the peer it is held against.
+PAIRS = ((VIREO, QEMU), (VIREO_VHOST, QEMU_VHOST))
+# What vireo-vmm logs when it cannot hand a vNIC to vhost-net.
+NO_VHOST = "not in vhost-net"
+
+
+def progress(message: str) -> None:
+    print(f"[net-bench] {message}", file=sys.stderr, flush=True)
+
+
+class Wire:
+    """The far side: a namespace with a persistent TAP at HOST_ADDRESS and a
+    socat server per port. Removed, servers and all, on exit."""
+
+    def __init__(self, children: Children) -> None:
+        self.children = children
+        self.namespace = f"vireo-net-bench-{os.getpid()}"
+        self.servers: list[subprocess.Popen] = []
+
+    def run(self, *argv: str) -> None:
+        result = subprocess.run(["ip", "netns", "exec", self.namespace, *argv], capture_output=True,
+                                text=True)
+        if result.returncode != 0:
+            raise BenchError(f"{shlex.join(argv)} failed in {self.namespace}: {result.stderr.strip()}")
+
+    def __enter__(self) -> Wire:
+        subprocess.run(["ip", "netns", "add", self.namespace], check=True)
+        try:
+            self.run("ip", "link", "set", "lo", "up")
+            self.run("ip", "tuntap", "add", "dev", TAP, "mode", "tap")
+            self.run("ip", "addr", "add", f"{HOST_ADDRESS}/24", "dev", TAP)
+            self.run("ip", "link", "set", TAP, "up")
+            for port, (direction, size) in SERVERS.items():
+                # Each connection: a child that takes `size` bytes, or sends them, and ends it.
+                child = (f"head -c {size} >/dev/null" if direction == "up"
+                         else f"head -c {size} /dev/zero")
+                self.servers.append(self.children.spawn(
+                    ["ip", "netns", "exec", self.namespace, "socat",
+                     f"TCP-LISTEN:{port},bind={HOST_ADDRESS},fork,reuseaddr,backlog=16",
+                     f"SYSTEM:{child}"], subprocess.DEVNULL, subprocess.DEVNULL))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        for server in self.servers:
+            self.children.finish(server)
+        subprocess.run(["ip", "netns", "delete", self.namespace], capture_output=True)
+
+    def in_namespace(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.namespace, *argv]
+
+
+class Commands:
+    def __init__(self, build: Path, qemu: str, workdir: Path, guest: Guest, wire: Wire) -> None:
+        self.build, self.qemu, self.workdir, self.guest, self.wire = build, qemu, workdir, guest, wire
+        self.cmdline = f"{guest.cmdline} loglevel=4 vireo.net-bench={HOST_ADDRESS}"
+
+    def vireo(self, vhost: bool) -> list[str]:
+        definition = {
+            "vcpus": VCPUS,
+            "memory_mib": MEMORY_MIB,
+            "boot": {"kernel": str(self.guest.kernel), "initrd": str(self.guest.initrd),
+                     "cmdline": self.cmdline},
+            "console": {"output": "stdio", "input": False},
+            "nics": [{"tap": TAP, "mac": GUEST_MAC, "vhost": vhost}],
+        }
+        path = self.workdir / ("vm-vhost.json" if vhost else "vm.json")
+        path.write_text(json.dumps(definition))
+        return [str(self.build / "bin" / "vireo-vmm"), "--config", str(path)]
+
+    def qemu_vm(self, vhost: bool) -> list[str]:
+        return [self.qemu, "-nodefaults", "-no-user-config", "-accel", "kvm", "-cpu", "host",
+                "-smp", str(VCPUS), "-M", "microvm,pcie=on,rtc=on", "-m", f"{MEMORY_MIB}M",
+                "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
+                "-kernel", str(self.guest.kernel), "-initrd", str(self.guest.initrd),
+                "-append", self.cmdline,
+                "-netdev", f"tap,id=n0,ifname={TAP},script=no,downscript=no,vhost={'on' if vhost else 'off'}",
+                "-device", f"virtio-net-pci,netdev=n0,mac={GUEST_MAC},disable-legacy=on"]
+
+    def argv(self, vmm: str) -> list[str]:
+        vhost = vmm in (VIREO_VHOST, QEMU_VHOST)
+        inner = self.vireo(vhost) if vmm in (VIREO, VIREO_VHOST) else self.qemu_vm(vhost)
+        return self.wire.in_namespace(inner)
+
+
+def parse_run(output: str) -> dict[str, float]:
+    """MiB/s per figure and the round trip in ms ("rtt-ms"); a figure that
+    failed or is missing is an error."""
+    if DONE not in output:
+        raise BenchError(f"the guest did not finish its network benchmark:\n{output[-3000:]}")
+    found = {name: int(size) / float(seconds) / MIB if float(seconds) > 0 else float("inf")
+             for name, size, seconds in re.findall(r"net-bench (\S+) bytes=(\d+) seconds=([\d.]+)", output)}
+    rtt = re.search(r"net-bench rtt-ms=([\d.]+)", output)
+    if rtt:
+        found["rtt-ms"] = float(rtt.group(1))
+    missing = [figure for figure in (*FIGURES, "rtt-ms") if figure not in found]
+    if missing:
+        raise BenchError(f"no figure for {', '.join(missing)} from the guest:\n{output[-3000:]}")
+    return found
+
+
+def bench(runner: Runner, cmds: Commands, vmms: list[str], runs: int) -> dict[str, dict[str, list[float]]]:
+    results: dict[str, dict[str, list[float]]] = {vmm: {} for vmm in vmms}
+    for i in range(runs):
+        for vmm in vmms[i % len(vmms):] + vmms[:i % len(vmms)]:
+            argv = cmds.argv(vmm)
+
+            def finished(result, vmm=vmm, argv=argv) -> None:
+                if result.status != 0:
+                    raise BenchError(f"{vmm}: exit status {result.status}: {shlex.join(argv)}\n"
+                                     f"{result.output[-3000:]}\n{result.stderr[-1500:]}")
+                if vmm == VIREO_VHOST and NO_VHOST in result.stderr:
+                    raise BenchError(f"{vmm}: vireo-vmm did not use vhost-net:\n{result.stderr[-1500:]}")
+                parse_run(result.output)
+
+            result = run_checked(runner, argv, finished, progress)
+            for figure, value in parse_run(result.output).items():
+                results[vmm].setdefault(figure, []).append(value)
+        progress(f"round {i + 1} of {runs} done")
+    return results
+
+
+def cell(values: list[float], fmt: str) -> str:
+    sample = Sample(values)
+    return f"{fmt.format(sample.median)} ({sample.spread(fmt)})"
+
+
+def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Commands, runs: int,
+            vhost_note: str | None) -> list[str]:
+    vmms = list(results)
+    pairs = [(vireo, peer) for vireo, peer in PAIRS if vireo in results and peer in results]
+    lines = [
+        "### Real Linux: TCP throughput and round trip, Vireo against QEMU, with vhost-net and without",
+        "",
+        f"scripts/build-linux-guest.sh's image (Debian's kernel, its virtio_net driver), {VCPUS} vCPUs, "
+        f"{MEMORY_MIB} MiB, one vNIC on a TAP whose far end holds {HOST_ADDRESS} in a network namespace; "
+        "QEMU microvm with virtio-net-pci; each VMM with its userspace path and with the host kernel's "
+        "vhost-net. The guest's /init sends and receives with busybox nc (32 MiB one stream, "
+        "4 × 8 MiB four at once) to socat servers on the far side, timed with its /proc/uptime, then "
+        "pings the far side 50 times, 20 ms apart (the average round trip). "
+        f"{runs} runs of each, interleaved; median (min–max). Throughput in MiB/s, higher is better; "
+        "the round trip in ms, lower is better.",
+        "",
+        "| figure | " + " | ".join(vmms) + " | " + " | ".join(f"{v} / {p}" for v, p in pairs) + " |",
+        "| --- | " + " | ".join("---:" for _ in vmms) + " | " + " | ".join("---:" for _ in pairs) + " |",
+    ]
+    median = lambda vmm, figure: Sample(results[vmm][figure]).median
+    for figure in (*FIGURES, "rtt-ms"):
+        fmt = "{:.3f}" if figure == "rtt-ms" else "{:.1f}"
+        name = FIGURE_TEXT.get(figure, "round trip (ms)")
+        lines.append(f"| {name} | " + " | ".join(cell(results[vmm][figure], fmt) for vmm in vmms) + " | "
+                     + " | ".join(f"{ratio(median(v, figure), median(p, figure)):.2f}" for v, p in pairs)
+                     + " |")
+    lines += ["", "| goal | measured | verdict |", "| --- | --- | --- |"]
+    for vireo, peer in pairs:
+        worst = min(ratio(median(vireo, f), median(peer, f)) for f in FIGURES)
+        rtt = ratio(median(vireo, "rtt-ms"), median(peer, "rtt-ms"))
+        lines.append(f"| {vireo}: throughput ≥ 1.0 × {peer}, every row | lowest {worst:.2f} | "
+                     f"{verdict(worst >= 1.0)} |")
+        lines.append(f"| {vireo}: round trip ≤ 1.0 × {peer} | {rtt:.2f} | {verdict(rtt <= 1.0)} |")
+    if vhost_note:
+        lines += ["", f"vhost-net was not measured: {vhost_note}."]
+    lines += ["", "Commands (`vm.json`, `vm-vhost.json`: the same kernel, initrd and command line, "
+              "`\"vhost\": false` and `true`; `guest/` is the image folder; NS the benchmark's "
+              "namespace):", "", "```sh"]
+    for vmm in vmms:
+        text = shlex.join(cmds.argv(vmm)).replace(str(build) + "/", shown_build(build) + "/")
+        text = text.replace(str(cmds.guest.kernel.parent) + "/", "guest/")
+        text = text.replace(str(cmds.workdir) + "/", "").replace(cmds.wire.namespace, "NS")
+        lines.append(text)
+    lines += ["```", ""]
+    return lines
+
+
+def vhost_net_problem() -> str | None:
+    """Why QEMU cannot use vhost-net here, or None (loads the module if it must)."""
+    if not Path("/dev/vhost-net").exists():
+        subprocess.run(["modprobe", "vhost_net"], capture_output=True)
+    if not Path("/dev/vhost-net").exists():
+        return "/dev/vhost-net is missing on this host (no vhost_net module)"
+    return None
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", default="build", help="build directory (bin/ inside)")
+    parser.add_argument("--runs", type=int, default=5, help="runs per VMM")
+    parser.add_argument("--output", help="Markdown file whose net-bench section is rewritten")
+    parser.add_argument("--qemu", default="qemu-system-x86_64", help="QEMU binary")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds allowed per VM run")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    repo = Path(__file__).resolve().parent.parent
+    build = Path(args.build)
+    for needed, why in (("/dev/kvm", "run it inside scripts/emulated-kvm"),):
+        if not os.access(needed, os.R_OK | os.W_OK):
+            print(f"SKIP: {needed} is missing or not usable ({why})", file=sys.stderr)
+            return EXIT_SKIP
+    for program in (args.qemu, "socat", "ip"):
+        if shutil.which(program) is None:
+            print(f"SKIP: {program} is not installed", file=sys.stderr)
+            return EXIT_SKIP
+    if not (build / "bin" / "vireo-vmm").exists():
+        print(f"net_bench: {build}/bin/vireo-vmm is not built (ninja -C {build})", file=sys.stderr)
+        return 2
+    build = build.resolve()
+    command = shlex.join(["python3", "bench/net_bench.py", *argv])
+
+    def measure(children: Children, workdir: Path) -> None:
+        guest = build_guest(workdir)
+        vhost_note = vhost_net_problem()
+        vmms = [VIREO, QEMU] + ([] if vhost_note else [VIREO_VHOST, QEMU_VHOST])
+        facts = host_facts(args.qemu, repo, build)
+        started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        load_start = load_average()
+        with Wire(children) as wire:
+            cmds = Commands(build, args.qemu, workdir, guest, wire)
+            results = bench(Runner(children, workdir, args.timeout), cmds, vmms, args.runs)
+            body = section(results, build, cmds, args.runs, vhost_note)
+        print_tables([body])
+        if args.output:
+            document = bench_common.render(
+                TITLE, "bench/net_bench.py", command, started,
+                "Runs interleaved, the same image and the same TAP for all.", facts,
+                (load_start, load_average()), body)
+            bench_common.update_document(Path(args.output), document, BEGIN_MARKER, END_MARKER)
+            progress(f"wrote the networking section of {args.output}")
+
+    return run_guarded(measure, progress, "net-bench-")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Checks of net_bench.py's parts that need no VM: the guest's lines are
+parsed into MiB/s and a round trip, a missing or failed figure is an error,
+and the table compares Vireo's medians with each peer's, the round trip
+the other way round (lower is better)."""
+import sys
+import types
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import net_bench  # noqa: E402
+from bench_common import BenchError  # noqa: E402
+
+GUEST_OUTPUT = """vireo-guest: Linux 6.1.0, 2 CPU(s)
+vireo-guest: net-bench tcp-up-1 bytes=33554432 seconds=2
+vireo-guest: net-bench tcp-down-1 bytes=33554432 seconds=4
+vireo-guest: net-bench tcp-up-4 bytes=33554432 seconds=1.6
+vireo-guest: net-bench tcp-down-4 bytes=33554432 seconds=3.2
+vireo-guest: net-bench rtt-ms=0.250
+vireo-guest: net-bench done: powering off
+"""
+
+
+class ParseRun(unittest.TestCase):
+    def test_figures_are_mib_per_second_and_the_round_trip(self):
+        found = net_bench.parse_run(GUEST_OUTPUT)
+        self.assertEqual(found, {"tcp-up-1": 16.0, "tcp-down-1": 8.0, "tcp-up-4": 20.0,
+                                 "tcp-down-4": 10.0, "rtt-ms": 0.25})
+
+    def test_a_failed_or_missing_figure_or_an_unfinished_run_is_an_error(self):
+        failed = GUEST_OUTPUT.replace("tcp-down-4 bytes=33554432 seconds=3.2", "tcp-down-4 failed")
+        with self.assertRaisesRegex(BenchError, "no figure for tcp-down-4"):
+            net_bench.parse_run(failed)
+        with self.assertRaisesRegex(BenchError, "no figure for rtt-ms"):
+            net_bench.parse_run(GUEST_OUTPUT.replace("rtt-ms=0.250", "rtt-ms="))
+        with self.assertRaisesRegex(BenchError, "did not finish"):
+            net_bench.parse_run(GUEST_OUTPUT.replace("net-bench done", "panic"))
+
+
+class Section(unittest.TestCase):
+    def test_ratios_and_verdicts_of_each_vireo_path_against_its_peer(self):
+        vireo = {f: [10.0, 12.0, 11.0] for f in net_bench.FIGURES} | {"rtt-ms": [0.2, 0.3, 0.25]}
+        qemu = {f: [10.0] for f in net_bench.FIGURES} | {"rtt-ms": [0.5]}
+        vhost = {f: [22.0] for f in net_bench.FIGURES} | {"rtt-ms": [0.125]}
+        results = {net_bench.VIREO: vireo, net_bench.QEMU: qemu, net_bench.VIREO_VHOST: vireo,
+                   net_bench.QEMU_VHOST: vhost}
+        wire = types.SimpleNamespace(namespace="ns1", in_namespace=lambda argv: ["ip", "netns", "exec", "ns1", *argv])
+        guest = types.SimpleNamespace(kernel=Path("/g/vmlinuz"), initrd=Path("/g/initrd.img"), cmdline="console=ttyS0")
+        cmds = net_bench.Commands(Path("/b"), "qemu", Path("/w"), guest, wire)
+        cmds.vireo = lambda vhost: ["/b/bin/vireo-vmm", "--config", f"/w/vm{'-vhost' if vhost else ''}.json"]
+        lines = net_bench.section(results, Path("/b"), cmds, 3, None)
+        rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ")}
+        # Medians 11 against 10 and 22; the round trip 0.25 against 0.5 and 0.125.
+        self.assertTrue(rows["TCP guest → host, 1 stream"].endswith("| 1.10 | 0.50 |"), rows)
+        self.assertTrue(rows["round trip (ms)"].endswith("| 0.50 | 2.00 |"), rows)
+        goals = [line for line in lines if ": throughput" in line or ": round trip" in line]
+        self.assertEqual([line.rstrip(" |").rsplit("| ", 1)[-1] for line in goals],
+                         ["PASS", "PASS", "MISS", "MISS"])
+        commands = "\n".join(lines)
+        self.assertIn("ip netns exec NS /b/bin/vireo-vmm --config vm.json", commands)
+        self.assertIn("ip netns exec NS /b/bin/vireo-vmm --config vm-vhost.json", commands)
+
+if __name__ == "__main__":
+    unittest.main()

@@ -112,14 +112,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     auto wire = std::make_unique<MemoryWire>();
     MemoryWire& frames = *wire;
-    // With or without a port group's security policy, whichever one.
-    std::optional<vireo::SecurityPolicy> security;
-    if (input.ConsumeBool()) {
-        security = vireo::SecurityPolicy{.promiscuous = input.ConsumeBool(),
-                                         .mac_changes = input.ConsumeBool(),
-                                         .forged_transmits = input.ConsumeBool()};
-    }
-    vireo::VirtioNet net(std::move(wire), {0x02, 0x76, 0x69, 0, 0, 1}, "virtio-net", security);
+    vireo::VirtioNet net(std::move(wire), {0x02, 0x76, 0x69, 0, 0, 1});
     uint64_t features = (input.ConsumeIntegral<uint64_t>() & net.device_features()) |
                         uint64_t{1} << vireo::virtio::kFeatureVersion1;
     for (uint64_t base : kRingBase) {

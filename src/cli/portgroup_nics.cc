@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "host/network_registry.h"
+#include "net/port_filter.h"
 #include "net/switch_datapath.h"
 #include "net/tap.h"
 
@@ -39,6 +40,7 @@ std::vector<UniqueFd> plug_portgroup_nics(std::vector<VmConfig::Nic>& nics) {
     }
     NetworkRegistry registry(StateFile::default_dir());
     NetworkConfig config = registry.read();
+    PortFilter::remove_stale();  // what VMMs killed before they could clean up left
     for (size_t index = 0; index < nics.size(); ++index) {
         VmConfig::Nic& nic = nics[index];
         if (nic.portgroup.empty()) {

@@ -24,6 +24,7 @@
 #include "devices/virtio/pci_transport.h"
 #include "devices/virtio/rng.h"
 #include "kvm/vcpu.h"
+#include "net/port_filter.h"
 #include "net/tap.h"
 #include "vmm/async_teardown.h"
 
@@ -33,6 +34,23 @@ namespace {
 
 // MSI routes available to devices (each MSI-X vector takes one GSI).
 constexpr uint32_t kMsiGsiCount = 512;
+
+// Where the vNIC's security policy is enforced, and what it dropped; null
+// for a vNIC whose policy accepts everything.
+nlohmann::json security_of(VirtioNet& nic) {
+    PortFilter* filter = nic.filter();
+    if (filter == nullptr) {
+        return nullptr;
+    }
+    nlohmann::json security = {{"policy", filter->policy().describe()},
+                               {"nftables_table", "netdev " + filter->table()}};
+    try {
+        security["dropped"] = filter->dropped();
+    } catch (const Error& error) {
+        security["dropped_error"] = error.what();
+    }
+    return security;
+}
 
 }  // namespace
 
@@ -145,9 +163,14 @@ void Machine::attach_pci_devices() {
         std::string name = fmt::format("virtio-net{}", index);
         auto tap = nic.tap_fd ? std::make_unique<Tap>(UniqueFd(*nic.tap_fd), nic.tap)
                               : std::make_unique<Tap>(nic.tap);
+        // The policy goes on the TAP before the guest can send a frame.
+        std::unique_ptr<PortFilter> filter;
+        if (nic.security && !nic.security->accepts_everything()) {
+            filter = std::make_unique<PortFilter>(nic.tap, nic.mac, *nic.security);
+        }
         auto device = std::make_unique<VirtioNet>(std::move(tap), nic.mac,
                                                   fmt::format("{} ({})", name, nic.tap),
-                                                  nic.security, nic.vhost);
+                                                  std::move(filter), nic.vhost);
         nics_.push_back(device.get());
         pci_root_->add_device(std::make_shared<VirtioPciDevice>(std::move(device), memory_,
                                                                 msi_controller_, &ioevents_, name));
@@ -241,7 +264,8 @@ nlohmann::json Machine::info() const {
                         {"tap", config_.nics[index].tap},
                         {"mac", format_mac(nics_[index]->mac())},
                         {"link", nics_[index]->link_up() ? "up" : "down"},
-                        {"vhost", nics_[index]->uses_vhost()}});
+                        {"vhost", nics_[index]->uses_vhost()},
+                        {"security", security_of(*nics_[index])}});
     }
     const char* state = "running";
     switch (run_control_.state()) {

@@ -31,11 +31,10 @@ uint32_t load_le32(std::span<const uint8_t> bytes) {
 }  // namespace
 
 VirtioNet::VirtioNet(std::unique_ptr<NetBackend> backend, MacAddress mac, std::string label,
-                     std::optional<SecurityPolicy> security, bool vhost)
+                     std::unique_ptr<PortFilter> filter, bool vhost)
     : backend_(std::move(backend)),
       mac_(mac),
-      own_mac_(mac),
-      security_(security),
+      filter_(std::move(filter)),
       label_(std::move(label)),
       log_(label_),
       vhost_wanted_(vhost),
@@ -155,9 +154,7 @@ void VirtioNet::on_link_changed() {
 
 void VirtioNet::start_vhost() {
     using namespace virtio;
-    bool policy_free = !security_ || (security_->promiscuous && security_->mac_changes &&
-                                      security_->forged_transmits);
-    if (!vhost_wanted_ || !policy_free || active_->notifiers.size() <= kTransmitQueue) {
+    if (!vhost_wanted_ || active_->notifiers.size() <= kTransmitQueue) {
         return;
     }
     // vhost implements the rings; offloads are the TAP's business, the
@@ -254,19 +251,12 @@ void VirtioNet::receive() {
     }
 }
 
-bool VirtioNet::wanted(std::span<const uint8_t> frame) {
-    MacAddress destination;
-    std::copy_n(frame.begin(), destination.size(), destination.begin());
-    // No lock: mac_ changes only on this thread (the control queue).
-    if (security_ &&
-        ((!security_->mac_changes && mac_ != own_mac_) ||
-         (!security_->promiscuous && (destination[0] & 1) == 0 && destination != mac_))) {
-        ++refused_by_policy_;
-        return false;
-    }
+bool VirtioNet::wanted(std::span<const uint8_t> frame) const {
     if (promiscuous_) {
         return true;
     }
+    MacAddress destination;
+    std::copy_n(frame.begin(), destination.size(), destination.begin());
     if (destination[0] & 1) {  // group address
         return destination == kBroadcast || all_multicast_ || multicast_overflow_ ||
                multicast_filter_.contains(destination);
@@ -348,7 +338,7 @@ void VirtioNet::transmit() {
                     frame.push_back({bytes->data(), bytes->size()});
                 }
             }
-            sent = in_ram && link_up_ && !forged(chain->readable) && backend_->write(frame);
+            sent = in_ram && link_up_ && backend_->write(frame);
         }
         if (sent) {
             ++counters_.tx_packets;
@@ -362,23 +352,6 @@ void VirtioNet::transmit() {
     if (tx.needs_interrupt()) {
         active_->interrupt.signal_used(kTransmitQueue);
     }
-}
-
-bool VirtioNet::forged(std::span<const GuestBuffer> frame) {
-    if (!security_ || security_->forged_transmits) {
-        return false;
-    }
-    std::array<uint8_t, NetBackend::kHeaderBytes + 12> start{};
-    MacAddress source;
-    if (!gather(active_->memory, frame, start)) {
-        return true;
-    }
-    std::copy_n(start.begin() + NetBackend::kHeaderBytes + 6, source.size(), source.begin());
-    if (source == mac_) {
-        return false;
-    }
-    ++refused_by_policy_;
-    return true;
 }
 
 // ---- control ----
@@ -426,8 +399,19 @@ uint8_t VirtioNet::control_command(uint8_t command_class, uint8_t command,
     }
     if (command_class == kNetCtrlMac && command == kNetCtrlMacAddrSet &&
         negotiated(kNetFeatureCtrlMacAddr) && data.size() == 6) {
+        MacAddress mac;
+        std::copy(data.begin(), data.end(), mac.begin());
+        if (filter_) {
+            // The policy follows first: a MAC it cannot follow is refused.
+            try {
+                filter_->set_effective_mac(mac);
+            } catch (const Error& error) {
+                log_.warn("{}: MAC {} refused: {}", label_, format_mac(mac), error.what());
+                return kNetErr;
+            }
+        }
         std::lock_guard guard(mac_mutex_);
-        std::copy(data.begin(), data.end(), mac_.begin());
+        mac_ = mac;
         return kNetOk;
     }
     log_.debug("{}: control command {}.{} ({} bytes) refused", label_, command_class, command,

@@ -16,7 +16,7 @@
 #include "devices/virtio/virtio_device.h"
 #include "net/mac_address.h"
 #include "net/net_backend.h"
-#include "net/network_config.h"
+#include "net/port_filter.h"
 #include "net/vhost_net.h"
 
 // The network device's part of the virtio 1.x specification (5.1), little
@@ -112,15 +112,14 @@ public:
         std::atomic<uint64_t> tx_packets{0}, tx_bytes{0}, tx_dropped{0};
     };
 
-    // `label` names the vNIC in log lines. `security`: the port group's
-    // policy, enforced here where the vNIC's own and effective MACs are
-    // known; none for a vNIC on a TAP the host wires itself (the guest's own
-    // filter decides). `vhost`: hand the receive and transmit queues to the
-    // host kernel's vhost-net when it is there and the policy needs no
-    // filtering here (none, or every field Accept); frames then move without
-    // the VMM, and the device's frame counters stay still.
+    // `label` names the vNIC in log lines. `filter`: the port group's
+    // security policy on the TAP, told each MAC the guest takes (none for a
+    // vNIC whose policy accepts everything, or on a TAP the host wires
+    // itself). `vhost`: hand the receive and transmit queues to the host
+    // kernel's vhost-net when it is there; frames then move without the VMM,
+    // and the device's frame counters stay still.
     VirtioNet(std::unique_ptr<NetBackend> backend, MacAddress mac, std::string label = "virtio-net",
-              std::optional<SecurityPolicy> security = std::nullopt, bool vhost = false);
+              std::unique_ptr<PortFilter> filter = nullptr, bool vhost = false);
 
     uint32_t device_type() const override;
     std::string_view name() const override { return "virtio-net"; }
@@ -144,8 +143,8 @@ public:
     bool link_up() const { return link_up_; }
 
     const Counters& counters() const { return counters_; }
-    // Frames the security policy dropped: forged transmits, inbound ones.
-    uint64_t refused_by_policy() const { return refused_by_policy_; }
+    // The security policy's rules on the TAP, if it has any.
+    PortFilter* filter() const { return filter_.get(); }
     MacAddress mac() const;
 
 private:
@@ -157,11 +156,9 @@ private:
     // Copies the waiting frame into the guest's chains; false when they ran
     // out first (the frame stays, with the chains it has filled).
     bool deliver();
-    // Whether the security policy and the guest's filter let a frame in.
-    bool wanted(std::span<const uint8_t> frame);
+    // Whether the guest's receive filter lets a frame in.
+    bool wanted(std::span<const uint8_t> frame) const;
     void transmit();
-    // A frame the security policy forbids the guest to send.
-    bool forged(std::span<const GuestBuffer> frame);
     void control();
     uint8_t control_command(uint8_t command_class, uint8_t command, std::span<const uint8_t> data);
     uint8_t set_mac_table(std::span<const uint8_t> data);
@@ -172,9 +169,7 @@ private:
     // configuration under the lock.
     mutable std::mutex mac_mutex_;
     MacAddress mac_;
-    const MacAddress own_mac_;  // the vNIC's, before the guest changed it
-    const std::optional<SecurityPolicy> security_;
-    std::atomic<uint64_t> refused_by_policy_{0};
+    const std::unique_ptr<PortFilter> filter_;
     std::string label_;
     RateLimitedLog log_;
     Counters counters_;

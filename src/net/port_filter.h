@@ -1,0 +1,61 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "net/mac_address.h"
+#include "net/network_config.h"
+
+struct nft_ctx;
+
+namespace vireo {
+
+// ESX's security policy for one vNIC, enforced by the host kernel on the
+// vNIC's TAP: an nftables table of the netdev family (`vireo-port-TAP`) with
+// a chain on the TAP's ingress hook (frames the guest sends) and one on its
+// egress hook (frames for the guest). So the policy holds whoever moves the
+// frames, vireo-vmm or vhost-net, and costs only that TAP's frames, not every
+// frame crossing the switch. Dropped frames are counted by the rules
+// (`nft list table netdev vireo-port-TAP`).
+//
+// The MAC rules depend on the guest's effective MAC, which only the vNIC
+// sees change (the control queue): it calls set_effective_mac, which
+// replaces the rules in one transaction.
+class PortFilter {
+public:
+    // Installs the policy on `tap` (which must exist), replacing what an
+    // earlier VM on that TAP left. Throws vireo::Error naming the TAP.
+    PortFilter(std::string tap, MacAddress own_mac, SecurityPolicy policy);
+    // Removes the table.
+    ~PortFilter();
+    // Thread safety: every call may come from any thread.
+    PortFilter(const PortFilter&) = delete;
+    PortFilter& operator=(const PortFilter&) = delete;
+
+    // The guest now answers to `mac`. Throws vireo::Error.
+    void set_effective_mac(MacAddress mac);
+    // Frames the rules have dropped, both ways. Throws vireo::Error.
+    uint64_t dropped();
+
+    const std::string& table() const { return table_; }
+    const SecurityPolicy& policy() const { return policy_; }
+
+    // Removes the tables of TAPs that no longer exist (a VMM killed before it
+    // could remove its own). Returns how many went.
+    static size_t remove_stale();
+
+private:
+    std::string rules(MacAddress effective) const;
+    std::string run(const std::string& commands);
+
+    std::string tap_;
+    std::string table_;
+    MacAddress own_mac_;
+    SecurityPolicy policy_;
+    std::mutex mutex_;  // guards the context
+    std::unique_ptr<nft_ctx, void (*)(nft_ctx*)> context_;
+};
+
+}  // namespace vireo

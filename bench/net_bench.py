@@ -118,13 +118,15 @@ class Wire:
 
 
 class Commands:
-    def __init__(self, build: Path, qemu: str, workdir: Path, guest: Guest, wire: Wire) -> None:
+    def __init__(self, build: Path, qemu: str, workdir: Path, guest: Guest, wire: Wire,
+                 vcpus: int, append: str) -> None:
         self.build, self.qemu, self.workdir, self.guest, self.wire = build, qemu, workdir, guest, wire
-        self.cmdline = f"{guest.cmdline} loglevel=4 vireo.net-bench={HOST_ADDRESS}"
+        self.vcpus = vcpus
+        self.cmdline = f"{guest.cmdline} loglevel=4 vireo.net-bench={HOST_ADDRESS} {append}".strip()
 
     def vireo(self, vhost: bool) -> list[str]:
         definition = {
-            "vcpus": VCPUS,
+            "vcpus": self.vcpus,
             "memory_mib": MEMORY_MIB,
             "boot": {"kernel": str(self.guest.kernel), "initrd": str(self.guest.initrd),
                      "cmdline": self.cmdline},
@@ -137,7 +139,7 @@ class Commands:
 
     def qemu_vm(self, vhost: bool) -> list[str]:
         return [self.qemu, "-nodefaults", "-no-user-config", "-accel", "kvm", "-cpu", "host",
-                "-smp", str(VCPUS), "-M", "microvm,pcie=on,rtc=on", "-m", f"{MEMORY_MIB}M",
+                "-smp", str(self.vcpus), "-M", "microvm,pcie=on,rtc=on", "-m", f"{MEMORY_MIB}M",
                 "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
                 "-kernel", str(self.guest.kernel), "-initrd", str(self.guest.initrd),
                 "-append", self.cmdline,
@@ -199,7 +201,7 @@ def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Comma
     lines = [
         "### Real Linux: TCP throughput and round trip, Vireo against QEMU, with vhost-net and without",
         "",
-        f"scripts/build-linux-guest.sh's image (Debian's kernel, its virtio_net driver), {VCPUS} vCPUs, "
+        f"scripts/build-linux-guest.sh's image (Debian's kernel, its virtio_net driver), {cmds.vcpus} vCPUs, "
         f"{MEMORY_MIB} MiB, one vNIC on a TAP whose far end holds {HOST_ADDRESS} in a network namespace; "
         "QEMU microvm with virtio-net-pci; each VMM with its userspace path and with the host kernel's "
         "vhost-net. The guest's /init sends and receives with busybox nc (32 MiB one stream, "
@@ -256,9 +258,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--output", help="Markdown file whose net-bench section is rewritten")
     parser.add_argument("--qemu", default="qemu-system-x86_64", help="QEMU binary")
     parser.add_argument("--timeout", type=float, default=600, help="seconds allowed per VM run")
+    parser.add_argument("--vcpus", type=int, default=VCPUS, help="the guest's vCPUs")
+    parser.add_argument("--only", action="append", choices=[VIREO, QEMU, VIREO_VHOST, QEMU_VHOST],
+                        help="run only this VMM variant (repeatable; all by default)")
+    parser.add_argument("--append", default="", help="more for the guest kernel's command line")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.vcpus < 1:
+        parser.error("--vcpus must be at least 1")
     return args
 
 
@@ -284,11 +292,13 @@ def main(argv: list[str]) -> int:
         guest = build_guest(workdir)
         vhost_note = vhost_net_problem()
         vmms = [VIREO, QEMU] + ([] if vhost_note else [VIREO_VHOST, QEMU_VHOST])
+        if args.only:
+            vmms = [vmm for vmm in vmms if vmm in args.only]
         facts = host_facts(args.qemu, repo, build)
         started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         load_start = load_average()
         with Wire(children) as wire:
-            cmds = Commands(build, args.qemu, workdir, guest, wire)
+            cmds = Commands(build, args.qemu, workdir, guest, wire, args.vcpus, args.append)
             results = bench(Runner(children, workdir, args.timeout), cmds, vmms, args.runs)
             body = section(results, build, cmds, args.runs, vhost_note)
         print_tables([body])

@@ -4,7 +4,8 @@ other, and the far network's host of their VLAN through the uplink (see
 far_network.py), but not another VLAN's; the port follows its port group
 when its VLAN changes; a port group in use cannot be deleted; the ports
 vanish with their VMs; under MAC changes Reject a guest that changes its MAC
-receives nothing until it changes back. Runs in a network namespace of its
+receives nothing until it changes back (the TAP's nftables rules drop it, on
+vhost-net where the host has it). Runs in a network namespace of its
 own."""
 
 import os
@@ -72,8 +73,15 @@ class LinuxOnASwitch(linux_vm.LinuxTestCase):
                    "--security", "mac-changes=reject")
         vm = self.boot_on("strict", MAC_A, "10.10.0.11/24")
         self.assertTrue(self.pings(vm, "10.10.0.1"))
+        # The policy is the TAP's (nftables), so vhost-net moves the frames
+        # wherever the host has it, Reject or not.
+        nic = vm.request("info")["result"]["nics"][0]
+        self.assertEqual(nic["vhost"], os.path.exists("/dev/vhost-net"))
+        self.assertEqual(nic["security"]["nftables_table"], f"netdev vireo-port-{nic['tap']}")
+        dropped = nic["security"]["dropped"]
         vm.check("ip link set eth0 address 02:76:69:aa:01:99")
         self.assertFalse(self.pings(vm, "10.10.0.1"), "inbound frames after a MAC change")
+        self.assertGreater(vm.request("info")["result"]["nics"][0]["security"]["dropped"], dropped)
         vm.check(f"ip link set eth0 address {MAC_A}")
         self.assertTrue(self.pings(vm, "10.10.0.1"), "back on its own MAC")
 

@@ -119,7 +119,7 @@ class Wire:
 
 class Commands:
     def __init__(self, build: Path, qemu: str, workdir: Path, guest: Guest, wire: Wire,
-                 vcpus: int, append: str) -> None:
+                 vcpus: int = VCPUS, append: str = "") -> None:
         self.build, self.qemu, self.workdir, self.guest, self.wire = build, qemu, workdir, guest, wire
         self.vcpus = vcpus
         self.cmdline = f"{guest.cmdline} loglevel=4 vireo.net-bench={HOST_ADDRESS} {append}".strip()

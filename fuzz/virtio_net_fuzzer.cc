@@ -1,5 +1,6 @@
-// libFuzzer target for virtio-net: the input picks the negotiated features,
-// chains on the receive, transmit and control queues (descriptor addresses,
+// libFuzzer target for virtio-net with two queue pairs (multiqueue): the
+// input picks the negotiated features, chains on the receive, transmit and
+// control queues (descriptor addresses,
 // lengths and flags) in a small guest RAM, the frames the wire delivers, and
 // the order the queues are served in; its remaining bytes fill the data area
 // (frames to send, control commands). The wire is an in-memory backend
@@ -28,12 +29,14 @@ namespace {
 using vireo::fuzz::pick_address;
 
 constexpr uint16_t kQueueSize = 16;
-constexpr uint64_t kRingBase[3] = {0x0, 0x400, 0x800};  // desc; avail +0x100; used +0x200
+// Two queue pairs, then the control queue. desc; avail +0x100; used +0x200.
+constexpr uint64_t kRingBase[5] = {0x0, 0x300, 0x600, 0x900, 0xc00};
 
 class MemoryWire : public vireo::NetBackend {
 public:
     int fd() const override { return event_.fd(); }
     void set_offloads(unsigned) override {}
+    void set_enabled(bool) override {}
     size_t read(std::span<uint8_t> frame) override {
         if (incoming.empty()) {
             return 0;
@@ -110,8 +113,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FuzzedDataProvider input(data, size);
     vireo::GuestMemory& ram = vireo::fuzz::fresh_memory();
 
-    auto wire = std::make_unique<MemoryWire>();
-    MemoryWire& frames = *wire;
+    std::vector<std::unique_ptr<vireo::NetBackend>> wire;
+    std::vector<MemoryWire*> tap_queues;
+    for (int i = 0; i < 2; ++i) {
+        auto queue = std::make_unique<MemoryWire>();
+        tap_queues.push_back(queue.get());
+        wire.push_back(std::move(queue));
+    }
     vireo::VirtioNet net(std::move(wire), {0x02, 0x76, 0x69, 0, 0, 1});
     uint64_t features = (input.ConsumeIntegral<uint64_t>() & net.device_features()) |
                         uint64_t{1} << vireo::virtio::kFeatureVersion1;
@@ -120,7 +128,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     auto frame_count = input.ConsumeIntegralInRange<size_t>(0, 4);
     for (size_t i = 0; i < frame_count; ++i) {
-        frames.incoming.push_back(
+        tap_queues[input.ConsumeIntegralInRange<size_t>(0, 1)]->incoming.push_back(
             input.ConsumeBytes<uint8_t>(input.ConsumeIntegralInRange<size_t>(0, 6000)));
     }
     std::vector<uint8_t> order = input.ConsumeBytes<uint8_t>(8);
@@ -135,10 +143,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     vireo::fuzz::NullInterrupt interrupt;
     net.activate(vireo::VirtioActivation{ram, features, queues, interrupt});
     for (uint8_t step : order) {
-        if (step % 5 == 4) {
+        if (step % 7 == 6) {
             net.set_link(!net.link_up());  // the cable unplugged or plugged back between steps
         } else {
-            net.process_queue(static_cast<uint16_t>(step % 5));  // 3 is no queue
+            net.process_queue(static_cast<uint16_t>(step % 7));  // 5 is no queue
         }
     }
     for (vireo::Virtqueue& queue : queues) {

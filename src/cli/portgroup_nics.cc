@@ -53,7 +53,7 @@ std::vector<UniqueFd> plug_portgroup_nics(std::vector<VmConfig::Nic>& nics) {
         }
         nic.tap = fresh_tap_name(index);
         nic.security = config.security_of(*portgroup);
-        Tap tap(nic.tap);
+        Tap tap(nic.tap, nic.queues > 1);  // vireo-vmm attaches the other queues
         SwitchDatapath::plug(config, *portgroup, nic.tap);
         // dup() leaves close-on-exec off: vireo-vmm inherits this copy.
         UniqueFd inherited(::dup(tap.fd()));

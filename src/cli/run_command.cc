@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -84,7 +85,7 @@ VmConfig::Disk parse_disk(const std::string& spec) {
     return disk;
 }
 
-// --nic tap=NAME|portgroup=PG[,mac=M][,vhost=on|off]
+// --nic tap=NAME|portgroup=PG[,mac=M][,vhost=on|off][,queues=N]
 VmConfig::Nic parse_nic(const std::string& spec) {
     VmConfig::Nic nic;
     std::optional<MacAddress> mac;
@@ -109,10 +110,20 @@ VmConfig::Nic parse_nic(const std::string& spec) {
             }
         } else if (part == "vhost=on" || part == "vhost=off") {
             nic.vhost = part == "vhost=on";
+        } else if (part.starts_with("queues=")) {
+            unsigned queues = 0;
+            std::string_view text = std::string_view(part).substr(7);
+            auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), queues);
+            if (error != std::errc() || end != text.data() + text.size() || queues < 1 ||
+                queues > VmConfig::kMaxNicQueues) {
+                fail("--nic {}: queues={}: give 1 to {} queue pairs", spec, text,
+                     VmConfig::kMaxNicQueues);
+            }
+            nic.queues = queues;
         } else {
             fail(
                 "--nic {}: '{}' is not an option of a vNIC (tap=NAME, portgroup=PG, mac=M, "
-                "vhost=on|off)",
+                "vhost=on|off, queues=N)",
                 spec, part);
         }
     }
@@ -234,7 +245,8 @@ void add_run_command(CLI::App& app) {
                      "this host's switches; tap=NAME[,mac=M] wires it to a TAP the host "
                      "configures (created when missing). Without mac, one is drawn from "
                      "02:76:69:xx:xx:xx; vhost=off keeps the frames in vireo-vmm rather than "
-                     "the host kernel's vhost-net; repeatable")
+                     "the host kernel's vhost-net; queues=N gives it N queue pairs (multiqueue, "
+                     "at most one per vCPU is useful); repeatable")
         ->type_name("NIC")
         ->expected(1)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);

@@ -23,6 +23,9 @@ public:
     virtual size_t read(std::span<uint8_t> frame) = 0;
     // One frame from the guest. False when it was refused (dropped).
     virtual bool write(std::span<const iovec> frame) = 0;
+    // For one of several queues of a wire: whether frames should come in on
+    // it (the driver uses its queue pair). Throws vireo::Error.
+    virtual void set_enabled(bool enabled) = 0;
 };
 
 }  // namespace vireo

@@ -14,7 +14,7 @@
 
 namespace vireo {
 
-Tap::Tap(const std::string& name) : name_(name) {
+Tap::Tap(const std::string& name, bool multi_queue) : name_(name) {
     if (auto problem = interface_name_problem(name)) {
         fail("tap {}", *problem);
     }
@@ -24,12 +24,13 @@ Tap::Tap(const std::string& name) : name_(name) {
     }
     ifreq request{};
     std::memcpy(request.ifr_name, name.data(), name.size());
-    request.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    request.ifr_flags = static_cast<short>(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR |
+                                           (multi_queue ? IFF_MULTI_QUEUE : 0));
     if (::ioctl(fd_.get(), TUNSETIFF, &request) != 0) {
         fail_errno(
             "tap {}: cannot create or attach (TUNSETIFF; needs CAP_NET_ADMIN to create, "
-            "and an existing one must be a TAP with a virtio-net header)",
-            name);
+            "and an existing one must be a {}TAP with a virtio-net header)",
+            name, multi_queue ? "multi-queue " : "single-queue ");
     }
     int header_bytes = kHeaderBytes;
     if (::ioctl(fd_.get(), TUNSETVNETHDRSZ, &header_bytes) != 0) {
@@ -77,6 +78,15 @@ size_t Tap::read(std::span<uint8_t> frame) {
         if (errno != EINTR) {
             fail_errno("tap {}: read", name_);
         }
+    }
+}
+
+void Tap::set_enabled(bool enabled) {
+    ifreq request{};
+    request.ifr_flags = enabled ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+    if (::ioctl(fd_.get(), TUNSETQUEUE, &request) != 0 && errno != EINVAL) {
+        // EINVAL: already so (or a single-queue TAP, whose one queue stays).
+        fail_errno("tap {}: TUNSETQUEUE {}", name_, enabled ? "attach" : "detach");
     }
 }
 

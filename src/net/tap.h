@@ -21,8 +21,11 @@ namespace vireo {
 class Tap final : public NetBackend {
 public:
     // Attaches to the TAP `name`, creating it when it does not exist (which
-    // takes CAP_NET_ADMIN). Throws vireo::Error naming the interface.
-    explicit Tap(const std::string& name);
+    // takes CAP_NET_ADMIN). A multi-queue TAP (IFF_MULTI_QUEUE) takes one
+    // Tap per queue, each attached with the same name; the kernel spreads
+    // received flows over the attached queues. Throws vireo::Error naming
+    // the interface.
+    explicit Tap(const std::string& name, bool multi_queue = false);
     // Takes over `fd`, an open TAP that its launcher created and plugged into
     // a switch (vireo run hands it over across exec). Throws unless it is the
     // TAP `name` with a virtio-net header.
@@ -39,6 +42,9 @@ public:
     // False when the host refused the frame (a malformed header, a full
     // queue): it is dropped, as a wire would.
     bool write(std::span<const iovec> frame) override;
+    // A multi-queue TAP's queue leaves the flows' spread (the driver does not
+    // use its queue pair) or joins it again.
+    void set_enabled(bool enabled) override;
 
 private:
     std::string name_;

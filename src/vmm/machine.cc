@@ -161,14 +161,21 @@ void Machine::attach_pci_devices() {
     for (size_t index = 0; index < config_.nics.size(); ++index) {
         const VmConfig::Nic& nic = config_.nics[index];
         std::string name = fmt::format("virtio-net{}", index);
-        auto tap = nic.tap_fd ? std::make_unique<Tap>(UniqueFd(*nic.tap_fd), nic.tap)
-                              : std::make_unique<Tap>(nic.tap);
+        // One TAP queue per queue pair; the launcher hands over the first.
+        std::vector<std::unique_ptr<NetBackend>> wire;
+        bool multi_queue = nic.queues > 1;
+        if (nic.tap_fd) {
+            wire.push_back(std::make_unique<Tap>(UniqueFd(*nic.tap_fd), nic.tap));
+        }
+        while (wire.size() < nic.queues) {
+            wire.push_back(std::make_unique<Tap>(nic.tap, multi_queue));
+        }
         // The policy goes on the TAP before the guest can send a frame.
         std::unique_ptr<PortFilter> filter;
         if (nic.security && !nic.security->accepts_everything()) {
             filter = std::make_unique<PortFilter>(nic.tap, nic.mac, *nic.security);
         }
-        auto device = std::make_unique<VirtioNet>(std::move(tap), nic.mac,
+        auto device = std::make_unique<VirtioNet>(std::move(wire), nic.mac,
                                                   fmt::format("{} ({})", name, nic.tap),
                                                   std::move(filter), nic.vhost);
         nics_.push_back(device.get());
@@ -265,6 +272,8 @@ nlohmann::json Machine::info() const {
                         {"mac", format_mac(nics_[index]->mac())},
                         {"link", nics_[index]->link_up() ? "up" : "down"},
                         {"vhost", nics_[index]->uses_vhost()},
+                        {"queue_pairs", nics_[index]->queue_pairs()},
+                        {"queue_pairs_in_use", nics_[index]->queue_pairs_in_use()},
                         {"security", security_of(*nics_[index])}});
     }
     const char* state = "running";

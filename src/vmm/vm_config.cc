@@ -114,6 +114,8 @@ VmConfig::Nic parse_nic(const json& value, size_t index, const std::string& sour
         reader.error("portgroup", "{}", *problem);
     }
     nic.vhost = reader.boolean("vhost").value_or(true);
+    nic.queues = static_cast<unsigned>(
+        reader.unsigned_integer("queues", 1, VmConfig::kMaxNicQueues).value_or(1));
     if (auto fd = reader.unsigned_integer("tap_fd", 3, INT32_MAX)) {
         nic.tap_fd = static_cast<int>(*fd);
     } else if (!nic.portgroup.empty()) {
@@ -317,6 +319,9 @@ json VmConfig::to_json() const {
             }
             if (!nic.vhost) {
                 entry["vhost"] = false;
+            }
+            if (nic.queues != 1) {
+                entry["queues"] = nic.queues;
             }
             if (nic.tap_fd) {
                 entry["tap_fd"] = *nic.tap_fd;

@@ -52,6 +52,7 @@ struct VmConfig {
     std::vector<Disk> disks;
     // One virtio-net device each, in this order, after the disks.
     static constexpr size_t kMaxNics = 8;
+    static constexpr unsigned kMaxNicQueues = 16;  // VirtioNet::kMaxQueuePairs
     struct Nic {
         std::string tap;  // the host's TAP interface: attached to, or created
         MacAddress mac{};
@@ -63,8 +64,11 @@ struct VmConfig {
         // The port group's security policy, which the vNIC enforces.
         std::optional<SecurityPolicy> security;
         // Whether the host kernel's vhost-net may move its frames (when
-        // /dev/vhost-net is there and the policy needs no filtering).
+        // /dev/vhost-net is there).
         bool vhost = true;
+        // Queue pairs (multiqueue): the TAP gets as many queues, and the
+        // driver spreads its flows over them, one pair per vCPU at most.
+        unsigned queues = 1;
     };
     std::vector<Nic> nics;
 

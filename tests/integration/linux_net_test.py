@@ -2,7 +2,10 @@
 namespace on the host, joined by the vNIC's TAP, ping each other and move a
 few MiB over TCP both ways with the data intact (checksum and segmentation
 offloads on, the frames far larger than one receive buffer), and the link
-unplugged and plugged back from the control socket. The namespace
+unplugged and plugged back from the control socket. The guest has two vCPUs
+and the vNIC two queue pairs (multiqueue): the driver takes both, and a
+flow sent from the second vCPU goes out and comes back on the second pair.
+The namespace
 stands for the host at the far end of a wire; the TAP is moved into it once
 vireo-vmm has made it."""
 
@@ -42,7 +45,8 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
         return host("ip", "netns", "exec", self.namespace, *command, check=check)
 
     def boot_on_the_wire(self):
-        vm = self.boot(memory="256M", extra=["--nic", f"tap={self.tap},mac={GUEST_MAC}"])
+        vm = self.boot(cpus=2, memory="256M",
+                       extra=["--nic", f"tap={self.tap},mac={GUEST_MAC},queues=2"])
         host("ip", "link", "set", self.tap, "netns", self.namespace)
         self.in_namespace("ip", "addr", "add", f"{HOST_ADDRESS}/24", "dev", self.tap)
         self.in_namespace("ip", "link", "set", self.tap, "up")
@@ -59,6 +63,21 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
                          os.path.exists("/dev/vhost-net"))
         output = vm.check(f"ping -c 3 -W 5 {HOST_ADDRESS}", timeout=60)
         self.assertIn("3 packets received", output)
+
+        # Multiqueue: Linux uses one pair per vCPU; transmit follows the
+        # sending vCPU, and the TAP sends a flow's replies to the queue it
+        # came from, so a ping from vCPU 1 moves on the second pair both ways.
+        nic = vm.request("info")["result"]["nics"][0]
+        self.assertEqual((nic["queue_pairs"], nic["queue_pairs_in_use"]), (2, 2))
+        self.assertEqual(vm.check("ls /sys/class/net/eth0/queues").split(),
+                         ["rx-0", "rx-1", "tx-0", "tx-1"])
+        before = second_pair_interrupts(vm)
+        output = vm.check(f"taskset -c 1 ping -c 3 -W 5 {HOST_ADDRESS}", timeout=60)
+        self.assertIn("3 packets received", output)
+        after = second_pair_interrupts(vm)
+        self.assertGreater(after["input.1"], before["input.1"], "no reply came in on pair 1")
+        self.assertGreater(after["output.1"], before["output.1"], "nothing went out on pair 1")
+
         # Larger than the MTU: fragments, each a frame of its own.
         output = vm.check(f"ping -c 2 -s 4000 -W 5 {HOST_ADDRESS}", timeout=60)
         self.assertIn("2 packets received", output)
@@ -73,7 +92,9 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
         time.sleep(2)
         payload = bytes((i * 7 + 3) % 251 for i in range(size))
         self.in_namespace("python3", "-c", SEND, GUEST_ADDRESS, "5001", str(size))
-        self.assertEqual(md5_in(vm.check("sleep 2; cat /tmp/received", timeout=60)),
+        # The sender is done once its kernel holds the data: wait for the hash.
+        self.assertEqual(md5_in(vm.check("for i in $(seq 60); do [ -s /tmp/received ] && break; "
+                                         "sleep 1; done; cat /tmp/received", timeout=90)),
                          hashlib.md5(payload).hexdigest())
         # Guest -> namespace: the namespace takes `size` bytes and hashes them.
         listener = subprocess.Popen(
@@ -104,6 +125,20 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
         self.assertEqual(vm.check("cat /sys/class/net/eth0/carrier").strip(), "1")
         output = vm.check(f"ping -c 2 -W 5 {HOST_ADDRESS}", timeout=60)
         self.assertIn("2 packets received", output)
+
+
+def second_pair_interrupts(vm):
+    """Interrupts the guest took for the second pair's receive and transmit
+    queues (/proc/interrupts names them virtioN-input.1 and -output.1)."""
+    counts = {}
+    for line in vm.check("cat /proc/interrupts").splitlines():
+        for queue in ("input.1", "output.1"):
+            if line.rstrip().endswith(f"-{queue}"):
+                fields = line.split()
+                counts[queue] = sum(int(field) for field in fields[1:3])  # two CPUs
+    if set(counts) != {"input.1", "output.1"}:
+        raise AssertionError(f"no interrupts of the second queue pair in /proc/interrupts: {counts}")
+    return counts
 
 
 # The far host's ends of the TCP tests, run inside the namespace.

@@ -13,14 +13,23 @@
 namespace vireo {
 namespace {
 
-constexpr uint16_t kReceiveQueue = 0;
-constexpr uint16_t kTransmitQueue = 1;
-constexpr uint16_t kControlQueue = 2;
+uint16_t receive_queue(size_t pair) {
+    return static_cast<uint16_t>(2 * pair);
+}
+uint16_t transmit_queue(size_t pair) {
+    return static_cast<uint16_t>(2 * pair + 1);
+}
 constexpr size_t kEthernetHeaderBytes = 14;
 // A control command's readable part: class, command, and a MAC table of a
 // few hundred entries at most.
 constexpr uint64_t kMaxControlBytes = 16 * 1024;
 constexpr MacAddress kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+uint16_t load_le16(std::span<const uint8_t> bytes) {
+    uint16_t value;
+    std::memcpy(&value, bytes.data(), sizeof(value));
+    return value;
+}
 
 uint32_t load_le32(std::span<const uint8_t> bytes) {
     uint32_t value;
@@ -30,23 +39,34 @@ uint32_t load_le32(std::span<const uint8_t> bytes) {
 
 }  // namespace
 
-VirtioNet::VirtioNet(std::unique_ptr<NetBackend> backend, MacAddress mac, std::string label,
-                     std::unique_ptr<PortFilter> filter, bool vhost)
-    : backend_(std::move(backend)),
+VirtioNet::VirtioNet(std::vector<std::unique_ptr<NetBackend>> wire, MacAddress mac,
+                     std::string label, std::unique_ptr<PortFilter> filter, bool vhost)
+    : pairs_(wire.size()),
       mac_(mac),
       filter_(std::move(filter)),
       label_(std::move(label)),
       log_(label_),
-      vhost_wanted_(vhost),
-      frame_(kMaxFrameBytes) {}
+      vhost_wanted_(vhost) {
+    if (wire.empty() || wire.size() > kMaxQueuePairs) {
+        fail("{}: {} queue pairs; a vNIC has 1 to {}", label_, wire.size(), kMaxQueuePairs);
+    }
+    for (size_t i = 0; i < wire.size(); ++i) {
+        pairs_[i].backend = std::move(wire[i]);
+        pairs_[i].frame.resize(kMaxFrameBytes);
+    }
+}
 
 uint32_t VirtioNet::device_type() const {
     return virtio::kDeviceNet;
 }
 
+uint16_t VirtioNet::queue_count() const {
+    return static_cast<uint16_t>(control_queue() + 1);
+}
+
 uint64_t VirtioNet::device_features() const {
     using namespace virtio;
-    uint64_t features = 0;
+    uint64_t features = pairs_.size() > 1 ? uint64_t{1} << kNetFeatureMq : 0;
     for (int bit : {kNetFeatureCsum, kNetFeatureGuestCsum, kNetFeatureMac, kNetFeatureGuestTso4,
                     kNetFeatureGuestTso6, kNetFeatureGuestEcn, kNetFeatureHostTso4,
                     kNetFeatureHostTso6, kNetFeatureHostEcn, kNetFeatureMrgRxbuf, kNetFeatureStatus,
@@ -65,7 +85,7 @@ void VirtioNet::config_read(uint32_t offset, std::span<uint8_t> data) {
     virtio::NetConfig config{};
     config.mac = mac();
     config.status = link_up_ ? virtio::kNetStatusLinkUp : 0;
-    config.max_virtqueue_pairs = 1;
+    config.max_virtqueue_pairs = static_cast<uint16_t>(pairs_.size());
     auto bytes = std::as_bytes(std::span(&config, 1));
     std::memcpy(data.data(), bytes.data() + offset, data.size());
 }
@@ -96,65 +116,80 @@ void VirtioNet::activate(const VirtioActivation& activation) {
         }
     }
     try {
-        backend_->set_offloads(offloads);
+        for (QueuePair& pair : pairs_) {
+            pair.backend->set_offloads(offloads);
+        }
     } catch (const Error& error) {
         log_.warn("{}: receive offloads stay off: {}", label_, error.what());
     }
+    use_queue_pairs(1);  // until the driver asks for more
     start_vhost();
 }
 
 void VirtioNet::reset() {
-    vhost_.reset();  // closing it stops its queues
     vhost_running_ = false;
     active_.reset();
-    frame_length_ = 0;
-    frame_delivered_ = 0;
-    frame_chains_.clear();
-    try {
-        backend_->set_offloads(0);
-    } catch (const Error& error) {
-        log_.warn("{}: {}", label_, error.what());
+    for (QueuePair& pair : pairs_) {
+        pair.vhost.reset();  // closing it stops its queues
+        pair.frame_length = 0;
+        pair.frame_delivered = 0;
+        pair.frame_chains.clear();
+        try {
+            pair.backend->set_offloads(0);
+        } catch (const Error& error) {
+            log_.warn("{}: {}", label_, error.what());
+        }
     }
 }
 
 std::vector<DeviceWorker::Source> VirtioNet::worker_sources() {
-    DeviceWorker::Source link = {link_changed_.fd(), [this] { on_link_changed(); }};
-    if (!vhost_) {
-        return {{backend_->fd(), [this] { receive(); }, true}, link};
+    std::vector<DeviceWorker::Source> sources;
+    for (size_t index = 0; index < pairs_.size(); ++index) {
+        QueuePair& pair = pairs_[index];
+        if (!pair.vhost) {
+            sources.push_back({pair.backend->fd(), [this, index] { receive(index); }, true});
+            continue;
+        }
+        for (uint32_t ring : {VhostNet::kReceiveQueue, VhostNet::kTransmitQueue}) {
+            auto queue = static_cast<uint16_t>(2 * index + ring);
+            sources.push_back({pair.vhost_calls[ring].fd(), [this, &pair, ring, queue] {
+                                   pair.vhost_calls[ring].consume();
+                                   active_->interrupt.signal_used(queue);
+                               }});
+        }
     }
-    std::vector<DeviceWorker::Source> sources = {link};
-    for (uint16_t queue : {kReceiveQueue, kTransmitQueue}) {
-        sources.push_back({vhost_calls_[queue].fd(), [this, queue] {
-                               vhost_calls_[queue].consume();
-                               active_->interrupt.signal_used(queue);
-                           }});
-    }
+    sources.push_back({link_changed_.fd(), [this] { on_link_changed(); }});
     return sources;
 }
 
 bool VirtioNet::reads_notifications(uint16_t queue) const {
-    return vhost_ && (queue == kReceiveQueue || queue == kTransmitQueue);
+    return vhost_running_ && queue < control_queue();
 }
 
 void VirtioNet::on_link_changed() {
     link_changed_.consume();
-    if (vhost_) {
+    for (QueuePair& pair : pairs_) {
+        if (!pair.vhost) {
+            continue;
+        }
         // vhost has no link: the TAP is detached from the queues while down.
         for (uint32_t queue : {VhostNet::kReceiveQueue, VhostNet::kTransmitQueue}) {
             try {
-                link_up_ ? vhost_->start_backend(queue, backend_->fd())
-                         : vhost_->stop_backend(queue);
+                link_up_ ? pair.vhost->start_backend(queue, pair.backend->fd())
+                         : pair.vhost->stop_backend(queue);
             } catch (const Error& error) {
                 log_.warn("{}: {}", label_, error.what());
             }
         }
     }
-    active_->interrupt.signal_config_change();
+    if (active_) {
+        active_->interrupt.signal_config_change();
+    }
 }
 
 void VirtioNet::start_vhost() {
     using namespace virtio;
-    if (!vhost_wanted_ || active_->notifiers.size() <= kTransmitQueue) {
+    if (!vhost_wanted_ || active_->notifiers.size() < control_queue()) {
         return;
     }
     // vhost implements the rings; offloads are the TAP's business, the
@@ -162,31 +197,39 @@ void VirtioNet::start_vhost() {
     constexpr uint64_t kRingFeatures =
         uint64_t{1} << kFeatureVersion1 | uint64_t{1} << kFeatureIndirectDesc |
         uint64_t{1} << kFeatureEventIdx | uint64_t{1} << kNetFeatureMrgRxbuf;
+    std::vector<VhostNet::MemoryRegion> memory;
+    for (const GuestMemory::Region& region : active_->memory.regions()) {
+        memory.push_back({region.guest_address, region.size, region.host});
+    }
+    // Every pair in vhost-net (one instance, so one kernel thread, each), or none.
     try {
-        std::unique_ptr<VhostNet> vhost = VhostNet::open();
-        uint64_t features = active_->features & kRingFeatures;
-        if ((features & ~vhost->features()) != 0) {
-            fail("vhost-net lacks features {:#x}", features & ~vhost->features());
-        }
-        std::vector<VhostNet::MemoryRegion> memory;
-        for (const GuestMemory::Region& region : active_->memory.regions()) {
-            memory.push_back({region.guest_address, region.size, region.host});
-        }
-        vhost->configure(features, memory);
-        for (uint16_t queue : {kReceiveQueue, kTransmitQueue}) {
-            const Virtqueue& ring = active_->queues[queue];
-            if (!ring.ready()) {
-                fail("queue {} is not set up", queue);
+        for (size_t index = 0; index < pairs_.size(); ++index) {
+            QueuePair& pair = pairs_[index];
+            std::unique_ptr<VhostNet> vhost = VhostNet::open();
+            uint64_t features = active_->features & kRingFeatures;
+            if ((features & ~vhost->features()) != 0) {
+                fail("vhost-net lacks features {:#x}", features & ~vhost->features());
             }
-            Virtqueue::HostRings rings = ring.host_rings();
-            vhost->start(queue,
-                         {ring.size(), rings.descriptors, rings.available, rings.used,
-                          active_->notifiers[queue].fd(), vhost_calls_[queue].fd()},
-                         link_up_ ? backend_->fd() : -1);
+            vhost->configure(features, memory);
+            for (uint32_t ring_index : {VhostNet::kReceiveQueue, VhostNet::kTransmitQueue}) {
+                auto queue = static_cast<uint16_t>(2 * index + ring_index);
+                const Virtqueue& ring = active_->queues[queue];
+                if (!ring.ready()) {
+                    fail("queue {} is not set up", queue);
+                }
+                Virtqueue::HostRings rings = ring.host_rings();
+                vhost->start(ring_index,
+                             {ring.size(), rings.descriptors, rings.available, rings.used,
+                              active_->notifiers[queue].fd(), pair.vhost_calls[ring_index].fd()},
+                             link_up_ ? pair.backend->fd() : -1);
+            }
+            pair.vhost = std::move(vhost);
         }
-        vhost_ = std::move(vhost);
         vhost_running_ = true;
     } catch (const Error& error) {
+        for (QueuePair& pair : pairs_) {
+            pair.vhost.reset();
+        }
         log_.warn("{}: frames move in the VMM, not in vhost-net: {}", label_, error.what());
     }
 }
@@ -201,36 +244,31 @@ void VirtioNet::process_queue(uint16_t queue) {
     if (!active_) {
         return;
     }
-    switch (queue) {
-        case kReceiveQueue:
-            receive();  // new buffers: a waiting frame may go now
-            break;
-        case kTransmitQueue:
-            transmit();
-            break;
-        case kControlQueue:
-            if (negotiated(virtio::kNetFeatureCtrlVq)) {
-                control();
-            }
-            break;
-        default:
-            break;
+    if (queue == control_queue()) {
+        if (negotiated(virtio::kNetFeatureCtrlVq)) {
+            control();
+        }
+    } else if (queue < control_queue()) {
+        // New receive buffers: a waiting frame may go now.
+        queue % 2 == 0 ? receive(queue / 2) : transmit(queue / 2);
     }
 }
 
 // ---- receive ----
 
-void VirtioNet::receive() {
+void VirtioNet::receive(size_t index) {
     if (!active_) {
         return;
     }
+    QueuePair& pair = pairs_[index];
+    Virtqueue& rx = active_->queues[receive_queue(index)];
     while (true) {
-        if (frame_length_ == 0) {
-            size_t length = backend_->read(frame_);
+        if (pair.frame_length == 0) {
+            size_t length = pair.backend->read(pair.frame);
             if (length == 0) {
                 break;
             }
-            std::span<const uint8_t> frame(frame_.data() + NetBackend::kHeaderBytes,
+            std::span<const uint8_t> frame(pair.frame.data() + NetBackend::kHeaderBytes,
                                            length - std::min(length, NetBackend::kHeaderBytes));
             if (!link_up_) {
                 ++counters_.rx_dropped;  // nothing arrives on an unplugged cable
@@ -239,15 +277,14 @@ void VirtioNet::receive() {
             if (frame.size() < kEthernetHeaderBytes || !wanted(frame)) {
                 continue;  // filtered, as a NIC's MAC filter does
             }
-            frame_length_ = length;
+            pair.frame_length = length;
         }
-        if (!deliver()) {
+        if (!deliver(pair, rx)) {
             break;
         }
     }
-    Virtqueue& rx = active_->queues[kReceiveQueue];
     if (rx.needs_interrupt()) {
-        active_->interrupt.signal_used(kReceiveQueue);
+        active_->interrupt.signal_used(receive_queue(index));
     }
 }
 
@@ -264,65 +301,64 @@ bool VirtioNet::wanted(std::span<const uint8_t> frame) const {
     return destination == mac_ || unicast_overflow_ || unicast_filter_.contains(destination);
 }
 
-bool VirtioNet::deliver() {
-    Virtqueue& rx = active_->queues[kReceiveQueue];
+bool VirtioNet::deliver(QueuePair& pair, Virtqueue& rx) {
     const GuestMemory& memory = active_->memory;
     bool mergeable = negotiated(virtio::kNetFeatureMrgRxbuf);
     auto drop = [&](uint16_t head) {
         rx.push(head, 0);  // Linux counts it as a length error and reuses the buffer
         ++counters_.rx_dropped;
-        frame_length_ = frame_delivered_ = 0;
+        pair.frame_length = pair.frame_delivered = 0;
     };
-    while (frame_delivered_ < frame_length_) {
+    while (pair.frame_delivered < pair.frame_length) {
         std::optional<DescriptorChain> chain = rx.pop();
         if (!chain) {
             return false;
         }
         uint64_t room = total_length(chain->writable);
-        uint64_t left = frame_length_ - frame_delivered_;
-        if ((frame_chains_.empty() && room < sizeof(virtio::NetHeader)) ||
+        uint64_t left = pair.frame_length - pair.frame_delivered;
+        if ((pair.frame_chains.empty() && room < sizeof(virtio::NetHeader)) ||
             (!mergeable && room < left)) {
             log_.debug("{}: a {}-byte receive buffer cannot take a {}-byte frame; dropped", label_,
-                       room, frame_length_);
+                       room, pair.frame_length);
             drop(chain->head);
             return true;
         }
         uint64_t length = std::min(room, left);
         uint32_t written =
-            scatter(memory, chain->writable, {frame_.data() + frame_delivered_, length});
-        frame_chains_.push_back({chain->head, written, std::move(chain->writable)});
-        frame_delivered_ += written;
+            scatter(memory, chain->writable, {pair.frame.data() + pair.frame_delivered, length});
+        pair.frame_chains.push_back({chain->head, written, std::move(chain->writable)});
+        pair.frame_delivered += written;
         if (written < length || !mergeable) {
             break;
         }
     }
-    if (frame_delivered_ < frame_length_) {  // guest RAM refused the copy
-        for (const FilledChain& filled : frame_chains_) {
+    if (pair.frame_delivered < pair.frame_length) {  // guest RAM refused the copy
+        for (const QueuePair::FilledChain& filled : pair.frame_chains) {
             rx.push(filled.head, 0);
         }
-        frame_chains_.clear();
+        pair.frame_chains.clear();
         ++counters_.rx_dropped;
-        frame_length_ = frame_delivered_ = 0;
+        pair.frame_length = pair.frame_delivered = 0;
         return true;
     }
-    auto buffers = static_cast<uint16_t>(frame_chains_.size());
+    auto buffers = static_cast<uint16_t>(pair.frame_chains.size());
     std::array<uint8_t, 2> count{static_cast<uint8_t>(buffers), static_cast<uint8_t>(buffers >> 8)};
-    scatter(memory, frame_chains_.front().writable, count,
+    scatter(memory, pair.frame_chains.front().writable, count,
             offsetof(virtio::NetHeader, num_buffers));
-    for (const FilledChain& filled : frame_chains_) {
+    for (const QueuePair::FilledChain& filled : pair.frame_chains) {
         rx.push(filled.head, filled.written);
     }
     ++counters_.rx_packets;
-    counters_.rx_bytes += frame_length_ - NetBackend::kHeaderBytes;
-    frame_chains_.clear();
-    frame_length_ = frame_delivered_ = 0;
+    counters_.rx_bytes += pair.frame_length - NetBackend::kHeaderBytes;
+    pair.frame_chains.clear();
+    pair.frame_length = pair.frame_delivered = 0;
     return true;
 }
 
 // ---- transmit ----
 
-void VirtioNet::transmit() {
-    Virtqueue& tx = active_->queues[kTransmitQueue];
+void VirtioNet::transmit(size_t index) {
+    Virtqueue& tx = active_->queues[transmit_queue(index)];
     std::vector<iovec> frame;
     while (std::optional<DescriptorChain> chain = tx.pop()) {
         uint64_t length = total_length(chain->readable);
@@ -338,7 +374,7 @@ void VirtioNet::transmit() {
                     frame.push_back({bytes->data(), bytes->size()});
                 }
             }
-            sent = in_ram && link_up_ && backend_->write(frame);
+            sent = in_ram && link_up_ && pairs_[index].backend->write(frame);
         }
         if (sent) {
             ++counters_.tx_packets;
@@ -350,14 +386,14 @@ void VirtioNet::transmit() {
         tx.push(chain->head, 0);
     }
     if (tx.needs_interrupt()) {
-        active_->interrupt.signal_used(kTransmitQueue);
+        active_->interrupt.signal_used(transmit_queue(index));
     }
 }
 
 // ---- control ----
 
 void VirtioNet::control() {
-    Virtqueue& queue = active_->queues[kControlQueue];
+    Virtqueue& queue = active_->queues[control_queue()];
     while (std::optional<DescriptorChain> chain = queue.pop()) {
         uint64_t in = total_length(chain->readable);
         uint64_t out = total_length(chain->writable);
@@ -377,7 +413,7 @@ void VirtioNet::control() {
         queue.push(chain->head, static_cast<uint32_t>(out));
     }
     if (queue.needs_interrupt()) {
-        active_->interrupt.signal_used(kControlQueue);
+        active_->interrupt.signal_used(control_queue());
     }
 }
 
@@ -393,6 +429,15 @@ uint8_t VirtioNet::control_command(uint8_t command_class, uint8_t command,
             all_multicast_ = data[0] != 0;
             return kNetOk;
         }
+    }
+    if (command_class == kNetCtrlMq && command == kNetCtrlMqVqPairsSet &&
+        negotiated(kNetFeatureMq) && data.size() == 2) {
+        uint16_t count = load_le16(data);
+        if (count < 1 || count > pairs_.size()) {
+            return kNetErr;
+        }
+        use_queue_pairs(count);
+        return kNetOk;
     }
     if (command_class == kNetCtrlMac && command == kNetCtrlMacTableSet) {
         return set_mac_table(data);
@@ -417,6 +462,17 @@ uint8_t VirtioNet::control_command(uint8_t command_class, uint8_t command,
     log_.debug("{}: control command {}.{} ({} bytes) refused", label_, command_class, command,
                data.size());
     return kNetErr;
+}
+
+void VirtioNet::use_queue_pairs(size_t count) {
+    pairs_in_use_ = count;
+    for (size_t index = 0; index < pairs_.size(); ++index) {
+        try {
+            pairs_[index].backend->set_enabled(index < count);
+        } catch (const Error& error) {
+            log_.warn("{}: queue pair {}: {}", label_, index, error.what());
+        }
+    }
 }
 
 // Two tables, unicast then multicast: a 32-bit count, then that many

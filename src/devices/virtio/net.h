@@ -13,6 +13,7 @@
 
 #include "base/event_fd.h"
 #include "base/rate_limited_log.h"
+#include "devices/virtio/guest_buffers.h"
 #include "devices/virtio/virtio_device.h"
 #include "net/mac_address.h"
 #include "net/net_backend.h"
@@ -37,6 +38,7 @@ inline constexpr int kNetFeatureMrgRxbuf = 15;
 inline constexpr int kNetFeatureStatus = 16;
 inline constexpr int kNetFeatureCtrlVq = 17;
 inline constexpr int kNetFeatureCtrlRx = 18;
+inline constexpr int kNetFeatureMq = 22;
 inline constexpr int kNetFeatureCtrlMacAddr = 23;
 
 inline constexpr uint16_t kNetStatusLinkUp = 1;
@@ -48,6 +50,8 @@ inline constexpr uint8_t kNetCtrlRxAllmulti = 1;
 inline constexpr uint8_t kNetCtrlMac = 1;
 inline constexpr uint8_t kNetCtrlMacTableSet = 0;
 inline constexpr uint8_t kNetCtrlMacAddrSet = 1;
+inline constexpr uint8_t kNetCtrlMq = 4;
+inline constexpr uint8_t kNetCtrlMqVqPairsSet = 0;
 inline constexpr uint8_t kNetOk = 0;
 inline constexpr uint8_t kNetErr = 1;
 
@@ -79,7 +83,11 @@ namespace vireo {
 
 // virtio-net (virtio 1.x 5.1): a vNIC whose wire is a NetBackend (a TAP), served in
 // userspace on the device's worker thread (the path for hosts without
-// vhost-net). Queues: receive 0, transmit 1, control 2.
+// vhost-net), or by the host kernel's vhost-net. Queues: a receive and a
+// transmit queue per queue pair (2i, 2i+1), then the control queue. With
+// several pairs (multiqueue, MQ), each has its own queue of the TAP; the
+// driver chooses how many it uses (the control queue's MQ command), and
+// the TAP spreads received flows over those only.
 //
 // Transmit: each chain's readable bytes (header, frame) go to the TAP in one
 // writev, straight from guest RAM; the host kernel checks the header. Receive:
@@ -93,7 +101,8 @@ namespace vireo {
 // unplugging a cable does: no frame either way while down), MRG_RXBUF,
 // checksum and TSO offloads both ways (passed to the TAP as the guest
 // accepts them), and the control queue with RX (promiscuous, all-multicast)
-// and MAC (filter table, address change). Until the driver says otherwise,
+// and MAC (filter table, address change), and MQ with several pairs. Until
+// the driver says otherwise,
 // the device is promiscuous, as QEMU's; then it delivers only frames for
 // its MAC or filter table, broadcast, and multicast as asked. A chain the
 // guest got wrong is returned unused and counted; nothing it does throws.
@@ -106,6 +115,7 @@ public:
     // Entries of the control queue's MAC filter table (unicast + multicast);
     // more puts the device in promiscuous mode for that kind, as QEMU does.
     static constexpr size_t kMacTableEntries = 64;
+    static constexpr size_t kMaxQueuePairs = 16;
 
     struct Counters {
         std::atomic<uint64_t> rx_packets{0}, rx_bytes{0}, rx_dropped{0};
@@ -118,13 +128,16 @@ public:
     // itself). `vhost`: hand the receive and transmit queues to the host
     // kernel's vhost-net when it is there; frames then move without the VMM,
     // and the device's frame counters stay still.
-    VirtioNet(std::unique_ptr<NetBackend> backend, MacAddress mac, std::string label = "virtio-net",
-              std::unique_ptr<PortFilter> filter = nullptr, bool vhost = false);
+    // `wire`: one backend per queue pair (the TAP's queues), at most
+    // kMaxQueuePairs.
+    VirtioNet(std::vector<std::unique_ptr<NetBackend>> wire, MacAddress mac,
+              std::string label = "virtio-net", std::unique_ptr<PortFilter> filter = nullptr,
+              bool vhost = false);
 
     uint32_t device_type() const override;
     std::string_view name() const override { return "virtio-net"; }
     uint64_t device_features() const override;
-    uint16_t queue_count() const override { return 3; }
+    uint16_t queue_count() const override;
     uint16_t queue_max_size() const override { return kQueueSize; }
     uint32_t config_size() const override { return sizeof(virtio::NetConfig); }
     void config_read(uint32_t offset, std::span<uint8_t> data) override;
@@ -143,28 +156,52 @@ public:
     bool link_up() const { return link_up_; }
 
     const Counters& counters() const { return counters_; }
+    size_t queue_pairs() const { return pairs_.size(); }
+    // The pairs the driver uses now.
+    size_t queue_pairs_in_use() const { return pairs_in_use_; }
     // The security policy's rules on the TAP, if it has any.
     PortFilter* filter() const { return filter_.get(); }
     MacAddress mac() const;
 
 private:
-    // Hands the receive and transmit queues to vhost-net, or leaves them here
-    // (logging why) when it cannot.
+    // A receive and a transmit queue and the TAP queue they move frames
+    // through, with the frame being received and the chains it has filled.
+    struct QueuePair {
+        std::unique_ptr<NetBackend> backend;
+        std::unique_ptr<VhostNet> vhost;
+        std::array<EventFd, 2> vhost_calls;  // receive, transmit: used buffers to signal
+        std::vector<uint8_t> frame;
+        size_t frame_length = 0;
+        size_t frame_delivered = 0;
+        struct FilledChain {
+            uint16_t head;
+            uint32_t written;
+            std::vector<GuestBuffer> writable;
+        };
+        std::vector<FilledChain> frame_chains;
+    };
+
+    uint16_t control_queue() const { return static_cast<uint16_t>(2 * pairs_.size()); }
+    // Hands every pair's queues to vhost-net, or leaves them here (logging
+    // why) when it cannot.
     void start_vhost();
     void on_link_changed();
-    void receive();
-    // Copies the waiting frame into the guest's chains; false when they ran
-    // out first (the frame stays, with the chains it has filled).
-    bool deliver();
+    void receive(size_t pair);
+    // Copies the pair's waiting frame into the guest's chains; false when
+    // they ran out first (the frame stays, with the chains it has filled).
+    bool deliver(QueuePair& pair, Virtqueue& rx);
     // Whether the guest's receive filter lets a frame in.
     bool wanted(std::span<const uint8_t> frame) const;
-    void transmit();
+    void transmit(size_t pair);
     void control();
     uint8_t control_command(uint8_t command_class, uint8_t command, std::span<const uint8_t> data);
     uint8_t set_mac_table(std::span<const uint8_t> data);
+    // The driver uses the first `count` pairs: the TAP steers flows to those.
+    void use_queue_pairs(size_t count);
     bool negotiated(int feature) const;
 
-    std::unique_ptr<NetBackend> backend_;
+    std::vector<QueuePair> pairs_;
+    std::atomic<size_t> pairs_in_use_{1};
     // The worker changes mac_ and reads it freely; vCPUs read it for the
     // configuration under the lock.
     mutable std::mutex mac_mutex_;
@@ -176,8 +213,6 @@ private:
     std::optional<VirtioActivation> active_;
     std::atomic<bool> link_up_{true};
     const bool vhost_wanted_;
-    std::unique_ptr<VhostNet> vhost_;
-    std::array<EventFd, 2> vhost_calls_;  // receive, transmit: used buffers to signal
     std::atomic<bool> vhost_running_{false};
     // Signalled by set_link: the worker tells the driver.
     EventFd link_changed_;
@@ -189,17 +224,6 @@ private:
     std::set<MacAddress> multicast_filter_;
     bool unicast_overflow_ = false;  // a table larger than kMacTableEntries
     bool multicast_overflow_ = false;
-
-    // The frame being received and the chains it has filled so far.
-    std::vector<uint8_t> frame_;
-    size_t frame_length_ = 0;
-    size_t frame_delivered_ = 0;
-    struct FilledChain {
-        uint16_t head;
-        uint32_t written;
-        std::vector<GuestBuffer> writable;
-    };
-    std::vector<FilledChain> frame_chains_;
 };
 
 }  // namespace vireo

@@ -41,6 +41,8 @@ constexpr MacAddress kHostMac = {0x02, 0x76, 0x69, 0x00, 0x00, 0x02};
 constexpr uint64_t kRxRing = 0x10000;
 constexpr uint64_t kTxRing = 0x20000;
 constexpr uint64_t kCtrlRing = 0x30000;
+constexpr uint64_t kRx1Ring = 0x40000;  // the second queue pair's
+constexpr uint64_t kTx1Ring = 0x50000;
 constexpr uint64_t kRxBuffers = 0x100000;  // 64 KiB apart
 constexpr uint64_t kTxFrames = 0x800000;
 constexpr uint64_t kCtrlBuffers = 0xc00000;
@@ -74,14 +76,17 @@ class VirtioNetTest : public ::testing::Test {
 protected:
     void SetUp() override {
         tap_name = "vntest" + std::to_string(::getpid() % 100000);
-        auto tap = std::make_unique<Tap>(tap_name);
+        std::vector<std::unique_ptr<NetBackend>> wire;
+        for (unsigned i = 0; i < queue_pairs(); ++i) {
+            wire.push_back(std::make_unique<Tap>(tap_name, queue_pairs() > 1));
+        }
         std::unique_ptr<PortFilter> filter;
         if (std::optional<SecurityPolicy> policy = security();
             policy && !policy->accepts_everything()) {
             filter = std::make_unique<PortFilter>(tap_name, kGuestMac, *policy);
         }
-        net =
-            std::make_unique<VirtioNet>(std::move(tap), kGuestMac, "virtio-net", std::move(filter));
+        net = std::make_unique<VirtioNet>(std::move(wire), kGuestMac, "virtio-net",
+                                          std::move(filter));
         // No IPv6 chatter (router solicitations, MLD) on the wire under test.
         std::ofstream("/proc/sys/net/ipv6/conf/" + tap_name + "/disable_ipv6") << "1";
         UniqueFd control(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -101,6 +106,8 @@ protected:
         ASSERT_EQ(::bind(host.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
     }
 
+    // Queue pairs, each with a queue of the TAP; one by default.
+    virtual unsigned queue_pairs() const { return 1; }
     // The port group's policy, on the TAP as vireo-vmm puts it; none by default.
     virtual std::optional<SecurityPolicy> security() const { return std::nullopt; }
 
@@ -109,6 +116,10 @@ protected:
         negotiated = features;
         queues.emplace_back(memory, rx.config(), features);
         queues.emplace_back(memory, tx.config(), features);
+        if (queue_pairs() > 1) {
+            queues.emplace_back(memory, rx1.config(), features);
+            queues.emplace_back(memory, tx1.config(), features);
+        }
         queues.emplace_back(memory, ctrl.config(), features);
         net->activate(VirtioActivation{memory, features, queues, interrupt});
     }
@@ -161,15 +172,17 @@ protected:
         EXPECT_TRUE(memory.read(address, bytes.data(), length));
         return bytes;
     }
-    // The guest sends `frame` with a zero virtio-net header.
-    void guest_sends(const std::vector<uint8_t>& frame) {
+    // The guest sends `frame` with a zero virtio-net header on a queue pair's
+    // transmit queue.
+    void guest_sends(const std::vector<uint8_t>& frame, unsigned pair = 0) {
         virtio::NetHeader header{};
         EXPECT_TRUE(memory.write_object(kTxFrames, header));
         EXPECT_TRUE(memory.write(kTxFrames + 0x1000, frame.data(), frame.size()));
-        tx.make_available(
-            tx.add_chain({{kTxFrames, sizeof(header)},
-                          {kTxFrames + 0x1000, static_cast<uint32_t>(frame.size())}}));
-        net->process_queue(1);
+        DriverQueue& queue = pair == 0 ? tx : tx1;
+        queue.make_available(
+            queue.add_chain({{kTxFrames, sizeof(header)},
+                             {kTxFrames + 0x1000, static_cast<uint32_t>(frame.size())}}));
+        net->process_queue(static_cast<uint16_t>(2 * pair + 1));
     }
     // A control command; returns the ack the device wrote.
     uint8_t command(uint8_t command_class, uint8_t command_id, const std::vector<uint8_t>& data) {
@@ -179,7 +192,7 @@ protected:
         EXPECT_TRUE(memory.write_object(kCtrlBuffers + 0x1000, uint8_t{0xee}));
         ctrl.make_available(ctrl.add_chain({{kCtrlBuffers, static_cast<uint32_t>(bytes.size())},
                                             {kCtrlBuffers + 0x1000, 1, true}}));
-        net->process_queue(2);
+        net->process_queue(static_cast<uint16_t>(net->queue_count() - 1));
         return memory.read_object<uint8_t>(kCtrlBuffers + 0x1000).value();
     }
 
@@ -190,6 +203,8 @@ protected:
     DriverQueue rx{memory, 64, kRxRing};
     DriverQueue tx{memory, 64, kTxRing};
     DriverQueue ctrl{memory, 64, kCtrlRing};
+    DriverQueue rx1{memory, 64, kRx1Ring};
+    DriverQueue tx1{memory, 64, kTx1Ring};
     std::vector<Virtqueue> queues;
     CountingInterrupt interrupt;
     uint64_t negotiated = 0;
@@ -478,6 +493,42 @@ TEST_F(VirtioNetPromiscuousPolicyTest, APromiscuousGuestGetsOthersUnicast) {
     device_receives();
     EXPECT_EQ(rx.used_idx(), 2);
     EXPECT_EQ(net->filter(), nullptr) << "a policy that accepts everything needs no rules";
+}
+
+class VirtioNetMultiqueueTest : public VirtioNetTest {
+    unsigned queue_pairs() const override { return 2; }
+};
+
+TEST_F(VirtioNetMultiqueueTest, TheDriverChoosesThePairsInUseAndTheTapFollows) {
+    constexpr uint64_t kMultiqueue = uint64_t{1} << virtio::kNetFeatureMq;
+    EXPECT_EQ(net->queue_count(), 5);
+    EXPECT_NE(net->device_features() & kMultiqueue, 0u);
+    virtio::NetConfig config{};
+    net->config_read(0, {reinterpret_cast<uint8_t*>(&config), sizeof(config)});
+    EXPECT_EQ(config.max_virtqueue_pairs, 2);
+    activate(kMergeable | kControl | kMultiqueue);
+    EXPECT_EQ(net->queue_pairs_in_use(), 1u) << "one pair until the driver asks for more";
+
+    // With one pair in use, the TAP steers every frame to that pair's queue.
+    offer_rx_buffers(8, 1536);
+    for (uint8_t seed = 0; seed < 4; ++seed) {
+        host_sends(ethernet_frame(kGuestMac, kHostMac, 60, seed));
+    }
+    device_receives();
+    EXPECT_EQ(rx.used_idx(), 4);
+
+    EXPECT_EQ(command(virtio::kNetCtrlMq, virtio::kNetCtrlMqVqPairsSet, {2, 0}), virtio::kNetOk);
+    EXPECT_EQ(net->queue_pairs_in_use(), 2u);
+    EXPECT_EQ(command(virtio::kNetCtrlMq, virtio::kNetCtrlMqVqPairsSet, {3, 0}), virtio::kNetErr);
+    EXPECT_EQ(command(virtio::kNetCtrlMq, virtio::kNetCtrlMqVqPairsSet, {0, 0}), virtio::kNetErr);
+    EXPECT_EQ(command(virtio::kNetCtrlMq, virtio::kNetCtrlMqVqPairsSet, {1}), virtio::kNetErr);
+    EXPECT_EQ(net->queue_pairs_in_use(), 2u) << "a refused command changes nothing";
+
+    // The second pair's transmit queue reaches the wire too.
+    auto frame = ethernet_frame(kHostMac, kGuestMac, 200, 7);
+    guest_sends(frame, 1);
+    EXPECT_EQ(host_receives(), frame);
+    EXPECT_EQ(tx1.used_idx(), 1);
 }
 
 TEST(Tap, ANameThatCannotNameAnInterfaceIsRefusedBeforeAnythingIsCreated) {

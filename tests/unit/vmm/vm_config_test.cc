@@ -211,6 +211,14 @@ TEST(VmConfigNics, ParsesNicsInOrderAndKeepsADrawnMacInTheDefinition) {
     VmConfig again = VmConfig::from_json(config.to_json(), "again");
     EXPECT_EQ(again.nics[1].mac, config.nics[1].mac);
     EXPECT_EQ(again.nics[0].tap, "vnet0");
+    EXPECT_EQ(again.nics[0].queues, 1u);
+}
+
+TEST(VmConfigNics, QueuePairsAreKeptInTheDefinition) {
+    VmConfig config =
+        VmConfig::from_json_text(with_nics(R"([{"tap": "vnet0", "queues": 4}])"), "vm.json");
+    EXPECT_EQ(config.nics[0].queues, 4u);
+    EXPECT_EQ(VmConfig::from_json(config.to_json(), "again").nics[0].queues, 4u);
 }
 
 TEST(VmConfigNics, ErrorsNameTheNicAndTheField) {
@@ -238,6 +246,8 @@ TEST(VmConfigNics, ErrorsNameTheNicAndTheField) {
               "_ -");
     EXPECT_EQ(error_for(with_nics(R"([{"tap": "t0", "tap_fd": 2}])")),
               "vm.json: nics[0].tap_fd: 2 is out of range (3 to 2147483647)");
+    EXPECT_EQ(error_for(with_nics(R"([{"tap": "t0", "queues": 0}])")),
+              "vm.json: nics[0].queues: 0 is out of range (1 to 16)");
     EXPECT_NE(error_for(with_nics(R"([{"tap": "t0", "speed": 10}])"))
                   .find("vm.json: nics[0].speed: unknown field"),
               std::string::npos);

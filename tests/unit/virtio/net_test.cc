@@ -539,6 +539,18 @@ TEST(Tap, ANameThatCannotNameAnInterfaceIsRefusedBeforeAnythingIsCreated) {
     EXPECT_THROW(Tap("bad/name"), Error);
 }
 
+TEST(Tap, AMultiQueueTapTakesAQueuePerAttachAndNoSingleQueueOne) {
+    std::string name = "vnmq" + std::to_string(::getpid() % 100000);
+    Tap first(name, true);
+    Tap adopted(UniqueFd(::dup(first.fd())), name);  // as vireo-vmm takes its launcher's
+    Tap second(name, true);
+    EXPECT_NE(second.fd(), first.fd());
+    EXPECT_THROW(Tap(name, false), Error);
+    second.set_enabled(false);
+    second.set_enabled(false);  // already so: no error
+    second.set_enabled(true);
+}
+
 TEST(Tap, TakesOverTheFdOfTheTapItsLauncherMadeAndNoOther) {
     std::string name = "vnadopt" + std::to_string(::getpid() % 100000);
     Tap made(name);

@@ -13,6 +13,7 @@
 #include "cli/help_text.h"
 #include "cli/option_lists.h"
 #include "host/network_registry.h"
+#include "net/port_filter.h"
 #include "net/switch_datapath.h"
 
 namespace vireo::cli {
@@ -544,9 +545,14 @@ int set_portgroup(const SwitchOptions& options) {
         }
     });
     PortGroup& changed = existing_portgroup(config, options.name);
+    // The running VMs' vNICs take the new policy now (their TAPs' rules).
+    for (const std::string& port : SwitchDatapath::portgroup_ports(changed.name)) {
+        PortFilter::apply_policy(port, config.security_of(changed));
+    }
     return print(portgroup_json(config, changed), options.json,
-                 fmt::format("port group {}: VLAN {}, shaping {}\n", changed.name,
-                             vlan_text(changed.vlan), config.shaping_of(changed).describe()));
+                 fmt::format("port group {}: VLAN {}, shaping {}, security {}\n", changed.name,
+                             vlan_text(changed.vlan), config.shaping_of(changed).describe(),
+                             config.security_of(changed).describe()));
 }
 
 int delete_portgroup(const SwitchOptions& options) {

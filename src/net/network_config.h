@@ -42,7 +42,6 @@ struct SecurityPolicy {
     bool forged_transmits = true;
 
     bool operator==(const SecurityPolicy&) const = default;
-    bool accepts_everything() const { return promiscuous && mac_changes && forged_transmits; }
     // "promiscuous reject, MAC changes accept, forged transmits accept".
     std::string describe() const;
 };

@@ -47,14 +47,35 @@ std::string run_commands(nft_ctx* context, const std::string& commands, std::str
     return nft_ctx_get_output_buffer(context);
 }
 
+std::string table_name(const std::string& tap) {
+    return fmt::format("{}{}", kTablePrefix, tap);
+}
+
+// The policy's rules, in terms of the table's sets.
+std::string policy_rules(const std::string& table, const SecurityPolicy& policy) {
+    std::string text =
+        fmt::format("flush chain netdev {0} from_vm\nflush chain netdev {0} to_vm\n", table);
+    if (!policy.forged_transmits) {
+        text += fmt::format("add rule netdev {} from_vm ether saddr != @effective counter drop\n",
+                            table);
+    }
+    if (!policy.mac_changes) {
+        text += fmt::format("add rule netdev {} to_vm oifname @cut_off counter drop\n", table);
+    }
+    if (!policy.promiscuous) {
+        // Unicast (the group bit clear) for another address.
+        text += fmt::format(
+            "add rule netdev {} to_vm ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 "
+            "ether daddr != @effective counter drop\n",
+            table);
+    }
+    return text;
+}
+
 }  // namespace
 
 PortFilter::PortFilter(std::string tap, MacAddress own_mac, SecurityPolicy policy)
-    : tap_(std::move(tap)),
-      table_(fmt::format("{}{}", kTablePrefix, tap_)),
-      own_mac_(own_mac),
-      policy_(policy),
-      context_(new_context()) {
+    : tap_(std::move(tap)), table_(table_name(tap_)), own_mac_(own_mac), context_(new_context()) {
     if (!fits_identifier(tap_)) {
         fail("tap {}: the security policy needs a TAP name of letters, digits, '_', '-' and '.'",
              tap_);
@@ -64,10 +85,13 @@ PortFilter::PortFilter(std::string tap, MacAddress own_mac, SecurityPolicy polic
         fmt::format("add table netdev {0}\n"
                     "delete table netdev {0}\n"
                     "table netdev {0} {{\n"
+                    "  set effective {{ type ether_addr; }}\n"
+                    "  set cut_off {{ type ifname; }}\n"
                     "  chain from_vm {{ type filter hook ingress device \"{1}\" priority 0; }}\n"
                     "  chain to_vm {{ type filter hook egress device \"{1}\" priority 0; }}\n"
-                    "}}\n{2}",
-                    table_, tap_, rules(own_mac)));
+                    "}}\n"
+                    "add element netdev {0} effective {{ {2} }}\n{3}",
+                    table_, tap_, format_mac(own_mac), policy_rules(table_, policy)));
 }
 
 PortFilter::~PortFilter() {
@@ -80,28 +104,26 @@ PortFilter::~PortFilter() {
 }
 
 void PortFilter::set_effective_mac(MacAddress mac) {
-    run(fmt::format("flush chain netdev {0} from_vm\nflush chain netdev {0} to_vm\n{1}", table_,
-                    rules(mac)));
+    std::string commands = fmt::format(
+        "flush set netdev {0} effective\nadd element netdev {0} effective {{ {1} }}\n"
+        "flush set netdev {0} cut_off\n",
+        table_, format_mac(mac));
+    if (mac != own_mac_) {
+        commands += fmt::format("add element netdev {} cut_off {{ \"{}\" }}\n", table_, tap_);
+    }
+    run(commands);
 }
 
-std::string PortFilter::rules(MacAddress effective) const {
-    std::string text;
-    std::string mac = format_mac(effective);
-    if (!policy_.forged_transmits) {
-        text +=
-            fmt::format("add rule netdev {} from_vm ether saddr != {} counter drop\n", table_, mac);
+bool PortFilter::apply_policy(const std::string& tap, const SecurityPolicy& policy) {
+    auto context = new_context();
+    std::string table = table_name(tap);
+    if (!fits_identifier(tap) ||
+        nft_run_cmd_from_buffer(context.get(),
+                                fmt::format("list table netdev {}", table).c_str()) != 0) {
+        return false;
     }
-    if (!policy_.mac_changes && effective != own_mac_) {
-        text += fmt::format("add rule netdev {} to_vm counter drop\n", table_);
-    }
-    if (!policy_.promiscuous) {
-        // Unicast (the group bit clear) for another address.
-        text += fmt::format(
-            "add rule netdev {} to_vm ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 "
-            "ether daddr != {} counter drop\n",
-            table_, mac);
-    }
-    return text;
+    run_commands(context.get(), policy_rules(table, policy), fmt::format("tap {}", tap));
+    return true;
 }
 
 uint64_t PortFilter::dropped() {

@@ -20,9 +20,13 @@ namespace vireo {
 // frame crossing the switch. Dropped frames are counted by the rules
 // (`nft list table netdev vireo-port-TAP`).
 //
-// The MAC rules depend on the guest's effective MAC, which only the vNIC
-// sees change (the control queue): it calls set_effective_mac, which
-// replaces the rules in one transaction.
+// The table keeps the vNIC's state apart from the policy: the set
+// `effective` holds the MAC the guest answers to now, and `cut_off` holds the
+// TAP's name while that MAC differs from the vNIC's own; the rules, which
+// only name those sets, are the policy. So the vNIC (which alone sees the
+// guest change its MAC, through the control queue) updates the sets, and a
+// policy change replaces the rules of a running VM's table (apply_policy)
+// without knowing its MAC.
 class PortFilter {
 public:
     // Installs the policy on `tap` (which must exist), replacing what an
@@ -30,9 +34,9 @@ public:
     PortFilter(std::string tap, MacAddress own_mac, SecurityPolicy policy);
     // Removes the table.
     ~PortFilter();
-    // Thread safety: every call may come from any thread.
     PortFilter(const PortFilter&) = delete;
     PortFilter& operator=(const PortFilter&) = delete;
+    // Thread safety: every call may come from any thread.
 
     // The guest now answers to `mac`. Throws vireo::Error.
     void set_effective_mac(MacAddress mac);
@@ -40,20 +44,21 @@ public:
     uint64_t dropped();
 
     const std::string& table() const { return table_; }
-    const SecurityPolicy& policy() const { return policy_; }
 
+    // Replaces the rules of the running VM's table on `tap` with `policy`'s
+    // in one transaction; false when the TAP has no table (no such port).
+    // Throws vireo::Error when nftables refuses.
+    static bool apply_policy(const std::string& tap, const SecurityPolicy& policy);
     // Removes the tables of TAPs that no longer exist (a VMM killed before it
     // could remove its own). Returns how many went.
     static size_t remove_stale();
 
 private:
-    std::string rules(MacAddress effective) const;
     std::string run(const std::string& commands);
 
     std::string tap_;
     std::string table_;
     MacAddress own_mac_;
-    SecurityPolicy policy_;
     std::mutex mutex_;  // guards the context
     std::unique_ptr<nft_ctx, void (*)(nft_ctx*)> context_;
 };

@@ -36,14 +36,13 @@ namespace {
 constexpr uint32_t kMsiGsiCount = 512;
 
 // Where the vNIC's security policy is enforced, and what it dropped; null
-// for a vNIC whose policy accepts everything.
+// for a vNIC that has none (not on a port group).
 nlohmann::json security_of(VirtioNet& nic) {
     PortFilter* filter = nic.filter();
     if (filter == nullptr) {
         return nullptr;
     }
-    nlohmann::json security = {{"policy", filter->policy().describe()},
-                               {"nftables_table", "netdev " + filter->table()}};
+    nlohmann::json security = {{"nftables_table", "netdev " + filter->table()}};
     try {
         security["dropped"] = filter->dropped();
     } catch (const Error& error) {
@@ -170,9 +169,10 @@ void Machine::attach_pci_devices() {
         while (wire.size() < nic.queues) {
             wire.push_back(std::make_unique<Tap>(nic.tap, multi_queue));
         }
-        // The policy goes on the TAP before the guest can send a frame.
+        // The policy goes on the TAP before the guest can send a frame (a
+        // table even when it accepts everything: a later change fills it).
         std::unique_ptr<PortFilter> filter;
-        if (nic.security && !nic.security->accepts_everything()) {
+        if (nic.security) {
             filter = std::make_unique<PortFilter>(nic.tap, nic.mac, *nic.security);
         }
         auto device = std::make_unique<VirtioNet>(std::move(wire), nic.mac,

@@ -5,7 +5,8 @@ far_network.py), but not another VLAN's; the port follows its port group
 when its VLAN changes; a port group in use cannot be deleted; the ports
 vanish with their VMs; under MAC changes Reject a guest that changes its MAC
 receives nothing until it changes back (the TAP's nftables rules drop it, on
-vhost-net where the host has it). Runs in a network namespace of its
+vhost-net where the host has it), or until its port group accepts MAC
+changes (a policy change reaches running VMs). Runs in a network namespace of its
 own."""
 
 import os
@@ -82,6 +83,14 @@ class LinuxOnASwitch(linux_vm.LinuxTestCase):
         vm.check("ip link set eth0 address 02:76:69:aa:01:99")
         self.assertFalse(self.pings(vm, "10.10.0.1"), "inbound frames after a MAC change")
         self.assertGreater(vm.request("info")["result"]["nics"][0]["security"]["dropped"], dropped)
+        # The port group's policy changes under the running VM, and its
+        # vNIC's rules follow at once. (The far host learns the new MAC from
+        # an unsolicited ARP: its cache still names the old one.)
+        self.vireo("portgroup", "set", "strict", "--security", "mac-changes=accept")
+        vm.check("arping -U -c 2 -I eth0 10.10.0.11", timeout=60)
+        self.assertTrue(self.pings(vm, "10.10.0.1"), "MAC changes accepted by now")
+        self.vireo("portgroup", "set", "strict", "--security", "mac-changes=reject")
+        self.assertFalse(self.pings(vm, "10.10.0.1"), "MAC changes rejected again")
         vm.check(f"ip link set eth0 address {MAC_A}")
         self.assertTrue(self.pings(vm, "10.10.0.1"), "back on its own MAC")
 

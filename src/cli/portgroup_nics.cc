@@ -53,6 +53,10 @@ std::vector<UniqueFd> plug_portgroup_nics(std::vector<VmConfig::Nic>& nics) {
         }
         nic.tap = fresh_tap_name(index);
         nic.security = config.security_of(*portgroup);
+        const VirtualSwitch& vswitch = *config.find_switch(portgroup->vswitch);
+        if (vswitch.bonded() && vswitch.teaming.notify_switches) {
+            nic.team = vswitch.team_interface();
+        }
         Tap tap(nic.tap, nic.queues > 1);  // vireo-vmm attaches the other queues
         SwitchDatapath::plug(config, *portgroup, nic.tap);
         // dup() leaves close-on-exec off: vireo-vmm inherits this copy.

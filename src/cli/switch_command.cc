@@ -38,9 +38,10 @@ struct SwitchOptions {
     std::string active;
     std::string standby;
     std::string unused;
-    std::string failback;     // yes or no
-    bool as_standby = false;  // uplink add
-    bool as_unused = false;   // uplink add
+    std::string failback;         // yes or no
+    std::string notify_switches;  // yes or no
+    bool as_standby = false;      // uplink add
+    bool as_unused = false;       // uplink add
     bool json = false;
 };
 
@@ -106,10 +107,11 @@ void change_security(const std::string& spec, SecurityOverride& into, bool may_i
 
 bool teaming_given(const SwitchOptions& options) {
     return !options.load_balancing.empty() || !options.active.empty() || !options.standby.empty() ||
-           !options.unused.empty() || !options.failback.empty();
+           !options.unused.empty() || !options.failback.empty() || !options.notify_switches.empty();
 }
 
-// --load-balancing, --active, --standby, --unused, --failback: the lists say
+// --load-balancing, --active, --standby, --unused, --failback,
+// --notify-switches: the lists say
 // which uplinks take that role (in that order); the others keep theirs.
 void change_teaming(const SwitchOptions& options, VirtualSwitch& vswitch) {
     NicTeaming& teaming = vswitch.teaming;
@@ -163,6 +165,12 @@ void change_teaming(const SwitchOptions& options, VirtualSwitch& vswitch) {
             fail("--failback {}: yes or no", options.failback);
         }
         teaming.failback = options.failback == "yes";
+    }
+    if (!options.notify_switches.empty()) {
+        if (options.notify_switches != "yes" && options.notify_switches != "no") {
+            fail("--notify-switches {}: yes or no", options.notify_switches);
+        }
+        teaming.notify_switches = options.notify_switches == "yes";
     }
 }
 
@@ -266,6 +274,7 @@ json switch_json(const NetworkConfig& config, const VirtualSwitch& vswitch, bool
                     {"standby", teaming.standby},
                     {"unused", teaming.unused},
                     {"failback", teaming.failback},
+                    {"notify_switches", teaming.notify_switches},
                     {"team", team}}},
                   {"portgroups", portgroups},
                   {"native_vlan", config.native_vlan(vswitch.name)},
@@ -302,12 +311,14 @@ void print_switch(const json& entry) {
     const json& teaming = entry["teaming"];
     if (teaming["active"].size() + teaming["standby"].size() > 1) {
         std::cout << fmt::format(
-            "  teaming: load balancing {}, active {}, standby {}, unused {}, failback {}\n",
+            "  teaming: load balancing {}, active {}, standby {}, unused {}, failback {}, "
+            "notify switches {}\n",
             teaming["load_balancing"].get<std::string>(),
             joined(teaming["active"].get<std::vector<std::string>>()),
             joined(teaming["standby"].get<std::vector<std::string>>()),
             joined(teaming["unused"].get<std::vector<std::string>>()),
-            teaming["failback"].get<bool>() ? "yes" : "no");
+            teaming["failback"].get<bool>() ? "yes" : "no",
+            teaming["notify_switches"].get<bool>() ? "yes" : "no");
     }
     if (const json& team = teaming["team"]; !team.is_null()) {
         std::string mode = team["mode"].get<std::string>();
@@ -686,6 +697,11 @@ void add_teaming_options(CLI::App* command, SwitchOptions& options) {
         ->add_option("--failback", options.failback,
                      "yes (the default): an uplink whose link returns takes its place back")
         ->type_name("yes|no");
+    command
+        ->add_option("--notify-switches", options.notify_switches,
+                     "yes (the default): after a failover, each VM announces its MACs (RARP) "
+                     "out of the uplink that now carries it")
+        ->type_name("yes|no");
 }
 
 void add_vlan_option(CLI::App* command, SwitchOptions& options) {
@@ -752,7 +768,7 @@ void add_switch_commands(CLI::App& app) {
     CLI::App* teaming = subcommand(
         vswitch, "teaming",
         "Show or change a switch's NIC teaming: load balancing, active, standby and unused "
-        "uplinks, failback",
+        "uplinks, failback, notify switches",
         options, [options] { return set_teaming(*options); });
     teaming->add_option("NAME", options->name, "the switch")->required();
     add_teaming_options(teaming, *options);

@@ -91,6 +91,7 @@ NicTeaming parse_teaming(ObjectReader& parent, const json& value, const std::str
     teaming.standby = interface_list(reader, "standby", "uplink names");
     teaming.unused = interface_list(reader, "unused", "uplink names");
     teaming.failback = reader.boolean("failback").value_or(true);
+    teaming.notify_switches = reader.boolean("notify_switches").value_or(true);
     reader.refuse_unknown_fields();
     return teaming;
 }
@@ -99,7 +100,8 @@ json teaming_json(const NicTeaming& teaming) {
     return {{"load_balancing", load_balancing_name(teaming.load_balancing)},
             {"standby", teaming.standby},
             {"unused", teaming.unused},
-            {"failback", teaming.failback}};
+            {"failback", teaming.failback},
+            {"notify_switches", teaming.notify_switches}};
 }
 
 bool contains(const std::vector<std::string>& names, std::string_view name) {

@@ -81,6 +81,10 @@ struct NicTeaming {
     std::vector<std::string> standby;  // in failover order
     std::vector<std::string> unused;
     bool failback = true;
+    // After a failover, each VM on the switch announces its MACs (a RARP)
+    // out of the uplink that now carries it, so the physical switches learn
+    // where they went at once rather than when the VM next sends.
+    bool notify_switches = true;
 
     bool operator==(const NicTeaming&) const = default;
 };

@@ -24,6 +24,7 @@
 #include "devices/virtio/pci_transport.h"
 #include "devices/virtio/rng.h"
 #include "kvm/vcpu.h"
+#include "net/failover_watch.h"
 #include "net/port_filter.h"
 #include "net/tap.h"
 #include "vmm/async_teardown.h"
@@ -179,6 +180,14 @@ void Machine::attach_pci_devices() {
                                                   fmt::format("{} ({})", name, nic.tap),
                                                   std::move(filter), nic.vhost);
         nics_.push_back(device.get());
+        failovers_.push_back(nullptr);
+        if (!nic.team.empty()) {
+            try {
+                failovers_.back() = std::make_unique<FailoverWatch>(nic.team);
+            } catch (const Error& error) {
+                spdlog::warn("{}: no notify switches: {}", name, error.what());
+            }
+        }
         pci_root_->add_device(std::make_shared<VirtioPciDevice>(std::move(device), memory_,
                                                                 msi_controller_, &ioevents_, name));
     }
@@ -242,6 +251,23 @@ void Machine::set_nic_link(size_t index, bool up) {
     nics_[index]->set_link(up);
 }
 
+std::vector<Machine::Watch> Machine::failover_watches() {
+    std::vector<Watch> watches;
+    for (size_t index = 0; index < nics_.size(); ++index) {
+        if (FailoverWatch* watch = failovers_[index].get()) {
+            watches.push_back({watch->fd(), [this, watch, index] {
+                                   if (watch->changed()) {
+                                       nics_[index]->announce();
+                                       spdlog::info(
+                                           "virtio-net{}: announced on {} after a failover", index,
+                                           watch->active_member());
+                                   }
+                               }});
+        }
+    }
+    return watches;
+}
+
 void Machine::end(MachineExit exit) {
     {
         std::lock_guard lock(exit_mutex_);
@@ -273,6 +299,7 @@ nlohmann::json Machine::info() const {
                         {"link", nics_[index]->link_up() ? "up" : "down"},
                         {"vhost", nics_[index]->uses_vhost()},
                         {"queue_pairs", nics_[index]->queue_pairs()},
+                        {"announcements", nics_[index]->announcements()},
                         {"queue_pairs_in_use", nics_[index]->queue_pairs_in_use()},
                         {"security", security_of(*nics_[index])}});
     }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -22,6 +23,7 @@
 namespace vireo {
 
 class VirtioNet;
+class FailoverWatch;
 
 class Serial8250;
 class AcpiPm;
@@ -45,6 +47,13 @@ public:
     // Unplugs (or plugs back) the cable of vNIC `index`, 0-based in the
     // order of the definition. Throws vireo::Error for an index it lacks.
     void set_nic_link(size_t index, bool up);
+    // What the VMM's event loop watches for notify switches: after a
+    // failover of a vNIC's switch team, the vNIC announces its MAC.
+    struct Watch {
+        int fd;
+        std::function<void()> on_readable;
+    };
+    std::vector<Watch> failover_watches();
     // Ends the machine; the first reason given wins. Safe from any thread.
     void end(MachineExit exit);
 
@@ -80,7 +89,9 @@ private:
     std::shared_ptr<AcpiPm> acpi_pm_;
     std::shared_ptr<PciRoot> pci_root_;
     std::vector<std::shared_ptr<BusDevice>> devices_;  // keeps the rest alive
-    std::vector<VirtioNet*> nics_;                     // owned by their PCI devices
+    std::vector<VirtioNet*> nics_;
+    // Per vNIC: its switch team's failovers, or null.
+    std::vector<std::unique_ptr<FailoverWatch>> failovers_;  // owned by their PCI devices
 
     std::vector<std::unique_ptr<VcpuThread>> vcpus_;
     x86::BootCpuState boot_state_;

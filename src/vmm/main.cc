@@ -102,6 +102,9 @@ public:
         }
         machine_ = Machine::build(config);
         loop_.add(machine_->ended_fd(), [this] { loop_.stop(); });
+        for (const Machine::Watch& watch : machine_->failover_watches()) {
+            loop_.add(watch.fd, watch.on_readable);
+        }
         if (config.console.input) {
             input_.emplace(machine_->serial(), [this] {
                 end(MachineExit{MachineExit::Reason::Stopped, 0, "escape key"});

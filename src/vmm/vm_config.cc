@@ -114,6 +114,10 @@ VmConfig::Nic parse_nic(const json& value, size_t index, const std::string& sour
         reader.error("portgroup", "{}", *problem);
     }
     nic.vhost = reader.boolean("vhost").value_or(true);
+    nic.team = reader.string("team").value_or("");
+    if (auto problem = nic.team.empty() ? std::nullopt : interface_name_problem(nic.team)) {
+        reader.error("team", "{}", *problem);
+    }
     nic.queues = static_cast<unsigned>(
         reader.unsigned_integer("queues", 1, VmConfig::kMaxNicQueues).value_or(1));
     if (auto fd = reader.unsigned_integer("tap_fd", 3, INT32_MAX)) {
@@ -319,6 +323,9 @@ json VmConfig::to_json() const {
             }
             if (!nic.vhost) {
                 entry["vhost"] = false;
+            }
+            if (!nic.team.empty()) {
+                entry["team"] = nic.team;
             }
             if (nic.queues != 1) {
                 entry["queues"] = nic.queues;

@@ -69,6 +69,9 @@ struct VmConfig {
         // Queue pairs (multiqueue): the TAP gets as many queues, and the
         // driver spreads its flows over them, one pair per vCPU at most.
         unsigned queues = 1;
+        // The team (bond) of the port group's switch when it notifies
+        // switches: after each failover of it the vNIC announces its MAC.
+        std::string team;
     };
     std::vector<Nic> nics;
 

@@ -1,16 +1,19 @@
-"""NIC teaming of a virtual switch's uplinks, without VMs: two uplinks (up0,
-up1) to the "physical network" of far_network.py, a host port on the switch
-standing for a VM's port.
+"""NIC teaming of a virtual switch's uplinks: two uplinks (up0, up1) to the
+"physical network" of far_network.py, a host port on the switch standing for
+a VM's port, and for notify switches a guest-kit VM on a port group.
 
 Failover order: the far side is a plain switch (a bridge joining far0 and
 far1); the active uplink's far end goes down (its link with it), the standby
 uplink takes over within a second, and takes back its place on failback.
 IP hash: the far side bundles far0 and far1 as a static EtherChannel (a bond
 in balance-xor), and flows to many far addresses leave by both uplinks.
+Notify switches: after a failover, the VM's MAC is announced (a RARP) out of
+the uplink that took over, so the far switch learns at once where it went.
 
 The test runs in a network namespace of its own (unshare at start), so no
 bridge, bond or interface it makes outlives it; its state folder is temporary."""
 
+import os
 import subprocess
 import tempfile
 import time
@@ -21,6 +24,23 @@ from far_network import FarNetwork, Vireo, isolate
 from vmtest import SBIN, host
 
 FAR_ADDRESS = "10.0.0.1"
+VM_MAC = "02:76:69:cc:00:01"
+# Prints the source MAC of each RARP arriving on an interface, for `seconds`.
+# Every protocol is captured: a bridge port's frames never reach a capture
+# for one protocol (the bridge takes them first).
+RARP_CAPTURE = """
+import select, socket, sys, time
+interface, seconds = sys.argv[1], float(sys.argv[2])
+capture = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+capture.bind((interface, 0))
+print("ready", flush=True)
+deadline = time.monotonic() + seconds
+while (left := deadline - time.monotonic()) > 0:
+    if select.select([capture], [], [], left)[0]:
+        frame = capture.recv(2048)
+        if frame[12:14] == bytes([0x80, 0x35]):
+            print(frame[6:12].hex(":"), flush=True)
+"""
 PING_INTERVAL = 0.05
 
 
@@ -152,6 +172,48 @@ class Teaming(unittest.TestCase):
         self.assertEqual(ports["up0"]["kind"], "uplink")
         self.assertNotEqual(host("ip", "link", "show", "vs0-team", check=False).returncode, 0)
         self.assertEqual(self.ping(FAR_ADDRESS).returncode, 0)
+
+    def start_vm(self, portgroup):
+        """A guest-kit VM idling on `portgroup`; its control socket's client."""
+        vmtest.require_kvm()
+        socket_path = os.path.join(self.vireo.environment["VIREO_STATE_DIR"], "vm.sock")
+        vm = subprocess.Popen(
+            [vmtest.VIREO, "run", "--kernel", vmtest.guest("uart_echo.elf"), "--nic",
+             f"portgroup={portgroup},mac={VM_MAC}", "--control-socket", socket_path],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=self.vireo.environment, start_new_session=True)
+        def stop():
+            if vm.poll() is None:
+                vm.kill()
+            vm.wait()
+            vm.stderr.close()
+        self.addCleanup(stop)
+        vmtest.wait_until(lambda: os.path.exists(socket_path) or vm.poll() is not None,
+                          what="the VM's control socket")
+        self.assertIsNone(vm.poll(), vm.stderr.read().decode() if vm.poll() is not None else "")
+        return vmtest.SocketClient(socket_path)
+
+    def test_after_a_failover_the_vm_announces_its_mac_on_the_new_uplink(self):
+        self.far_switch()
+        self.vireo("switch", "create", "vs0", "--uplink", "up0")
+        self.vireo("switch", "uplink", "add", "vs0", "up1", "--standby")
+        self.assertTrue(self.show()["teaming"]["notify_switches"], "ESX's default")
+        self.vireo("portgroup", "create", "pg", "--switch", "vs0")
+        vm = self.start_vm("pg")
+        self.assertEqual(vm.request("info")["result"]["nics"][0]["announcements"], 0)
+
+        capture = subprocess.Popen(
+            ["ip", "netns", "exec", self.far.name, "python3", "-c", RARP_CAPTURE, "far1", "10"],
+            stdout=subprocess.PIPE, text=True, env={"PATH": SBIN})
+        self.addCleanup(capture.kill)
+        self.assertEqual(capture.stdout.readline().strip(), "ready")
+        self.far.run("ip", "link", "set", "far0", "down")
+        self.wait_for_carrying("up1")
+        vmtest.wait_until(
+            lambda: vm.request("info")["result"]["nics"][0]["announcements"] >= 1,
+            what="the VM's announcement")
+        seen = capture.communicate(timeout=30)[0].split()
+        self.assertIn(VM_MAC, seen, "no RARP from the VM's MAC on the uplink that took over")
 
     def test_ip_hash_spreads_flows_over_both_uplinks_of_an_etherchannel(self):
         addresses = [f"10.0.0.{n}" for n in range(1, 17)]

@@ -150,6 +150,13 @@ public:
     // Whether vhost-net moves the frames now.
     bool uses_vhost() const { return vhost_running_; }
 
+    // Announces the vNIC's MAC to the switches on the wire, as ESX's notify
+    // switches and QEMU's announce-self do: a broadcast RARP from the MAC, so
+    // they learn where it is now. From any thread; whether or not the driver
+    // runs the device.
+    void announce();
+    uint64_t announcements() const { return announcements_; }
+
     // Takes the link down or up, from any thread; the guest's driver hears
     // of it through a configuration change interrupt.
     void set_link(bool up);
@@ -202,6 +209,7 @@ private:
 
     std::vector<QueuePair> pairs_;
     std::atomic<size_t> pairs_in_use_{1};
+    std::atomic<uint64_t> announcements_{0};
     // The worker changes mac_ and reads it freely; vCPUs read it for the
     // configuration under the lock.
     mutable std::mutex mac_mutex_;

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -223,6 +224,41 @@ TEST_F(VirtioNetTest, ConfigurationCarriesTheMacAndAnUpLink) {
     EXPECT_EQ(config.status, virtio::kNetStatusLinkUp);
     EXPECT_EQ(config.max_virtqueue_pairs, 1);
     EXPECT_TRUE(net->device_features() & bit(virtio::kNetFeatureMac));
+}
+
+TEST_F(VirtioNetTest, AnAnnouncementIsABroadcastRarpFromTheMacEvenBeforeTheDriver) {
+    constexpr uint16_t kRarp = 0x8035;
+    UniqueFd rarp(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(kRarp)));
+    ASSERT_TRUE(rarp.valid()) << std::strerror(errno);
+    sockaddr_ll address{};
+    address.sll_family = AF_PACKET;
+    address.sll_protocol = htons(kRarp);
+    address.sll_ifindex = static_cast<int>(::if_nametoindex(tap_name.c_str()));
+    ASSERT_EQ(::bind(rarp.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+
+    net->announce();  // no driver yet: the switches still learn where the MAC is
+    EXPECT_EQ(net->announcements(), 1u);
+    pollfd ready{rarp.get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&ready, 1, 1000), 1) << "no RARP reached the host";
+    std::array<uint8_t, 128> frame{};
+    ASSERT_EQ(::recv(rarp.get(), frame.data(), frame.size(), 0), 60);
+    auto bytes = [&](size_t at, size_t length) {
+        return std::vector<uint8_t>(frame.begin() + static_cast<ptrdiff_t>(at),
+                                    frame.begin() + static_cast<ptrdiff_t>(at + length));
+    };
+    std::vector<uint8_t> mac(kGuestMac.begin(), kGuestMac.end());
+    EXPECT_EQ(bytes(0, 6), std::vector<uint8_t>(6, 0xff)) << "broadcast";
+    EXPECT_EQ(bytes(6, 6), mac) << "from the vNIC's MAC";
+    // RARP (RFC 903): Ethernet, IPv4, address lengths 6 and 4, a reverse
+    // request, the MAC as sender and target hardware address.
+    EXPECT_EQ(bytes(12, 10), (std::vector<uint8_t>{0x80, 0x35, 0, 1, 8, 0, 6, 4, 0, 3}));
+    EXPECT_EQ(bytes(22, 6), mac);
+    EXPECT_EQ(bytes(32, 6), mac);
+
+    net->set_link(false);  // nothing leaves an unplugged cable
+    net->announce();
+    EXPECT_EQ(net->announcements(), 1u);
+    EXPECT_EQ(::poll(&ready, 1, 200), 0);
 }
 
 TEST_F(VirtioNetTest, AnUnpluggedLinkCarriesNothingAndTheDriverHearsOfIt) {

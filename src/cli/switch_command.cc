@@ -105,6 +105,14 @@ void change_security(const std::string& spec, SecurityOverride& into, bool may_i
     }
 }
 
+// --OPTION yes|no.
+bool yes_or_no(std::string_view option, const std::string& value) {
+    if (value != "yes" && value != "no") {
+        fail("--{} {}: yes or no", option, value);
+    }
+    return value == "yes";
+}
+
 bool teaming_given(const SwitchOptions& options) {
     return !options.load_balancing.empty() || !options.active.empty() || !options.standby.empty() ||
            !options.unused.empty() || !options.failback.empty() || !options.notify_switches.empty();
@@ -161,16 +169,10 @@ void change_teaming(const SwitchOptions& options, VirtualSwitch& vswitch) {
         take_out(teaming.standby, teaming.unused);
     }
     if (!options.failback.empty()) {
-        if (options.failback != "yes" && options.failback != "no") {
-            fail("--failback {}: yes or no", options.failback);
-        }
-        teaming.failback = options.failback == "yes";
+        teaming.failback = yes_or_no("failback", options.failback);
     }
     if (!options.notify_switches.empty()) {
-        if (options.notify_switches != "yes" && options.notify_switches != "no") {
-            fail("--notify-switches {}: yes or no", options.notify_switches);
-        }
-        teaming.notify_switches = options.notify_switches == "yes";
+        teaming.notify_switches = yes_or_no("notify-switches", options.notify_switches);
     }
 }
 
@@ -556,9 +558,11 @@ int set_portgroup(const SwitchOptions& options) {
         }
     });
     PortGroup& changed = existing_portgroup(config, options.name);
-    // The running VMs' vNICs take the new policy now (their TAPs' rules).
-    for (const std::string& port : SwitchDatapath::portgroup_ports(changed.name)) {
-        PortFilter::apply_policy(port, config.security_of(changed));
+    if (!options.security.empty()) {
+        // The running VMs' vNICs take the new policy now (their TAPs' rules).
+        for (const std::string& port : SwitchDatapath::portgroup_ports(changed.name)) {
+            PortFilter::apply_policy(port, config.security_of(changed));
+        }
     }
     return print(portgroup_json(config, changed), options.json,
                  fmt::format("port group {}: VLAN {}, shaping {}, security {}\n", changed.name,

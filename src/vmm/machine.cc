@@ -180,10 +180,9 @@ void Machine::attach_pci_devices() {
                                                   fmt::format("{} ({})", name, nic.tap),
                                                   std::move(filter), nic.vhost);
         nics_.push_back(device.get());
-        failovers_.push_back(nullptr);
         if (!nic.team.empty()) {
             try {
-                failovers_.back() = std::make_unique<FailoverWatch>(nic.team);
+                failovers_.push_back({index, std::make_unique<FailoverWatch>(nic.team)});
             } catch (const Error& error) {
                 spdlog::warn("{}: no notify switches: {}", name, error.what());
             }
@@ -253,17 +252,16 @@ void Machine::set_nic_link(size_t index, bool up) {
 
 std::vector<Machine::Watch> Machine::failover_watches() {
     std::vector<Watch> watches;
-    for (size_t index = 0; index < nics_.size(); ++index) {
-        if (FailoverWatch* watch = failovers_[index].get()) {
-            watches.push_back({watch->fd(), [this, watch, index] {
-                                   if (watch->changed()) {
-                                       nics_[index]->announce();
-                                       spdlog::info(
-                                           "virtio-net{}: announced on {} after a failover", index,
-                                           watch->active_member());
-                                   }
-                               }});
-        }
+    for (const NicFailovers& failovers : failovers_) {
+        FailoverWatch* watch = failovers.watch.get();
+        size_t index = failovers.nic;
+        watches.push_back({watch->fd(), [this, watch, index] {
+                               if (watch->changed()) {
+                                   nics_[index]->announce();
+                                   spdlog::info("virtio-net{}: announced on {} after a failover",
+                                                index, watch->active_member());
+                               }
+                           }});
     }
     return watches;
 }
@@ -299,8 +297,8 @@ nlohmann::json Machine::info() const {
                         {"link", nics_[index]->link_up() ? "up" : "down"},
                         {"vhost", nics_[index]->uses_vhost()},
                         {"queue_pairs", nics_[index]->queue_pairs()},
-                        {"announcements", nics_[index]->announcements()},
                         {"queue_pairs_in_use", nics_[index]->queue_pairs_in_use()},
+                        {"announcements", nics_[index]->announcements()},
                         {"security", security_of(*nics_[index])}});
     }
     const char* state = "running";

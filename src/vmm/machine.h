@@ -89,9 +89,13 @@ private:
     std::shared_ptr<AcpiPm> acpi_pm_;
     std::shared_ptr<PciRoot> pci_root_;
     std::vector<std::shared_ptr<BusDevice>> devices_;  // keeps the rest alive
-    std::vector<VirtioNet*> nics_;
-    // Per vNIC: its switch team's failovers, or null.
-    std::vector<std::unique_ptr<FailoverWatch>> failovers_;  // owned by their PCI devices
+    std::vector<VirtioNet*> nics_;                     // owned by their PCI devices
+    // The vNICs that notify switches, each with its switch team's failovers.
+    struct NicFailovers {
+        size_t nic;
+        std::unique_ptr<FailoverWatch> watch;
+    };
+    std::vector<NicFailovers> failovers_;
 
     std::vector<std::unique_ptr<VcpuThread>> vcpus_;
     x86::BootCpuState boot_state_;

@@ -97,13 +97,21 @@ protected:
         ASSERT_EQ(::ioctl(control.get(), SIOCGIFFLAGS, &request), 0);
         request.ifr_flags |= IFF_UP;
         ASSERT_EQ(::ioctl(control.get(), SIOCSIFFLAGS, &request), 0) << std::strerror(errno);
-        host.reset(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(kTestEtherType)));
-        ASSERT_TRUE(host.valid()) << std::strerror(errno);
+        host = packet_socket(kTestEtherType);
+        ASSERT_FALSE(HasFailure());
+    }
+
+    // The host's end of the TAP for frames of one ethertype, both ways.
+    UniqueFd packet_socket(uint16_t ether_type) {
+        UniqueFd socket(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ether_type)));
+        EXPECT_TRUE(socket.valid()) << std::strerror(errno);
         sockaddr_ll address{};
         address.sll_family = AF_PACKET;
-        address.sll_protocol = htons(kTestEtherType);
+        address.sll_protocol = htons(ether_type);
         address.sll_ifindex = static_cast<int>(::if_nametoindex(tap_name.c_str()));
-        ASSERT_EQ(::bind(host.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+        EXPECT_EQ(::bind(socket.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0)
+            << std::strerror(errno);
+        return socket;
     }
 
     // Queue pairs, each with a queue of the TAP; one by default.
@@ -227,14 +235,8 @@ TEST_F(VirtioNetTest, ConfigurationCarriesTheMacAndAnUpLink) {
 }
 
 TEST_F(VirtioNetTest, AnAnnouncementIsABroadcastRarpFromTheMacEvenBeforeTheDriver) {
-    constexpr uint16_t kRarp = 0x8035;
-    UniqueFd rarp(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(kRarp)));
-    ASSERT_TRUE(rarp.valid()) << std::strerror(errno);
-    sockaddr_ll address{};
-    address.sll_family = AF_PACKET;
-    address.sll_protocol = htons(kRarp);
-    address.sll_ifindex = static_cast<int>(::if_nametoindex(tap_name.c_str()));
-    ASSERT_EQ(::bind(rarp.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    UniqueFd rarp = packet_socket(0x8035);
+    ASSERT_FALSE(HasFailure());
 
     net->announce();  // no driver yet: the switches still learn where the MAC is
     EXPECT_EQ(net->announcements(), 1u);

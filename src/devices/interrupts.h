@@ -37,6 +37,11 @@ public:
     // The guest (re)programmed the vector's address/data.
     virtual void set_message(const MsiMessage& message) = 0;
     virtual void trigger() = 0;
+    // An eventfd whose signal raises the vector inside the hypervisor (irqfd),
+    // for a back end in the host kernel (vhost) to signal without a trip through
+    // the VMM; -1 when there is none, or no message is programmed yet. It knows
+    // nothing of masking: Msix hands it out only while the vector may fire.
+    virtual int direct_fd() const { return -1; }
 };
 
 class MsiController {

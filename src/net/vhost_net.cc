@@ -68,11 +68,15 @@ void VhostNet::start(uint32_t queue, const Ring& ring, int tap_fd) {
     if (::ioctl(fd_.get(), VHOST_SET_VRING_KICK, &kick) != 0) {
         fail_errno("vhost-net: queue {}: VHOST_SET_VRING_KICK", queue);
     }
-    vhost_vring_file call{queue, ring.call_fd};
+    set_call(queue, ring.call_fd);
+    set_backend(queue, tap_fd, "start");
+}
+
+void VhostNet::set_call(uint32_t queue, int call_fd) {
+    vhost_vring_file call{queue, call_fd};
     if (::ioctl(fd_.get(), VHOST_SET_VRING_CALL, &call) != 0) {
         fail_errno("vhost-net: queue {}: VHOST_SET_VRING_CALL", queue);
     }
-    set_backend(queue, tap_fd, "start");
 }
 
 void VhostNet::stop_backend(uint32_t queue) {

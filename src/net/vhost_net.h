@@ -50,6 +50,8 @@ public:
     // and start_backend resumes it.
     void stop_backend(uint32_t queue);
     void start_backend(uint32_t queue, int tap_fd);
+    // Where vhost signals `queue`'s used buffers from now on (Ring::call_fd).
+    void set_call(uint32_t queue, int call_fd);
 
 private:
     explicit VhostNet(UniqueFd fd);

@@ -35,6 +35,8 @@ public:
         }
     }
 
+    int direct_fd() const override { return attached_ ? event_.fd() : -1; }
+
 private:
     kvm::Vm& vm_;
     uint32_t gsi_;

@@ -299,6 +299,7 @@ nlohmann::json Machine::info() const {
                         {"queue_pairs", nics_[index]->queue_pairs()},
                         {"queue_pairs_in_use", nics_[index]->queue_pairs_in_use()},
                         {"announcements", nics_[index]->announcements()},
+                        {"vhost_signals_relayed", nics_[index]->vhost_signals_relayed()},
                         {"security", security_of(*nics_[index])}});
     }
     const char* state = "running";

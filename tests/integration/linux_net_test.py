@@ -71,10 +71,10 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
         self.assertEqual((nic["queue_pairs"], nic["queue_pairs_in_use"]), (2, 2))
         self.assertEqual(vm.check("ls /sys/class/net/eth0/queues").split(),
                          ["rx-0", "rx-1", "tx-0", "tx-1"])
-        before = second_pair_interrupts(vm)
+        before = queue_interrupts(vm)
         output = vm.check(f"taskset -c 1 ping -c 3 -W 5 {HOST_ADDRESS}", timeout=60)
         self.assertIn("3 packets received", output)
-        after = second_pair_interrupts(vm)
+        after = queue_interrupts(vm)
         self.assertGreater(after["input.1"], before["input.1"], "no reply came in on pair 1")
         self.assertGreater(after["output.1"], before["output.1"], "nothing went out on pair 1")
 
@@ -109,6 +109,16 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
         output, _ = listener.communicate(timeout=120)
         self.assertEqual(output.strip(), sent)
 
+        # vhost-net raised those interrupts through KVM's irqfds itself: the
+        # VMM relays only what comes while a vector is masked, which Linux
+        # does not do while the device runs.
+        if os.path.exists("/dev/vhost-net"):
+            taken = sum(queue_interrupts(vm, ("input.0", "output.0", "input.1", "output.1"))
+                        .values())
+            relayed = vm.request("info")["result"]["nics"][0]["vhost_signals_relayed"]
+            self.assertGreater(taken, 100)
+            self.assertLess(relayed, 10, f"{relayed} of {taken} interrupts went through the VMM")
+
         # The cable unplugged from the control socket: Linux sees no carrier
         # and nothing passes; plugged back, the link returns.
         info = vm.request("set-link", nic=0, up=False)["result"]
@@ -127,17 +137,17 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
         self.assertIn("2 packets received", output)
 
 
-def second_pair_interrupts(vm):
-    """Interrupts the guest took for the second pair's receive and transmit
-    queues (/proc/interrupts names them virtioN-input.1 and -output.1)."""
+def queue_interrupts(vm, queues=("input.1", "output.1")):
+    """Interrupts the guest took for the given queues (/proc/interrupts names
+    them virtioN-input.P and -output.P); by default the second pair's."""
     counts = {}
     for line in vm.check("cat /proc/interrupts").splitlines():
-        for queue in ("input.1", "output.1"):
+        for queue in queues:
             if line.rstrip().endswith(f"-{queue}"):
                 fields = line.split()
                 counts[queue] = sum(int(field) for field in fields[1:3])  # two CPUs
-    if set(counts) != {"input.1", "output.1"}:
-        raise AssertionError(f"no interrupts of the second queue pair in /proc/interrupts: {counts}")
+    if set(counts) != set(queues):
+        raise AssertionError(f"no interrupts of queues {queues} in /proc/interrupts: {counts}")
     return counts
 
 

@@ -124,6 +124,14 @@ void Msix::signal(uint16_t vector) {
     vectors_[vector]->trigger();
 }
 
+int Msix::direct_fd(uint16_t vector) const {
+    std::lock_guard lock(mutex_);
+    if (!enabled_ || vector >= vectors_.size() || masked(vector)) {
+        return -1;
+    }
+    return vectors_[vector]->direct_fd();
+}
+
 void Msix::deliver_pending() {
     if (!enabled_) {
         return;

@@ -48,6 +48,9 @@ public:
     // Sends `vector` if MSI-X is on and the vector unmasked; if masked, sets its
     // pending bit instead and sends it once unmasked.
     void signal(uint16_t vector);
+    // The vector's MsiVector::direct_fd() while MSI-X is on and `vector`
+    // unmasked, -1 otherwise (and for a vector the table does not have).
+    int direct_fd(uint16_t vector) const;
 
 private:
     struct Entry {

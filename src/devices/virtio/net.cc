@@ -154,6 +154,7 @@ std::vector<DeviceWorker::Source> VirtioNet::worker_sources() {
             auto queue = static_cast<uint16_t>(2 * index + ring);
             sources.push_back({pair.vhost_calls[ring].fd(), [this, &pair, ring, queue] {
                                    pair.vhost_calls[ring].consume();
+                                   ++vhost_signals_relayed_;
                                    active_->interrupt.signal_used(queue);
                                }});
         }
@@ -231,6 +232,27 @@ void VirtioNet::start_vhost() {
             pair.vhost.reset();
         }
         log_.warn("{}: frames move in the VMM, not in vhost-net: {}", label_, error.what());
+        return;
+    }
+    route_vhost_signals();
+}
+
+void VirtioNet::route_vhost_signals() {
+    // vhost signals the vector's irqfd itself while the vector may fire, as
+    // QEMU arranges it; while masked, it signals the relay (worker_sources), so
+    // that the transport keeps the interrupt pending.
+    for (size_t index = 0; index < pairs_.size(); ++index) {
+        QueuePair& pair = pairs_[index];
+        for (uint32_t ring : {VhostNet::kReceiveQueue, VhostNet::kTransmitQueue}) {
+            auto queue = static_cast<uint16_t>(2 * index + ring);
+            active_->interrupt.route_used_signals(queue, [this, &pair, ring](int fd) {
+                try {
+                    pair.vhost->set_call(ring, fd >= 0 ? fd : pair.vhost_calls[ring].fd());
+                } catch (const Error& error) {
+                    log_.warn("{}: {}", label_, error.what());
+                }
+            });
+        }
     }
 }
 

@@ -156,6 +156,9 @@ public:
     // runs the device.
     void announce();
     uint64_t announcements() const { return announcements_; }
+    // vhost-net's signals that went through the VMM because their vector was
+    // masked (or had no irqfd); the others went to KVM directly.
+    uint64_t vhost_signals_relayed() const { return vhost_signals_relayed_; }
 
     // Takes the link down or up, from any thread; the guest's driver hears
     // of it through a configuration change interrupt.
@@ -176,7 +179,9 @@ private:
     struct QueuePair {
         std::unique_ptr<NetBackend> backend;
         std::unique_ptr<VhostNet> vhost;
-        std::array<EventFd, 2> vhost_calls;  // receive, transmit: used buffers to signal
+        // receive, transmit: where vhost signals used buffers while the queue's
+        // vector is masked, relayed by the worker (else straight to the irqfd)
+        std::array<EventFd, 2> vhost_calls;
         std::vector<uint8_t> frame;
         size_t frame_length = 0;
         size_t frame_delivered = 0;
@@ -192,6 +197,8 @@ private:
     // Hands every pair's queues to vhost-net, or leaves them here (logging
     // why) when it cannot.
     void start_vhost();
+    // Points vhost's signals at the irqfds the transport offers.
+    void route_vhost_signals();
     void on_link_changed();
     void receive(size_t pair);
     // Copies the pair's waiting frame into the guest's chains; false when
@@ -210,6 +217,7 @@ private:
     std::vector<QueuePair> pairs_;
     std::atomic<size_t> pairs_in_use_{1};
     std::atomic<uint64_t> announcements_{0};
+    std::atomic<uint64_t> vhost_signals_relayed_{0};
     // The worker changes mac_ and reads it freely; vCPUs read it for the
     // configuration under the lock.
     mutable std::mutex mac_mutex_;

@@ -131,6 +131,7 @@ VirtioPciDevice::VirtioPciDevice(std::unique_ptr<VirtioDevice> device, const Gue
 VirtioPciDevice::~VirtioPciDevice() {
     std::lock_guard lock(mutex_);
     worker_.reset();
+    used_signal_routes_.clear();
     if (active_) {
         device_->reset();
     }
@@ -160,6 +161,7 @@ void VirtioPciDevice::config_write(uint32_t offset, std::span<const uint8_t> dat
     std::lock_guard lock(mutex_);
     config_.write(offset, data);
     msix_.config_written(config_);
+    update_used_signal_routes();
     uint32_t window = cfg_cap_ + offsetof(virtio::PciCfgCap, pci_cfg_data);
     if (offset < window + 4 && offset + data.size() > window) {
         cfg_window_access(true);
@@ -276,6 +278,7 @@ void VirtioPciDevice::bar_write_locked(uint64_t offset, std::span<const uint8_t>
         default:
             break;  // ISR and PBA are read-only
     }
+    update_used_signal_routes();  // a vector (un)masked, or a queue's vector changed
 }
 
 // ---- Common configuration ----
@@ -495,7 +498,8 @@ void VirtioPciDevice::activate() {
 }
 
 void VirtioPciDevice::reset() {
-    worker_.reset();  // joins: the worker never waits for mutex_
+    worker_.reset();              // joins: the worker never waits for mutex_
+    used_signal_routes_.clear();  // before the device drops what they route into
     if (active_) {
         device_->reset();
         active_ = false;
@@ -558,6 +562,29 @@ void VirtioPciDevice::signal_used(uint16_t queue) {
     uint16_t vector = queue_vectors_[queue];
     if (vector != virtio::kMsiNoVector) {
         msix_.signal(vector);
+    }
+}
+
+void VirtioPciDevice::route_used_signals(uint16_t queue, std::function<void(int fd)> route) {
+    if (queue >= queue_count_) {
+        route(-1);
+        return;
+    }
+    UsedSignalRoute& entry = used_signal_routes_[queue];
+    entry.route = std::move(route);
+    uint16_t vector = queue_vectors_[queue];
+    entry.fd = vector == virtio::kMsiNoVector ? -1 : msix_.direct_fd(vector);
+    entry.route(entry.fd);
+}
+
+void VirtioPciDevice::update_used_signal_routes() {
+    for (auto& [queue, entry] : used_signal_routes_) {
+        uint16_t vector = queue_vectors_[queue];
+        int fd = vector == virtio::kMsiNoVector ? -1 : msix_.direct_fd(vector);
+        if (fd != entry.fd) {
+            entry.fd = fd;
+            entry.route(fd);
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -96,6 +98,11 @@ private:
     // VirtioInterrupt, for the device on its worker thread.
     void signal_used(uint16_t queue) override;
     void signal_config_change() override;
+    // From the device's activate(), so with mutex_ held.
+    void route_used_signals(uint16_t queue, std::function<void(int fd)> route) override;
+    // After any write that may mask, unmask or move a vector: tells each routed
+    // queue's device where its signals now go, if that changed.
+    void update_used_signal_routes();
 
     void bar_read_locked(uint64_t offset, std::span<uint8_t> data);
     void bar_write_locked(uint64_t offset, std::span<const uint8_t> data);
@@ -143,7 +150,12 @@ private:
     std::vector<QueueSetup> setup_;
     bool active_ = false;
     std::vector<Virtqueue> queues_;
-    std::unique_ptr<DeviceWorker> worker_;  // last: stopped first
+    struct UsedSignalRoute {
+        std::function<void(int fd)> route;
+        int fd = -1;  // as last told
+    };
+    std::map<uint16_t, UsedSignalRoute> used_signal_routes_;  // by queue, while active
+    std::unique_ptr<DeviceWorker> worker_;                    // last: stopped first
 };
 
 }  // namespace vireo

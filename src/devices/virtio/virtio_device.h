@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,15 @@ public:
     virtual void signal_used(uint16_t queue) = 0;
     // The device-specific configuration changed (bumps config_generation).
     virtual void signal_config_change() = 0;
+    // For a device whose back end in the host kernel signals `queue` itself
+    // (vhost): calls `route(fd)` now and whenever it changes, with the eventfd
+    // that raises the queue's interrupt in the hypervisor while it may fire, or
+    // -1 while it may not (masked, MSI-X off, no such eventfd), when the device
+    // must signal through signal_used() so that the transport keeps it pending.
+    // Only from activate(); `route` runs on vCPU threads until reset().
+    virtual void route_used_signals(uint16_t /*queue*/, std::function<void(int fd)> route) {
+        route(-1);
+    }
 };
 
 // What the transport hands a device when the driver sets DRIVER_OK. Everything

@@ -21,6 +21,12 @@ public:
         std::lock_guard lock(mutex_);
         messages_.push_back(message);
     }
+    // As KVM's irqfd: there once a message is programmed.
+    int direct_fd() const {
+        std::lock_guard lock(mutex_);
+        return messages_.empty() ? -1 : direct_.fd();
+    }
+    const EventFd& direct() const { return direct_; }
     void trigger() {
         std::lock_guard lock(mutex_);
         ++triggers_;
@@ -45,6 +51,7 @@ private:
     std::condition_variable changed_;
     std::vector<MsiMessage> messages_;
     int triggers_ = 0;
+    EventFd direct_;
 };
 
 class FakeMsiController : public MsiController {
@@ -70,6 +77,7 @@ private:
         explicit Vector(std::shared_ptr<VectorRecord> record) : record_(std::move(record)) {}
         void set_message(const MsiMessage& message) override { record_->set_message(message); }
         void trigger() override { record_->trigger(); }
+        int direct_fd() const override { return record_->direct_fd(); }
 
     private:
         std::shared_ptr<VectorRecord> record_;

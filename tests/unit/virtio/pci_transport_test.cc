@@ -504,6 +504,51 @@ TEST_F(VirtioPciTest, DeviceConfigurationIsReachedThroughItsStructure) {
     EXPECT_EQ(common<uint16_t>(offsetof(Cfg, queue_size)), 64);
 }
 
+// A device whose "host kernel back end" signals queue 0 itself: it records
+// where the transport routes those signals.
+class RoutedDevice : public ConfigDevice {
+public:
+    void activate(const VirtioActivation& activation) override {
+        activation.interrupt.route_used_signals(0, [this](int fd) { routes.push_back(fd); });
+    }
+    std::vector<int> routes;
+};
+
+TEST_F(VirtioPciTest, AKernelBackEndSignalsTheIrqfdOnlyWhileTheVectorMayFire) {
+    auto owned = std::make_unique<RoutedDevice>();
+    RoutedDevice& routed = *owned;
+    device = std::make_shared<VirtioPciDevice>(std::move(owned), memory, msi, nullptr);
+    slot = root->add_device(device);
+    find_capabilities();
+    DriverQueue queue(memory, 16, kRings);
+    bring_up(queue);
+    const int irqfd = msi.vector(kQueueVector).direct().fd();
+    ASSERT_EQ(routed.routes, std::vector<int>{irqfd});
+
+    // Masking the queue's vector sends the signals back through the VMM
+    // (which keeps them pending); unmasking hands the irqfd out again.
+    uint64_t control = VirtioPciDevice::kMsixTableOffset + 16 * kQueueVector + 12;
+    bar_write<uint32_t>(control, Msix::kVectorControlMask);
+    EXPECT_EQ(routed.routes, (std::vector<int>{irqfd, -1}));
+    bar_write<uint32_t>(control, 0);
+    EXPECT_EQ(routed.routes, (std::vector<int>{irqfd, -1, irqfd}));
+    // Masking another vector changes nothing; so does rewriting the message.
+    bar_write<uint32_t>(VirtioPciDevice::kMsixTableOffset + 16 * kConfigVector + 12,
+                        Msix::kVectorControlMask);
+    bar_write<uint32_t>(VirtioPciDevice::kMsixTableOffset + 16 * kQueueVector + 8, 0x41);
+    EXPECT_EQ(routed.routes.size(), 3u);
+    // The function mask and MSI-X off count as masked.
+    cfg_write<uint16_t>(msix_cap + 2, Msix::kControlEnable | Msix::kControlFunctionMask);
+    cfg_write<uint16_t>(msix_cap + 2, Msix::kControlEnable);
+    cfg_write<uint16_t>(msix_cap + 2, 0);
+    EXPECT_EQ(routed.routes, (std::vector<int>{irqfd, -1, irqfd, -1, irqfd, -1}));
+    cfg_write<uint16_t>(msix_cap + 2, Msix::kControlEnable);
+    // After a reset the device is told nothing more.
+    set_common<uint8_t>(offsetof(Cfg, device_status), 0);
+    cfg_write<uint16_t>(msix_cap + 2, 0);
+    EXPECT_EQ(routed.routes.size(), 7u);
+}
+
 TEST(VirtioPciDevice, RefusesDevicesThatDoNotFitTheLayout) {
     GuestMemory memory = GuestMemory::create({{0, 1 * MiB}});
     FakeMsiController msi;

@@ -2,6 +2,8 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "base/error.h"
@@ -59,6 +61,24 @@ MacAddress random_vnic_mac() {
         fail_errno("cannot draw a MAC address (getrandom)");
     }
     return mac;
+}
+
+std::array<uint8_t, kAnnouncementBytes> rarp_announcement(const MacAddress& mac) {
+    std::array<uint8_t, kAnnouncementBytes> frame{};
+    std::fill_n(frame.begin(), 6, 0xff);
+    std::copy(mac.begin(), mac.end(), frame.begin() + 6);
+    constexpr std::array<uint8_t, 10> kRarpRequest = {
+        0x80, 0x35,  // ethertype RARP
+        0x00, 0x01,  // Ethernet
+        0x08, 0x00,  // IPv4
+        6,    4,     // address lengths
+        0x00, 0x03,  // reverse request
+    };
+    std::copy(kRarpRequest.begin(), kRarpRequest.end(), frame.begin() + 12);
+    // Sender and target hardware addresses are the MAC; the IPv4 ones 0.
+    std::copy(mac.begin(), mac.end(), frame.begin() + 22);
+    std::copy(mac.begin(), mac.end(), frame.begin() + 32);
+    return frame;
 }
 
 }  // namespace vireo

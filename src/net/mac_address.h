@@ -21,4 +21,10 @@ inline bool is_multicast(const MacAddress& mac) {
 // 02:76:69 ("vi") with three random bytes, as ESX draws from 00:50:56.
 MacAddress random_vnic_mac();
 
+// The frame that tells the switches on a wire where `mac` is now (ESX's
+// notify switches, QEMU's announce-self): a broadcast RARP reverse request
+// from `mac` about itself (RFC 903), padded to Ethernet's 60-byte minimum.
+constexpr size_t kAnnouncementBytes = 60;
+std::array<uint8_t, kAnnouncementBytes> rarp_announcement(const MacAddress& mac);
+
 }  // namespace vireo

@@ -1,7 +1,6 @@
 #include "net/port_filter.h"
 
 #include <net/if.h>
-#include <nftables/libnftables.h>
 
 #include <algorithm>
 #include <sstream>
@@ -9,43 +8,12 @@
 #include <fmt/format.h>
 
 #include "base/error.h"
+#include "net/nftables.h"
 
 namespace vireo {
 namespace {
 
 constexpr std::string_view kTablePrefix = "vireo-port-";
-
-// nftables takes a table name as a bare identifier; a TAP name outside these
-// characters cannot be one (and Vireo's own never are).
-bool fits_identifier(const std::string& name) {
-    return !name.empty() && std::isalpha(static_cast<unsigned char>(name[0])) &&
-           std::all_of(name.begin(), name.end(), [](char c) {
-               return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
-                      c == '.';
-           });
-}
-
-std::unique_ptr<nft_ctx, void (*)(nft_ctx*)> new_context() {
-    std::unique_ptr<nft_ctx, void (*)(nft_ctx*)> context(nft_ctx_new(NFT_CTX_DEFAULT),
-                                                         nft_ctx_free);
-    if (!context) {
-        fail("nftables: cannot create a context (libnftables)");
-    }
-    nft_ctx_buffer_output(context.get());
-    nft_ctx_buffer_error(context.get());
-    return context;
-}
-
-// Runs `commands` as one transaction; returns what nft printed, or throws
-// with its error text.
-std::string run_commands(nft_ctx* context, const std::string& commands, std::string_view what) {
-    if (nft_run_cmd_from_buffer(context, commands.c_str()) != 0) {
-        std::string error = nft_ctx_get_error_buffer(context);
-        error.erase(error.find_last_not_of('\n') + 1);
-        fail("{}: nftables refused the rules: {}", what, error);
-    }
-    return nft_ctx_get_output_buffer(context);
-}
 
 std::string table_name(const std::string& tap) {
     return fmt::format("{}{}", kTablePrefix, tap);
@@ -75,8 +43,11 @@ std::string policy_rules(const std::string& table, const SecurityPolicy& policy)
 }  // namespace
 
 PortFilter::PortFilter(std::string tap, MacAddress own_mac, SecurityPolicy policy)
-    : tap_(std::move(tap)), table_(table_name(tap_)), own_mac_(own_mac), context_(new_context()) {
-    if (!fits_identifier(tap_)) {
+    : tap_(std::move(tap)),
+      table_(table_name(tap_)),
+      own_mac_(own_mac),
+      nftables_(std::make_unique<Nftables>()) {
+    if (!fits_nft_identifier(tap_)) {
         fail("tap {}: the security policy needs a TAP name of letters, digits, '_', '-' and '.'",
              tap_);
     }
@@ -115,14 +86,13 @@ void PortFilter::set_effective_mac(MacAddress mac) {
 }
 
 bool PortFilter::apply_policy(const std::string& tap, const SecurityPolicy& policy) {
-    auto context = new_context();
+    Nftables nftables;
     std::string table = table_name(tap);
-    if (!fits_identifier(tap) ||
-        nft_run_cmd_from_buffer(context.get(),
-                                fmt::format("list table netdev {}", table).c_str()) != 0) {
+    if (!fits_nft_identifier(tap) ||
+        !nftables.try_run(fmt::format("list table netdev {}", table))) {
         return false;
     }
-    run_commands(context.get(), policy_rules(table, policy), fmt::format("tap {}", tap));
+    nftables.run(policy_rules(table, policy), fmt::format("tap {}", tap));
     return true;
 }
 
@@ -141,12 +111,12 @@ uint64_t PortFilter::dropped() {
 
 std::string PortFilter::run(const std::string& commands) {
     std::lock_guard guard(mutex_);
-    return run_commands(context_.get(), commands, fmt::format("tap {}", tap_));
+    return nftables_->run(commands, fmt::format("tap {}", tap_));
 }
 
 size_t PortFilter::remove_stale() {
-    auto context = new_context();
-    std::istringstream tables(run_commands(context.get(), "list tables netdev", "nftables"));
+    Nftables nftables;
+    std::istringstream tables(nftables.run("list tables netdev", "nftables"));
     size_t removed = 0;
     for (std::string line; std::getline(tables, line);) {
         // "table netdev vireo-port-TAP"
@@ -157,7 +127,7 @@ size_t PortFilter::remove_stale() {
         }
         std::string tap(name.substr(kTablePrefix.size()));
         if (::if_nametoindex(tap.c_str()) == 0) {
-            run_commands(context.get(), fmt::format("delete table netdev {}", name), "nftables");
+            nftables.run(fmt::format("delete table netdev {}", name), "nftables");
             ++removed;
         }
     }

@@ -8,9 +8,9 @@
 #include "net/mac_address.h"
 #include "net/network_config.h"
 
-struct nft_ctx;
-
 namespace vireo {
+
+class Nftables;
 
 // ESX's security policy for one vNIC, enforced by the host kernel on the
 // vNIC's TAP: an nftables table of the netdev family (`vireo-port-TAP`) with
@@ -59,8 +59,8 @@ private:
     std::string tap_;
     std::string table_;
     MacAddress own_mac_;
-    std::mutex mutex_;  // guards the context
-    std::unique_ptr<nft_ctx, void (*)(nft_ctx*)> context_;
+    std::mutex mutex_;  // guards nftables_
+    std::unique_ptr<Nftables> nftables_;
 };
 
 }  // namespace vireo

@@ -257,23 +257,9 @@ void VirtioNet::route_vhost_signals() {
 }
 
 void VirtioNet::announce() {
-    constexpr size_t kRarpFrameBytes = 60;  // the Ethernet minimum
-    std::array<uint8_t, NetBackend::kHeaderBytes + kRarpFrameBytes> packet{};
-    std::span<uint8_t> frame = std::span(packet).subspan(NetBackend::kHeaderBytes);
-    MacAddress source = mac();
-    std::fill_n(frame.begin(), 6, 0xff);
-    std::copy(source.begin(), source.end(), frame.begin() + 6);
-    constexpr std::array<uint8_t, 10> kRarpRequest = {
-        0x80, 0x35,  // ethertype RARP
-        0x00, 0x01,  // Ethernet
-        0x08, 0x00,  // IPv4
-        6,    4,     // address lengths
-        0x00, 0x03,  // reverse request
-    };
-    std::copy(kRarpRequest.begin(), kRarpRequest.end(), frame.begin() + 12);
-    // Sender and target hardware addresses are the MAC; the IPv4 ones 0.
-    std::copy(source.begin(), source.end(), frame.begin() + 22);
-    std::copy(source.begin(), source.end(), frame.begin() + 32);
+    std::array<uint8_t, NetBackend::kHeaderBytes + kAnnouncementBytes> packet{};
+    std::array<uint8_t, kAnnouncementBytes> frame = rarp_announcement(mac());
+    std::copy(frame.begin(), frame.end(), packet.begin() + NetBackend::kHeaderBytes);
     iovec whole{packet.data(), packet.size()};
     if (link_up_ && pairs_[0].backend->write({&whole, 1})) {
         ++announcements_;

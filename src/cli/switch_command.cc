@@ -1,20 +1,27 @@
 #include "cli/switch_command.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <iostream>
 #include <memory>
 #include <tuple>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
 #include "cli/help_text.h"
 #include "cli/option_lists.h"
 #include "host/network_registry.h"
+#include "host/steering_keepers.h"
 #include "net/port_filter.h"
 #include "net/switch_datapath.h"
+#include "net/switch_steering.h"
 
 namespace vireo::cli {
 
@@ -267,6 +274,22 @@ json switch_json(const NetworkConfig& config, const VirtualSwitch& vswitch, bool
                 {"hash_policy", applied.team->hash_policy},
                 {"carrying", applied.team->carrying}};
     }
+    json steering = nullptr;
+    if (vswitch.steered()) {
+        std::optional<pid_t> keeper =
+            SteeringKeepers(StateFile::default_dir()).running(vswitch.name);
+        std::map<std::string, std::string> pins = applied_pins(vswitch.name);
+        steering = {{"keeper", keeper ? json(*keeper) : json(nullptr)}, {"pins", pins}};
+        if (!keeper) {
+            differences.push_back("no keeper steers its ports (`vireo switch apply` starts one)");
+        }
+        for (const SwitchPort& port : applied.ports) {
+            if (port.kind != SwitchPort::Kind::Uplink && port.kind != SwitchPort::Kind::Team &&
+                !pins.contains(port.name) && keeper) {
+                differences.push_back(fmt::format("port {} is steered to no uplink", port.name));
+            }
+        }
+    }
     json entry = {{"name", vswitch.name},
                   {"mtu", vswitch.mtu},
                   {"uplinks", vswitch.uplinks},
@@ -277,7 +300,8 @@ json switch_json(const NetworkConfig& config, const VirtualSwitch& vswitch, bool
                     {"unused", teaming.unused},
                     {"failback", teaming.failback},
                     {"notify_switches", teaming.notify_switches},
-                    {"team", team}}},
+                    {"team", team},
+                    {"steering", steering}}},
                   {"portgroups", portgroups},
                   {"native_vlan", config.native_vlan(vswitch.name)},
                   {"shaping", vswitch.shaping.describe()},
@@ -329,6 +353,17 @@ void print_switch(const json& entry) {
                                  carrying.empty()
                                      ? " (" + team["hash_policy"].get<std::string>() + ")"
                                      : ", carrying " + carrying);
+    }
+    if (const json& steering = teaming["steering"]; !steering.is_null()) {
+        std::vector<std::string> pins;
+        for (const auto& [port, uplink] : steering["pins"].items()) {
+            pins.push_back(port + " -> " + uplink.get<std::string>());
+        }
+        std::cout << fmt::format("  steering: {}, ports {}\n",
+                                 steering["keeper"].is_null()
+                                     ? std::string("NO keeper")
+                                     : fmt::format("keeper pid {}", steering["keeper"].get<int>()),
+                                 joined(pins));
     }
     for (const json& difference : entry["differences"]) {
         std::cout << "  differs: " << difference.get<std::string>() << "\n";
@@ -517,6 +552,28 @@ int apply_all(const SwitchOptions& options) {
     for (const json& entry : entries) {
         print_switch(entry);
     }
+    return 0;
+}
+
+std::atomic<bool> steering_stopped = false;
+
+// `vireo switch steer NAME`: the keeper of a steered switch, started by the
+// commands that apply the configuration; it runs until the switch goes.
+int keep_switch_steering(const SwitchOptions& options) {
+    SteeringKeepers keepers(StateFile::default_dir());
+    std::optional<UniqueFd> lock = keepers.claim(options.name);
+    if (!lock) {
+        std::cout << fmt::format("switch {}: a keeper steers it already (pid {})\n", options.name,
+                                 keepers.running(options.name).value_or(0));
+        return 0;
+    }
+    struct sigaction stop = {};
+    stop.sa_handler = [](int) { steering_stopped = true; };  // no SA_RESTART: poll wakes
+    ::sigaction(SIGTERM, &stop, nullptr);
+    ::sigaction(SIGINT, &stop, nullptr);
+    spdlog::info("switch {}: steering its ports (pid {})", options.name, ::getpid());
+    keep_steering(
+        options.name, [] { return registry().read(); }, steering_stopped);
     return 0;
 }
 
@@ -754,6 +811,12 @@ void add_switch_commands(CLI::App& app) {
     subcommand(vswitch, "apply",
                "Make the kernel match the stored configuration again (at boot, after a failure)",
                options, [options] { return apply_all(*options); });
+    CLI::App* steer = subcommand(
+        vswitch, "steer",
+        "Keep a switch's steering (load balancing by port or MAC over several active uplinks): "
+        "started by the commands that apply the configuration, runs until the switch goes",
+        options, [options] { return keep_switch_steering(*options); });
+    steer->add_option("NAME", options->name, "the switch")->required();
     CLI::App* uplink = vswitch->add_subcommand("uplink", "Add or remove a switch's uplink");
     uplink->require_subcommand(1);
     for (bool add : {true, false}) {

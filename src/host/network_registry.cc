@@ -1,6 +1,7 @@
 #include "host/network_registry.h"
 
 #include "base/error.h"
+#include "host/steering_keepers.h"
 #include "net/switch_datapath.h"
 
 namespace vireo {
@@ -10,10 +11,14 @@ namespace {
 constexpr int kFileVersion = 1;
 
 // A stored configuration that could not be applied is kept: the message says
-// so, and how to try again.
+// so, and how to try again. Steered switches get their keepers (started from
+// this very binary, the vireo command), which re-plan at once; those of
+// switches no longer steered end by themselves.
 void apply_stored(const NetworkConfig& config, const std::filesystem::path& file) {
     try {
         SwitchDatapath::apply(config);
+        SteeringKeepers(file.parent_path())
+            .start_missing(config, std::filesystem::read_symlink("/proc/self/exe"));
     } catch (const Error& e) {
         fail("{} (the configuration is stored in {}; `vireo switch apply` applies it again)",
              e.what(), file.string());

@@ -139,14 +139,6 @@ void validate_teaming(const VirtualSwitch& vswitch, const std::string& source) {
             "EtherChannel and takes no standby uplinks ({}); make them active or unused",
             source, vswitch.name, fmt::join(teaming.standby, ", "));
     }
-    if ((teaming.load_balancing == LoadBalancing::PortId ||
-         teaming.load_balancing == LoadBalancing::SourceMac) &&
-        active > 1) {
-        fail(
-            "{}: switch '{}': teaming: load balancing '{}' over {} active uplinks is not built "
-            "yet; use explicit failover order or IP hash, or make all uplinks but one standby",
-            source, vswitch.name, load_balancing_name(teaming.load_balancing), active);
-    }
 }
 
 VirtualSwitch parse_switch(const json& value, size_t index, const std::string& source) {
@@ -361,6 +353,12 @@ std::vector<std::string> VirtualSwitch::teamed_uplinks() const {
     std::vector<std::string> teamed = active_uplinks();
     teamed.insert(teamed.end(), teaming.standby.begin(), teaming.standby.end());
     return teamed;
+}
+
+bool VirtualSwitch::steered() const {
+    return (teaming.load_balancing == NicTeaming::LoadBalancing::PortId ||
+            teaming.load_balancing == NicTeaming::LoadBalancing::SourceMac) &&
+           active_uplinks().size() > 1;
 }
 
 std::string VirtualSwitch::team_interface() const {

@@ -113,9 +113,13 @@ struct VirtualSwitch {
     std::vector<std::string> active_uplinks() const;
     // The active uplinks, then the standby ones: the failover order.
     std::vector<std::string> teamed_uplinks() const;
-    // Two or more uplinks teamed are one bond, the switch's port to the
-    // physical network; a single one is that port itself.
-    bool bonded() const { return teamed_uplinks().size() > 1; }
+    // Load balancing by originating port or source MAC over two or more
+    // active uplinks: each teamed uplink is a port of the switch of its own,
+    // and the switch steers each port's frames to one of them (switch_steering.h).
+    bool steered() const;
+    // Otherwise two or more uplinks teamed are one bond, the switch's port to
+    // the physical network; a single one is that port itself.
+    bool bonded() const { return teamed_uplinks().size() > 1 && !steered(); }
     // The bond's interface: the switch's name (its first 10 characters) + "-team".
     std::string team_interface() const;
 };

@@ -39,6 +39,17 @@ std::optional<std::string> Nftables::try_run(const std::string& commands) {
     return nft_ctx_get_output_buffer(context_.get());
 }
 
+void Nftables::check(const std::string& commands, std::string_view what) {
+    nft_ctx_set_dry_run(context_.get(), true);
+    try {
+        run(commands, what);
+    } catch (const Error&) {
+        nft_ctx_set_dry_run(context_.get(), false);
+        throw;
+    }
+    nft_ctx_set_dry_run(context_.get(), false);
+}
+
 bool fits_nft_identifier(std::string_view name) {
     return !name.empty() && std::isalpha(static_cast<unsigned char>(name[0])) &&
            std::all_of(name.begin(), name.end(), [](char c) {

@@ -25,6 +25,9 @@ public:
     // The same, for what may fail (the listing of a table that may not
     // exist): nullopt instead of an error.
     std::optional<std::string> try_run(const std::string& commands);
+    // Whether the kernel would take `commands`, without applying them; throws
+    // like run() when it would not.
+    void check(const std::string& commands, std::string_view what);
 
 private:
     std::unique_ptr<nft_ctx, void (*)(nft_ctx*)> context_;

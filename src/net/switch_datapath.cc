@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "base/subprocess.h"
+#include "net/switch_steering.h"
 
 namespace vireo {
 
@@ -323,7 +324,8 @@ void apply_bridge(const NetworkConfig& config, const VirtualSwitch& vswitch, con
          std::string(SwitchDatapath::kSwitchAlias), "up"});
 }
 
-// The switch's ports to the physical network: its team, or its one teamed uplink.
+// The switch's ports to the physical network: its team, or its teamed
+// uplinks (one, or several steered).
 std::vector<std::string> bridge_uplinks(const VirtualSwitch& vswitch) {
     return vswitch.bonded() ? std::vector<std::string>{vswitch.team_interface()}
                             : vswitch.teamed_uplinks();
@@ -403,8 +405,8 @@ void apply_team(const NetworkConfig& config, const VirtualSwitch& vswitch, const
     set_port_vlans(team, uplink_port_vlans(config, vswitch.name));
 }
 
-// The switch's uplinks as ports of its bridge: one team, or one uplink (and
-// no team).
+// The switch's uplinks as ports of its bridge: one team, one uplink (and no
+// team), or each teamed uplink, steered.
 void apply_uplinks(const NetworkConfig& config, const VirtualSwitch& vswitch, const json& links) {
     if (vswitch.bonded()) {
         apply_team(config, vswitch, links);
@@ -414,10 +416,18 @@ void apply_uplinks(const NetworkConfig& config, const VirtualSwitch& vswitch, co
     if (team != nullptr && team->value("ifalias", "") == SwitchDatapath::kTeamAlias) {
         run({"ip", "link", "del", "dev", vswitch.team_interface()});
     }
+    // Steered uplinks neither learn (a MAC outside is behind all of them)
+    // nor pass frames to one another.
+    bool steered = vswitch.steered();
     for (const std::string& uplink : vswitch.teamed_uplinks()) {
         run({"ip", "link", "set", "dev", uplink, "master", vswitch.name, "mtu",
              std::to_string(vswitch.mtu), "up"});
+        run({"bridge", "link", "set", "dev", uplink, "learning", steered ? "off" : "on", "isolated",
+             steered ? "on" : "off"});
         set_port_vlans(uplink, uplink_port_vlans(config, vswitch.name));
+    }
+    if (!steered) {
+        remove_steering_table(vswitch.name);
     }
 }
 
@@ -716,6 +726,9 @@ AppliedSwitch SwitchDatapath::observe(const VirtualSwitch& vswitch) {
         }
         port.up = is_up(link);
         port.link = has_carrier(link);
+        const json& bridge_port = link_info(link, "info_slave_data");
+        port.learning = bridge_port.value("learning", true);
+        port.isolated = bridge_port.value("isolated", false);
         port.mtu = link.value("mtu", 0u);
         if (port.team.empty()) {
             port.vlans = read_port_vlans(port.name);
@@ -815,6 +828,12 @@ std::vector<std::string> SwitchDatapath::differences(const NetworkConfig& config
         if (port->vlans != wanted) {
             found.push_back(fmt::format("uplink {}: VLANs {}, configured {}", uplink,
                                         port->vlans.describe(), wanted.describe()));
+        }
+        if (port->isolated != vswitch.steered() || port->learning == vswitch.steered()) {
+            found.push_back(fmt::format(
+                "uplink {}: {}learning, {}isolated; steered uplinks do not learn and are "
+                "isolated, others learn and are not",
+                uplink, port->learning ? "" : "not ", port->isolated ? "" : "not "));
         }
     }
     for (const SwitchPort& port : applied.ports) {

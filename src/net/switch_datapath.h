@@ -42,6 +42,10 @@ struct SwitchPort {
     bool up = false;
     bool link = false;  // has a carrier
     uint32_t mtu = 0;
+    // A port of the bridge: whether it learns the addresses behind it, and
+    // whether it is isolated (no frame between two isolated ports).
+    bool learning = true;
+    bool isolated = false;
     PortVlans vlans;
     TrafficShaping shaping;    // the policer on its ingress, as tc has it
     uint64_t shaped_away = 0;  // frames that policer dropped

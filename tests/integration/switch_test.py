@@ -180,9 +180,6 @@ class Switches(unittest.TestCase):
         self.assertIn("this host has an interface lo already", refused.stderr)
 
         self.vireo("switch", "create", "vs0", "--uplink", "up0")
-        refused = self.vireo("switch", "uplink", "add", "vs0", "far9", status=2)
-        self.assertIn("load balancing 'portid' over 2 active uplinks is not built yet",
-                      refused.stderr)
         refused = self.vireo("switch", "uplink", "add", "vs0", "far9", "--standby", status=2)
         self.assertIn("uplink far9: no such interface on this host", refused.stderr)
         refused = self.vireo("portgroup", "create", "pg", "--switch", "vs9", status=2)

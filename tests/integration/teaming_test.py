@@ -13,6 +13,7 @@ the uplink that took over, so the far switch learns at once where it went.
 The test runs in a network namespace of its own (unshare at start), so no
 bridge, bond or interface it makes outlives it; its state folder is temporary."""
 
+import json
 import os
 import subprocess
 import tempfile
@@ -41,7 +42,50 @@ while (left := deadline - time.monotonic()) > 0:
         if frame[12:14] == bytes([0x80, 0x35]):
             print(frame[6:12].hex(":"), flush=True)
 """
+# Prints, once done, each source MAC and the interfaces (of those given)
+# that received frames from it; outgoing frames (the far switch flooding)
+# are not counted.
+SOURCE_CAPTURE = """
+import json, select, socket, sys, time
+seconds, interfaces = float(sys.argv[1]), sys.argv[2:]
+captures = {}
+for interface in interfaces:
+    capture = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    capture.bind((interface, 0))
+    captures[capture] = interface
+print("ready", flush=True)
+seen = {}
+deadline = time.monotonic() + seconds
+while (left := deadline - time.monotonic()) > 0:
+    for capture in select.select(list(captures), [], [], left)[0]:
+        frame, address = capture.recvfrom(2048)
+        if address[2] != socket.PACKET_OUTGOING:
+            seen.setdefault(frame[6:12].hex(":"), set()).add(captures[capture])
+print(json.dumps({mac: sorted(names) for mac, names in seen.items()}), flush=True)
+"""
 PING_INTERVAL = 0.05
+
+
+def mac_of(interface):
+    # Not /sys/class/net: sysfs shows the namespace it was mounted in.
+    return json.loads(host("ip", "-json", "link", "show", "dev", interface).stdout)[0]["address"]
+
+
+def stop_keepers(state):
+    """Ends the steering keepers `vireo switch` started (they would end by
+    themselves once their state folder is gone, within two seconds)."""
+    folder = os.path.join(state, "steering")
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        if name.endswith(".lock"):
+            with open(os.path.join(folder, name)) as lock:
+                text = lock.read().strip()
+            if text.isdigit():
+                try:
+                    os.kill(int(text), 15)
+                except ProcessLookupError:
+                    pass
+                vmtest.wait_until(lambda: not os.path.exists(f"/proc/{text}"),
+                                  what=f"steering keeper {text}'s end")
 
 
 class Teaming(unittest.TestCase):
@@ -49,6 +93,7 @@ class Teaming(unittest.TestCase):
         state = tempfile.TemporaryDirectory(prefix="vireo-teaming-state.")
         self.addCleanup(state.cleanup)
         self.vireo = Vireo(self, state.name)
+        self.addCleanup(stop_keepers, state.name)
         self.far = FarNetwork(self)
         host("ip", "link", "add", "up1", "type", "veth", "peer", "name", "far1")
         host("ip", "link", "set", "far1", "netns", self.far.name)
@@ -110,6 +155,25 @@ class Teaming(unittest.TestCase):
         self.assertGreater(received, 0, output)
         return (transmitted - received) * PING_INTERVAL
 
+    def fail_far0_while_pinging(self, what):
+        """Takes far0 (up0's link) down in the middle of 6 s of pings; at
+        most a second of them may be lost."""
+        pinger = self.start_pinging(6)
+        time.sleep(2)
+        self.far.run("ip", "link", "set", "far0", "down")
+        lost = self.lost_seconds(pinger)
+        print(f"{what}: {lost:.2f} s of pings lost", flush=True)
+        self.assertLess(lost, 1.0)
+
+    def start_rarp_capture(self):
+        """Collects the source MACs of RARPs arriving on far1 for 10 s."""
+        capture = subprocess.Popen(
+            ["ip", "netns", "exec", self.far.name, "python3", "-c", RARP_CAPTURE, "far1", "10"],
+            stdout=subprocess.PIPE, text=True, env={"PATH": SBIN})
+        self.addCleanup(capture.kill)
+        self.assertEqual(capture.stdout.readline().strip(), "ready")
+        return capture
+
     def test_a_standby_uplink_takes_over_within_a_second_and_fails_back(self):
         self.far_switch()
         self.vireo("switch", "create", "vs0", "--uplink", "up0")
@@ -137,12 +201,7 @@ class Teaming(unittest.TestCase):
         self.assertEqual(after["up1"]["sent"]["packets"], before["up1"]["sent"]["packets"])
 
         # The active uplink loses its link: the standby one carries on.
-        pinger = self.start_pinging(6)
-        time.sleep(2)
-        self.far.run("ip", "link", "set", "far0", "down")
-        lost = self.lost_seconds(pinger)
-        print(f"failover: {lost:.2f} s of pings lost", flush=True)
-        self.assertLess(lost, 1.0)
+        self.fail_far0_while_pinging("failover")
         self.assertEqual(self.carrying(), "up1")
         self.assertFalse(self.ports()["up0"]["link"])
 
@@ -202,11 +261,7 @@ class Teaming(unittest.TestCase):
         vm = self.start_vm("pg")
         self.assertEqual(vm.request("info")["result"]["nics"][0]["announcements"], 0)
 
-        capture = subprocess.Popen(
-            ["ip", "netns", "exec", self.far.name, "python3", "-c", RARP_CAPTURE, "far1", "10"],
-            stdout=subprocess.PIPE, text=True, env={"PATH": SBIN})
-        self.addCleanup(capture.kill)
-        self.assertEqual(capture.stdout.readline().strip(), "ready")
+        capture = self.start_rarp_capture()
         self.far.run("ip", "link", "set", "far0", "down")
         self.wait_for_carrying("up1")
         vmtest.wait_until(
@@ -214,6 +269,101 @@ class Teaming(unittest.TestCase):
             what="the VM's announcement")
         seen = capture.communicate(timeout=30)[0].split()
         self.assertIn(VM_MAC, seen, "no RARP from the VM's MAC on the uplink that took over")
+
+    def host_ports(self, count):
+        """`count` host ports on port group pg, each in a subnet of its own
+        (10.0.N.2/24, N from 0) whose far address (10.0.N.1) the far switch has."""
+        for n in range(count):
+            if n > 0:
+                self.far.run("ip", "addr", "add", f"10.0.{n}.1/24", "dev", "phys")
+            self.vireo("hostport", "create", f"hp{n}", "--portgroup", "pg", "--address",
+                       f"10.0.{n}.2/24")
+        return [f"hp{n}-sw" for n in range(count)]
+
+    def steering(self):
+        return self.show()["teaming"]["steering"]
+
+    def wait_for_pins(self, wanted, seconds=5):
+        deadline = time.monotonic() + seconds
+        while self.steering()["pins"] != wanted and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(self.steering()["pins"], wanted)
+
+    def far_ends_reached(self, action, seconds=6):
+        """Runs `action`; returns, for each source MAC, the far ends (far0,
+        far1) that received its frames meanwhile."""
+        capture = subprocess.Popen(
+            ["ip", "netns", "exec", self.far.name, "python3", "-c", SOURCE_CAPTURE, str(seconds),
+             "far0", "far1"], stdout=subprocess.PIPE, text=True, env={"PATH": SBIN})
+        self.addCleanup(capture.kill)
+        self.assertEqual(capture.stdout.readline().strip(), "ready")
+        action()
+        return json.loads(capture.communicate(timeout=30)[0])
+
+    def ping_each(self, count):
+        for n in range(count):
+            result = self.ping(f"10.0.{n}.1", count=2)
+            self.assertEqual(result.returncode, 0, result.stdout)
+            self.assertNotIn("DUP", result.stdout)  # each frame arrives once
+
+    def test_port_id_pins_each_port_to_an_active_uplink_and_moves_it_when_that_fails(self):
+        self.far_switch()
+        # ESX's default load balancing over two active uplinks: no
+        # EtherChannel on the far switch, no bond here.
+        self.vireo("switch", "create", "vs0", "--uplink", "up0", "--uplink", "up1")
+        self.vireo("portgroup", "create", "pg", "--switch", "vs0")
+        ports = self.host_ports(2)
+        self.assertEqual(self.steering()["keeper"] is None, False, "apply starts a keeper")
+        self.wait_for_pins({ports[0]: "up0", ports[1]: "up1"})
+        shown = self.show()
+        self.assertTrue(shown["applied"], shown["differences"])
+        self.assertIsNone(shown["teaming"]["team"])
+        self.assertNotEqual(host("ip", "link", "show", "vs0-team", check=False).returncode, 0)
+
+        # Each port's frames leave by its own uplink only, and each once.
+        macs = [mac_of(f"hp{n}") for n in range(2)]
+        reached = self.far_ends_reached(lambda: self.ping_each(2))
+        self.assertEqual(reached.get(macs[0]), ["far0"], reached)
+        self.assertEqual(reached.get(macs[1]), ["far1"], reached)
+
+        # up0 loses its link: hp0 moves to up1 within a second, announced
+        # there (notify switches); failback brings it home.
+        capture = self.start_rarp_capture()
+        self.fail_far0_while_pinging("steered failover")
+        self.wait_for_pins({ports[0]: "up1", ports[1]: "up1"})
+        seen = capture.communicate(timeout=30)[0].split()
+        self.assertIn(macs[0], seen, "no RARP from hp0's MAC on the uplink that took it over")
+        self.far.run("ip", "link", "set", "far0", "up")
+        self.wait_for_pins({ports[0]: "up0", ports[1]: "up1"})
+        self.assertEqual(self.ping(FAR_ADDRESS).returncode, 0)
+
+        # The keeper goes with the steering: explicit failover order makes a team.
+        keeper = self.steering()["keeper"]
+        self.vireo("switch", "teaming", "vs0", "--load-balancing", "explicit")
+        shown = self.show()
+        self.assertTrue(shown["applied"], shown["differences"])
+        self.assertEqual(shown["teaming"]["team"]["mode"], "active-backup")
+        vmtest.wait_until(lambda: not os.path.exists(f"/proc/{keeper}"), what="the keeper's end")
+        self.assertEqual(self.ping(FAR_ADDRESS).returncode, 0)
+
+    def test_source_mac_hash_sends_each_mac_through_one_uplink(self):
+        self.far_switch()
+        self.vireo("switch", "create", "vs0", "--uplink", "up0", "--uplink", "up1",
+                   "--load-balancing", "mac")
+        self.vireo("portgroup", "create", "pg", "--switch", "vs0")
+        ports = self.host_ports(4)
+        vmtest.wait_until(lambda: len(self.steering()["pins"]) == 4, what="four steered ports")
+        shown = self.show()
+        self.assertTrue(shown["applied"], shown["differences"])
+        reached = self.far_ends_reached(lambda: self.ping_each(4))
+        used = set()
+        for n in range(4):
+            far_ends = reached.get(mac_of(f"hp{n}"))
+            self.assertIsNotNone(far_ends, f"nothing from hp{n}: {reached}")
+            self.assertEqual(len(far_ends), 1, f"hp{n}'s MAC left by both uplinks: {reached}")
+            used.update(far_ends)
+        print(f"source MAC hash: four MACs reached {sorted(used)}", flush=True)
+        del ports
 
     def test_ip_hash_spreads_flows_over_both_uplinks_of_an_etherchannel(self):
         addresses = [f"10.0.0.{n}" for n in range(1, 17)]

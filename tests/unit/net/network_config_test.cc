@@ -135,13 +135,18 @@ TEST(NicTeaming, RefusesWhatESXRefusesAndWhatIsNotBuilt) {
         refusal(teamed({{"load_balancing", "round-robin"}}))
             .find("load_balancing: 'round-robin' is not one of portid, mac, iphash, explicit"),
         std::string::npos);
-    // By port or source MAC over two active uplinks needs per-port steering.
-    EXPECT_NE(refusal(teamed(json::object())).find("'portid' over 2 active uplinks is not built"),
-              std::string::npos);
+    // By port or source MAC over two active uplinks: steered, no bond.
+    for (const char* policy : {"portid", "mac"}) {
+        NetworkConfig steered =
+            NetworkConfig::from_json(teamed({{"load_balancing", policy}}), "network.json");
+        EXPECT_TRUE(steered.switches[0].steered()) << policy;
+        EXPECT_FALSE(steered.switches[0].bonded()) << policy;
+    }
     // With one active uplink, every policy is a failover order.
     NetworkConfig config =
         NetworkConfig::from_json(teamed({{"standby", {"eth2"}}}), "network.json");
     EXPECT_TRUE(config.switches[0].bonded());
+    EXPECT_FALSE(config.switches[0].steered());
 
     // Two names with the same first 10 characters would share a team interface.
     json iphash = {{"load_balancing", "iphash"}};

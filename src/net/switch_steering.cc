@@ -12,6 +12,7 @@
 #include <linux/neighbour.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <thread>
@@ -38,6 +39,10 @@ constexpr int kQuietReplanMs = 2000;
 // Events come in bursts (a port joins: several messages): it waits this
 // long after the first before it looks.
 constexpr auto kSettle = std::chrono::milliseconds(20);
+// Addresses alone (no pin moved) rewrite the table at most this often: a
+// switch that forgets addresses at once (a promiscuous port group makes it
+// a hub) learns and forgets them at every frame.
+constexpr auto kAddressRewriteInterval = std::chrono::milliseconds(250);
 
 bool contains(const std::vector<std::string>& names, const std::string& name) {
     return std::find(names.begin(), names.end(), name) != names.end();
@@ -272,6 +277,7 @@ struct KeeperState {
     SteeringPlan plan;
     std::vector<MacAddress> local_macs;
     bool written = false;
+    std::chrono::steady_clock::time_point written_at;
 };
 
 // One round of the keeper: look, plan, write, announce. False when the
@@ -287,8 +293,10 @@ bool steer_once(const std::string& switch_name, const NetworkConfig& config, mnl
     }
     HostView view = look(tables, *vswitch);
     SteeringPlan next = plan_steering(*vswitch, view.steering, state.plan);
-    if (state.written && next == state.plan && view.local_macs == state.local_macs) {
-        return true;
+    if (state.written && next == state.plan &&
+        (view.local_macs == state.local_macs ||
+         std::chrono::steady_clock::now() - state.written_at < kAddressRewriteInterval)) {
+        return true;  // a new address waits for the next round after the interval
     }
     nftables.run(steering_table(*vswitch, next, view.local_macs),
                  fmt::format("switch {}", switch_name));
@@ -313,6 +321,7 @@ bool steer_once(const std::string& switch_name, const NetworkConfig& config, mnl
     state.plan = std::move(next);
     state.local_macs = std::move(view.local_macs);
     state.written = true;
+    state.written_at = std::chrono::steady_clock::now();
     return true;
 }
 

@@ -337,6 +337,15 @@ class Teaming(unittest.TestCase):
         self.wait_for_pins({ports[0]: "up0", ports[1]: "up1"})
         self.assertEqual(self.ping(FAR_ADDRESS).returncode, 0)
 
+        # A VM's port is steered like any other, and let go when the VM ends.
+        vm = self.start_vm("pg")
+        vmtest.wait_until(lambda: len(self.steering()["pins"]) == 3, what="the VM's port steered")
+        tap = (set(self.steering()["pins"]) - set(ports)).pop()
+        self.assertTrue(tap.startswith("vireo"), self.steering())
+        self.assertIn(self.steering()["pins"][tap], ("up0", "up1"))
+        vm.request("stop")
+        self.wait_for_pins({ports[0]: "up0", ports[1]: "up1"})
+
         # The keeper goes with the steering: explicit failover order makes a team.
         keeper = self.steering()["keeper"]
         self.vireo("switch", "teaming", "vs0", "--load-balancing", "explicit")

@@ -1,15 +1,12 @@
 #include "net/switch_steering.h"
 
-#include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <linux/if_packet.h>
+#include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
-#include <net/ethernet.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sys/socket.h>
-
-#include <linux/neighbour.h>
 
 #include <algorithm>
 #include <chrono>
@@ -65,6 +62,7 @@ std::string least_loaded(const std::vector<std::string>& candidates,
     return best;
 }
 
+// SteeringPlan::carrying.
 std::vector<std::string> carrying_uplinks(const VirtualSwitch& vswitch, const SteeringView& view,
                                           const SteeringPlan& before) {
     std::vector<std::string> active = vswitch.active_uplinks();

@@ -450,6 +450,10 @@ void keep_steering(const std::string& switch_name,
     }
     Nftables nftables;
     KeeperState state;
+    // A keeper started again (after a crash, or `vireo switch apply` after
+    // a kill) leaves the ports where the table has them.
+    state.plan.pins = applied_pins(switch_name);
+    state.plan.homes = state.plan.pins;
     while (!stop) {
         try {
             if (!steer_once(switch_name, configuration(), tables.get(), packets.get(), nftables,

@@ -346,6 +346,24 @@ class Teaming(unittest.TestCase):
         vm.request("stop")
         self.wait_for_pins({ports[0]: "up0", ports[1]: "up1"})
 
+        # Without failback a port stays on the uplink that took it over...
+        self.vireo("switch", "teaming", "vs0", "--failback", "no")
+        self.far.run("ip", "link", "set", "far0", "down")
+        self.wait_for_pins({ports[0]: "up1", ports[1]: "up1"})
+        self.far.run("ip", "link", "set", "far0", "up")
+        time.sleep(2)
+        self.assertEqual(self.steering()["pins"], {ports[0]: "up1", ports[1]: "up1"})
+        # ...even across its keeper's death: that is reported, and `apply`
+        # starts another keeper, which leaves the ports where they are.
+        os.kill(self.steering()["keeper"], 9)
+        vmtest.wait_until(lambda: self.steering()["keeper"] is None, what="the keeper's end")
+        self.assertIn("no keeper steers its ports (`vireo switch apply` starts one)",
+                      self.show()["differences"])
+        self.vireo("switch", "apply")
+        vmtest.wait_until(lambda: self.show()["applied"], what="a new keeper")
+        self.assertEqual(self.steering()["pins"], {ports[0]: "up1", ports[1]: "up1"})
+        self.assertEqual(self.ping(FAR_ADDRESS).returncode, 0)
+
         # The keeper goes with the steering: explicit failover order makes a team.
         keeper = self.steering()["keeper"]
         self.vireo("switch", "teaming", "vs0", "--load-balancing", "explicit")

@@ -355,15 +355,12 @@ void print_switch(const json& entry) {
                                      : ", carrying " + carrying);
     }
     if (const json& steering = teaming["steering"]; !steering.is_null()) {
-        std::vector<std::string> pins;
-        for (const auto& [port, uplink] : steering["pins"].items()) {
-            pins.push_back(port + " -> " + uplink.get<std::string>());
-        }
-        std::cout << fmt::format("  steering: {}, ports {}\n",
-                                 steering["keeper"].is_null()
-                                     ? std::string("NO keeper")
-                                     : fmt::format("keeper pid {}", steering["keeper"].get<int>()),
-                                 joined(pins));
+        std::cout << fmt::format(
+            "  steering: {}, ports {}\n",
+            steering["keeper"].is_null()
+                ? std::string("NO keeper")
+                : fmt::format("keeper pid {}", steering["keeper"].get<int>()),
+            describe_pins(steering["pins"].get<std::map<std::string, std::string>>()));
     }
     for (const json& difference : entry["differences"]) {
         std::cout << "  differs: " << difference.get<std::string>() << "\n";

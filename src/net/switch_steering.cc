@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -172,10 +173,15 @@ HostView look(mnl_socket* socket, const VirtualSwitch& vswitch) {
     HostView view;
     std::vector<std::string> teamed = vswitch.teamed_uplinks();
     uint32_t bridge = ::if_nametoindex(vswitch.name.c_str());
+    if (bridge == 0) {
+        return view;  // not applied (yet): nothing to steer
+    }
     std::map<uint32_t, std::string> ports;  // by interface index: in the order they came
     ifinfomsg link_request{};
     link_request.ifi_family = AF_UNSPEC;
-    dump(socket, RTM_GETLINK, link_request, 0, 0, [&](const nlmsghdr* message) {
+    // The bridge's ports only (the kernel filters by master), uplinks among
+    // them: one that is not a port cannot carry anything.
+    dump(socket, RTM_GETLINK, link_request, IFLA_MASTER, bridge, [&](const nlmsghdr* message) {
         if (message->nlmsg_type != RTM_NEWLINK ||
             mnl_nlmsg_get_payload_len(message) < sizeof(ifinfomsg)) {
             return;
@@ -186,17 +192,15 @@ HostView look(mnl_socket* socket, const VirtualSwitch& vswitch) {
             mnl_attr_validate(found[IFLA_IFNAME], MNL_TYPE_STRING) < 0) {
             return;
         }
+        if (!found.contains(IFLA_MASTER) || mnl_attr_get_payload_len(found[IFLA_MASTER]) != 4 ||
+            mnl_attr_get_u32(found[IFLA_MASTER]) != bridge) {
+            return;  // a kernel that did not filter
+        }
         std::string name = mnl_attr_get_str(found[IFLA_IFNAME]);
-        uint32_t master =
-            found.contains(IFLA_MASTER) && mnl_attr_validate(found[IFLA_MASTER], MNL_TYPE_U32) >= 0
-                ? mnl_attr_get_u32(found[IFLA_MASTER])
-                : 0;
-        if (contains(teamed, name)) {
-            if ((link->ifi_flags & kLowerUp) != 0) {
-                view.steering.with_link.insert(name);
-            }
-        } else if (bridge != 0 && master == bridge) {
+        if (!contains(teamed, name)) {
             ports[static_cast<uint32_t>(link->ifi_index)] = name;
+        } else if ((link->ifi_flags & kLowerUp) != 0) {
+            view.steering.with_link.insert(name);
         }
     });
     for (const auto& [index, name] : ports) {
@@ -274,8 +278,7 @@ void wait_for_events(mnl_socket* socket, int timeout_ms) {
 struct KeeperState {
     SteeringPlan plan;
     std::vector<MacAddress> local_macs;
-    bool written = false;
-    std::chrono::steady_clock::time_point written_at;
+    std::optional<std::chrono::steady_clock::time_point> written_at;  // never, at first
 };
 
 // One round of the keeper: look, plan, write, announce. False when the
@@ -291,20 +294,16 @@ bool steer_once(const std::string& switch_name, const NetworkConfig& config, mnl
     }
     HostView view = look(tables, *vswitch);
     SteeringPlan next = plan_steering(*vswitch, view.steering, state.plan);
-    if (state.written && next == state.plan &&
+    if (state.written_at && next == state.plan &&
         (view.local_macs == state.local_macs ||
-         std::chrono::steady_clock::now() - state.written_at < kAddressRewriteInterval)) {
+         std::chrono::steady_clock::now() - *state.written_at < kAddressRewriteInterval)) {
         return true;  // a new address waits for the next round after the interval
     }
     nftables.run(steering_table(*vswitch, next, view.local_macs),
                  fmt::format("switch {}", switch_name));
     if (next.carrying != state.plan.carrying || next.pins != state.plan.pins) {
-        std::vector<std::string> pins;
-        for (const auto& [port, uplink] : next.pins) {
-            pins.push_back(port + " -> " + uplink);
-        }
         spdlog::info("switch {}: carrying {}; ports {}", switch_name,
-                     fmt::join(next.carrying, ", "), fmt::join(pins, ", "));
+                     fmt::join(next.carrying, ", "), describe_pins(next.pins));
     }
     for (const auto& [port, uplink] : next.pins) {
         auto was = state.plan.pins.find(port);
@@ -318,7 +317,6 @@ bool steer_once(const std::string& switch_name, const NetworkConfig& config, mnl
     }
     state.plan = std::move(next);
     state.local_macs = std::move(view.local_macs);
-    state.written = true;
     state.written_at = std::chrono::steady_clock::now();
     return true;
 }
@@ -361,6 +359,14 @@ SteeringPlan plan_steering(const VirtualSwitch& vswitch, const SteeringView& vie
         plan.pins[port] = least_loaded(plan.carrying, plan.pins);
     }
     return plan;
+}
+
+std::string describe_pins(const std::map<std::string, std::string>& pins) {
+    std::vector<std::string> parts;
+    for (const auto& [port, uplink] : pins) {
+        parts.push_back(port + " -> " + uplink);
+    }
+    return parts.empty() ? "-" : fmt::format("{}", fmt::join(parts, ", "));
 }
 
 std::string steering_table_name(const std::string& switch_name) {

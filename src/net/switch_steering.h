@@ -70,6 +70,9 @@ std::string steering_table(const VirtualSwitch& vswitch, const SteeringPlan& pla
                            const std::vector<MacAddress>& local_macs);
 std::string steering_table_name(const std::string& switch_name);
 
+// "port -> uplink, ..." ("-" for none), for people.
+std::string describe_pins(const std::map<std::string, std::string>& pins);
+
 // The ports (pins) the host's steering table of `switch_name` holds now;
 // empty when there is no table.
 std::map<std::string, std::string> applied_pins(const std::string& switch_name);

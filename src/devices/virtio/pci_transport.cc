@@ -273,12 +273,12 @@ void VirtioPciDevice::bar_write_locked(uint64_t offset, std::span<const uint8_t>
         case kMsixTableOffset:
             if (inner + data.size() <= msix_.table_size()) {
                 msix_.table_write(inner, data);
+                update_used_signal_routes();  // a vector may be (un)masked
             }
             break;
         default:
             break;  // ISR and PBA are read-only
     }
-    update_used_signal_routes();  // a vector (un)masked, or a queue's vector changed
 }
 
 // ---- Common configuration ----
@@ -391,6 +391,7 @@ void VirtioPciDevice::common_write(uint64_t offset, std::span<const uint8_t> dat
         case offsetof(Cfg, queue_msix_vector):
             if (size == 2 && queue != nullptr) {
                 queue_vectors_[queue_select_] = checked_vector(value);
+                update_used_signal_routes();
             }
             break;
         case offsetof(Cfg, queue_enable):
@@ -572,16 +573,18 @@ void VirtioPciDevice::route_used_signals(uint16_t queue, std::function<void(int 
     }
     UsedSignalRoute& entry = used_signal_routes_[queue];
     entry.route = std::move(route);
-    uint16_t vector = queue_vectors_[queue];
-    entry.fd = vector == virtio::kMsiNoVector ? -1 : msix_.direct_fd(vector);
+    entry.fd = direct_fd(queue);
     entry.route(entry.fd);
+}
+
+int VirtioPciDevice::direct_fd(uint16_t queue) const {
+    uint16_t vector = queue_vectors_[queue];
+    return vector == virtio::kMsiNoVector ? -1 : msix_.direct_fd(vector);
 }
 
 void VirtioPciDevice::update_used_signal_routes() {
     for (auto& [queue, entry] : used_signal_routes_) {
-        uint16_t vector = queue_vectors_[queue];
-        int fd = vector == virtio::kMsiNoVector ? -1 : msix_.direct_fd(vector);
-        if (fd != entry.fd) {
+        if (int fd = direct_fd(queue); fd != entry.fd) {
             entry.fd = fd;
             entry.route(fd);
         }

@@ -100,7 +100,9 @@ private:
     void signal_config_change() override;
     // From the device's activate(), so with mutex_ held.
     void route_used_signals(uint16_t queue, std::function<void(int fd)> route) override;
-    // After any write that may mask, unmask or move a vector: tells each routed
+    // The irqfd of `queue`'s vector while it may fire, else -1.
+    int direct_fd(uint16_t queue) const;
+    // After a write that may mask, unmask or move a vector: tells each routed
     // queue's device where its signals now go, if that changed.
     void update_used_signal_routes();
 

@@ -52,11 +52,13 @@ protected:
         mmio.insert(x86::kPciEcamStart, x86::kPciEcamSize, std::make_shared<PciConfigMmio>(root));
     }
 
-    void add_rng(IoEventRegistry* registry = nullptr) {
-        device =
-            std::make_shared<VirtioPciDevice>(std::make_unique<VirtioRng>(), memory, msi, registry);
+    void add_device(std::unique_ptr<VirtioDevice> model, IoEventRegistry* registry = nullptr) {
+        device = std::make_shared<VirtioPciDevice>(std::move(model), memory, msi, registry);
         slot = root->add_device(device);
         find_capabilities();
+    }
+    void add_rng(IoEventRegistry* registry = nullptr) {
+        add_device(std::make_unique<VirtioRng>(), registry);
     }
 
     template <typename T>
@@ -481,9 +483,7 @@ private:
 TEST_F(VirtioPciTest, DeviceConfigurationIsReachedThroughItsStructure) {
     auto owned = std::make_unique<ConfigDevice>();
     ConfigDevice& config_device = *owned;
-    device = std::make_shared<VirtioPciDevice>(std::move(owned), memory, msi, nullptr);
-    slot = root->add_device(device);
-    find_capabilities();
+    add_device(std::move(owned));
     EXPECT_NE(std::find(cap_types.begin(), cap_types.end(), virtio::kPciCapDeviceCfg),
               cap_types.end());
     EXPECT_EQ(cfg_read<uint16_t>(pci::kDeviceId), 0x1042);
@@ -517,9 +517,7 @@ public:
 TEST_F(VirtioPciTest, AKernelBackEndSignalsTheIrqfdOnlyWhileTheVectorMayFire) {
     auto owned = std::make_unique<RoutedDevice>();
     RoutedDevice& routed = *owned;
-    device = std::make_shared<VirtioPciDevice>(std::move(owned), memory, msi, nullptr);
-    slot = root->add_device(device);
-    find_capabilities();
+    add_device(std::move(owned));
     DriverQueue queue(memory, 16, kRings);
     bring_up(queue);
     const int irqfd = msi.vector(kQueueVector).direct().fd();

@@ -66,10 +66,12 @@ class Guest:
     cmdline: str
 
 
-def build_guest(workdir: Path) -> Guest:
+def build_guest(workdir: Path, modules: tuple[str, ...] = ()) -> Guest:
+    """scripts/build-linux-guest.sh's image, with `modules` loaded at boot too."""
     output = workdir / "guest"
     script = Path(__file__).resolve().parent.parent / "scripts" / "build-linux-guest.sh"
-    result = subprocess.run([str(script), "--output", str(output)], capture_output=True, text=True,
+    extra = [argument for module in modules for argument in ("--module", module)]
+    result = subprocess.run([str(script), "--output", str(output), *extra], capture_output=True, text=True,
                             stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         raise BenchError(f"{script} failed:\n{result.stdout}\n{result.stderr}")

@@ -7,7 +7,10 @@ userspace path and with vhost-net, the same image, the same TAP, in one run.
 The guest is scripts/build-linux-guest.sh's image with `vireo.net-bench=HOST`
 on its command line: its /init gives eth0 an address and moves data over TCP
 with busybox nc to servers on the far side (socat, on the host), one stream
-and four at once each way, then measures ping's round trip, and powers off.
+and four at once each way, measures ping's round trip, then the rate of
+60-byte frames each way, sent by the kernel's packet generator (pktgen: the
+guest's towards the host, the host's on the TAP towards the guest), and
+powers off.
 The far side is a network namespace of the benchmark's own holding a
 persistent TAP with the host's address; each VMM runs in that namespace and
 attaches to that TAP, one after the other (Vireo, QEMU, Vireo vhost-net,
@@ -51,12 +54,20 @@ GUEST_MAC = "02:76:69:be:00:01"
 # (scripts/build-linux-guest.sh) uses the same ports and sizes.
 SERVERS = {5001: ("up", 32 * MIB), 5002: ("down", 32 * MIB),
            5003: ("up", 8 * MIB), 5004: ("down", 8 * MIB)}
+# The guest connects here for its small frames in: the far side's pktgen
+# sends to it for 5 s and answers "seconds=S" (the /init's frames_in).
+FRAMES_IN_PORT = 5006
+GUEST_ADDRESS = "10.99.0.2"
 FIGURES = ("tcp-up-1", "tcp-down-1", "tcp-up-4", "tcp-down-4")
+# Thousands of 60-byte frames a second.
+FRAME_FIGURES = ("frames-out", "frames-in")
 FIGURE_TEXT = {
     "tcp-up-1": "TCP guest → host, 1 stream",
     "tcp-down-1": "TCP host → guest, 1 stream",
     "tcp-up-4": "TCP guest → host, 4 streams",
     "tcp-down-4": "TCP host → guest, 4 streams",
+    "frames-out": "60-byte frames guest → host (k/s)",
+    "frames-in": "60-byte frames host → guest (k/s)",
 }
 DONE = "vireo-guest: net-bench done"
 VIREO = "Vireo"
@@ -67,6 +78,21 @@ QEMU_VHOST = "QEMU vhost-net"
 PAIRS = ((VIREO, QEMU), (VIREO_VHOST, QEMU_VHOST))
 # What vireo-vmm logs when it cannot hand a vNIC to vhost-net.
 NO_VHOST = "not in vhost-net"
+# The far side's sender of small frames (a socat child in the namespace).
+FRAMES_IN_SENDER = f"""pg=/proc/net/pktgen
+pktgen_set() {{ echo "$2" >"$pg/$1"; }}
+pktgen_set kpktgend_0 rem_device_all
+pktgen_set kpktgend_0 "add_device {TAP}"
+for setting in "count 0" "pkt_size 60" "delay 0" "dst {GUEST_ADDRESS}" "dst_mac {GUEST_MAC}"; do
+    pktgen_set {TAP} "$setting"
+done
+pktgen_set pgctrl start &
+sleep 5
+pktgen_set pgctrl stop
+wait
+awk '/^Result: OK:/ {{ printf "seconds=%.6f\\n", ($3 + 0) / 1e6 }}' "$pg/{TAP}"
+pktgen_set kpktgend_0 rem_device_all
+"""
 
 
 def progress(message: str) -> None:
@@ -75,12 +101,23 @@ def progress(message: str) -> None:
 
 class Wire:
     """The far side: a namespace with a persistent TAP at HOST_ADDRESS and a
-    socat server per port. Removed, servers and all, on exit."""
+    socat server per port (and the sender of small frames when the host has
+    pktgen). Removed, servers and all, on exit."""
 
-    def __init__(self, children: Children) -> None:
-        self.children = children
+    def __init__(self, children: Children, workdir: Path, frames_in: bool) -> None:
+        self.children, self.workdir, self.frames_in = children, workdir, frames_in
         self.namespace = f"vireo-net-bench-{os.getpid()}"
         self.servers: list[subprocess.Popen] = []
+
+    def serve(self, port: int, child: str) -> None:
+        """A socat server on port that runs child (shell) for each connection.
+        busybox nc shuts its side down as soon as its input ends, and socat
+        would then give a child that has not answered yet only 0.5 s: -t
+        gives it 30."""
+        self.servers.append(self.children.spawn(
+            ["ip", "netns", "exec", self.namespace, "socat", "-t", "30",
+             f"TCP-LISTEN:{port},bind={HOST_ADDRESS},fork,reuseaddr,backlog=16",
+             f"SYSTEM:{child}"], subprocess.DEVNULL, subprocess.DEVNULL))
 
     def run(self, *argv: str) -> None:
         result = subprocess.run(["ip", "netns", "exec", self.namespace, *argv], capture_output=True,
@@ -97,12 +134,12 @@ class Wire:
             self.run("ip", "link", "set", TAP, "up")
             for port, (direction, size) in SERVERS.items():
                 # Each connection: a child that takes `size` bytes, or sends them, and ends it.
-                child = (f"head -c {size} >/dev/null" if direction == "up"
-                         else f"head -c {size} /dev/zero")
-                self.servers.append(self.children.spawn(
-                    ["ip", "netns", "exec", self.namespace, "socat",
-                     f"TCP-LISTEN:{port},bind={HOST_ADDRESS},fork,reuseaddr,backlog=16",
-                     f"SYSTEM:{child}"], subprocess.DEVNULL, subprocess.DEVNULL))
+                self.serve(port, f"head -c {size} >/dev/null" if direction == "up"
+                           else f"head -c {size} /dev/zero")
+            if self.frames_in:
+                sender = self.workdir / "frames-in.sh"
+                sender.write_text(FRAMES_IN_SENDER)
+                self.serve(FRAMES_IN_PORT, f"sh {sender}")
         except BaseException:
             self.__exit__()
             raise
@@ -115,6 +152,12 @@ class Wire:
 
     def in_namespace(self, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.namespace, *argv]
+
+    def frames_received(self) -> int:
+        """Frames the TAP has taken from its VMM so far."""
+        result = subprocess.run(self.in_namespace(["cat", f"/sys/class/net/{TAP}/statistics/rx_packets"]),
+                                capture_output=True, text=True, check=True)
+        return int(result.stdout)
 
 
 class Commands:
@@ -152,17 +195,27 @@ class Commands:
         return self.wire.in_namespace(inner)
 
 
-def parse_run(output: str) -> dict[str, float]:
-    """MiB/s per figure and the round trip in ms ("rtt-ms"); a figure that
-    failed or is missing is an error."""
+def rate(amount: float, seconds: str) -> float:
+    return amount / float(seconds) if float(seconds) > 0 else float("inf")
+
+
+def parse_run(output: str, frames_in: bool = True) -> dict[str, float]:
+    """MiB/s per TCP figure, the round trip in ms ("rtt-ms"), thousands of
+    frames a second out and (when frames_in) in, and "frames-out-sent", what
+    the guest's pktgen sent; a figure that failed or is missing is an error."""
     if DONE not in output:
         raise BenchError(f"the guest did not finish its network benchmark:\n{output[-3000:]}")
-    found = {name: int(size) / float(seconds) / MIB if float(seconds) > 0 else float("inf")
+    found = {name: rate(int(size) / MIB, seconds)
              for name, size, seconds in re.findall(r"net-bench (\S+) bytes=(\d+) seconds=([\d.]+)", output)}
+    for name, frames, seconds in re.findall(r"net-bench (\S+) frames=(\d+) seconds=([\d.]+)", output):
+        found[name] = rate(int(frames) / 1000, seconds)
+        if name == "frames-out":
+            found["frames-out-sent"] = int(frames)
     rtt = re.search(r"net-bench rtt-ms=([\d.]+)", output)
     if rtt:
         found["rtt-ms"] = float(rtt.group(1))
-    missing = [figure for figure in (*FIGURES, "rtt-ms") if figure not in found]
+    wanted = (*FIGURES, "rtt-ms", *(FRAME_FIGURES if frames_in else FRAME_FIGURES[:1]))
+    missing = [figure for figure in wanted if figure not in found]
     if missing:
         raise BenchError(f"no figure for {', '.join(missing)} from the guest:\n{output[-3000:]}")
     return found
@@ -180,10 +233,18 @@ def bench(runner: Runner, cmds: Commands, vmms: list[str], runs: int) -> dict[st
                                      f"{result.output[-3000:]}\n{result.stderr[-1500:]}")
                 if vmm == VIREO_VHOST and NO_VHOST in result.stderr:
                     raise BenchError(f"{vmm}: vireo-vmm did not use vhost-net:\n{result.stderr[-1500:]}")
-                parse_run(result.output)
+                parse_run(result.output, cmds.wire.frames_in)
 
+            received_before = cmds.wire.frames_received()
+            progress(f"round {i + 1} of {runs}: {vmm}")
             result = run_checked(runner, argv, finished, progress)
-            for figure, value in parse_run(result.output).items():
+            found = parse_run(result.output, cmds.wire.frames_in)
+            # pktgen counts a frame sent once the driver took it: the TAP must have them all.
+            received = cmds.wire.frames_received() - received_before
+            if received < found.pop("frames-out-sent"):
+                raise BenchError(f"{vmm}: the TAP received {received} frames, fewer than the guest's "
+                                 f"pktgen sent:\n{result.output[-3000:]}")
+            for figure, value in found.items():
                 results[vmm].setdefault(figure, []).append(value)
         progress(f"round {i + 1} of {runs} done")
     return results
@@ -195,26 +256,31 @@ def cell(values: list[float], fmt: str) -> str:
 
 
 def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Commands, runs: int,
-            vhost_note: str | None) -> list[str]:
+            vhost_note: str | None, frames_in_note: str | None) -> list[str]:
     vmms = list(results)
     pairs = [(vireo, peer) for vireo, peer in PAIRS if vireo in results and peer in results]
+    frame_figures = [f for f in FRAME_FIGURES if all(f in results[vmm] for vmm in vmms)]
     lines = [
-        "### Real Linux: TCP throughput and round trip, Vireo against QEMU, with vhost-net and without",
+        "### Real Linux: TCP throughput, round trip and small-frame rate, Vireo against QEMU, "
+        "with vhost-net and without",
         "",
         f"scripts/build-linux-guest.sh's image (Debian's kernel, its virtio_net driver), {cmds.vcpus} vCPUs, "
         f"{MEMORY_MIB} MiB, one vNIC on a TAP whose far end holds {HOST_ADDRESS} in a network namespace; "
         "QEMU microvm with virtio-net-pci; each VMM with its userspace path and with the host kernel's "
         "vhost-net. The guest's /init sends and receives with busybox nc (32 MiB one stream, "
         "4 × 8 MiB four at once) to socat servers on the far side, timed with its /proc/uptime, then "
-        "pings the far side 50 times, 20 ms apart (the average round trip). "
-        f"{runs} runs of each, interleaved; median (min–max). Throughput in MiB/s, higher is better; "
-        "the round trip in ms, lower is better.",
+        "pings the far side 50 times, 20 ms apart (the average round trip), then measures the rate of "
+        "60-byte UDP frames that the kernel's packet generator (pktgen) gets through in 5 s: the "
+        "guest's towards the far side (pktgen's own count; the TAP is checked to have received them "
+        "all) and the far side's, on the TAP, towards the guest (what the guest's eth0 received). "
+        f"{runs} runs of each, interleaved; median (min–max). Throughput in MiB/s and thousands of "
+        "frames a second, higher is better; the round trip in ms, lower is better.",
         "",
         "| figure | " + " | ".join(vmms) + " | " + " | ".join(f"{v} / {p}" for v, p in pairs) + " |",
         "| --- | " + " | ".join("---:" for _ in vmms) + " | " + " | ".join("---:" for _ in pairs) + " |",
     ]
     median = lambda vmm, figure: Sample(results[vmm][figure]).median
-    for figure in (*FIGURES, "rtt-ms"):
+    for figure in (*FIGURES, "rtt-ms", *frame_figures):
         fmt = "{:.3f}" if figure == "rtt-ms" else "{:.1f}"
         name = FIGURE_TEXT.get(figure, "round trip (ms)")
         lines.append(f"| {name} | " + " | ".join(cell(results[vmm][figure], fmt) for vmm in vmms) + " | "
@@ -227,8 +293,14 @@ def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Comma
         lines.append(f"| {vireo}: throughput ≥ 1.0 × {peer}, every row | lowest {worst:.2f} | "
                      f"{verdict(worst >= 1.0)} |")
         lines.append(f"| {vireo}: round trip ≤ 1.0 × {peer} | {rtt:.2f} | {verdict(rtt <= 1.0)} |")
+        if frame_figures:
+            frames = min(ratio(median(vireo, f), median(peer, f)) for f in frame_figures)
+            lines.append(f"| {vireo}: small-frame rate ≥ 1.0 × {peer}, each way | lowest {frames:.2f} | "
+                         f"{verdict(frames >= 1.0)} |")
     if vhost_note:
         lines += ["", f"vhost-net was not measured: {vhost_note}."]
+    if frames_in_note:
+        lines += ["", f"Small frames host → guest were not measured: {frames_in_note}."]
     lines += ["", "Commands (`vm.json`, `vm-vhost.json`: the same kernel, initrd and command line, "
               "`\"vhost\": false` and `true`; `guest/` is the image folder; NS the benchmark's "
               "namespace):", "", "```sh"]
@@ -239,6 +311,16 @@ def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Comma
         lines.append(text)
     lines += ["```", ""]
     return lines
+
+
+def pktgen_problem() -> str | None:
+    """Why the far side cannot send small frames with pktgen, or None (loads
+    the module if it must)."""
+    if not Path("/proc/net/pktgen").exists():
+        subprocess.run(["modprobe", "pktgen"], capture_output=True)
+    if not Path("/proc/net/pktgen").exists():
+        return "this host has no pktgen (the kernel's packet generator module)"
+    return None
 
 
 def vhost_net_problem() -> str | None:
@@ -289,18 +371,19 @@ def main(argv: list[str]) -> int:
     command = shlex.join(["python3", "bench/net_bench.py", *argv])
 
     def measure(children: Children, workdir: Path) -> None:
-        guest = build_guest(workdir)
+        guest = build_guest(workdir, modules=("pktgen",))
         vhost_note = vhost_net_problem()
+        frames_in_note = pktgen_problem()
         vmms = [VIREO, QEMU] + ([] if vhost_note else [VIREO_VHOST, QEMU_VHOST])
         if args.only:
             vmms = [vmm for vmm in vmms if vmm in args.only]
         facts = host_facts(args.qemu, repo, build)
         started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         load_start = load_average()
-        with Wire(children) as wire:
+        with Wire(children, workdir, frames_in_note is None) as wire:
             cmds = Commands(build, args.qemu, workdir, guest, wire, args.vcpus, args.append)
             results = bench(Runner(children, workdir, args.timeout), cmds, vmms, args.runs)
-            body = section(results, build, cmds, args.runs, vhost_note)
+            body = section(results, build, cmds, args.runs, vhost_note, frames_in_note)
         print_tables([body])
         if args.output:
             document = bench_common.render(

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Checks of net_bench.py's parts that need no VM: the guest's lines are
-parsed into MiB/s and a round trip, a missing or failed figure is an error,
-and the table compares Vireo's medians with each peer's, the round trip
-the other way round (lower is better)."""
+parsed into MiB/s, a round trip and frame rates, a missing or failed figure
+is an error, and the table compares Vireo's medians with each peer's, the
+round trip the other way round (lower is better)."""
 import sys
 import types
 import unittest
@@ -18,6 +18,8 @@ vireo-guest: net-bench tcp-down-1 bytes=33554432 seconds=4
 vireo-guest: net-bench tcp-up-4 bytes=33554432 seconds=1.6
 vireo-guest: net-bench tcp-down-4 bytes=33554432 seconds=3.2
 vireo-guest: net-bench rtt-ms=0.250
+vireo-guest: net-bench frames-out frames=250000 seconds=5.000000
+vireo-guest: net-bench frames-in frames=60000 seconds=4.8
 vireo-guest: net-bench done: powering off
 """
 
@@ -26,7 +28,18 @@ class ParseRun(unittest.TestCase):
     def test_figures_are_mib_per_second_and_the_round_trip(self):
         found = net_bench.parse_run(GUEST_OUTPUT)
         self.assertEqual(found, {"tcp-up-1": 16.0, "tcp-down-1": 8.0, "tcp-up-4": 20.0,
-                                 "tcp-down-4": 10.0, "rtt-ms": 0.25})
+                                 "tcp-down-4": 10.0, "rtt-ms": 0.25, "frames-out": 50.0,
+                                 "frames-out-sent": 250000, "frames-in": 12.5})
+
+    def test_frames_in_is_required_only_when_the_far_side_sends_them(self):
+        failed = GUEST_OUTPUT.replace("frames-in frames=60000 seconds=4.8", "frames-in failed: no answer")
+        with self.assertRaisesRegex(BenchError, "no figure for frames-in"):
+            net_bench.parse_run(failed)
+        self.assertNotIn("frames-in", net_bench.parse_run(failed, frames_in=False))
+        no_pktgen = GUEST_OUTPUT.replace("frames-out frames=250000 seconds=5.000000",
+                                         "frames-out failed: no pktgen in this image")
+        with self.assertRaisesRegex(BenchError, "no figure for frames-out"):
+            net_bench.parse_run(no_pktgen, frames_in=False)
 
     def test_a_failed_or_missing_figure_or_an_unfinished_run_is_an_error(self):
         failed = GUEST_OUTPUT.replace("tcp-down-4 bytes=33554432 seconds=3.2", "tcp-down-4 failed")
@@ -40,26 +53,38 @@ class ParseRun(unittest.TestCase):
 
 class Section(unittest.TestCase):
     def test_ratios_and_verdicts_of_each_vireo_path_against_its_peer(self):
-        vireo = {f: [10.0, 12.0, 11.0] for f in net_bench.FIGURES} | {"rtt-ms": [0.2, 0.3, 0.25]}
-        qemu = {f: [10.0] for f in net_bench.FIGURES} | {"rtt-ms": [0.5]}
-        vhost = {f: [22.0] for f in net_bench.FIGURES} | {"rtt-ms": [0.125]}
+        frames = net_bench.FIGURES + net_bench.FRAME_FIGURES
+        vireo = {f: [10.0, 12.0, 11.0] for f in frames} | {"rtt-ms": [0.2, 0.3, 0.25]}
+        qemu = {f: [10.0] for f in frames} | {"rtt-ms": [0.5]}
+        vhost = {f: [22.0] for f in frames} | {"rtt-ms": [0.125]}
         results = {net_bench.VIREO: vireo, net_bench.QEMU: qemu, net_bench.VIREO_VHOST: vireo,
                    net_bench.QEMU_VHOST: vhost}
         wire = types.SimpleNamespace(namespace="ns1", in_namespace=lambda argv: ["ip", "netns", "exec", "ns1", *argv])
         guest = types.SimpleNamespace(kernel=Path("/g/vmlinuz"), initrd=Path("/g/initrd.img"), cmdline="console=ttyS0")
         cmds = net_bench.Commands(Path("/b"), "qemu", Path("/w"), guest, wire)
         cmds.vireo = lambda vhost: ["/b/bin/vireo-vmm", "--config", f"/w/vm{'-vhost' if vhost else ''}.json"]
-        lines = net_bench.section(results, Path("/b"), cmds, 3, None)
+        lines = net_bench.section(results, Path("/b"), cmds, 3, None, None)
         rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ")}
         # Medians 11 against 10 and 22; the round trip 0.25 against 0.5 and 0.125.
         self.assertTrue(rows["TCP guest → host, 1 stream"].endswith("| 1.10 | 0.50 |"), rows)
         self.assertTrue(rows["round trip (ms)"].endswith("| 0.50 | 2.00 |"), rows)
-        goals = [line for line in lines if ": throughput" in line or ": round trip" in line]
+        self.assertTrue(rows["60-byte frames host → guest (k/s)"].endswith("| 1.10 | 0.50 |"), rows)
+        goals = [line for line in lines if ": throughput" in line or ": round trip" in line
+                 or ": small-frame" in line]
         self.assertEqual([line.rstrip(" |").rsplit("| ", 1)[-1] for line in goals],
-                         ["PASS", "PASS", "MISS", "MISS"])
+                         ["PASS", "PASS", "PASS", "MISS", "MISS", "MISS"])
         commands = "\n".join(lines)
         self.assertIn("ip netns exec NS /b/bin/vireo-vmm --config vm.json", commands)
         self.assertIn("ip netns exec NS /b/bin/vireo-vmm --config vm-vhost.json", commands)
+
+        # A host without pktgen: no row for frames in, the goal over frames out alone, and why.
+        for figures in results.values():
+            figures.pop("frames-in", None)
+        lines = net_bench.section(results, Path("/b"), cmds, 3, None, "no pktgen here")
+        text = "\n".join(lines)
+        self.assertNotIn("host → guest (k/s)", text)
+        self.assertIn("60-byte frames guest → host (k/s)", text)
+        self.assertIn("Small frames host → guest were not measured: no pktgen here.", text)
 
 if __name__ == "__main__":
     unittest.main()

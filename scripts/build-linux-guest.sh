@@ -303,8 +303,8 @@ disk_bench() {
 # vireo.net-bench=HOST on the command line: eth0 becomes 10.99.0.2/24 and
 # talks to bench/net_bench.py's servers at HOST, which take 32 MiB on port
 # 5001 and 8 MiB a connection on 5003, and send as much on 5002 and 5004:
-# TCP one stream and four at once each way, then ping's round trip; one line
-# per figure, then power off.
+# TCP one stream and four at once each way, then ping's round trip, then
+# small frames each way (below); one line per figure, then power off.
 net_up() {  # host port bytes
     dd if=/dev/zero bs=64k count=$(($3 / 65536)) 2>/dev/null | nc "$1" "$2"
 }
@@ -335,6 +335,46 @@ net_bench() {
     timed tcp-down-4 33554432 four net_down "$host" 5004
     rtt=$(ping -c 50 -i 0.02 "$host" | sed -n 's|.*min/avg/max = [0-9.]*/\([0-9.]*\)/.*|\1|p')
     echo "vireo-guest: net-bench rtt-ms=$rtt"
+    frames_out "$host"
+    frames_in "$host"
+}
+# Small frames out: the kernel's packet generator (pktgen, in the image when
+# it was built with --module pktgen) sends 60-byte UDP frames to HOST for 5 s
+# as fast as eth0 takes them, so the VMM's transmit path sets the rate.
+pktgen_set() {  # file setting
+    echo "$2" >"/proc/net/pktgen/$1"
+}
+frames_out() {  # host
+    if [ ! -d /proc/net/pktgen ]; then
+        echo "vireo-guest: net-bench frames-out failed: no pktgen in this image"
+        return
+    fi
+    mac=$(awk -v host="$1" '$1 == host { print $4 }' /proc/net/arp)
+    pktgen_set kpktgend_0 rem_device_all
+    pktgen_set kpktgend_0 "add_device eth0"
+    for setting in "count 0" "pkt_size 60" "delay 0" "dst $1" "dst_mac $mac"; do
+        pktgen_set eth0 "$setting"
+    done
+    pktgen_set pgctrl start &
+    sleep 5
+    pktgen_set pgctrl stop
+    wait
+    # "Result: OK: USEC(cBUSY+dIDLE) usec, FRAMES (60byte,0frags)"
+    awk '/^Result: OK:/ { printf "vireo-guest: net-bench frames-out frames=%d seconds=%.6f\n", $5, ($3 + 0) / 1e6 }' \
+        /proc/net/pktgen/eth0
+    pktgen_set kpktgend_0 rem_device_all
+}
+# Small frames in: HOST's port 5006 runs pktgen on its TAP towards eth0 for
+# 5 s and answers with its own "seconds=S"; what eth0 received meanwhile, over
+# those seconds, is the rate the VMM's receive path delivered.
+frames_in() {  # host
+    before=$(cat /sys/class/net/eth0/statistics/rx_packets)
+    sent=$(nc "$1" 5006 </dev/null 2>&1)
+    after=$(cat /sys/class/net/eth0/statistics/rx_packets)
+    case $sent in
+    seconds=*) echo "vireo-guest: net-bench frames-in frames=$((after - before)) $sent" ;;
+    *) echo "vireo-guest: net-bench frames-in failed: ${sent:-no answer from $1}" ;;
+    esac
 }
 
 read -r cmdline </proc/cmdline

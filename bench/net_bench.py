@@ -8,9 +8,9 @@ The guest is scripts/build-linux-guest.sh's image with `vireo.net-bench=HOST`
 on its command line: its /init gives eth0 an address and moves data over TCP
 with busybox nc to servers on the far side (socat, on the host), one stream
 and four at once each way, measures ping's round trip, then the rate of
-60-byte frames each way, sent by the kernel's packet generator (pktgen: the
-guest's towards the host, the host's on the TAP towards the guest), and
-powers off.
+60-byte frames each way (the guest's from the kernel's packet generator,
+pktgen; the far side's from bench/frame_blaster.py on the TAP), and powers
+off.
 The far side is a network namespace of the benchmark's own holding a
 persistent TAP with the host's address; each VMM runs in that namespace and
 attaches to that TAP, one after the other (Vireo, QEMU, Vireo vhost-net,
@@ -54,8 +54,9 @@ GUEST_MAC = "02:76:69:be:00:01"
 # (scripts/build-linux-guest.sh) uses the same ports and sizes.
 SERVERS = {5001: ("up", 32 * MIB), 5002: ("down", 32 * MIB),
            5003: ("up", 8 * MIB), 5004: ("down", 8 * MIB)}
-# The guest connects here for its small frames in: the far side's pktgen
-# sends to it for 5 s and answers "seconds=S" (the /init's frames_in).
+# The guest connects here for its small frames in: the far side's
+# frame_blaster.py sends to it for 5 s and answers "seconds=S" (the /init's
+# frames_in).
 FRAMES_IN_PORT = 5006
 GUEST_ADDRESS = "10.99.0.2"
 FIGURES = ("tcp-up-1", "tcp-down-1", "tcp-up-4", "tcp-down-4")
@@ -78,21 +79,6 @@ QEMU_VHOST = "QEMU vhost-net"
 PAIRS = ((VIREO, QEMU), (VIREO_VHOST, QEMU_VHOST))
 # What vireo-vmm logs when it cannot hand a vNIC to vhost-net.
 NO_VHOST = "not in vhost-net"
-# The far side's sender of small frames (a socat child in the namespace).
-FRAMES_IN_SENDER = f"""pg=/proc/net/pktgen
-pktgen_set() {{ echo "$2" >"$pg/$1"; }}
-pktgen_set kpktgend_0 rem_device_all
-pktgen_set kpktgend_0 "add_device {TAP}"
-for setting in "count 0" "pkt_size 60" "delay 0" "dst {GUEST_ADDRESS}" "dst_mac {GUEST_MAC}"; do
-    pktgen_set {TAP} "$setting"
-done
-pktgen_set pgctrl start &
-sleep 5
-pktgen_set pgctrl stop
-wait
-awk '/^Result: OK:/ {{ printf "seconds=%.6f\\n", ($3 + 0) / 1e6 }}' "$pg/{TAP}"
-pktgen_set kpktgend_0 rem_device_all
-"""
 
 
 def progress(message: str) -> None:
@@ -101,11 +87,10 @@ def progress(message: str) -> None:
 
 class Wire:
     """The far side: a namespace with a persistent TAP at HOST_ADDRESS and a
-    socat server per port (and the sender of small frames when the host has
-    pktgen). Removed, servers and all, on exit."""
+    socat server per port. Removed, servers and all, on exit."""
 
-    def __init__(self, children: Children, workdir: Path, frames_in: bool) -> None:
-        self.children, self.workdir, self.frames_in = children, workdir, frames_in
+    def __init__(self, children: Children) -> None:
+        self.children = children
         self.namespace = f"vireo-net-bench-{os.getpid()}"
         self.servers: list[subprocess.Popen] = []
 
@@ -136,10 +121,10 @@ class Wire:
                 # Each connection: a child that takes `size` bytes, or sends them, and ends it.
                 self.serve(port, f"head -c {size} >/dev/null" if direction == "up"
                            else f"head -c {size} /dev/zero")
-            if self.frames_in:
-                sender = self.workdir / "frames-in.sh"
-                sender.write_text(FRAMES_IN_SENDER)
-                self.serve(FRAMES_IN_PORT, f"sh {sender}")
+            blaster = Path(__file__).resolve().parent / "frame_blaster.py"
+            self.serve(FRAMES_IN_PORT, shlex.join([sys.executable, str(blaster), "--interface", TAP,
+                                                   "--to-mac", GUEST_MAC, "--to", GUEST_ADDRESS,
+                                                   "--from", HOST_ADDRESS, "--seconds", "5"]))
         except BaseException:
             self.__exit__()
             raise
@@ -199,10 +184,10 @@ def rate(amount: float, seconds: str) -> float:
     return amount / float(seconds) if float(seconds) > 0 else float("inf")
 
 
-def parse_run(output: str, frames_in: bool = True) -> dict[str, float]:
+def parse_run(output: str) -> dict[str, float]:
     """MiB/s per TCP figure, the round trip in ms ("rtt-ms"), thousands of
-    frames a second out and (when frames_in) in, and "frames-out-sent", what
-    the guest's pktgen sent; a figure that failed or is missing is an error."""
+    frames a second each way, and "frames-out-sent", what the guest's pktgen
+    sent; a figure that failed or is missing is an error."""
     if DONE not in output:
         raise BenchError(f"the guest did not finish its network benchmark:\n{output[-3000:]}")
     found = {name: rate(int(size) / MIB, seconds)
@@ -214,8 +199,7 @@ def parse_run(output: str, frames_in: bool = True) -> dict[str, float]:
     rtt = re.search(r"net-bench rtt-ms=([\d.]+)", output)
     if rtt:
         found["rtt-ms"] = float(rtt.group(1))
-    wanted = (*FIGURES, "rtt-ms", *(FRAME_FIGURES if frames_in else FRAME_FIGURES[:1]))
-    missing = [figure for figure in wanted if figure not in found]
+    missing = [figure for figure in (*FIGURES, "rtt-ms", *FRAME_FIGURES) if figure not in found]
     if missing:
         raise BenchError(f"no figure for {', '.join(missing)} from the guest:\n{output[-3000:]}")
     return found
@@ -233,12 +217,12 @@ def bench(runner: Runner, cmds: Commands, vmms: list[str], runs: int) -> dict[st
                                      f"{result.output[-3000:]}\n{result.stderr[-1500:]}")
                 if vmm == VIREO_VHOST and NO_VHOST in result.stderr:
                     raise BenchError(f"{vmm}: vireo-vmm did not use vhost-net:\n{result.stderr[-1500:]}")
-                parse_run(result.output, cmds.wire.frames_in)
+                parse_run(result.output)
 
             received_before = cmds.wire.frames_received()
             progress(f"round {i + 1} of {runs}: {vmm}")
             result = run_checked(runner, argv, finished, progress)
-            found = parse_run(result.output, cmds.wire.frames_in)
+            found = parse_run(result.output)
             # pktgen counts a frame sent once the driver took it: the TAP must have them all.
             received = cmds.wire.frames_received() - received_before
             if received < found.pop("frames-out-sent"):
@@ -256,10 +240,9 @@ def cell(values: list[float], fmt: str) -> str:
 
 
 def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Commands, runs: int,
-            vhost_note: str | None, frames_in_note: str | None) -> list[str]:
+            vhost_note: str | None) -> list[str]:
     vmms = list(results)
     pairs = [(vireo, peer) for vireo, peer in PAIRS if vireo in results and peer in results]
-    frame_figures = [f for f in FRAME_FIGURES if all(f in results[vmm] for vmm in vmms)]
     lines = [
         "### Real Linux: TCP throughput, round trip and small-frame rate, Vireo against QEMU, "
         "with vhost-net and without",
@@ -270,9 +253,10 @@ def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Comma
         "vhost-net. The guest's /init sends and receives with busybox nc (32 MiB one stream, "
         "4 × 8 MiB four at once) to socat servers on the far side, timed with its /proc/uptime, then "
         "pings the far side 50 times, 20 ms apart (the average round trip), then measures the rate of "
-        "60-byte UDP frames that the kernel's packet generator (pktgen) gets through in 5 s: the "
-        "guest's towards the far side (pktgen's own count; the TAP is checked to have received them "
-        "all) and the far side's, on the TAP, towards the guest (what the guest's eth0 received). "
+        "60-byte UDP frames sent as fast as they are taken for 5 s: the guest's, by the kernel's "
+        "packet generator (pktgen), towards the far side (pktgen's count; the TAP is checked to have "
+        "received them all), and the far side's, by bench/frame_blaster.py on the TAP, towards the "
+        "guest (what the guest's eth0 received). "
         f"{runs} runs of each, interleaved; median (min–max). Throughput in MiB/s and thousands of "
         "frames a second, higher is better; the round trip in ms, lower is better.",
         "",
@@ -280,7 +264,7 @@ def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Comma
         "| --- | " + " | ".join("---:" for _ in vmms) + " | " + " | ".join("---:" for _ in pairs) + " |",
     ]
     median = lambda vmm, figure: Sample(results[vmm][figure]).median
-    for figure in (*FIGURES, "rtt-ms", *frame_figures):
+    for figure in (*FIGURES, "rtt-ms", *FRAME_FIGURES):
         fmt = "{:.3f}" if figure == "rtt-ms" else "{:.1f}"
         name = FIGURE_TEXT.get(figure, "round trip (ms)")
         lines.append(f"| {name} | " + " | ".join(cell(results[vmm][figure], fmt) for vmm in vmms) + " | "
@@ -293,14 +277,12 @@ def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Comma
         lines.append(f"| {vireo}: throughput ≥ 1.0 × {peer}, every row | lowest {worst:.2f} | "
                      f"{verdict(worst >= 1.0)} |")
         lines.append(f"| {vireo}: round trip ≤ 1.0 × {peer} | {rtt:.2f} | {verdict(rtt <= 1.0)} |")
-        if frame_figures:
-            frames = min(ratio(median(vireo, f), median(peer, f)) for f in frame_figures)
-            lines.append(f"| {vireo}: small-frame rate ≥ 1.0 × {peer}, each way | lowest {frames:.2f} | "
-                         f"{verdict(frames >= 1.0)} |")
+        frames = min(ratio(median(vireo, f), median(peer, f)) for f in FRAME_FIGURES)
+        lines.append(f"| {vireo}: small-frame rate ≥ 1.0 × {peer}, each way | lowest {frames:.2f} | "
+                     f"{verdict(frames >= 1.0)} |")
     if vhost_note:
         lines += ["", f"vhost-net was not measured: {vhost_note}."]
-    if frames_in_note:
-        lines += ["", f"Small frames host → guest were not measured: {frames_in_note}."]
+
     lines += ["", "Commands (`vm.json`, `vm-vhost.json`: the same kernel, initrd and command line, "
               "`\"vhost\": false` and `true`; `guest/` is the image folder; NS the benchmark's "
               "namespace):", "", "```sh"]
@@ -311,16 +293,6 @@ def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Comma
         lines.append(text)
     lines += ["```", ""]
     return lines
-
-
-def pktgen_problem() -> str | None:
-    """Why the far side cannot send small frames with pktgen, or None (loads
-    the module if it must)."""
-    if not Path("/proc/net/pktgen").exists():
-        subprocess.run(["modprobe", "pktgen"], capture_output=True)
-    if not Path("/proc/net/pktgen").exists():
-        return "this host has no pktgen (the kernel's packet generator module)"
-    return None
 
 
 def vhost_net_problem() -> str | None:
@@ -373,17 +345,16 @@ def main(argv: list[str]) -> int:
     def measure(children: Children, workdir: Path) -> None:
         guest = build_guest(workdir, modules=("pktgen",))
         vhost_note = vhost_net_problem()
-        frames_in_note = pktgen_problem()
         vmms = [VIREO, QEMU] + ([] if vhost_note else [VIREO_VHOST, QEMU_VHOST])
         if args.only:
             vmms = [vmm for vmm in vmms if vmm in args.only]
         facts = host_facts(args.qemu, repo, build)
         started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         load_start = load_average()
-        with Wire(children, workdir, frames_in_note is None) as wire:
+        with Wire(children) as wire:
             cmds = Commands(build, args.qemu, workdir, guest, wire, args.vcpus, args.append)
             results = bench(Runner(children, workdir, args.timeout), cmds, vmms, args.runs)
-            body = section(results, build, cmds, args.runs, vhost_note, frames_in_note)
+            body = section(results, build, cmds, args.runs, vhost_note)
         print_tables([body])
         if args.output:
             document = bench_common.render(

@@ -364,9 +364,10 @@ frames_out() {  # host
         /proc/net/pktgen/eth0
     pktgen_set kpktgend_0 rem_device_all
 }
-# Small frames in: HOST's port 5006 runs pktgen on its TAP towards eth0 for
-# 5 s and answers with its own "seconds=S"; what eth0 received meanwhile, over
-# those seconds, is the rate the VMM's receive path delivered.
+# Small frames in: HOST's port 5006 sends 60-byte frames from its TAP
+# towards eth0 for 5 s and answers with its own "seconds=S"; what eth0
+# received meanwhile, over those seconds, is the rate the VMM's receive path
+# delivered.
 frames_in() {  # host
     before=$(cat /sys/class/net/eth0/statistics/rx_packets)
     sent=$(nc "$1" 5006 </dev/null 2>&1)

@@ -89,8 +89,8 @@ class Wire:
     """The far side: a namespace with a persistent TAP at HOST_ADDRESS and a
     socat server per port. Removed, servers and all, on exit."""
 
-    def __init__(self, children: Children) -> None:
-        self.children = children
+    def __init__(self, children: Children, workdir: Path) -> None:
+        self.children, self.workdir = children, workdir
         self.namespace = f"vireo-net-bench-{os.getpid()}"
         self.servers: list[subprocess.Popen] = []
 
@@ -121,10 +121,13 @@ class Wire:
                 # Each connection: a child that takes `size` bytes, or sends them, and ends it.
                 self.serve(port, f"head -c {size} >/dev/null" if direction == "up"
                            else f"head -c {size} /dev/zero")
+            # In a script: socat would cut the command at the MAC's first colon.
             blaster = Path(__file__).resolve().parent / "frame_blaster.py"
-            self.serve(FRAMES_IN_PORT, shlex.join([sys.executable, str(blaster), "--interface", TAP,
-                                                   "--to-mac", GUEST_MAC, "--to", GUEST_ADDRESS,
-                                                   "--from", HOST_ADDRESS, "--seconds", "5"]))
+            sender = self.workdir / "frames-in.sh"
+            sender.write_text(shlex.join([sys.executable, str(blaster), "--interface", TAP, "--to-mac",
+                                          GUEST_MAC, "--to", GUEST_ADDRESS, "--from", HOST_ADDRESS,
+                                          "--seconds", "5"]) + "\n")
+            self.serve(FRAMES_IN_PORT, f"sh {sender}")
         except BaseException:
             self.__exit__()
             raise
@@ -351,7 +354,7 @@ def main(argv: list[str]) -> int:
         facts = host_facts(args.qemu, repo, build)
         started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         load_start = load_average()
-        with Wire(children) as wire:
+        with Wire(children, workdir) as wire:
             cmds = Commands(build, args.qemu, workdir, guest, wire, args.vcpus, args.append)
             results = bench(Runner(children, workdir, args.timeout), cmds, vmms, args.runs)
             body = section(results, build, cmds, args.runs, vhost_note)

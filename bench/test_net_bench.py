@@ -29,7 +29,8 @@ class ParseRun(unittest.TestCase):
         found = net_bench.parse_run(GUEST_OUTPUT)
         self.assertEqual(found, {"tcp-up-1": 16.0, "tcp-down-1": 8.0, "tcp-up-4": 20.0,
                                  "tcp-down-4": 10.0, "rtt-ms": 0.25, "frames-out": 50.0,
-                                 "frames-out-sent": 250000, "frames-in": 12.5})
+                                 "frames-in": 12.5})
+        self.assertEqual(net_bench.frames_sent(GUEST_OUTPUT), 250000)
 
     def test_small_frames_that_failed_are_an_error(self):
         failed = GUEST_OUTPUT.replace("frames-in frames=60000 seconds=4.8", "frames-in failed: no answer")

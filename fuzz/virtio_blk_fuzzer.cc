@@ -2,7 +2,9 @@
 // whether the disk is read-only, and a batch of request chains (descriptor
 // addresses, lengths and flags, request headers with their type and sector)
 // in a small guest RAM; its remaining bytes fill the data area (headers,
-// discard segments, data). The device serves the batch against a 64 KiB disk
+// discard segments, data). With two queues (MQ), the second shares the first's
+// descriptors and available ring, as a hostile driver may arrange, so the
+// same chains are in flight on both. The device serves the batch against a 64 KiB disk
 // in a memfd. Nothing may crash or throw, nothing outside guest RAM may be
 // touched (ASan), and a read-only disk must come out unchanged.
 #include <fcntl.h>
@@ -35,6 +37,7 @@ constexpr uint16_t kQueueSize = 16;
 constexpr uint64_t kDescTable = 0x0;
 constexpr uint64_t kAvailRing = 0x400;
 constexpr uint64_t kUsedRing = 0x800;
+constexpr uint64_t kSecondUsedRing = 0xc00;
 constexpr uint64_t kDiskSize = 0x10000;
 
 // A raw disk in a memfd, as the host's file would be, minus the file.
@@ -181,6 +184,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     vireo::GuestMemory& ram = vireo::fuzz::fresh_memory();
 
     bool read_only = input.ConsumeBool();
+    uint16_t queue_count = input.ConsumeBool() ? 2 : 1;
     disk()->reset(read_only, input.ConsumeIntegralInRange(0, 15) == 0);
     uint64_t features = input.ConsumeIntegral<uint64_t>() | uint64_t{1}
                                                                 << vireo::virtio::kFeatureVersion1;
@@ -227,15 +231,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                      static_cast<uint16_t>(heads.size()));
 
     std::vector<uint8_t> before = read_only ? disk()->contents() : std::vector<uint8_t>{};
-    vireo::VirtioBlock block(disk(), "fuzz-serial");
+    vireo::VirtioBlock block(disk(), "fuzz-serial", "virtio-blk", queue_count);
     features &= block.device_features() | uint64_t{1} << vireo::virtio::kFeatureVersion1 |
                 uint64_t{1} << vireo::virtio::kFeatureIndirectDesc;
     std::vector<vireo::Virtqueue> queues;
     queues.emplace_back(ram, vireo::VirtqueueConfig{kQueueSize, kDescTable, kAvailRing, kUsedRing},
                         features);
+    if (queue_count == 2) {
+        queues.emplace_back(
+            ram, vireo::VirtqueueConfig{kQueueSize, kDescTable, kAvailRing, kSecondUsedRing},
+            features);
+    }
     vireo::fuzz::NullInterrupt interrupt;
     block.activate(vireo::VirtioActivation{ram, features, queues, interrupt});
-    block.process_queue(0);
+    for (uint16_t queue = 0; queue < queue_count; ++queue) {
+        block.process_queue(queue);
+    }
     block.reset();
 
     if (read_only && disk()->contents() != before) {

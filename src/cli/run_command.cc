@@ -44,13 +44,26 @@ std::string absolute(const std::string& path) {
     return std::filesystem::absolute(path).lexically_normal().string();
 }
 
-// --disk PATH[,readonly][,serial=S]
+// The N of a `queues=N` option of --disk or --nic, 1 to `most` `what`.
+unsigned parse_queues(std::string_view option, const std::string& spec, std::string_view part,
+                      unsigned most, std::string_view what) {
+    unsigned queues = 0;
+    std::string_view text = part.substr(7);
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), queues);
+    if (error != std::errc() || end != text.data() + text.size() || queues < 1 || queues > most) {
+        fail("{} {}: queues={}: give 1 to {} {}", option, spec, text, most, what);
+    }
+    return queues;
+}
+
+// --disk PATH[,readonly][,serial=S][,cache=MODE][,queues=N]
 VmConfig::Disk parse_disk(const std::string& spec) {
     std::vector<std::string> parts = split_commas(spec);
     VmConfig::Disk disk;
     if (parts[0].empty()) {
         fail(
-            "--disk {}: no image path before the options (PATH[,readonly][,serial=S][,cache=MODE])",
+            "--disk {}: no image path before the options "
+            "(PATH[,readonly][,serial=S][,cache=MODE][,queues=N])",
             spec);
     }
     if (!std::filesystem::exists(parts[0])) {
@@ -77,9 +90,14 @@ VmConfig::Disk parse_disk(const std::string& spec) {
             disk.cache = part == "cache=none" ? CacheMode::none : CacheMode::writeback;
         } else if (part.starts_with("cache=")) {
             fail("--disk {}: '{}': the cache mode is writeback or none", spec, part);
+        } else if (part.starts_with("queues=")) {
+            disk.queues =
+                parse_queues("--disk", spec, part, VmConfig::kMaxDiskQueues, "request queues");
         } else {
-            fail("--disk {}: '{}' is not an option of a disk (readonly, serial=S, cache=MODE)",
-                 spec, part);
+            fail(
+                "--disk {}: '{}' is not an option of a disk (readonly, serial=S, cache=MODE, "
+                "queues=N)",
+                spec, part);
         }
     }
     return disk;
@@ -111,15 +129,7 @@ VmConfig::Nic parse_nic(const std::string& spec) {
         } else if (part == "vhost=on" || part == "vhost=off") {
             nic.vhost = part == "vhost=on";
         } else if (part.starts_with("queues=")) {
-            unsigned queues = 0;
-            std::string_view text = std::string_view(part).substr(7);
-            auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), queues);
-            if (error != std::errc() || end != text.data() + text.size() || queues < 1 ||
-                queues > VmConfig::kMaxNicQueues) {
-                fail("--nic {}: queues={}: give 1 to {} queue pairs", spec, text,
-                     VmConfig::kMaxNicQueues);
-            }
-            nic.queues = queues;
+            nic.queues = parse_queues("--nic", spec, part, VmConfig::kMaxNicQueues, "queue pairs");
         } else {
             fail(
                 "--nic {}: '{}' is not an option of a vNIC (tap=NAME, portgroup=PG, mac=M, "
@@ -234,8 +244,9 @@ void add_run_command(CLI::App& app) {
         ->type_name("PATH");
     command
         ->add_option("--disk", options->disks,
-                     "a virtio-blk disk: PATH[,readonly][,serial=S][,cache=writeback|none] (raw or "
-                     "qcow2; cache none: O_DIRECT, no host page cache; repeatable)")
+                     "a virtio-blk disk: PATH[,readonly][,serial=S][,cache=writeback|none]"
+                     "[,queues=N] (raw or qcow2; cache none: O_DIRECT, no host page cache; "
+                     "queues: request queues, one per vCPU by default; repeatable)")
         ->type_name("DISK")
         ->expected(1)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);

@@ -153,7 +153,8 @@ void Machine::attach_pci_devices() {
         std::string name = fmt::format("virtio-blk{}", index);
         pci_root_->add_device(std::make_shared<VirtioPciDevice>(
             std::make_unique<VirtioBlock>(std::move(image), disk.serial,
-                                          fmt::format("{} ({})", name, disk.path)),
+                                          fmt::format("{} ({})", name, disk.path),
+                                          static_cast<uint16_t>(disk.queue_count(config_.vcpus))),
             memory_, msi_controller_, &ioevents_, name));
     }
     // One virtio-net device per vNIC, after the disks; each on a worker

@@ -63,6 +63,8 @@ VmConfig::Disk parse_disk(const json& value, size_t index, const std::string& so
             reader.error("cache", "'{}' is not one of writeback, none", *cache);
         }
     }
+    disk.queues = static_cast<unsigned>(
+        reader.unsigned_integer("queues", 1, VmConfig::kMaxDiskQueues).value_or(0));
     reader.refuse_unknown_fields();
     return disk;
 }
@@ -307,6 +309,9 @@ json VmConfig::to_json() const {
             json entry = {{"path", disk.path},
                           {"readonly", disk.read_only},
                           {"cache", disk.cache == CacheMode::none ? "none" : "writeback"}};
+            if (disk.queues != 0) {
+                entry["queues"] = disk.queues;
+            }
             if (!disk.serial.empty()) {
                 entry["serial"] = disk.serial;
             }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -42,12 +43,18 @@ struct VmConfig {
     } devices;
     // One virtio-blk device each, in this order.
     static constexpr size_t kMaxDisks = 16;
-    static constexpr size_t kMaxDiskSerial = 20;  // what virtio-blk's GET_ID carries
+    static constexpr size_t kMaxDiskSerial = 20;    // what virtio-blk's GET_ID carries
+    static constexpr unsigned kMaxDiskQueues = 16;  // VirtioBlock::kMaxQueues
     struct Disk {
         std::string path;  // an existing image file or block device
         bool read_only = false;
         std::string serial;  // printable ASCII; empty: none
         CacheMode cache = CacheMode::writeback;
+        // Request queues; 0: one per vCPU, up to kMaxDiskQueues (QEMU's default).
+        unsigned queues = 0;
+        unsigned queue_count(unsigned vcpu_count) const {
+            return queues != 0 ? queues : std::min(vcpu_count, kMaxDiskQueues);
+        }
     };
     std::vector<Disk> disks;
     // One virtio-net device each, in this order, after the disks.

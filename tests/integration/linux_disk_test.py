@@ -1,4 +1,5 @@
-"""Real Linux's own virtio_blk and ext4 on Vireo's disks: a file system made,
+"""Real Linux's own virtio_blk and ext4 on Vireo's disks: the driver takes a
+request queue per vCPU (MQ) and uses each; a file system made,
 written and synced on a raw disk in one boot reads back in the next through a
 qcow2 linked clone of it, whose own writes read back in the third; afterwards the host checks the images with its own
 tools (qemu-img check, e2fsck) and reads the files' bytes out of them (debugfs)."""
@@ -45,6 +46,18 @@ class LinuxDisks(linux_vm.LinuxTestCase):
     def assertCleanExt4(self, raw_image):
         host("e2fsck", "-fn", raw_image)
 
+    def assertUsesAQueuePerCpu(self, vm):
+        """Two vCPUs, two request queues (MQ): Linux maps each CPU to a queue
+        whose interrupt comes back to it, so direct reads from CPU 1 complete
+        on queue 1 and those from CPU 0 on queue 0."""
+        self.assertEqual(vm.check("ls /sys/block/vda/mq").split(), ["0", "1"])
+        for cpu in (1, 0):
+            queue = f"req.{cpu}"
+            before = vm.queue_interrupts((queue,))[queue]
+            vm.check(f"taskset -c {cpu} dd if=/dev/vda of=/dev/null bs=4k count=32 iflag=direct")
+            after = vm.queue_interrupts((queue,))[queue]
+            self.assertGreaterEqual(after - before, 16, f"reads from CPU {cpu} missed {queue}")
+
     def test_ext4_on_raw_then_on_a_qcow2_linked_clone(self):
         base = os.path.join(self.folder, "base.raw")
         with open(base, "wb") as file:
@@ -53,6 +66,7 @@ class LinuxDisks(linux_vm.LinuxTestCase):
         # Boot 1: make the file system and write it.
         vm = self.boot_with(base)
         self.assertIn("vda", vm.check("cat /proc/partitions"))
+        self.assertUsesAQueuePerCpu(vm)
         vm.check("mkfs.ext4 -q /dev/vda", timeout=120)
         vm.check("mount -t ext4 /dev/vda /mnt")
         vm.check(f"echo '{GREETING}' > /mnt/hello.txt")

@@ -71,10 +71,10 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
         self.assertEqual((nic["queue_pairs"], nic["queue_pairs_in_use"]), (2, 2))
         self.assertEqual(vm.check("ls /sys/class/net/eth0/queues").split(),
                          ["rx-0", "rx-1", "tx-0", "tx-1"])
-        before = queue_interrupts(vm)
+        before = vm.queue_interrupts(("input.1", "output.1"))
         output = vm.check(f"taskset -c 1 ping -c 3 -W 5 {HOST_ADDRESS}", timeout=60)
         self.assertIn("3 packets received", output)
-        after = queue_interrupts(vm)
+        after = vm.queue_interrupts(("input.1", "output.1"))
         self.assertGreater(after["input.1"], before["input.1"], "no reply came in on pair 1")
         self.assertGreater(after["output.1"], before["output.1"], "nothing went out on pair 1")
 
@@ -113,7 +113,7 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
         # VMM relays only what comes while a vector is masked, which Linux
         # does not do while the device runs.
         if os.path.exists("/dev/vhost-net"):
-            taken = sum(queue_interrupts(vm, ("input.0", "output.0", "input.1", "output.1"))
+            taken = sum(vm.queue_interrupts(("input.0", "output.0", "input.1", "output.1"))
                         .values())
             relayed = vm.request("info")["result"]["nics"][0]["vhost_signals_relayed"]
             self.assertGreater(taken, 100)
@@ -135,20 +135,6 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
         self.assertEqual(vm.check("cat /sys/class/net/eth0/carrier").strip(), "1")
         output = vm.check(f"ping -c 2 -W 5 {HOST_ADDRESS}", timeout=60)
         self.assertIn("2 packets received", output)
-
-
-def queue_interrupts(vm, queues=("input.1", "output.1")):
-    """Interrupts the guest took for the given queues (/proc/interrupts names
-    them virtioN-input.P and -output.P); by default the second pair's."""
-    counts = {}
-    for line in vm.check("cat /proc/interrupts").splitlines():
-        for queue in queues:
-            if line.rstrip().endswith(f"-{queue}"):
-                fields = line.split()
-                counts[queue] = sum(int(field) for field in fields[1:3])  # two CPUs
-    if set(counts) != set(queues):
-        raise AssertionError(f"no interrupts of queues {queues} in /proc/interrupts: {counts}")
-    return counts
 
 
 # The far host's ends of the TCP tests, run inside the namespace.

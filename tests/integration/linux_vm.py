@@ -2,6 +2,7 @@
 types at the console: the image from scripts/build-linux-guest.sh, a shell on
 ttyS0, commands sent as typed lines and their output read back."""
 
+import itertools
 import os
 import pty
 import re
@@ -143,6 +144,21 @@ class LinuxVm:
         return output
 
     # Ending.
+
+    def queue_interrupts(self, queues):
+        """Interrupts the guest took for each of `queues`, virtqueue names as
+        /proc/interrupts ends them (virtioN-input.1, virtioN-req.0), summed
+        over every CPU."""
+        counts = {}
+        for line in self.check("cat /proc/interrupts").splitlines():
+            fields = line.split()
+            for queue in queues:
+                if fields and fields[-1].endswith(f"-{queue}"):
+                    per_cpu = itertools.takewhile(str.isdigit, fields[1:])
+                    counts[queue] = sum(int(field) for field in per_cpu)
+        if set(counts) != set(queues):
+            raise AssertionError(f"no interrupts of queues {queues} in /proc/interrupts: {counts}")
+        return counts
 
     def wait(self, timeout=120):
         """Waits for the VMM to end, reading the console meanwhile; its status."""

@@ -47,9 +47,11 @@ std::optional<std::string> VirtioBlock::serial_problem(std::string_view serial) 
     return std::nullopt;
 }
 
-VirtioBlock::VirtioBlock(std::shared_ptr<DiskImage> image, std::string serial, std::string label)
+VirtioBlock::VirtioBlock(std::shared_ptr<DiskImage> image, std::string serial, std::string label,
+                         uint16_t queues)
     : image_(std::move(image)),
       label_(std::move(label)),
+      queue_count_(queues),
       capacity_(image_->size() / kBlkSectorSize),
       features_(uint64_t{1} << virtio::kBlkFeatureSegMax |
                 uint64_t{1} << virtio::kBlkFeatureBlkSize |
@@ -59,6 +61,13 @@ VirtioBlock::VirtioBlock(std::shared_ptr<DiskImage> image, std::string serial, s
         fail("{}: serial {}", label_, *problem);
     }
     std::copy(serial.begin(), serial.end(), id_.begin());
+    if (queues < 1 || queues > kMaxQueues) {
+        fail("{}: {} request queues; a disk has 1 to {}", label_, queues, kMaxQueues);
+    }
+    if (queues > 1) {
+        features_ |= uint64_t{1} << virtio::kBlkFeatureMq;
+        config_.num_queues = queues;
+    }
 
     config_.capacity = capacity_;
     config_.seg_max = kSegMax;
@@ -95,7 +104,7 @@ void VirtioBlock::reset() {
     // touching it (the kernel is done with guest RAM when drain() returns).
     active_.reset();
     io_.drain();
-    used_pending_ = false;
+    used_pending_.reset();
 }
 
 bool VirtioBlock::negotiated(int feature) const {
@@ -111,11 +120,11 @@ std::vector<DeviceWorker::Source> VirtioBlock::worker_sources() {
 }
 
 void VirtioBlock::process_queue(uint16_t queue) {
-    if (!active_ || queue != 0) {
+    if (!active_ || queue >= queue_count_) {
         return;
     }
-    while (std::optional<DescriptorChain> chain = active_->queues[0].pop()) {
-        start(*chain);
+    while (std::optional<DescriptorChain> chain = active_->queues[queue].pop()) {
+        start(queue, *chain);
     }
     send_batch();
     io_.submit();
@@ -135,63 +144,70 @@ void VirtioBlock::drain() {
 }
 
 void VirtioBlock::signal_used() {
-    if (active_ && used_pending_) {
-        used_pending_ = false;
-        if (active_->queues[0].needs_interrupt()) {
-            active_->interrupt.signal_used(0);
+    if (!active_ || used_pending_.none()) {
+        return;
+    }
+    for (uint16_t queue = 0; queue < queue_count_; ++queue) {
+        if (used_pending_[queue] && active_->queues[queue].needs_interrupt()) {
+            active_->interrupt.signal_used(queue);
         }
     }
+    used_pending_.reset();
 }
 
-void VirtioBlock::finish(uint16_t head, uint64_t status_address, Result result) {
+void VirtioBlock::finish(const InFlight& chain, Result result) {
     // The chain was validated: the status byte is guest RAM.
-    active_->memory.write_object(status_address, result.status);
-    active_->queues[0].push(head, result.written + 1);
-    used_pending_ = true;
+    active_->memory.write_object(chain.status_address, result.status);
+    active_->queues[chain.queue].push(chain.head, result.written + 1);
+    used_pending_.set(chain.queue);
 }
 
-void VirtioBlock::start(const DescriptorChain& chain) {
+void VirtioBlock::start(uint16_t queue, const DescriptorChain& descriptors) {
     const GuestMemory& memory = active_->memory;
-    uint64_t writable = total_length(chain.writable);
+    uint64_t writable = total_length(descriptors.writable);
     if (writable == 0) {
         log_.warn("chain {} has no device-writable byte for the status; returned unused",
-                  chain.head);
-        active_->queues[0].push(chain.head, 0);
-        used_pending_ = true;
+                  descriptors.head);
+        active_->queues[queue].push(descriptors.head, 0);
+        used_pending_.set(queue);
         return;
     }
     // The status is the last writable byte; the data of reads comes before it.
-    uint64_t status_address = slice(chain.writable, writable - 1, 1)[0].address;
-    std::vector<GuestBuffer> out = slice(chain.writable, 0, writable - 1);
+    InFlight chain;
+    chain.queue = queue;
+    chain.head = descriptors.head;
+    chain.status_address = slice(descriptors.writable, writable - 1, 1)[0].address;
+    std::vector<GuestBuffer> out = slice(descriptors.writable, 0, writable - 1);
 
     virtio::BlkRequestHeader header{};
-    uint64_t readable = total_length(chain.readable);
+    uint64_t readable = total_length(descriptors.readable);
     if (readable < sizeof(header) ||
-        !gather(memory, chain.readable,
+        !gather(memory, descriptors.readable,
                 std::span(reinterpret_cast<uint8_t*>(&header), sizeof(header)))) {
         log_.debug("chain {}: {} readable bytes, a request header needs {}", chain.head, readable,
                    sizeof(header));
-        finish(chain.head, status_address, {virtio::kBlkStatusIoErr, 0});
+        finish(chain, {virtio::kBlkStatusIoErr, 0});
         return;
     }
-    std::vector<GuestBuffer> in = slice(chain.readable, sizeof(header), readable - sizeof(header));
-    if (std::optional<Result> result = execute(chain.head, status_address, header, in, out)) {
-        finish(chain.head, status_address, *result);
+    std::vector<GuestBuffer> in =
+        slice(descriptors.readable, sizeof(header), readable - sizeof(header));
+    if (std::optional<Result> result = execute(chain, header, in, out)) {
+        finish(chain, *result);
     }
 }
 
-std::optional<VirtioBlock::Result> VirtioBlock::execute(uint16_t head, uint64_t status_address,
+std::optional<VirtioBlock::Result> VirtioBlock::execute(const InFlight& chain,
                                                         const virtio::BlkRequestHeader& header,
                                                         std::span<const GuestBuffer> in,
                                                         std::span<const GuestBuffer> out) {
     try {
         switch (header.type) {
             case virtio::kBlkTypeIn:
-                return read_or_write(head, status_address, header, out);
+                return read_or_write(chain, header, out);
             case virtio::kBlkTypeOut:
-                return read_or_write(head, status_address, header, in);
+                return read_or_write(chain, header, in);
             case virtio::kBlkTypeFlush:
-                return flush(head, status_address);
+                return flush(chain);
             case virtio::kBlkTypeGetId:
                 return get_id(out);
             case virtio::kBlkTypeDiscard:
@@ -215,7 +231,7 @@ bool VirtioBlock::in_capacity(uint64_t sector, uint64_t bytes) const {
 }
 
 std::optional<VirtioBlock::Result> VirtioBlock::read_or_write(
-    uint16_t head, uint64_t status_address, const virtio::BlkRequestHeader& header,
+    const InFlight& chain, const virtio::BlkRequestHeader& header,
     std::span<const GuestBuffer> data) {
     bool write = header.type == virtio::kBlkTypeOut;
     uint64_t length = total_length(data);
@@ -228,9 +244,7 @@ std::optional<VirtioBlock::Result> VirtioBlock::read_or_write(
                    type_name(header.type), length, header.sector, capacity_);
         return Result{virtio::kBlkStatusIoErr, 0};
     }
-    auto request = std::make_unique<InFlight>();
-    request->head = head;
-    request->status_address = status_address;
+    auto request = std::make_unique<InFlight>(chain);
     request->type = header.type;
     request->sector = header.sector;
     request->bytes = length;
@@ -308,11 +322,9 @@ void VirtioBlock::send_merged(std::vector<std::unique_ptr<InFlight>> parts) {
     });
 }
 
-std::optional<VirtioBlock::Result> VirtioBlock::flush(uint16_t head, uint64_t status_address) {
+std::optional<VirtioBlock::Result> VirtioBlock::flush(const InFlight& chain) {
     send_batch();  // the writes before it go first
-    auto request = std::make_unique<InFlight>();
-    request->head = head;
-    request->status_address = status_address;
+    auto request = std::make_unique<InFlight>(chain);
     request->type = virtio::kBlkTypeFlush;
     send(std::move(request), DiskRequest::flush());
     return std::nullopt;
@@ -333,7 +345,7 @@ void VirtioBlock::finished(InFlight& request, const IoError* failure) {
     if (failure) {
         log_.warn("{} at sector {} failed: {}", type_name(request.type), request.sector,
                   failure->what());
-        finish(request.head, request.status_address, {virtio::kBlkStatusIoErr, 0});
+        finish(request, {virtio::kBlkStatusIoErr, 0});
         return;
     }
     if (request.type == virtio::kBlkTypeOut && write_through()) {
@@ -344,7 +356,7 @@ void VirtioBlock::finished(InFlight& request, const IoError* failure) {
         send(std::make_unique<InFlight>(std::move(request)), DiskRequest::flush());
         return;
     }
-    finish(request.head, request.status_address, {virtio::kBlkStatusOk, request.read_bytes});
+    finish(request, {virtio::kBlkStatusOk, request.read_bytes});
 }
 
 VirtioBlock::Result VirtioBlock::get_id(std::span<const GuestBuffer> out) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <array>
+#include <bitset>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -17,7 +18,7 @@
 // like the rest of virtio_spec.h.
 namespace vireo::virtio {
 
-// Feature bits (5.2.3). MQ is not offered: one request queue per disk.
+// Feature bits (5.2.3).
 inline constexpr int kBlkFeatureSizeMax = 1;
 inline constexpr int kBlkFeatureSegMax = 2;
 inline constexpr int kBlkFeatureRo = 5;
@@ -120,27 +121,29 @@ static_assert(offsetof(BlkConfig, size_max) == 8 && offsetof(BlkConfig, seg_max)
 
 namespace vireo {
 
-// virtio-blk (virtio 1.x 5.2): one disk image behind one request queue. The
-// transport runs process_queue() on the device's worker thread, which is this
+// virtio-blk (virtio 1.x 5.2): one disk image behind one or more request
+// queues (MQ: Linux gives each vCPU its own, so a request's interrupt comes
+// back to the CPU that sent it, as QEMU's default of one per vCPU). The
+// queues share the disk's worker thread and IoContext, as QEMU's share one
+// AioContext. The transport runs process_queue() on that worker thread, the
 // disk's I/O thread: each notification takes every available chain, submits
 // their requests to the disk's IoContext in one batch (straight between the
 // image and guest RAM: the buffers are guest memory; reads or writes of
 // neighbouring sectors merged into one request) and returns. Requests
 // complete in any order; the worker watches the context's eventfd and
 // complete_requests() writes their status and returns their chains, with one
-// used-buffer interrupt per batch of completions (EVENT_IDX honoured both
-// ways by the Virtqueue). A guest has at most its ring's size (256) requests
+// used-buffer interrupt per queue per batch of completions (EVENT_IDX
+// honoured both ways by the Virtqueue). A guest has at most its ring's size (256) requests
 // in flight; the context holds back file operations beyond its depth. A
 // discard or write-zeroes waits until every earlier request has completed (it
 // may free clusters they use); reset() waits for every request.
 //
-// Offered: SEG_MAX, BLK_SIZE (512), FLUSH, and RO for a read-only image,
-// DISCARD and WRITE_ZEROES for a writable one. A driver that does not take
-// FLUSH gets write-through: every write is flushed before it completes. Every request is checked: a
-// header of 16 readable bytes, a writable status byte at the very end, data a
-// multiple of 512 bytes inside the capacity (overflow-safe), segments within
-// the advertised limits. What the guest got wrong ends the request with
-// VIRTIO_BLK_S_IOERR (bad range, write to a read-only disk) or
+// Offered: SEG_MAX, BLK_SIZE (512), FLUSH, MQ with more than one queue, and RO for a read-only
+// image, DISCARD and WRITE_ZEROES for a writable one. A driver that does not take FLUSH gets
+// write-through: every write is flushed before it completes. Every request is checked: a header of
+// 16 readable bytes, a writable status byte at the very end, data a multiple of 512 bytes inside
+// the capacity (overflow-safe), segments within the advertised limits. What the guest got wrong
+// ends the request with VIRTIO_BLK_S_IOERR (bad range, write to a read-only disk) or
 // VIRTIO_BLK_S_UNSUPP (unknown type, feature not negotiated, reserved flag);
 // a failing host (IoError) with VIRTIO_BLK_S_IOERR. Neither throws. A chain
 // without a writable byte cannot carry a status: it is returned unused, with
@@ -148,6 +151,7 @@ namespace vireo {
 class VirtioBlock final : public VirtioDevice {
 public:
     static constexpr uint16_t kQueueSize = 256;
+    static constexpr uint16_t kMaxQueues = 16;
     // Data descriptors per request, leaving room for the header and the status.
     static constexpr uint32_t kSegMax = kQueueSize - 2;
     static constexpr uint32_t kMaxDiscardSectors = 1u << 22;  // 2 GiB per segment
@@ -158,14 +162,15 @@ public:
     static constexpr uint32_t kDiscardAlignmentSectors = 8;
 
     // `serial` is what GET_ID returns: at most 20 printable ASCII characters.
-    // `label` names the disk in log lines. Throws vireo::Error for a bad serial.
+    // `label` names the disk in log lines; `queues` is 1 to kMaxQueues.
+    // Throws vireo::Error for a bad serial or queue count.
     VirtioBlock(std::shared_ptr<DiskImage> image, std::string serial,
-                std::string label = "virtio-blk");
+                std::string label = "virtio-blk", uint16_t queues = 1);
 
     uint32_t device_type() const override;
     std::string_view name() const override { return "virtio-blk"; }
     uint64_t device_features() const override { return features_; }
-    uint16_t queue_count() const override { return 1; }
+    uint16_t queue_count() const override { return queue_count_; }
     uint16_t queue_max_size() const override { return kQueueSize; }
     uint32_t config_size() const override { return sizeof(config_); }
     void config_read(uint32_t offset, std::span<uint8_t> data) override;
@@ -191,6 +196,7 @@ private:
 
     // A request handed to the image, until it completes.
     struct InFlight {
+        uint16_t queue = 0;
         uint16_t head = 0;
         uint64_t status_address = 0;
         uint32_t type = 0;
@@ -205,26 +211,26 @@ private:
     static constexpr size_t kMaxMergedBuffers = 1024;  // IOV_MAX
 
     // Starts one chain's request, or finishes it at once (refused, GET_ID).
-    void start(const DescriptorChain& chain);
+    void start(uint16_t queue, const DescriptorChain& chain);
     // nullopt: the request went to the image and finishes later.
-    std::optional<Result> execute(uint16_t head, uint64_t status_address,
-                                  const virtio::BlkRequestHeader& header,
+    std::optional<Result> execute(const InFlight& chain, const virtio::BlkRequestHeader& header,
                                   std::span<const GuestBuffer> in,
                                   std::span<const GuestBuffer> out);
-    std::optional<Result> read_or_write(uint16_t head, uint64_t status_address,
+    std::optional<Result> read_or_write(const InFlight& chain,
                                         const virtio::BlkRequestHeader& header,
                                         std::span<const GuestBuffer> data);
-    std::optional<Result> flush(uint16_t head, uint64_t status_address);
+    std::optional<Result> flush(const InFlight& chain);
     void send(std::unique_ptr<InFlight> request, const DiskRequest& disk_request);
     // Sends the reads and writes batched since the last call, merged.
     void send_batch();
     void send_merged(std::vector<std::unique_ptr<InFlight>> parts);
     void finished(InFlight& request, const IoError* failure);
-    // One used-buffer interrupt for the chains returned since the last one,
-    // unless the driver suppressed it.
+    // One used-buffer interrupt for each queue with chains returned since its
+    // last one, unless the driver suppressed it.
     void signal_used();
-    // Writes the status and returns the chain; `used` counts the status byte.
-    void finish(uint16_t head, uint64_t status_address, Result result);
+    // Writes the status and returns the chain to its queue; `used` counts the
+    // status byte.
+    void finish(const InFlight& chain, Result result);
     // A driver that did not take FLUSH counts on write-through.
     bool write_through() const;
     Result get_id(std::span<const GuestBuffer> out);
@@ -236,13 +242,14 @@ private:
     std::shared_ptr<DiskImage> image_;
     std::array<char, virtio::kBlkIdBytes> id_{};
     std::string label_;
+    uint16_t queue_count_;
     uint64_t capacity_;  // in sectors
     uint64_t features_;
     virtio::BlkConfig config_{};
     RateLimitedLog log_;
     std::optional<VirtioActivation> active_;
     IoContext io_{kQueueSize};
-    bool used_pending_ = false;  // chains returned since the last interrupt check
+    std::bitset<kMaxQueues> used_pending_;  // queues with chains returned since their last check
     std::vector<std::unique_ptr<InFlight>> batch_;  // reads and writes not yet sent
 };
 

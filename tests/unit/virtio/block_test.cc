@@ -601,6 +601,73 @@ TEST_F(VirtioBlockTest, RequestsCompleteInAnyOrderWithOneInterruptPerBatch) {
     EXPECT_EQ(interrupt.used.size(), 2u);
 }
 
+TEST(VirtioBlock, OffersMqWithSeveralQueues) {
+    auto disk = std::make_shared<MemoryDisk>(kDiskSize, false);
+    VirtioBlock block(disk, "s", "disk", 4);
+    EXPECT_EQ(block.queue_count(), 4);
+    EXPECT_TRUE(has(block.device_features(), virtio::kBlkFeatureMq));
+    EXPECT_EQ(read_config(block).num_queues, 4);
+    EXPECT_THROW(VirtioBlock(disk, "s", "disk", 0), Error);
+    EXPECT_THROW(VirtioBlock(disk, "s", "disk", VirtioBlock::kMaxQueues + 1), Error);
+}
+
+// With MQ each request returns to the queue it came from, and each queue
+// gets its own interrupt: Linux sends from each vCPU on its own queue, whose
+// interrupt goes back to that vCPU.
+TEST_F(VirtioBlockTest, EachQueueGetsBackItsOwnChainsAndInterrupts) {
+    disk = std::make_shared<MemoryDisk>(kDiskSize, false);
+    block = std::make_unique<VirtioBlock>(disk, "s", "disk", 2);
+    uint64_t features = kAllFeatures | uint64_t{1} << virtio::kBlkFeatureMq;
+    DriverQueue second{memory, 64, kRings + 0x4000};
+    queues.emplace_back(memory, driver.config(), features);
+    queues.emplace_back(memory, second.config(), features);
+    block->activate(VirtioActivation{memory, features, queues, interrupt});
+    disk->holding = true;
+
+    uint16_t on_second =
+        second.add_chain({header(0, virtio::kBlkTypeIn, 8), {kData, 512, true}, status_buf(0)});
+    second.make_available(on_second);
+    uint16_t on_first = driver.add_chain(
+        {header(1, virtio::kBlkTypeIn, 0), {kData + 0x1000, 512, true}, status_buf(1)});
+    driver.make_available(on_first);
+    block->process_queue(1);
+    block->process_queue(0);
+    EXPECT_EQ(disk->order, (std::vector<std::string>{"read@8", "read@0"}));
+
+    disk->release(0);
+    block->complete_requests();
+    ASSERT_EQ(second.used_idx(), 1);
+    EXPECT_EQ(second.used(0).id, on_second);
+    EXPECT_EQ(driver.used_idx(), 0);
+    EXPECT_EQ(interrupt.used, (std::vector<uint16_t>{1}));
+    EXPECT_EQ(guest_bytes(kData, 512), disk_bytes(8 * 512, 512));
+
+    disk->release(1);
+    block->complete_requests();
+    ASSERT_EQ(driver.used_idx(), 1);
+    EXPECT_EQ(driver.used(0).id, on_first);
+    EXPECT_EQ(interrupt.used, (std::vector<uint16_t>{1, 0}));
+
+    // Requests of both queues completing in one batch: one interrupt each.
+    for (unsigned i = 2; i < 4; ++i) {
+        DriverQueue& queue = i == 2 ? driver : second;
+        queue.make_available(queue.add_chain({header(i, virtio::kBlkTypeOut, 16 * i),
+                                              {kData + 0x1000 * i, 512, false},
+                                              status_buf(i)}));
+    }
+    block->process_queue(0);
+    block->process_queue(1);
+    disk->release(2);
+    disk->release(3);
+    block->complete_requests();
+    EXPECT_EQ(driver.used_idx(), 2);
+    EXPECT_EQ(second.used_idx(), 2);
+    EXPECT_EQ(status(2), virtio::kBlkStatusOk);
+    EXPECT_EQ(status(3), virtio::kBlkStatusOk);
+    EXPECT_EQ(interrupt.used, (std::vector<uint16_t>{1, 0, 0, 1}));
+    block->process_queue(2);  // no such queue: ignored
+}
+
 TEST_F(VirtioBlockTest, WriteThroughFlushesEachWriteBeforeItCompletes) {
     start(false, "s", kAllFeatures & ~(uint64_t{1} << virtio::kBlkFeatureFlush));
     disk->holding = true;

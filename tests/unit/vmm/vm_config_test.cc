@@ -131,7 +131,8 @@ protected:
 TEST_F(VmConfigDisks, ParsesDisksInOrder) {
     VmConfig config = VmConfig::from_json_text(
         with_disks(R"([{"path": ")" + a + R"("}, {"path": ")" + b +
-                   R"(", "readonly": true, "serial": "DISK-0123456789abcde", "cache": "none"}])"),
+                   R"(", "readonly": true, "serial": "DISK-0123456789abcde", "cache": "none",)"
+                   R"( "queues": 3}])"),
         "vm.json");
     ASSERT_EQ(config.disks.size(), 2u);
     EXPECT_EQ(config.disks[0].path, a);
@@ -142,6 +143,10 @@ TEST_F(VmConfigDisks, ParsesDisksInOrder) {
     EXPECT_TRUE(config.disks[1].read_only);
     EXPECT_EQ(config.disks[1].serial, "DISK-0123456789abcde");
     EXPECT_EQ(config.disks[1].cache, CacheMode::none);
+    // Without queues, one per vCPU, as many as virtio-blk takes.
+    EXPECT_EQ(config.disks[0].queue_count(2), 2u);
+    EXPECT_EQ(config.disks[0].queue_count(64), VmConfig::kMaxDiskQueues);
+    EXPECT_EQ(config.disks[1].queue_count(1), 3u);
 
     VmConfig again = VmConfig::from_json(config.to_json(), "again");
     EXPECT_EQ(again.to_json(), config.to_json());
@@ -149,6 +154,8 @@ TEST_F(VmConfigDisks, ParsesDisksInOrder) {
     EXPECT_TRUE(again.disks[1].read_only);
     EXPECT_EQ(again.disks[1].serial, config.disks[1].serial);
     EXPECT_EQ(again.disks[1].cache, CacheMode::none);
+    EXPECT_EQ(again.disks[0].queues, 0u);
+    EXPECT_EQ(again.disks[1].queues, 3u);
     EXPECT_TRUE(VmConfig::from_json_text(with_disks("[]"), "vm.json").disks.empty());
     EXPECT_TRUE(VmConfig::from_json_text(R"({"boot": {"kernel": "/k"}})", "vm.json").disks.empty());
 }
@@ -173,6 +180,8 @@ TEST_F(VmConfigDisks, ErrorsNameTheDiskAndTheField) {
               "vm.json: disks[0].readonly: must be true or false, not \"yes\"");
     EXPECT_EQ(error_for(with_disks(R"([{"path": ")" + a + R"(", "cache": "unsafe"}])")),
               "vm.json: disks[0].cache: 'unsafe' is not one of writeback, none");
+    EXPECT_EQ(error_for(with_disks(R"([{"path": ")" + a + R"(", "queues": 17}])")),
+              "vm.json: disks[0].queues: 17 is out of range (1 to 16)");
     EXPECT_NE(error_for(with_disks(R"([{"path": ")" + a + R"(", "ro": true}])"))
                   .find("vm.json: disks[0].ro: unknown field"),
               std::string::npos);

@@ -511,6 +511,7 @@ class LinuxVariant:
     image: str  # a GUEST_IMAGES format
     argv: list[str]
     mibps: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    queues: set[int] = dataclasses.field(default_factory=set)  # request queues Linux used
 
 
 def linux_variants(build: Path, qemu: str, workdir: Path, guest) -> list[LinuxVariant]:
@@ -540,6 +541,14 @@ def linux_variants(build: Path, qemu: str, workdir: Path, guest) -> list[LinuxVa
     return variants
 
 
+def linux_queues(output: str) -> int:
+    """How many request queues the guest's virtio_blk set up (its first line)."""
+    found = re.search(r"disk-bench queues=(\d+)", output)
+    if not found:
+        raise BenchError(f"the guest did not say how many queues /dev/vda has:\n{output[-3000:]}")
+    return int(found.group(1))
+
+
 def parse_linux_run(output: str) -> dict[str, float]:
     """MiB/s per figure from the guest's lines; a figure that failed or is
     missing is an error."""
@@ -567,7 +576,16 @@ def bench_linux(runner: Runner, variants: list[LinuxVariant], runs: int) -> None
             result = run_checked(runner, variant.argv, finished, progress, timeout=max(runner.timeout, 600))
             for figure, value in parse_linux_run(result.output).items():
                 variant.mibps.setdefault(figure, []).append(value)
+            variant.queues.add(linux_queues(result.output))
         progress(f"linux: round {i + 1}/{runs} done")
+
+
+def queue_counts(variants: list[LinuxVariant]) -> str:
+    """'Vireo 2, QEMU 2', or each image's counts where they differ."""
+    by_vmm: dict[str, set[int]] = {}
+    for variant in variants:
+        by_vmm.setdefault(variant.label, set()).update(variant.queues)
+    return ", ".join(f"{label} {'/'.join(str(n) for n in sorted(counts))}" for label, counts in by_vmm.items())
 
 
 def linux_section(variants: list[LinuxVariant], runs: int) -> list[str]:
@@ -580,7 +598,8 @@ def linux_section(variants: list[LinuxVariant], runs: int) -> list[str]:
         "`vireo.disk-bench` on its command line the guest's /init runs busybox dd with O_DIRECT (no guest "
         "page cache): 4 KiB reads and writes one at a time (16 MiB), eight such dd processes at once "
         "(32 MiB), and 1 MiB requests (32 MiB), timed with the guest's /proc/uptime, then powers off. "
-        f"{runs} runs of each, interleaved; median MiB/s (min–max).",
+        f"{runs} runs of each, interleaved; median MiB/s (min–max). Request queues Linux set up on "
+        f"/dev/vda: {queue_counts(variants)}.",
         "",
         "| image | figure | Vireo MiB/s | QEMU MiB/s | Vireo / QEMU |",
         "| --- | --- | ---: | ---: | ---: |",

@@ -172,6 +172,16 @@ class LinuxTest(unittest.TestCase):
         self.assertEqual(figures["read-4k-qd1"], 8.0)
         self.assertEqual(set(figures), set(disk_bench.LINUX_FIGURES))
 
+    def test_the_queue_count_is_read_and_shown_per_vmm(self):
+        self.assertEqual(disk_bench.linux_queues("vireo-guest: disk-bench queues=2\n"), 2)
+        with self.assertRaises(disk_bench.BenchError):
+            disk_bench.linux_queues("vireo-guest: disk-bench done: powering off\n")
+        variants = [disk_bench.LinuxVariant("Vireo", "raw", [], queues={2}),
+                    disk_bench.LinuxVariant("QEMU", "raw", [], queues={1}),
+                    disk_bench.LinuxVariant("Vireo", "qcow2", [], queues={2}),
+                    disk_bench.LinuxVariant("QEMU", "qcow2", [], queues={2})]
+        self.assertEqual(disk_bench.queue_counts(variants), "Vireo 2, QEMU 1/2")
+
     def test_a_failed_or_unfinished_run_is_an_error(self):
         with self.assertRaises(disk_bench.BenchError):
             disk_bench.parse_linux_run("vireo-guest: disk-bench read-4k-qd1 bytes=1 seconds=1\n")

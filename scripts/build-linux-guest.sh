@@ -292,6 +292,7 @@ eight() {  # dd_read|dd_write first-block: eight processes, 1024 blocks of 4 KiB
 }
 disk_bench() {
     bench=disk-bench
+    echo "vireo-guest: $bench queues=$(ls /sys/block/vda/mq | wc -l)"
     timed read-4k-qd1 16777216 dd_read bs=4k count=4096
     timed write-4k-qd1 16777216 dd_write bs=4k count=4096 seek=32768
     timed read-4k-qd8 33554432 eight dd_read 0

@@ -254,7 +254,11 @@ VmConfig VmConfig::from_file(const std::string& path) {
     if (document.is_discarded() || !document.is_object()) {
         return from_json_text(text, path);  // reports the syntax error
     }
-    std::filesystem::path folder = std::filesystem::absolute(path).parent_path();
+    return from_json(in_folder(std::move(document), std::filesystem::absolute(path).parent_path()),
+                     path);
+}
+
+json VmConfig::in_folder(json document, const std::filesystem::path& folder) {
     auto anchor = [&folder](json& value) {
         if (value.is_string() && !value.get<std::string>().empty() &&
             std::filesystem::path(value.get<std::string>()).is_relative()) {
@@ -282,7 +286,7 @@ VmConfig VmConfig::from_file(const std::string& path) {
             }
         }
     }
-    return from_json(document, path);
+    return document;
 }
 
 json VmConfig::to_json() const {

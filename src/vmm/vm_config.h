@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -89,6 +90,9 @@ struct VmConfig {
     // log, control socket) are relative to the file's folder, so a VM folder
     // on a datastore can be copied or opened from another host as it is.
     static VmConfig from_file(const std::string& path);
+    // `document` with its relative paths made absolute under `folder`, as
+    // from_file() reads a definition in that folder.
+    static nlohmann::json in_folder(nlohmann::json document, const std::filesystem::path& folder);
     nlohmann::json to_json() const;
 };
 

@@ -1,0 +1,236 @@
+#include "host/host_database.h"
+
+#include <ctime>
+
+#include "base/error.h"
+
+namespace vireo {
+
+// One prepared statement, finalized when it goes.
+class HostDatabase::Statement {
+public:
+    Statement(HostDatabase& database, const char* sql) : database_(database) {
+        if (sqlite3_prepare_v2(database_.db_, sql, -1, &statement_, nullptr) != SQLITE_OK) {
+            database_.fail_sqlite(sql);
+        }
+    }
+    ~Statement() { sqlite3_finalize(statement_); }
+    Statement(const Statement&) = delete;
+    Statement& operator=(const Statement&) = delete;
+
+    Statement& bind(int index, std::string_view text) {
+        check(sqlite3_bind_text(statement_, index, text.data(), static_cast<int>(text.size()),
+                                SQLITE_TRANSIENT));
+        return *this;
+    }
+    Statement& bind(int index, int64_t number) {
+        check(sqlite3_bind_int64(statement_, index, number));
+        return *this;
+    }
+    // True while there is a row to read; false when done.
+    bool step() {
+        int rc = sqlite3_step(statement_);
+        if (rc == SQLITE_ROW) {
+            return true;
+        }
+        if (rc != SQLITE_DONE) {
+            database_.fail_sqlite(sqlite3_sql(statement_));
+        }
+        return false;
+    }
+    std::string text(int column) const {
+        const unsigned char* value = sqlite3_column_text(statement_, column);
+        return value ? reinterpret_cast<const char*>(value) : "";
+    }
+    int64_t number(int column) const { return sqlite3_column_int64(statement_, column); }
+
+private:
+    void check(int rc) {
+        if (rc != SQLITE_OK) {
+            database_.fail_sqlite(sqlite3_sql(statement_));
+        }
+    }
+
+    HostDatabase& database_;
+    sqlite3_stmt* statement_ = nullptr;
+};
+
+namespace {
+
+// Version 1: the VM registry and the event log.
+constexpr int kSchemaVersion = 1;
+constexpr const char* kSchema = R"sql(
+CREATE TABLE vms (
+    name      TEXT PRIMARY KEY,
+    datastore TEXT NOT NULL,
+    stage     TEXT NOT NULL CHECK (stage IN ('creating', 'registered', 'deleting')),
+    created   TEXT NOT NULL
+);
+CREATE TABLE events (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    time    TEXT NOT NULL,
+    vm      TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+PRAGMA user_version = 1;
+)sql";
+
+HostDatabase::VmStage parse_stage(const std::string& text) {
+    if (text == "creating") {
+        return HostDatabase::VmStage::creating;
+    }
+    if (text == "deleting") {
+        return HostDatabase::VmStage::deleting;
+    }
+    return HostDatabase::VmStage::registered;
+}
+
+}  // namespace
+
+std::string utc_now() {
+    std::time_t now = std::time(nullptr);
+    std::tm parts{};
+    gmtime_r(&now, &parts);
+    char text[32];
+    std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &parts);
+    return text;
+}
+
+HostDatabase::HostDatabase(const std::filesystem::path& file) : file_(file) {
+    std::error_code error;
+    std::filesystem::create_directories(file_.parent_path(), error);
+    if (sqlite3_open_v2(file_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK) {
+        std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
+        sqlite3_close(db_);
+        fail("host database {}: cannot open: {}", file_.string(), message);
+    }
+    try {
+        // WAL: readers never wait for the writer; FULL: a committed
+        // transaction survives a power cut, not only a crash of vireod.
+        execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
+        sqlite3_busy_timeout(db_, 5000);
+        Statement version(*this, "PRAGMA user_version");
+        version.step();
+        int64_t found = version.number(0);
+        if (found == 0) {
+            transaction([&] { execute(kSchema); });
+        } else if (found != kSchemaVersion) {
+            fail("host database {}: schema version {}, this vireod knows {}", file_.string(), found,
+                 kSchemaVersion);
+        }
+    } catch (...) {
+        sqlite3_close(db_);
+        throw;
+    }
+}
+
+HostDatabase::~HostDatabase() {
+    sqlite3_close(db_);
+}
+
+void HostDatabase::execute(const char* sql) {
+    char* message = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+        std::string text = message ? message : "unknown error";
+        sqlite3_free(message);
+        fail("host database {}: {}", file_.string(), text);
+    }
+}
+
+void HostDatabase::fail_sqlite(std::string_view what) const {
+    fail("host database {}: {}: {}", file_.string(), sqlite3_errmsg(db_), what);
+}
+
+void HostDatabase::transaction(const std::function<void()>& body) {
+    execute("BEGIN IMMEDIATE");
+    try {
+        body();
+    } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+    execute("COMMIT");
+}
+
+std::string_view HostDatabase::stage_name(VmStage stage) {
+    switch (stage) {
+        case VmStage::creating:
+            return "creating";
+        case VmStage::deleting:
+            return "deleting";
+        case VmStage::registered:
+            break;
+    }
+    return "registered";
+}
+
+std::vector<HostDatabase::VmRecord> HostDatabase::vms() {
+    Statement query(*this, "SELECT name, datastore, stage, created FROM vms ORDER BY name");
+    std::vector<VmRecord> records;
+    while (query.step()) {
+        records.push_back(
+            {query.text(0), query.text(1), parse_stage(query.text(2)), query.text(3)});
+    }
+    return records;
+}
+
+std::optional<HostDatabase::VmRecord> HostDatabase::find_vm(std::string_view name) {
+    Statement query(*this, "SELECT name, datastore, stage, created FROM vms WHERE name = ?1");
+    query.bind(1, name);
+    if (!query.step()) {
+        return std::nullopt;
+    }
+    return VmRecord{query.text(0), query.text(1), parse_stage(query.text(2)), query.text(3)};
+}
+
+void HostDatabase::insert_vm(const VmRecord& record) {
+    if (find_vm(record.name)) {
+        fail("VM '{}' is already registered on this host", record.name);
+    }
+    Statement insert(*this,
+                     "INSERT INTO vms (name, datastore, stage, created) VALUES (?1, ?2, ?3, ?4)");
+    insert.bind(1, record.name)
+        .bind(2, record.datastore)
+        .bind(3, stage_name(record.stage))
+        .bind(4, record.created);
+    insert.step();
+}
+
+void HostDatabase::set_vm_stage(std::string_view name, VmStage stage) {
+    Statement update(*this, "UPDATE vms SET stage = ?2 WHERE name = ?1");
+    update.bind(1, name).bind(2, stage_name(stage));
+    update.step();
+}
+
+void HostDatabase::delete_vm(std::string_view name) {
+    Statement remove(*this, "DELETE FROM vms WHERE name = ?1");
+    remove.bind(1, name);
+    remove.step();
+}
+
+HostDatabase::Event HostDatabase::add_event(std::string_view vm, std::string_view kind,
+                                            std::string_view message) {
+    Event event{0, utc_now(), std::string(vm), std::string(kind), std::string(message)};
+    Statement insert(*this, "INSERT INTO events (time, vm, kind, message) VALUES (?1, ?2, ?3, ?4)");
+    insert.bind(1, event.time).bind(2, event.vm).bind(3, event.kind).bind(4, event.message);
+    insert.step();
+    event.id = sqlite3_last_insert_rowid(db_);
+    return event;
+}
+
+std::vector<HostDatabase::Event> HostDatabase::events(int64_t after, size_t limit) {
+    Statement query(*this,
+                    "SELECT id, time, vm, kind, message FROM events WHERE id > ?1 ORDER BY id "
+                    "LIMIT ?2");
+    query.bind(1, after).bind(2, static_cast<int64_t>(limit));
+    std::vector<Event> events;
+    while (query.step()) {
+        events.push_back(
+            {query.number(0), query.text(1), query.text(2), query.text(3), query.text(4)});
+    }
+    return events;
+}
+
+}  // namespace vireo

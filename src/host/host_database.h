@@ -1,0 +1,78 @@
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vireo {
+
+// The host agent's own state in one SQLite database, `<state dir>/vireod.db`:
+// which VM folders are registered and where they are in their life (being
+// created, registered, being deleted), and the events of the host. The VM
+// folders on the datastores stay the source of truth for what a VM is; this
+// says which of them this host owns. Every change is one transaction, so a
+// crash (kill -9 of vireod) leaves each VM either before or after it.
+class HostDatabase {
+public:
+    // Where a VM is in its life; "creating" and "deleting" survive only a crash
+    // in the middle of one, which the agent finishes or undoes at start.
+    enum class VmStage { creating, registered, deleting };
+    struct VmRecord {
+        std::string name;
+        std::string datastore;
+        VmStage stage = VmStage::registered;
+        std::string created;  // ISO 8601, UTC
+    };
+    struct Event {
+        int64_t id = 0;
+        std::string time;  // ISO 8601, UTC
+        std::string vm;    // empty: about the host
+        std::string kind;  // "vm.created", "vm.started", ...
+        std::string message;
+    };
+
+    // Opens (creating) the database; throws vireo::Error naming the file.
+    explicit HostDatabase(const std::filesystem::path& file);
+    ~HostDatabase();
+    HostDatabase(const HostDatabase&) = delete;
+    HostDatabase& operator=(const HostDatabase&) = delete;
+
+    const std::filesystem::path& file() const { return file_; }
+
+    // Runs `body` in one transaction: committed when it returns, rolled back
+    // when it throws.
+    void transaction(const std::function<void()>& body);
+
+    std::vector<VmRecord> vms();
+    std::optional<VmRecord> find_vm(std::string_view name);
+    // Throws vireo::Error when the name is taken.
+    void insert_vm(const VmRecord& record);
+    void set_vm_stage(std::string_view name, VmStage stage);
+    void delete_vm(std::string_view name);
+
+    // Appends an event (the time is now); returns it.
+    Event add_event(std::string_view vm, std::string_view kind, std::string_view message);
+    // Events with an id above `after`, oldest first, at most `limit`.
+    std::vector<Event> events(int64_t after, size_t limit);
+
+    static std::string_view stage_name(VmStage stage);
+
+private:
+    class Statement;
+    void execute(const char* sql);
+    [[noreturn]] void fail_sqlite(std::string_view what) const;
+
+    std::filesystem::path file_;
+    sqlite3* db_ = nullptr;
+};
+
+// The time now as ISO 8601 in UTC, to the second: "2026-12-05T07:30:00Z".
+std::string utc_now();
+
+}  // namespace vireo

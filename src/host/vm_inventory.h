@@ -1,0 +1,71 @@
+#pragma once
+
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "host/datastore_registry.h"
+#include "host/host_database.h"
+
+namespace vireo {
+
+// A VM this host owns: a folder `<datastore>/<name>/` holding its definition
+// (`vm.json`, paths in it relative to the folder), its disks and its logs.
+struct VmEntry {
+    std::string name;
+    std::string datastore;
+    std::filesystem::path folder;
+    std::string created;
+
+    std::filesystem::path definition() const { return folder / "vm.json"; }
+    std::filesystem::path console_log() const { return folder / "console.log"; }
+};
+
+// The host's VMs: which folders on which datastores are registered here (the
+// host database), created and deleted so that a crash at any point leaves a
+// VM whole or absent, never half there. Thread-safe. Refusals throw ApiError.
+class VmInventory {
+public:
+    VmInventory(HostDatabase& database, DatastoreRegistry& datastores);
+
+    // Finishes what a crash interrupted: a VM being created whose folder is
+    // whole is registered, one whose folder is not is undone (its partial
+    // folder removed); a VM being deleted is deleted.
+    void recover();
+
+    std::vector<VmEntry> list();
+    // Throws ApiError 404 when there is no such VM.
+    VmEntry get(std::string_view name);
+    std::optional<VmEntry> find(std::string_view name);
+
+    // Makes `<datastore>/<name>/vm.json` from `definition` (a VM definition as
+    // vm.json holds it; its console goes to the folder's console.log) and
+    // registers it. 400: a bad name, datastore or definition; 409: the name or
+    // the folder is taken.
+    VmEntry create(std::string_view name, std::string_view datastore,
+                   const nlohmann::json& definition);
+    // Forgets the VM; with `delete_files` its folder goes too. The caller makes
+    // sure it is not running.
+    void remove(std::string_view name, bool delete_files);
+
+    // Why `name` cannot name a VM (it becomes a folder name), or nullopt.
+    static std::optional<std::string> name_problem(std::string_view name);
+
+private:
+    VmEntry entry(const HostDatabase::VmRecord& record);
+    std::filesystem::path datastore_path(std::string_view datastore);
+    // Where a VM's folder is written before it is renamed into place.
+    static std::filesystem::path staging_folder(const std::filesystem::path& datastore,
+                                                std::string_view name);
+
+    std::mutex mutex_;
+    HostDatabase& database_;
+    DatastoreRegistry& datastores_;
+};
+
+}  // namespace vireo

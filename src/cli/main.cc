@@ -10,6 +10,7 @@
 #include "cli/host_command.h"
 #include "cli/run_command.h"
 #include "cli/switch_command.h"
+#include "cli/vm_command.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"vireo: run and manage virtual machines on KVM"};
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
     vireo::cli::add_disk_command(app);
     vireo::cli::add_datastore_command(app);
     vireo::cli::add_switch_commands(app);
+    vireo::cli::add_vm_commands(app);
     vireo::cli::tidy_help(app);
     try {
         app.parse(argc, argv);

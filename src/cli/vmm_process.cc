@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "host/vmm_control.h"
 
 namespace vireo::cli {
 
@@ -43,21 +44,8 @@ std::string read_all(int fd) {
 
 }  // namespace
 
-std::string vmm_path() {
-    if (const char* override_path = std::getenv("VIREO_VMM")) {
-        return override_path;
-    }
-    char self[PATH_MAX];
-    ssize_t length = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (length <= 0) {
-        fail_errno("cannot find this executable's folder");
-    }
-    self[length] = '\0';
-    return (std::filesystem::path(self).parent_path() / "vireo-vmm").string();
-}
-
 VmmResult run_vmm(const nlohmann::json& definition, std::vector<UniqueFd> handed_over) {
-    std::string vmm = vmm_path();
+    std::string vmm = vmm_binary();
     if (::access(vmm.c_str(), X_OK) != 0) {
         fail("{}: not found or not executable (set VIREO_VMM to the vireo-vmm binary)", vmm);
     }

@@ -21,7 +21,4 @@ struct VmmResult {
 // closes its copies once vireo-vmm runs.
 VmmResult run_vmm(const nlohmann::json& definition, std::vector<UniqueFd> handed_over = {});
 
-// vireo-vmm next to this executable, or $VIREO_VMM.
-std::string vmm_path();
-
 }  // namespace vireo::cli

@@ -144,6 +144,7 @@ void HostDatabase::fail_sqlite(std::string_view what) const {
 }
 
 void HostDatabase::transaction(const std::function<void()>& body) {
+    std::lock_guard lock(mutex_);
     execute("BEGIN IMMEDIATE");
     try {
         body();
@@ -167,6 +168,7 @@ std::string_view HostDatabase::stage_name(VmStage stage) {
 }
 
 std::vector<HostDatabase::VmRecord> HostDatabase::vms() {
+    std::lock_guard lock(mutex_);
     Statement query(*this, "SELECT name, datastore, stage, created FROM vms ORDER BY name");
     std::vector<VmRecord> records;
     while (query.step()) {
@@ -177,6 +179,7 @@ std::vector<HostDatabase::VmRecord> HostDatabase::vms() {
 }
 
 std::optional<HostDatabase::VmRecord> HostDatabase::find_vm(std::string_view name) {
+    std::lock_guard lock(mutex_);
     Statement query(*this, "SELECT name, datastore, stage, created FROM vms WHERE name = ?1");
     query.bind(1, name);
     if (!query.step()) {
@@ -186,6 +189,7 @@ std::optional<HostDatabase::VmRecord> HostDatabase::find_vm(std::string_view nam
 }
 
 void HostDatabase::insert_vm(const VmRecord& record) {
+    std::lock_guard lock(mutex_);
     if (find_vm(record.name)) {
         fail("VM '{}' is already registered on this host", record.name);
     }
@@ -199,12 +203,14 @@ void HostDatabase::insert_vm(const VmRecord& record) {
 }
 
 void HostDatabase::set_vm_stage(std::string_view name, VmStage stage) {
+    std::lock_guard lock(mutex_);
     Statement update(*this, "UPDATE vms SET stage = ?2 WHERE name = ?1");
     update.bind(1, name).bind(2, stage_name(stage));
     update.step();
 }
 
 void HostDatabase::delete_vm(std::string_view name) {
+    std::lock_guard lock(mutex_);
     Statement remove(*this, "DELETE FROM vms WHERE name = ?1");
     remove.bind(1, name);
     remove.step();
@@ -212,6 +218,7 @@ void HostDatabase::delete_vm(std::string_view name) {
 
 HostDatabase::Event HostDatabase::add_event(std::string_view vm, std::string_view kind,
                                             std::string_view message) {
+    std::lock_guard lock(mutex_);
     Event event{0, utc_now(), std::string(vm), std::string(kind), std::string(message)};
     Statement insert(*this, "INSERT INTO events (time, vm, kind, message) VALUES (?1, ?2, ?3, ?4)");
     insert.bind(1, event.time).bind(2, event.vm).bind(3, event.kind).bind(4, event.message);
@@ -221,6 +228,7 @@ HostDatabase::Event HostDatabase::add_event(std::string_view vm, std::string_vie
 }
 
 std::vector<HostDatabase::Event> HostDatabase::events(int64_t after, size_t limit) {
+    std::lock_guard lock(mutex_);
     Statement query(*this,
                     "SELECT id, time, vm, kind, message FROM events WHERE id > ?1 ORDER BY id "
                     "LIMIT ?2");

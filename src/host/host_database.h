@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,6 +19,7 @@ namespace vireo {
 // folders on the datastores stay the source of truth for what a VM is; this
 // says which of them this host owns. Every change is one transaction, so a
 // crash (kill -9 of vireod) leaves each VM either before or after it.
+// Thread-safe: a transaction holds the database for its thread.
 class HostDatabase {
 public:
     // Where a VM is in its life; "creating" and "deleting" survive only a crash
@@ -69,6 +71,7 @@ private:
     [[noreturn]] void fail_sqlite(std::string_view what) const;
 
     std::filesystem::path file_;
+    std::recursive_mutex mutex_;
     sqlite3* db_ = nullptr;
 };
 

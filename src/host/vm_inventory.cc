@@ -180,7 +180,16 @@ VmEntry VmInventory::create(std::string_view name, std::string_view datastore,
     document["console"] = {{"output", "file"}, {"path", "console.log"}, {"input", false}};
     document.erase("control_socket");
     try {
-        VmConfig::from_json(VmConfig::in_folder(document, folder), "definition");
+        VmConfig config = VmConfig::from_json(VmConfig::in_folder(document, folder), "definition");
+        // Caught now rather than at the first power-on.
+        for (auto [field, path] : {std::pair{"boot.kernel", std::optional(config.boot.kernel)},
+                                   std::pair{"boot.initrd", config.boot.initrd}}) {
+            if (path && !std::filesystem::is_regular_file(*path, error)) {
+                refuse(400, "definition: {}: {}: no such file", field, *path);
+            }
+        }
+    } catch (const ApiError&) {
+        throw;
     } catch (const Error& problem) {
         refuse(400, "{}", problem.what());
     }

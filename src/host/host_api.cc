@@ -1,0 +1,207 @@
+#include "host/host_api.h"
+
+#include <unistd.h>
+
+#include <charconv>
+
+#include "base/json_object_reader.h"
+#include "host/api_error.h"
+
+namespace vireo {
+namespace {
+
+using nlohmann::json;
+
+// The request's body as a JSON object; 400 when it is not one.
+json body_object(const ApiRequest& request) {
+    json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded()) {
+        refuse(400, "body: not valid JSON");
+    }
+    if (!body.is_object()) {
+        refuse(400, "body: must be a JSON object, not {}", body.type_name());
+    }
+    return body;
+}
+
+int64_t query_number(const ApiRequest& request, const std::string& key, int64_t fallback,
+                     int64_t max) {
+    auto found = request.query.find(key);
+    if (found == request.query.end()) {
+        return fallback;
+    }
+    int64_t value = -1;
+    const std::string& text = found->second;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error != std::errc() || end != text.data() + text.size() || value < 0 || value > max) {
+        refuse(400, "{}: '{}' is not a whole number from 0 to {}", key, text, max);
+    }
+    return value;
+}
+
+bool query_flag(const ApiRequest& request, const std::string& key) {
+    auto found = request.query.find(key);
+    if (found == request.query.end() || found->second == "false") {
+        return false;
+    }
+    if (found->second != "true") {
+        refuse(400, "{}: '{}' is neither true nor false", key, found->second);
+    }
+    return true;
+}
+
+json event_json(const HostDatabase::Event& event) {
+    return {{"id", event.id},
+            {"time", event.time},
+            {"vm", event.vm},
+            {"kind", event.kind},
+            {"message", event.message}};
+}
+
+}  // namespace
+
+HostApi::HostApi(HostDatabase& database, VmInventory& inventory, VmmSupervisor& supervisor)
+    : database_(database), inventory_(inventory), supervisor_(supervisor) {}
+
+ApiResponse HostApi::handle(const ApiRequest& request) {
+    const std::vector<std::string>& path = request.path;
+    if (path.size() < 2 || path[0] != "v1") {
+        refuse_unknown_path(request);
+    }
+    if (path[1] == "host" && path.size() == 2 && request.method == "GET") {
+        return host();
+    }
+    if (path[1] == "vms" && path.size() == 2) {
+        return vms(request);
+    }
+    if (path[1] == "vms" && path.size() == 3) {
+        return vm(request);
+    }
+    if (path[1] == "vms" && path.size() == 4 && request.method == "POST") {
+        return power(request, path[3]);
+    }
+    if (path[1] == "events" && path.size() == 2 && request.method == "GET") {
+        return events(request);
+    }
+    refuse_unknown_path(request);
+}
+
+json HostApi::describe(const VmEntry& vm, bool with_runtime) {
+    json entry = {{"name", vm.name},
+                  {"datastore", vm.datastore},
+                  {"folder", vm.folder.string()},
+                  {"created", vm.created},
+                  {"state", "off"}};
+    if (std::optional<json> info = with_runtime || supervisor_.running(vm.name)
+                                       ? supervisor_.info(vm.name)
+                                       : std::nullopt) {
+        entry["state"] = info->value("state", std::string("running"));
+        entry["pid"] = (*info)["pid"];
+        if (with_runtime) {
+            entry["runtime"] = *info;
+        }
+    }
+    return entry;
+}
+
+ApiResponse HostApi::host() {
+    char name[256] = {};
+    ::gethostname(name, sizeof(name) - 1);
+    size_t running = 0;
+    std::vector<VmEntry> vms = inventory_.list();
+    for (const VmEntry& vm : vms) {
+        running += supervisor_.running(vm.name) ? 1 : 0;
+    }
+    return {200,
+            {{"hostname", name},
+             {"version", "0.1"},
+             {"vms", vms.size()},
+             {"vms_running", running},
+             {"kvm", ::access("/dev/kvm", R_OK | W_OK) == 0}}};
+}
+
+ApiResponse HostApi::vms(const ApiRequest& request) {
+    if (request.method == "GET") {
+        json list = json::array();
+        for (const VmEntry& vm : inventory_.list()) {
+            list.push_back(describe(vm, false));
+        }
+        return {200, {{"vms", list}}};
+    }
+    if (request.method != "POST") {
+        refuse(405, "{} is not allowed on /v1/vms (GET lists, POST creates)", request.method);
+    }
+    json body = body_object(request);
+    std::string name, datastore;
+    json definition;
+    try {
+        const std::string source = "body";  // the reader keeps a reference
+        ObjectReader reader(body, "", source);
+        name = reader.required_string("name", "the VM's name");
+        datastore = reader.required_string("datastore", "the datastore to create it on");
+        const json* found = reader.find("definition");
+        if (found == nullptr) {
+            reader.error("definition", "missing (the VM definition, as its vm.json holds it)");
+        }
+        definition = *found;
+        reader.refuse_unknown_fields();
+    } catch (const ApiError&) {
+        throw;
+    } catch (const Error& error) {
+        refuse(400, "{}", error.what());
+    }
+    return {201, describe(inventory_.create(name, datastore, definition), false)};
+}
+
+ApiResponse HostApi::vm(const ApiRequest& request) {
+    const std::string& name = request.path[2];
+    if (request.method == "GET") {
+        return {200, describe(inventory_.get(name), true)};
+    }
+    if (request.method == "DELETE") {
+        bool files = query_flag(request, "files");
+        inventory_.get(name);  // 404 first
+        if (supervisor_.running(name)) {
+            refuse(409, "VM '{}' is running: stop it first", name);
+        }
+        inventory_.remove(name, files);
+        return {200, {{"deleted", name}, {"files", files}}};
+    }
+    refuse(405, "{} is not allowed on a VM (GET shows it, DELETE removes it)", request.method);
+}
+
+ApiResponse HostApi::power(const ApiRequest& request, const std::string& action) {
+    const std::string& name = request.path[2];
+    VmEntry vm = inventory_.get(name);
+    if (action == "start") {
+        supervisor_.start(vm);
+        database_.add_event(name, "vm.started", "powered on");
+    } else if (action == "stop") {
+        supervisor_.stop(name);
+    } else if (action == "shutdown") {
+        supervisor_.shutdown(name);
+        database_.add_event(name, "vm.shutdown-requested", "ACPI power button pressed");
+    } else if (action == "pause") {
+        supervisor_.pause(name);
+        database_.add_event(name, "vm.paused", "paused");
+    } else if (action == "resume") {
+        supervisor_.resume(name);
+        database_.add_event(name, "vm.resumed", "resumed");
+    } else {
+        refuse(404, "no such operation on a VM: '{}' (start, stop, shutdown, pause, resume)",
+               action);
+    }
+    return {200, describe(vm, false)};
+}
+
+ApiResponse HostApi::events(const ApiRequest& request) {
+    int64_t after = query_number(request, "after", 0, INT64_MAX);
+    auto limit = static_cast<size_t>(query_number(request, "limit", 100, 1000));
+    json list = json::array();
+    for (const HostDatabase::Event& event : database_.events(after, limit)) {
+        list.push_back(event_json(event));
+    }
+    return {200, {{"events", list}}};
+}
+
+}  // namespace vireo

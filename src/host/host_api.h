@@ -1,0 +1,37 @@
+#pragma once
+
+#include "host/api_server.h"
+#include "host/host_database.h"
+#include "host/vm_inventory.h"
+#include "host/vmm_supervisor.h"
+
+namespace vireo {
+
+// The REST API of the host agent (docs/api/openapi.json describes it):
+//   GET    /v1/host                      the host and its counts
+//   GET    /v1/vms                       every VM, with its power state
+//   POST   /v1/vms                       create {"name", "datastore", "definition"}
+//   GET    /v1/vms/NAME                  one VM (running: the VMM's info too)
+//   DELETE /v1/vms/NAME[?files=true]     unregister it, or delete its folder too
+//   POST   /v1/vms/NAME/start|stop|shutdown|pause|resume
+//   GET    /v1/events[?after=ID&limit=N] the event log, oldest first
+class HostApi {
+public:
+    HostApi(HostDatabase& database, VmInventory& inventory, VmmSupervisor& supervisor);
+
+    ApiResponse handle(const ApiRequest& request);
+
+private:
+    nlohmann::json describe(const VmEntry& vm, bool with_runtime);
+    ApiResponse vms(const ApiRequest& request);
+    ApiResponse vm(const ApiRequest& request);
+    ApiResponse power(const ApiRequest& request, const std::string& action);
+    ApiResponse events(const ApiRequest& request);
+    ApiResponse host();
+
+    HostDatabase& database_;
+    VmInventory& inventory_;
+    VmmSupervisor& supervisor_;
+};
+
+}  // namespace vireo

@@ -1,0 +1,100 @@
+// vireod, the host agent: owns this host's VMs (folders on its datastores),
+// runs each powered-on VM as a vireo-vmm process, and serves the REST API
+// (host_api.h) on a Unix socket. Runs in the foreground (systemd's
+// Type=simple, or a test); its VMs outlive it, and the next vireod adopts them.
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include "base/error.h"
+#include "base/unique_fd.h"
+#include "host/api_server.h"
+#include "host/datastore_registry.h"
+#include "host/host_api.h"
+#include "host/host_database.h"
+#include "host/vm_inventory.h"
+#include "host/vmm_control.h"
+#include "host/vmm_supervisor.h"
+
+namespace vireo {
+namespace {
+
+std::filesystem::path default_run_dir() {
+    const char* dir = std::getenv("VIREO_RUN_DIR");
+    return dir && *dir ? dir : "/run/vireo";
+}
+
+// One vireod per state folder: a second one would supervise the same VMs.
+UniqueFd lock_state(const std::filesystem::path& state_dir) {
+    std::filesystem::create_directories(state_dir);
+    std::filesystem::path path = state_dir / "vireod.lock";
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd) {
+        fail_errno("{}: cannot open", path.string());
+    }
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        fail("another vireod already serves {} (it holds {})", state_dir.string(), path.string());
+    }
+    return fd;
+}
+
+int serve(const std::filesystem::path& state_dir, const std::filesystem::path& run_dir,
+          const std::filesystem::path& socket, const std::string& vmm) {
+    UniqueFd lock = lock_state(state_dir);
+    HostDatabase database(state_dir / "vireod.db");
+    DatastoreRegistry datastores(state_dir);
+    VmInventory inventory(database, datastores);
+    inventory.recover();
+    VmmSupervisor supervisor(run_dir, vmm, [&](const std::string& vm, const nlohmann::json& how) {
+        database.add_event(
+            vm, "vm.powered-off",
+            fmt::format("powered off: {}{}", how.value("reason", std::string("?")),
+                        how.contains("detail") && !how["detail"].get<std::string>().empty()
+                            ? " (" + how["detail"].get<std::string>() + ")"
+                            : ""));
+    });
+    supervisor.reattach(inventory.list());
+    HostApi api(database, inventory, supervisor);
+    ApiServer server(socket, [&](const ApiRequest& request) { return api.handle(request); });
+    spdlog::info("vireod: serving {} (state {}, VMMs {})", socket.string(), state_dir.string(),
+                 vmm);
+    server.run();
+    spdlog::info("vireod: stopped; running VMs keep running");
+    return 0;
+}
+
+}  // namespace
+}  // namespace vireo
+
+int main(int argc, char** argv) {
+    CLI::App app{"vireod: the Vireo host agent (REST API on a Unix socket)"};
+    std::string state_dir = vireo::DatastoreRegistry::default_state_dir().string();
+    std::string run_dir = vireo::default_run_dir().string();
+    std::string socket;
+    std::string vmm;
+    std::string log_level = "info";
+    app.add_option("--state-dir", state_dir,
+                   "host state: the database, datastores ($VIREO_STATE_DIR, /var/lib/vireo)");
+    app.add_option("--run-dir", run_dir,
+                   "runtime files: VMM sockets and pid files ($VIREO_RUN_DIR, /run/vireo)");
+    app.add_option("--socket", socket, "the API's Unix socket (default RUN_DIR/vireod.sock)");
+    app.add_option("--vmm", vmm, "the vireo-vmm binary (default: next to vireod, or $VIREO_VMM)");
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+    CLI11_PARSE(app, argc, argv);
+    spdlog::set_level(spdlog::level::from_str(log_level));
+    try {
+        std::filesystem::path run = std::filesystem::absolute(run_dir);
+        return vireo::serve(std::filesystem::absolute(state_dir), run,
+                            socket.empty() ? run / "vireod.sock" : std::filesystem::path(socket),
+                            vmm.empty() ? vireo::vmm_binary() : vmm);
+    } catch (const vireo::Error& error) {
+        std::cerr << "vireod: " << error.what() << std::endl;
+        return 2;
+    }
+}

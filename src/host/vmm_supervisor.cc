@@ -1,0 +1,391 @@
+#include "host/vmm_supervisor.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "host/api_error.h"
+#include "host/vmm_control.h"
+
+namespace vireo {
+namespace {
+
+constexpr auto kStartTimeout = std::chrono::seconds(10);
+constexpr auto kStopTimeout = std::chrono::seconds(10);
+
+int pidfd_open(pid_t pid) {
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+
+// The last lines of a log, for an error message.
+std::string tail_of(const std::filesystem::path& path, size_t bytes = 600) {
+    std::ifstream file(path);
+    std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    if (text.size() > bytes) {
+        text = text.substr(text.size() - bytes);
+    }
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+        text.pop_back();
+    }
+    return text;
+}
+
+// Waits until `pidfd`'s process has ended, for at most `timeout`.
+bool wait_for_end(int pidfd, std::chrono::milliseconds timeout) {
+    pollfd event{pidfd, POLLIN, 0};
+    return ::poll(&event, 1, static_cast<int>(timeout.count())) == 1;
+}
+
+// Writes `number` in decimal without allocating (between fork and exec).
+size_t format_decimal(long number, char* text) {
+    char reversed[24];
+    size_t length = 0;
+    do {
+        reversed[length++] = static_cast<char>('0' + number % 10);
+        number /= 10;
+    } while (number > 0);
+    for (size_t i = 0; i < length; ++i) {
+        text[i] = reversed[length - 1 - i];
+    }
+    text[length] = '\n';
+    return length + 1;
+}
+
+}  // namespace
+
+VmmSupervisor::VmmSupervisor(std::filesystem::path run_dir, std::string vmm_binary,
+                             ExitHandler on_exit)
+    : run_dir_(std::move(run_dir)),
+      vmm_binary_(std::move(vmm_binary)),
+      on_exit_(std::move(on_exit)),
+      epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
+    if (!epoll_) {
+        fail_errno("epoll_create1");
+    }
+    std::filesystem::create_directories(run_dir_ / "vms");
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.fd = stop_event_.fd();
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, stop_event_.fd(), &event);
+    watcher_ = std::thread([this] { run_watcher(); });
+}
+
+VmmSupervisor::~VmmSupervisor() {
+    stop_event_.signal();
+    watcher_.join();
+}
+
+std::filesystem::path VmmSupervisor::socket_of(std::string_view vm) const {
+    return run_dir_ / "vms" / fmt::format("{}.sock", vm);
+}
+std::filesystem::path VmmSupervisor::pid_file_of(std::string_view vm) const {
+    return run_dir_ / "vms" / fmt::format("{}.pid", vm);
+}
+std::filesystem::path VmmSupervisor::report_of(std::string_view vm) const {
+    return run_dir_ / "vms" / fmt::format("{}.report.json", vm);
+}
+
+void VmmSupervisor::watch(const std::string& vm, Vmm vmm) {
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.fd = vmm.pidfd.get();
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, vmm.pidfd.get(), &event) != 0) {
+        fail_errno("epoll_ctl");
+    }
+    vmms_.emplace(vm, std::move(vmm));
+}
+
+void VmmSupervisor::reattach(const std::vector<VmEntry>& vms) {
+    std::lock_guard lock(mutex_);
+    for (const VmEntry& vm : vms) {
+        std::filesystem::path pid_file = pid_file_of(vm.name);
+        std::ifstream file(pid_file);
+        pid_t pid = 0;
+        if (!(file >> pid) || pid <= 0) {
+            continue;
+        }
+        Vmm vmm{pid, UniqueFd(pidfd_open(pid)), false, socket_of(vm.name)};
+        std::ifstream cmdline(fmt::format("/proc/{}/cmdline", pid));
+        std::string arguments((std::istreambuf_iterator<char>(cmdline)),
+                              std::istreambuf_iterator<char>());
+        if (!vmm.pidfd || arguments.find(vmm.socket.string()) == std::string::npos) {
+            std::error_code error;
+            std::filesystem::remove(pid_file, error);  // that VMM is gone
+            continue;
+        }
+        spdlog::info("VM '{}': adopted its running VMM (pid {})", vm.name, pid);
+        watch(vm.name, std::move(vmm));
+    }
+}
+
+void VmmSupervisor::start(const VmEntry& vm) {
+    std::lock_guard lock(mutex_);
+    if (vmms_.contains(vm.name)) {
+        refuse(409, "VM '{}' is already running", vm.name);
+    }
+    std::filesystem::path socket = socket_of(vm.name);
+    std::filesystem::path pid_file = pid_file_of(vm.name);
+    std::filesystem::path report = report_of(vm.name);
+    std::error_code error;
+    std::filesystem::remove(socket, error);
+    std::filesystem::remove(report, error);
+
+    // Everything the child needs, made before fork: after it, only system calls.
+    std::string lock_path = (vm.folder / ".vireo-lock").string();
+    std::string log_path = (vm.folder / "vmm.log").string();
+    std::string pid_temp = pid_file.string() + ".new";
+    std::string pid_path = pid_file.string();
+    std::vector<std::string> arguments = {
+        vmm_binary_,     "--config", vm.definition().string(), "--control-socket",
+        socket.string(), "--report", report.string()};
+    std::vector<char*> argv;
+    for (std::string& argument : arguments) {
+        argv.push_back(argument.data());
+    }
+    argv.push_back(nullptr);
+    int pipe_fds[2];
+    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+        fail_errno("pipe2");
+    }
+    UniqueFd from_child(pipe_fds[0]);
+    UniqueFd to_parent(pipe_fds[1]);
+
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        fail_errno("fork");
+    }
+    if (pid == 0) {
+        ::setsid();
+        ::sigset_t none;
+        ::sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT, 0644);  // kept across exec
+        if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+            (void)!::write(to_parent.get(), "L", 1);
+            ::_exit(1);
+        }
+        int null_fd = ::open("/dev/null", O_RDONLY);
+        int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (null_fd < 0 || log_fd < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(log_fd, 1) < 0 ||
+            ::dup2(log_fd, 2) < 0) {
+            (void)!::write(to_parent.get(), "O", 1);
+            ::_exit(1);
+        }
+        char text[24];
+        size_t length = format_decimal(::getpid(), text);
+        int pid_fd = ::open(pid_temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (pid_fd < 0 || ::write(pid_fd, text, length) != static_cast<ssize_t>(length) ||
+            ::rename(pid_temp.c_str(), pid_path.c_str()) != 0) {
+            (void)!::write(to_parent.get(), "P", 1);
+            ::_exit(1);
+        }
+        ::execv(argv[0], argv.data());
+        (void)!::write(to_parent.get(), "E", 1);
+        ::_exit(127);
+    }
+    to_parent.reset();
+    char why = 0;
+    ssize_t got;
+    do {
+        got = ::read(from_child.get(), &why, 1);
+    } while (got < 0 && errno == EINTR);
+    if (got == 1) {
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        std::filesystem::remove(pid_file, error);
+        switch (why) {
+            case 'L':
+                refuse(409, "VM '{}' is already running: another VMM holds {}", vm.name, lock_path);
+            case 'E':
+                refuse(500, "VM '{}': cannot run {}", vm.name, vmm_binary_);
+            default:
+                refuse(500, "VM '{}': cannot set up its VMM's files in {} or {}", vm.name,
+                       vm.folder.string(), run_dir_.string());
+        }
+    }
+
+    Vmm vmm{pid, UniqueFd(pidfd_open(pid)), true, socket};
+    if (!vmm.pidfd) {
+        fail_errno("pidfd_open");
+    }
+    // Up once its control socket answers; a VMM that ends first says why in its report.
+    auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
+    while (true) {
+        if (wait_for_end(vmm.pidfd.get(), std::chrono::milliseconds(0))) {
+            int status = 0;
+            ::waitpid(pid, &status, 0);
+            std::filesystem::remove(pid_file, error);
+            std::ifstream report_file(report);
+            nlohmann::json how = nlohmann::json::parse(report_file, nullptr, false);
+            std::string detail = how.is_object() ? how.value("detail", std::string()) : "";
+            refuse(500, "VM '{}' did not start: {}", vm.name,
+                   detail.empty() ? tail_of(vm.folder / "vmm.log") : detail);
+        }
+        if (std::filesystem::exists(socket, error)) {
+            try {
+                vmm_request(socket, "info", nlohmann::json::object(),
+                            std::chrono::milliseconds(500));
+                break;
+            } catch (const Error&) {
+                // not listening yet
+            }
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, nullptr, 0);
+            std::filesystem::remove(pid_file, error);
+            refuse(500, "VM '{}': its VMM did not answer on {} within {} s; killed", vm.name,
+                   socket.string(), kStartTimeout.count());
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    spdlog::info("VM '{}': started (pid {})", vm.name, pid);
+    watch(vm.name, std::move(vmm));
+}
+
+std::filesystem::path VmmSupervisor::socket_for_request(std::string_view vm) {
+    std::lock_guard lock(mutex_);
+    auto found = vmms_.find(vm);
+    if (found == vmms_.end()) {
+        refuse(409, "VM '{}' is not running", vm);
+    }
+    return found->second.socket;
+}
+
+nlohmann::json VmmSupervisor::request(std::string_view vm, const std::string& command) {
+    std::filesystem::path socket = socket_for_request(vm);
+    try {
+        return vmm_request(socket, command);
+    } catch (const ApiError&) {
+        throw;
+    } catch (const Error& error) {
+        refuse(409, "VM '{}': {}", vm, error.what());
+    }
+}
+
+void VmmSupervisor::stop(std::string_view vm) {
+    int pidfd;
+    pid_t pid;
+    {
+        std::lock_guard lock(mutex_);
+        auto found = vmms_.find(vm);
+        if (found == vmms_.end()) {
+            refuse(409, "VM '{}' is not running", vm);
+        }
+        pidfd = ::dup(found->second.pidfd.get());
+        pid = found->second.pid;
+    }
+    UniqueFd own(pidfd);
+    try {
+        request(vm, "stop");
+    } catch (const Error& error) {
+        spdlog::warn("VM '{}': stop refused ({}); killing its VMM", vm, error.what());
+    }
+    if (!wait_for_end(own.get(), kStopTimeout)) {
+        ::syscall(SYS_pidfd_send_signal, own.get(), SIGKILL, nullptr, 0);
+        wait_for_end(own.get(), std::chrono::seconds(5));
+    }
+    (void)pid;
+    // Returns once the watcher has seen the end, so that the VM reads as off.
+    for (int i = 0; i < 500 && running(vm); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+}
+
+void VmmSupervisor::shutdown(std::string_view vm) {
+    request(vm, "shutdown");
+}
+void VmmSupervisor::pause(std::string_view vm) {
+    request(vm, "pause");
+}
+void VmmSupervisor::resume(std::string_view vm) {
+    request(vm, "resume");
+}
+
+bool VmmSupervisor::running(std::string_view vm) {
+    std::lock_guard lock(mutex_);
+    return vmms_.contains(vm);
+}
+
+std::optional<nlohmann::json> VmmSupervisor::info(std::string_view vm) {
+    pid_t pid;
+    std::filesystem::path socket;
+    {
+        std::lock_guard lock(mutex_);
+        auto found = vmms_.find(vm);
+        if (found == vmms_.end()) {
+            return std::nullopt;
+        }
+        pid = found->second.pid;
+        socket = found->second.socket;
+    }
+    nlohmann::json result;
+    try {
+        result =
+            vmm_request(socket, "info", nlohmann::json::object(), std::chrono::milliseconds(2000));
+    } catch (const Error& error) {
+        result = {{"state", "unknown"}, {"error", error.what()}};
+    }
+    result["pid"] = pid;
+    return result;
+}
+
+void VmmSupervisor::run_watcher() {
+    while (true) {
+        epoll_event events[16];
+        int count = ::epoll_wait(epoll_.get(), events, 16, -1);
+        if (count < 0 && errno == EINTR) {
+            continue;
+        }
+        for (int i = 0; i < count; ++i) {
+            if (events[i].data.fd == stop_event_.fd()) {
+                return;
+            }
+            std::string vm;
+            {
+                std::lock_guard lock(mutex_);
+                for (const auto& [name, vmm] : vmms_) {
+                    if (vmm.pidfd.get() == events[i].data.fd) {
+                        vm = name;
+                    }
+                }
+            }
+            if (!vm.empty()) {
+                ended(vm);
+            }
+        }
+    }
+}
+
+void VmmSupervisor::ended(const std::string& vm) {
+    {
+        std::lock_guard lock(mutex_);
+        auto found = vmms_.find(vm);
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, found->second.pidfd.get(), nullptr);
+        if (found->second.child) {
+            ::waitpid(found->second.pid, nullptr, 0);
+        }
+        vmms_.erase(found);
+    }
+    std::error_code error;
+    std::filesystem::remove(pid_file_of(vm), error);
+    std::ifstream report_file(report_of(vm));
+    nlohmann::json how = nlohmann::json::parse(report_file, nullptr, false);
+    if (!how.is_object()) {
+        how = {{"reason", "vmm-ended"}, {"detail", "the VMM ended without a report (killed)"}};
+    }
+    spdlog::info("VM '{}': powered off ({})", vm, how.value("reason", std::string("?")));
+    on_exit_(vm, how);
+}
+
+}  // namespace vireo

@@ -1,0 +1,88 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/event_fd.h"
+#include "base/unique_fd.h"
+#include "host/vm_inventory.h"
+
+namespace vireo {
+
+// Runs each powered-on VM as a vireo-vmm process and watches it: started in a
+// session of its own (so that vireod may die or restart without taking the
+// VMs along), with its console in the VM folder's console.log, its own log in
+// vmm.log, and its control socket and pid file under `run_dir`/vms/. The VMM
+// holds an exclusive lock on its folder's `.vireo-lock` from before exec to
+// its exit, so a VM never runs twice, whoever tries. A new vireod adopts the
+// VMMs its predecessor started (reattach). Refusals throw ApiError.
+class VmmSupervisor {
+public:
+    // Called, on the watcher thread, when a VM's VMM ends: its name and how
+    // it ended (the VMM's report, or what is known without it).
+    using ExitHandler = std::function<void(const std::string& vm, const nlohmann::json& how)>;
+
+    VmmSupervisor(std::filesystem::path run_dir, std::string vmm_binary, ExitHandler on_exit);
+    ~VmmSupervisor();  // stops watching; the VMMs keep running
+    VmmSupervisor(const VmmSupervisor&) = delete;
+    VmmSupervisor& operator=(const VmmSupervisor&) = delete;
+
+    // Adopts the VMMs of `vms` that are still running (their pid file names a
+    // live vireo-vmm with this VM's control socket); forgets stale files.
+    void reattach(const std::vector<VmEntry>& vms);
+
+    // Powers the VM on; returns once its VMM answers on the control socket.
+    // 409: already running (here, or its folder is locked by another VMM);
+    // 500 with the VMM's own words when it ends at once.
+    void start(const VmEntry& vm);
+    // Hard power-off: the VMM stops the VM; killed if it has not ended in 10 s.
+    void stop(std::string_view vm);
+    // ACPI power button; the guest decides.
+    void shutdown(std::string_view vm);
+    void pause(std::string_view vm);
+    void resume(std::string_view vm);
+
+    bool running(std::string_view vm);
+    // The VMM's `info` (state, vCPUs, memory, devices), with its pid; nullopt
+    // when the VM is off.
+    std::optional<nlohmann::json> info(std::string_view vm);
+
+private:
+    struct Vmm {
+        pid_t pid = 0;
+        UniqueFd pidfd;
+        bool child = false;  // ours to reap; an adopted one is init's
+        std::filesystem::path socket;
+    };
+    std::filesystem::path socket_of(std::string_view vm) const;
+    std::filesystem::path pid_file_of(std::string_view vm) const;
+    std::filesystem::path report_of(std::string_view vm) const;
+    // The running VMM's socket; 409 when the VM is off.
+    std::filesystem::path socket_for_request(std::string_view vm);
+    nlohmann::json request(std::string_view vm, const std::string& command);
+    void watch(const std::string& vm, Vmm vmm);
+    void run_watcher();
+    void ended(const std::string& vm);
+
+    std::filesystem::path run_dir_;
+    std::string vmm_binary_;
+    ExitHandler on_exit_;
+    std::mutex mutex_;
+    std::map<std::string, Vmm, std::less<>> vmms_;
+    UniqueFd epoll_;
+    EventFd stop_event_;
+    std::thread watcher_;
+};
+
+}  // namespace vireo

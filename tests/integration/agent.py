@@ -1,0 +1,155 @@
+"""A vireod for one test: its own state folder, run folder and datastore in a
+temporary folder, started in the background and stopped (SIGKILL if need be)
+with every VMM it started when the test ends; and a client of its API that
+checks every answer against docs/api/openapi.json."""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import jsonschema
+
+import vmtest
+
+VIREOD = os.path.join(vmtest.BUILD, "bin", "vireod")
+OPENAPI = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "api", "openapi.json")
+
+
+class UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=60):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+class OpenApi:
+    """The API's document: the schema of each documented answer."""
+
+    def __init__(self):
+        with open(OPENAPI) as file:
+            self.document = json.load(file)
+        self.routes = []
+        for template, operations in self.document["paths"].items():
+            pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
+            self.routes.append((re.compile(pattern), operations))
+        self.checked = set()  # (template pattern, method, status) seen
+
+    def check(self, method, target, status, body):
+        """Fails unless `body` is what the document says `method target`
+        answers with `status`. Undocumented: only 404 or 405 with an Error."""
+        path = target.split("?")[0]
+        for pattern, operations in self.routes:
+            if pattern.match(path) and method.lower() in operations:
+                responses = operations[method.lower()]["responses"]
+                if str(status) not in responses:
+                    raise AssertionError(f"{method} {target}: status {status} is not documented "
+                                         f"(documented: {sorted(responses)}): {body}")
+                schema = responses[str(status)]["content"]["application/json"]["schema"]
+                self.checked.add((pattern.pattern, method, status))
+                break
+        else:
+            if status not in (404, 405):
+                raise AssertionError(f"{method} {target}: undocumented, yet answered {status}")
+            schema = {"$ref": "#/components/schemas/Error"}
+        # The components ride along, so that "#/components/..." resolves.
+        rooted = {"components": self.document["components"], **schema}
+        jsonschema.Draft202012Validator(rooted).validate(body)
+
+
+class Agent:
+    def __init__(self):
+        self.root = tempfile.mkdtemp(prefix="vireo-agent-")
+        self.state = os.path.join(self.root, "state")
+        self.run_dir = os.path.join(self.root, "run")
+        self.datastore = os.path.join(self.root, "ds1")
+        self.socket = os.path.join(self.run_dir, "vireod.sock")
+        self.api = OpenApi()
+        self.process = None
+        os.makedirs(self.datastore)
+        self.cli("datastore", "add", "ds1", self.datastore)
+
+    def env(self):
+        return dict(os.environ, VIREO_STATE_DIR=self.state, VIREO_RUN_DIR=self.run_dir,
+                    VIREO_SOCKET=self.socket)
+
+    def start(self):
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)  # a killed vireod's; the new one replaces it anyway
+        self.log = open(os.path.join(self.root, "vireod.log"), "a")
+        self.process = subprocess.Popen([VIREOD, "--state-dir", self.state, "--run-dir",
+                                         self.run_dir], stdout=self.log, stderr=subprocess.STDOUT,
+                                        env=self.env(), start_new_session=True)
+        vmtest.wait_until(lambda: os.path.exists(self.socket) or self.process.poll() is not None,
+                          timeout=30, what="vireod's socket")
+        if self.process.poll() is not None:
+            raise AssertionError(f"vireod ended at once ({self.process.returncode}): "
+                                 f"{self.log_text()}")
+
+    def log_text(self):
+        with open(os.path.join(self.root, "vireod.log")) as file:
+            return file.read()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+        if self.process:
+            self.log.close()
+        self.process = None
+
+    def request(self, method, target, body=None, raw=None, headers=None):
+        """(status, JSON body); the answer is checked against the OpenAPI document."""
+        connection = UnixConnection(self.socket)
+        payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        connection.request(method, target, body=payload, headers=headers or {})
+        response = connection.getresponse()
+        data = json.loads(response.read())
+        connection.close()
+        self.api.check(method, target, response.status, data)
+        return response.status, data
+
+    def cli(self, *arguments, check=True):
+        result = subprocess.run([vmtest.VIREO, *arguments], capture_output=True, text=True,
+                                env=self.env(), timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"vireo {' '.join(arguments)} exited {result.returncode}: "
+                                 f"{result.stderr}")
+        return result
+
+    def vmm_pids(self):
+        """The VMMs running for this agent's VMs (by their control sockets)."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/cmdline", "rb") as file:
+                        arguments = file.read().split(b"\0")
+                    if os.path.basename(arguments[0]) == b"vireo-vmm" and \
+                            self.run_dir.encode() in b" ".join(arguments):
+                        pids.append(int(entry))
+                except OSError:
+                    pass
+        return pids
+
+    def close(self):
+        self.stop(signal.SIGKILL)
+        for pid in self.vmm_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while self.vmm_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shutil.rmtree(self.root, ignore_errors=True)

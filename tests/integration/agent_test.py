@@ -1,0 +1,175 @@
+"""vireod, the host agent, without VMs running: the inventory through its
+REST API and through `vireo vm`, refusals (400 naming the field, 404, 405,
+409, 413) that write nothing, the inventory kept across SIGTERM and SIGKILL,
+one agent per state folder, and every answer checked against
+docs/api/openapi.json, whose every operation this test calls. Power
+operations are called too: on a host without KVM start answers 500 with the
+VMM's reason (agent_vm_test.py runs VMs)."""
+
+import json
+import os
+import signal
+import subprocess
+import unittest
+
+import agent
+import vmtest
+
+KERNEL = vmtest.guest("uart_echo.elf")
+
+
+def definition(**changes):
+    document = {"vcpus": 1, "memory_mib": 64, "boot": {"kernel": KERNEL}}
+    document.update(changes)
+    return document
+
+
+class AgentTest(unittest.TestCase):
+    checked = set()
+
+    def setUp(self):
+        self.agent = agent.Agent()
+        self.addCleanup(self.agent.close)
+        self.agent.start()
+
+    def tearDown(self):
+        AgentTest.checked |= self.agent.api.checked
+
+    def create(self, name, **changes):
+        return self.agent.request("POST", "/v1/vms", {"name": name, "datastore": "ds1",
+                                                      "definition": definition(**changes)})
+
+    def test_vms_through_the_api_and_the_cli(self):
+        result = self.agent.cli("vm", "create", "web-1", "--datastore", "ds1", "--kernel", KERNEL,
+                                "--cpus", "2", "--memory", "96M")
+        self.assertIn("created web-1: off", result.stdout)
+        with open(os.path.join(self.agent.datastore, "web-1", "vm.json")) as file:
+            written = json.load(file)
+        self.assertEqual((written["vcpus"], written["memory_mib"]), (2, 96))
+        self.assertEqual(written["console"], {"output": "file", "path": "console.log",
+                                              "input": False})
+        status, vm = self.create("db-1")
+        self.assertEqual(status, 201)
+        self.assertEqual(vm["state"], "off")
+
+        listed = json.loads(self.agent.cli("vm", "list", "--json").stdout)
+        self.assertEqual([vm["name"] for vm in listed], ["db-1", "web-1"])
+        self.assertIn("web-1", self.agent.cli("vm", "list").stdout)
+        status, vm = self.agent.request("GET", "/v1/vms/web-1")
+        self.assertEqual((status, vm["state"], vm["datastore"]), (200, "off", "ds1"))
+        status, host = self.agent.request("GET", "/v1/host")
+        self.assertEqual((status, host["vms"], host["vms_running"]), (200, 2, 0))
+
+        status, events = self.agent.request("GET", "/v1/events")
+        self.assertEqual([e["kind"] for e in events["events"]], ["vm.created", "vm.created"])
+        status, later = self.agent.request("GET", f"/v1/events?after={events['events'][0]['id']}")
+        self.assertEqual(len(later["events"]), 1)
+        self.assertIn("vm.created", self.agent.cli("event", "list").stdout)
+
+        # Kept: unregistered, the folder stays; --files: gone.
+        status, deleted = self.agent.request("DELETE", "/v1/vms/db-1")
+        self.assertEqual((status, deleted), (200, {"deleted": "db-1", "files": False}))
+        self.assertTrue(os.path.exists(os.path.join(self.agent.datastore, "db-1", "vm.json")))
+        self.agent.cli("vm", "delete", "web-1", "--files")
+        self.assertFalse(os.path.exists(os.path.join(self.agent.datastore, "web-1")))
+        self.assertEqual(json.loads(self.agent.cli("vm", "list", "--json").stdout), [])
+
+    def test_refusals_name_the_field_and_write_nothing(self):
+        self.create("keep")
+        before_files = sorted(os.listdir(self.agent.datastore))
+        _, before_events = self.agent.request("GET", "/v1/events")
+        cases = [
+            ("{not json", 400, "body: not valid JSON"),
+            ("[1]", 400, "body: must be a JSON object"),
+            (json.dumps({"name": "x", "datastore": "ds1", "definition": definition(),
+                         "colour": "blue"}), 400, "colour: unknown field"),
+            (json.dumps({"datastore": "ds1", "definition": definition()}), 400, "name: missing"),
+            (json.dumps({"name": "../etc", "datastore": "ds1", "definition": definition()}), 400,
+             "name: '../etc' is not a VM name"),
+            (json.dumps({"name": "a/b", "datastore": "ds1", "definition": definition()}), 400,
+             "name: 'a/b' is not a VM name"),
+            (json.dumps({"name": "x", "datastore": "nope", "definition": definition()}), 400,
+             "datastore: no datastore 'nope'"),
+            (json.dumps({"name": "x", "datastore": "ds1",
+                         "definition": definition(memory_mib=1 << 40)}), 400,
+             "definition: memory_mib: 1099511627776 is out of range"),
+            (json.dumps({"name": "x", "datastore": "ds1",
+                         "definition": definition(boot={"kernel": "/nonexistent"})}), 400,
+             "definition: boot.kernel"),
+            (json.dumps({"name": "keep", "datastore": "ds1", "definition": definition()}), 409,
+             "already exists"),
+            ("x" * (2 << 20), 413, "larger than"),
+        ]
+        for raw, status, message in cases:
+            with self.subTest(body=raw[:60]):
+                got, answer = self.agent.request("POST", "/v1/vms", raw=raw)
+                self.assertEqual(got, status, answer)
+                self.assertIn(message, answer["error"])
+        self.assertEqual(sorted(os.listdir(self.agent.datastore)), before_files)
+        self.assertEqual(self.agent.request("GET", "/v1/events")[1], before_events)
+
+        self.assertEqual(self.agent.request("GET", "/v1/vms/ghost")[0], 404)
+        self.assertEqual(self.agent.request("DELETE", "/v1/vms/ghost")[0], 404)
+        self.assertEqual(self.agent.request("DELETE", "/v1/vms/keep?files=maybe")[0], 400)
+        self.assertEqual(self.agent.request("PUT", "/v1/vms")[0], 405)
+        self.assertEqual(self.agent.request("GET", "/v1/nothing")[0], 404)
+        self.assertEqual(self.agent.request("GET", "/v1/events?limit=5000")[0], 400)
+        self.assertEqual(self.agent.request("POST", "/v1/vms/keep/explode")[0], 404)
+        for action in ("stop", "shutdown", "pause", "resume"):
+            status, answer = self.agent.request("POST", f"/v1/vms/{action}-ghost/{action}")
+            self.assertEqual(status, 404)
+            status, answer = self.agent.request("POST", f"/v1/vms/keep/{action}")
+            self.assertEqual(status, 409, answer)
+            self.assertIn("not running", answer["error"])
+        result = self.agent.cli("vm", "stop", "keep", check=False)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("vireo: VM 'keep' is not running", result.stderr)
+
+    def test_start_without_kvm_says_why(self):
+        if vmtest.kvm_usable()[0]:
+            self.skipTest("KVM is usable here: agent_vm_test.py starts VMs")
+        self.create("vm")
+        status, answer = self.agent.request("POST", "/v1/vms/vm/start")
+        self.assertEqual(status, 500)
+        self.assertIn("did not start", answer["error"])
+        self.assertIn("/dev/kvm", answer["error"])
+        self.assertEqual(self.agent.request("GET", "/v1/vms/vm")[1]["state"], "off")
+
+    def test_the_inventory_survives_sigterm_and_sigkill(self):
+        for name in ("a", "b", "c"):
+            self.create(name)
+        for sig in (signal.SIGKILL, signal.SIGTERM):
+            self.agent.stop(sig)
+            self.agent.start()
+            status, answer = self.agent.request("GET", "/v1/vms")
+            self.assertEqual([vm["name"] for vm in answer["vms"]], ["a", "b", "c"], sig)
+
+    def test_one_agent_per_state_folder(self):
+        second = subprocess.run([agent.VIREOD, "--state-dir", self.agent.state, "--run-dir",
+                                 self.agent.run_dir, "--socket",
+                                 os.path.join(self.agent.root, "other.sock")],
+                                capture_output=True, text=True, timeout=30)
+        self.assertEqual(second.returncode, 2)
+        self.assertIn("another vireod already serves", second.stderr)
+        self.assertEqual(self.agent.request("GET", "/v1/host")[0], 200)
+
+    def test_without_vireod_the_cli_says_how_to_reach_it(self):
+        self.agent.stop()
+        result = self.agent.cli("vm", "list", check=False)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("cannot reach vireod at", result.stderr)
+
+    @classmethod
+    def tearDownClass(cls):
+        # Every operation of the document was called and its answer checked.
+        api = agent.OpenApi()
+        called = {(pattern, method.lower()) for pattern, method, _ in cls.checked}
+        for pattern, operations in api.routes:
+            for method in operations:
+                if method in ("get", "post", "delete", "put"):
+                    assert (pattern.pattern, method) in called, \
+                        f"{method.upper()} {pattern.pattern} was never called"
+
+
+if __name__ == "__main__":
+    vmtest.main()

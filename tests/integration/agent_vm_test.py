@@ -1,0 +1,98 @@
+"""vireod running VMs (guest kit): started through the API and the CLI, the
+console in the VM folder's console.log, pause and resume, a hard stop and
+its event; vireod killed with SIGKILL while a VM runs leaves the VM running,
+and the next vireod adopts it and can stop it; two clients starting one VM at
+once: exactly one succeeds; a VM whose folder another VMM holds is refused."""
+
+import os
+import signal
+import subprocess
+import threading
+import time
+import unittest
+
+import agent
+import vmtest
+
+KERNEL = vmtest.guest("uart_echo.elf")  # waits for console input: runs until stopped
+
+
+class AgentVmTest(unittest.TestCase):
+    def setUp(self):
+        self.agent = agent.Agent()
+        self.addCleanup(self.agent.close)
+        self.agent.start()
+        status, _ = self.agent.request("POST", "/v1/vms", {
+            "name": "echo", "datastore": "ds1",
+            "definition": {"vcpus": 1, "memory_mib": 64, "boot": {"kernel": KERNEL}}})
+        self.assertEqual(status, 201)
+        self.console = os.path.join(self.agent.datastore, "echo", "console.log")
+
+    def state(self):
+        return self.agent.request("GET", "/v1/vms/echo")[1]
+
+    def test_power_operations_and_a_restart_of_the_agent(self):
+        result = self.agent.cli("vm", "start", "echo")
+        self.assertIn("echo: running", result.stdout)
+        vm = self.state()
+        self.assertEqual(vm["state"], "running")
+        self.assertEqual(vm["runtime"]["vcpus"], 1)
+        pid = vm["pid"]
+        vmtest.wait_until(lambda: os.path.exists(self.console) and
+                          os.path.getsize(self.console) > 0, what="console output in the folder")
+        with open(f"/proc/{pid}/status") as status:
+            self.assertIn("vireo-vmm", status.read().split("\n")[0])
+
+        status, vm = self.agent.request("POST", "/v1/vms/echo/pause")
+        self.assertEqual((status, self.state()["state"]), (200, "paused"))
+        self.agent.request("POST", "/v1/vms/echo/resume")
+        self.assertEqual(self.state()["state"], "running")
+        self.assertEqual(self.agent.request("POST", "/v1/vms/echo/start")[0], 409)
+        self.assertEqual(self.agent.request("DELETE", "/v1/vms/echo")[0], 409)
+
+        # vireod dies hard; the VM does not notice, the next vireod adopts it.
+        self.agent.stop(signal.SIGKILL)
+        os.kill(pid, 0)  # still there
+        self.agent.start()
+        vm = self.state()
+        self.assertEqual((vm["state"], vm["pid"]), ("running", pid))
+        self.assertEqual(self.agent.request("GET", "/v1/host")[1]["vms_running"], 1)
+
+        self.agent.cli("vm", "stop", "echo")
+        self.assertEqual(self.state()["state"], "off")
+        vmtest.wait_until(lambda: not os.path.exists(f"/proc/{pid}"), what="the VMM's end")
+        kinds = [event["kind"] for event in self.agent.request("GET", "/v1/events")[1]["events"]]
+        self.assertEqual(kinds[-1], "vm.powered-off")
+        self.assertIn("vm.paused", kinds)
+        self.assertIn("vm.started", kinds)
+
+    def test_two_clients_start_one_vm_exactly_once(self):
+        answers = []
+
+        def start():
+            answers.append(self.agent.request("POST", "/v1/vms/echo/start")[0])
+
+        threads = [threading.Thread(target=start) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(sorted(answers), [200, 409])
+        self.assertEqual(len(self.agent.vmm_pids()), 1)
+        self.agent.request("POST", "/v1/vms/echo/stop")
+
+    def test_a_folder_held_by_another_vmm_is_refused(self):
+        lock = os.path.join(self.agent.datastore, "echo", ".vireo-lock")
+        holder = subprocess.Popen(["flock", "--exclusive", lock, "sleep", "60"])
+        self.addCleanup(lambda: (holder.kill(), holder.wait()))
+        vmtest.wait_until(lambda: subprocess.run(["flock", "--nonblock", lock, "true"])
+                          .returncode != 0, what="the lock held")
+        status, answer = self.agent.request("POST", "/v1/vms/echo/start")
+        self.assertEqual(status, 409)
+        self.assertIn("another VMM holds", answer["error"])
+        self.assertEqual(self.state()["state"], "off")
+
+
+if __name__ == "__main__":
+    vmtest.require_kvm()
+    vmtest.main()

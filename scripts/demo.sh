@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets everything up and boots the demo guest under `vireo run`, its console on
-# this terminal. Press Ctrl-] to leave early. On a host without a usable KVM it
-# says so at once, and runs the same command inside the emulated KVM
+# Sets everything up and boots the demo guest through the host agent
+# (scripts/agent-demo.sh: vireod, the VM created and started through its API,
+# its console followed until the guest powers off). On a host without a usable
+# KVM it says so at once, and runs the same inside the emulated KVM
 # (scripts/emulated-kvm: QEMU's TCG with Debian's kvm-amd inside).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ if ((!emulated)) && ! build/bin/vireo host check >/dev/null; then
   echo "demo: $(build/bin/vireo host check | tail -1)"
   echo "demo: so the demo runs inside an emulated KVM (QEMU TCG with Debian's kvm-amd)."
 fi
-demo=(build/bin/vireo run --kernel build/guest/demo.elf --cpus 2 --memory 256M)
+demo=(scripts/agent-demo.sh)
 if ((emulated)); then
   echo "demo: starting the emulated KVM (about 10 s), then the demo guest inside it:"
   exec scripts/emulated-kvm -- "${demo[@]}"

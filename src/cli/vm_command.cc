@@ -1,8 +1,10 @@
 #include "cli/vm_command.h"
 
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -30,6 +32,8 @@ struct VmOptions {
     std::string memory;
     // delete
     bool files = false;
+    // console
+    bool follow = false;
     // event list
     int64_t after = 0;
 };
@@ -148,6 +152,25 @@ int remove(const VmOptions& options) {
     return 0;
 }
 
+// Prints the console from the start; with --follow, goes on until the VM is off.
+int console(const VmOptions& options) {
+    ApiClient api = client(options);
+    int64_t offset = 0;
+    while (true) {
+        json chunk =
+            api.call("GET", fmt::format("/v1/vms/{}/console?offset={}", options.name, offset));
+        std::string text = chunk["text"];
+        std::cout << text << std::flush;
+        offset = chunk["offset"];
+        if (!options.follow || (text.empty() && !chunk["running"].get<bool>())) {
+            return 0;
+        }
+        if (text.empty()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+    }
+}
+
 int events(const VmOptions& options) {
     json answer =
         client(options).call("GET", fmt::format("/v1/events?after={}&limit=1000", options.after));
@@ -217,6 +240,12 @@ void add_vm_commands(CLI::App& app) {
         command->final_callback(
             [options, verb] { throw CLI::RuntimeError(power(*options, verb)); });
     }
+
+    command = vm->add_subcommand("console", "The VM's console output (read-only for now)");
+    command->add_option("name", options->name, "the VM")->required();
+    command->add_flag("--follow,-f", options->follow, "go on printing until the VM is off");
+    common(command, options);
+    command->final_callback([options] { throw CLI::RuntimeError(console(*options)); });
 
     command =
         vm->add_subcommand("delete", "Unregister a VM that is off; --files deletes its folder");

@@ -116,7 +116,9 @@ void serve(ApiServer::State& state, Local::socket socket) {
         reply.set(http::field::server, "vireod");
         reply.set(http::field::content_type, "application/json");
         reply.keep_alive(keep_alive);
-        reply.body() = response.body.dump() + "\n";
+        // A guest's console need not be UTF-8: such bytes become U+FFFD.
+        reply.body() =
+            response.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
         reply.prepare_payload();
         http::write(socket, reply, error);
         if (response.status == 413) {

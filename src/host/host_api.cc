@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
+#include <fstream>
 
 #include "base/json_object_reader.h"
 #include "host/api_error.h"
@@ -76,6 +78,9 @@ ApiResponse HostApi::handle(const ApiRequest& request) {
     }
     if (path[1] == "vms" && path.size() == 3) {
         return vm(request);
+    }
+    if (path[1] == "vms" && path.size() == 4 && path[3] == "console" && request.method == "GET") {
+        return console(request);
     }
     if (path[1] == "vms" && path.size() == 4 && request.method == "POST") {
         return power(request, path[3]);
@@ -192,6 +197,31 @@ ApiResponse HostApi::power(const ApiRequest& request, const std::string& action)
                action);
     }
     return {200, describe(vm, false)};
+}
+
+// The console log from `offset` on, at most kConsoleChunk bytes a call: a
+// client follows the console by asking again from the offset it got back.
+ApiResponse HostApi::console(const ApiRequest& request) {
+    constexpr int64_t kConsoleChunk = 64 * 1024;
+    VmEntry vm = inventory_.get(request.path[2]);
+    auto offset = query_number(request, "offset", 0, INT64_MAX);
+    std::string text;
+    std::ifstream log(vm.console_log(), std::ios::binary);
+    if (log) {
+        log.seekg(0, std::ios::end);
+        int64_t size = log.tellg();
+        if (offset > size) {
+            offset = size;  // the log was cut (a new power-on): from its end
+        }
+        text.resize(static_cast<size_t>(std::min(kConsoleChunk, size - offset)));
+        log.seekg(offset);
+        log.read(text.data(), static_cast<std::streamsize>(text.size()));
+    }
+    bool running = supervisor_.running(vm.name);
+    return {200,
+            {{"offset", offset + static_cast<int64_t>(text.size())},
+             {"text", text},
+             {"running", running}}};
 }
 
 ApiResponse HostApi::events(const ApiRequest& request) {

@@ -14,6 +14,7 @@ namespace vireo {
 //   GET    /v1/vms/NAME                  one VM (running: the VMM's info too)
 //   DELETE /v1/vms/NAME[?files=true]     unregister it, or delete its folder too
 //   POST   /v1/vms/NAME/start|stop|shutdown|pause|resume
+//   GET    /v1/vms/NAME/console[?offset=N] its console log from that byte on
 //   GET    /v1/events[?after=ID&limit=N] the event log, oldest first
 class HostApi {
 public:
@@ -26,6 +27,7 @@ private:
     ApiResponse vms(const ApiRequest& request);
     ApiResponse vm(const ApiRequest& request);
     ApiResponse power(const ApiRequest& request, const std::string& action);
+    ApiResponse console(const ApiRequest& request);
     ApiResponse events(const ApiRequest& request);
     ApiResponse host();
 

@@ -51,12 +51,10 @@ int serve(const std::filesystem::path& state_dir, const std::filesystem::path& r
     VmInventory inventory(database, datastores);
     inventory.recover();
     VmmSupervisor supervisor(run_dir, vmm, [&](const std::string& vm, const nlohmann::json& how) {
-        database.add_event(
-            vm, "vm.powered-off",
-            fmt::format("powered off: {}{}", how.value("reason", std::string("?")),
-                        how.contains("detail") && !how["detail"].get<std::string>().empty()
-                            ? " (" + how["detail"].get<std::string>() + ")"
-                            : ""));
+        std::string detail = how.value("detail", std::string());
+        database.add_event(vm, "vm.powered-off",
+                           fmt::format("ended: {}{}", how.value("reason", std::string("unknown")),
+                                       detail.empty() ? "" : " (" + detail + ")"));
     });
     supervisor.reattach(inventory.list());
     HostApi api(database, inventory, supervisor);

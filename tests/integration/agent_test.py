@@ -66,6 +66,20 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(len(later["events"]), 1)
         self.assertIn("vm.created", self.agent.cli("event", "list").stdout)
 
+        # The console, read in pieces from offsets; bytes that are not UTF-8
+        # arrive as U+FFFD.
+        with open(os.path.join(self.agent.datastore, "web-1", "console.log"), "wb") as log:
+            log.write(b"Hello\n\xffworld\n")
+        status, chunk = self.agent.request("GET", "/v1/vms/web-1/console")
+        self.assertEqual(chunk, {"offset": 13, "text": "Hello\n\ufffdworld\n", "running": False})
+        status, chunk = self.agent.request("GET", "/v1/vms/web-1/console?offset=6")
+        self.assertEqual(chunk["text"], "\ufffdworld\n")
+        self.assertEqual(self.agent.request("GET", "/v1/vms/web-1/console?offset=99")[1]["text"],
+                         "")
+        self.assertEqual(self.agent.request("GET", "/v1/vms/web-1/console?offset=x")[0], 400)
+        self.assertEqual(self.agent.request("GET", "/v1/vms/ghost/console")[0], 404)
+        self.assertIn("world", self.agent.cli("vm", "console", "web-1", "--follow").stdout)
+
         # Kept: unregistered, the folder stays; --files: gone.
         status, deleted = self.agent.request("DELETE", "/v1/vms/db-1")
         self.assertEqual((status, deleted), (200, {"deleted": "db-1", "files": False}))

@@ -139,6 +139,44 @@ int power(const VmOptions& options, const std::string& action) {
     return 0;
 }
 
+int reconfigure(const VmOptions& options) {
+    json changes = json::object();
+    if (options.cpus != 0) {
+        changes["vcpus"] = options.cpus;
+    }
+    if (!options.memory.empty()) {
+        changes["memory_mib"] = parse_byte_size(options.memory, "--memory") / MiB;
+    }
+    if (!options.kernel.empty() || !options.initrd.empty() || !options.cmdline.empty()) {
+        json vm = client(options).call("GET", "/v1/vms/" + options.name);
+        std::ifstream file(std::filesystem::path(vm["folder"].get<std::string>()) / "vm.json");
+        json boot = json::parse(file, nullptr, false).value("boot", json::object());
+        if (!options.kernel.empty()) {
+            boot["kernel"] = std::filesystem::absolute(options.kernel).string();
+        }
+        if (!options.initrd.empty()) {
+            boot["initrd"] = std::filesystem::absolute(options.initrd).string();
+        }
+        if (!options.cmdline.empty()) {
+            boot["cmdline"] = options.cmdline;
+        }
+        changes["boot"] = boot;
+    }
+    if (changes.empty()) {
+        fail(
+            "vm reconfigure {}: nothing to change (--cpus, --memory, --kernel, --initrd, "
+            "--cmdline)",
+            options.name);
+    }
+    json vm = client(options).call("PATCH", "/v1/vms/" + options.name, &changes);
+    if (options.json) {
+        std::cout << vm.dump() << std::endl;
+    } else {
+        std::cout << fmt::format("VM '{}' changed: {}\n", options.name, changes.dump());
+    }
+    return 0;
+}
+
 int remove(const VmOptions& options) {
     json answer = client(options).call(
         "DELETE", fmt::format("/v1/vms/{}{}", options.name, options.files ? "?files=true" : ""));
@@ -230,6 +268,7 @@ void add_vm_commands(CLI::App& app) {
     for (const auto& [action, help] :
          {std::pair{"start", "Power the VM on"},
           std::pair{"stop", "Power the VM off at once (hard)"},
+          std::pair{"reset", "Reset the VM (hard: powered off and on again)"},
           std::pair{"shutdown", "Press the VM's ACPI power button (the guest shuts down)"},
           std::pair{"pause", "Stop running the VM's vCPUs"},
           std::pair{"resume", "Run a paused VM's vCPUs again"}}) {
@@ -240,6 +279,16 @@ void add_vm_commands(CLI::App& app) {
         command->final_callback(
             [options, verb] { throw CLI::RuntimeError(power(*options, verb)); });
     }
+
+    command = vm->add_subcommand("reconfigure", "Change a VM that is off");
+    command->add_option("name", options->name, "the VM")->required();
+    command->add_option("--cpus", options->cpus, "vCPUs")->check(CLI::Range(1, 64));
+    command->add_option("--memory", options->memory, "RAM, as 512M or 2G");
+    command->add_option("--kernel", options->kernel, "the guest kernel")->type_name("FILE");
+    command->add_option("--initrd", options->initrd, "an initramfs")->type_name("FILE");
+    command->add_option("--cmdline", options->cmdline, "the kernel's command line");
+    common(command, options);
+    command->final_callback([options] { throw CLI::RuntimeError(reconfigure(*options)); });
 
     command = vm->add_subcommand("console", "The VM's console output (read-only for now)");
     command->add_option("name", options->name, "the VM")->required();

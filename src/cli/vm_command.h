@@ -4,7 +4,8 @@
 
 namespace vireo::cli {
 
-// `vireo vm create|list|show|start|stop|shutdown|pause|resume|console|delete` and
+// `vireo vm create|list|show|start|stop|reset|shutdown|pause|resume|reconfigure|
+// console|delete` and
 // `vireo event list`: the host's VMs through vireod's API (api_client.h).
 void add_vm_commands(CLI::App& app);
 

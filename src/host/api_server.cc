@@ -114,11 +114,15 @@ void serve(ApiServer::State& state, Local::socket socket) {
         }
         http::response<http::string_body> reply{static_cast<http::status>(response.status), 11};
         reply.set(http::field::server, "vireod");
-        reply.set(http::field::content_type, "application/json");
+        reply.set(http::field::content_type,
+                  response.text ? "text/plain; version=0.0.4" : "application/json");
         reply.keep_alive(keep_alive);
         // A guest's console need not be UTF-8: such bytes become U+FFFD.
         reply.body() =
-            response.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+            response.text
+                ? *response.text
+                : response.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                      "\n";
         reply.prepare_payload();
         http::write(socket, reply, error);
         if (response.status == 413) {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,8 +22,18 @@ struct ApiRequest {
 };
 
 struct ApiResponse {
-    int status = 200;
+    ApiResponse(int status_code = 200, nlohmann::json json = {})
+        : status(status_code), body(std::move(json)) {}
+    // Plain text instead of JSON (Prometheus' exposition format).
+    static ApiResponse plain(std::string text) {
+        ApiResponse response;
+        response.text = std::move(text);
+        return response;
+    }
+
+    int status;
     nlohmann::json body;
+    std::optional<std::string> text;
 };
 
 // Answers a request; may throw ApiError (its status and message become the

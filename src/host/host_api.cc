@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
+#include <sstream>
 
 #include "base/json_object_reader.h"
 #include "host/api_error.h"
@@ -52,6 +53,38 @@ bool query_flag(const ApiRequest& request, const std::string& key) {
     return true;
 }
 
+// utime + stime of a process, from /proc/PID/stat; 0 when it is gone.
+double process_cpu_seconds(pid_t pid) {
+    std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    size_t end_of_name = text.rfind(')');
+    if (end_of_name == std::string::npos) {
+        return 0;
+    }
+    std::istringstream fields(text.substr(end_of_name + 2));
+    std::string field;
+    uint64_t utime = 0, stime = 0;
+    for (int index = 3; fields >> field && index <= 15; ++index) {
+        if (index == 14) {
+            utime = std::stoull(field);
+        } else if (index == 15) {
+            stime = std::stoull(field);
+        }
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// One of a TAP's counters (/sys/class/net/TAP/statistics/NAME); 0 when gone.
+uint64_t tap_counter(const std::string& tap, const std::string& name) {
+    if (tap.empty() || tap.find('/') != std::string::npos) {
+        return 0;
+    }
+    std::ifstream file(fmt::format("/sys/class/net/{}/statistics/{}", tap, name));
+    uint64_t value = 0;
+    file >> value;
+    return value;
+}
+
 json event_json(const HostDatabase::Event& event) {
     return {{"id", event.id},
             {"time", event.time},
@@ -67,6 +100,9 @@ HostApi::HostApi(HostDatabase& database, VmInventory& inventory, VmmSupervisor& 
 
 ApiResponse HostApi::handle(const ApiRequest& request) {
     const std::vector<std::string>& path = request.path;
+    if (path.size() == 1 && path[0] == "metrics" && request.method == "GET") {
+        return metrics();
+    }
     if (path.size() < 2 || path[0] != "v1") {
         refuse_unknown_path(request);
     }
@@ -163,6 +199,12 @@ ApiResponse HostApi::vm(const ApiRequest& request) {
     if (request.method == "GET") {
         return {200, describe(inventory_.get(name), true)};
     }
+    if (request.method == "PATCH") {
+        if (supervisor_.running(name)) {
+            refuse(409, "VM '{}' is running: reconfigure it while it is off", name);
+        }
+        return {200, describe(inventory_.reconfigure(name, body_object(request)), false)};
+    }
     if (request.method == "DELETE") {
         bool files = query_flag(request, "files");
         inventory_.get(name);  // 404 first
@@ -172,7 +214,8 @@ ApiResponse HostApi::vm(const ApiRequest& request) {
         inventory_.remove(name, files);
         return {200, {{"deleted", name}, {"files", files}}};
     }
-    refuse(405, "{} is not allowed on a VM (GET shows it, DELETE removes it)", request.method);
+    refuse(405, "{} is not allowed on a VM (GET shows it, PATCH changes it, DELETE removes it)",
+           request.method);
 }
 
 ApiResponse HostApi::power(const ApiRequest& request, const std::string& action) {
@@ -183,6 +226,11 @@ ApiResponse HostApi::power(const ApiRequest& request, const std::string& action)
         database_.add_event(name, "vm.started", "powered on");
     } else if (action == "stop") {
         supervisor_.stop(name);
+    } else if (action == "reset") {
+        // A hard reset: the VMM ends and a new one boots the VM afresh.
+        supervisor_.stop(name);
+        supervisor_.start(vm);
+        database_.add_event(name, "vm.reset", "reset (powered off and on)");
     } else if (action == "shutdown") {
         supervisor_.shutdown(name);
         database_.add_event(name, "vm.shutdown-requested", "ACPI power button pressed");
@@ -193,7 +241,7 @@ ApiResponse HostApi::power(const ApiRequest& request, const std::string& action)
         supervisor_.resume(name);
         database_.add_event(name, "vm.resumed", "resumed");
     } else {
-        refuse(404, "no such operation on a VM: '{}' (start, stop, shutdown, pause, resume)",
+        refuse(404, "no such operation on a VM: '{}' (start, stop, reset, shutdown, pause, resume)",
                action);
     }
     return {200, describe(vm, false)};
@@ -222,6 +270,74 @@ ApiResponse HostApi::console(const ApiRequest& request) {
             {{"offset", offset + static_cast<int64_t>(text.size())},
              {"text", text},
              {"running", running}}};
+}
+
+// Prometheus' text format: per VM its power state, CPU time, memory and
+// vNIC counters (the TAPs' own); per host the totals.
+ApiResponse HostApi::metrics() {
+    struct Family {
+        const char* name;
+        const char* type;
+        const char* help;
+        std::string samples;
+    };
+    Family running{"vireo_vm_running", "gauge", "1 while the VM is on", ""};
+    Family cpu{"vireo_vm_cpu_seconds_total", "counter", "CPU time of the VM's VMM (vCPUs included)",
+               ""};
+    Family vcpus{"vireo_vm_vcpus", "gauge", "vCPUs of a running VM", ""};
+    Family memory{"vireo_vm_memory_bytes", "gauge", "guest RAM of a running VM", ""};
+    Family resident{"vireo_vm_memory_resident_bytes", "gauge",
+                    "guest RAM backed by host memory now", ""};
+    Family nic_bytes{"vireo_vm_nic_bytes_total", "counter",
+                     "bytes through a vNIC (direction: from or to the guest)", ""};
+    Family nic_packets{"vireo_vm_nic_packets_total", "counter", "frames through a vNIC", ""};
+    size_t vm_count = 0, running_count = 0;
+    double cpu_total = 0;
+    for (const VmEntry& vm : inventory_.list()) {
+        ++vm_count;
+        std::string label = fmt::format("vm=\"{}\"", vm.name);
+        std::optional<json> info = supervisor_.info(vm.name);
+        running.samples += fmt::format("vireo_vm_running{{{}}} {}\n", label, info ? 1 : 0);
+        if (!info) {
+            continue;
+        }
+        ++running_count;
+        double seconds = process_cpu_seconds((*info)["pid"].get<pid_t>());
+        cpu_total += seconds;
+        cpu.samples += fmt::format("vireo_vm_cpu_seconds_total{{{}}} {:.2f}\n", label, seconds);
+        vcpus.samples += fmt::format("vireo_vm_vcpus{{{}}} {}\n", label, info->value("vcpus", 0));
+        memory.samples += fmt::format("vireo_vm_memory_bytes{{{}}} {}\n", label,
+                                      info->value("memory_mib", uint64_t{0}) * 1024 * 1024);
+        resident.samples += fmt::format("vireo_vm_memory_resident_bytes{{{}}} {}\n", label,
+                                        info->value("memory_resident_bytes", uint64_t{0}));
+        for (const json& nic : info->value("nics", json::array())) {
+            std::string tap = nic.value("tap", std::string());
+            // The TAP's receive is the guest's transmit.
+            for (auto [counter, direction] : {std::pair{"rx", "from_guest"}, {"tx", "to_guest"}}) {
+                std::string labels = fmt::format("{},nic=\"{}\",direction=\"{}\"", label,
+                                                 nic.value("index", 0), direction);
+                nic_bytes.samples +=
+                    fmt::format("vireo_vm_nic_bytes_total{{{}}} {}\n", labels,
+                                tap_counter(tap, fmt::format("{}_bytes", counter)));
+                nic_packets.samples +=
+                    fmt::format("vireo_vm_nic_packets_total{{{}}} {}\n", labels,
+                                tap_counter(tap, fmt::format("{}_packets", counter)));
+            }
+        }
+    }
+    std::string text;
+    for (const Family& family :
+         {running, cpu, vcpus, memory, resident, nic_bytes, nic_packets,
+          Family{"vireo_host_vms", "gauge", "VMs registered on this host",
+                 fmt::format("vireo_host_vms {}\n", vm_count)},
+          Family{"vireo_host_vms_running", "gauge", "VMs on",
+                 fmt::format("vireo_host_vms_running {}\n", running_count)},
+          Family{"vireo_host_vm_cpu_seconds_total", "counter", "CPU time of the running VMs",
+                 fmt::format("vireo_host_vm_cpu_seconds_total {:.2f}\n", cpu_total)}}) {
+        text += fmt::format("# HELP {} {}\n# TYPE {} {}\n{}", family.name, family.help, family.name,
+                            family.type, family.samples);
+    }
+    return ApiResponse::plain(text);
 }
 
 ApiResponse HostApi::events(const ApiRequest& request) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -154,6 +155,55 @@ VmEntry VmInventory::get(std::string_view name) {
     return *found;
 }
 
+void VmInventory::check_definition(const nlohmann::json& document,
+                                   const std::filesystem::path& folder) {
+    try {
+        VmConfig config = VmConfig::from_json(VmConfig::in_folder(document, folder), "definition");
+        // Caught now rather than at the first power-on.
+        std::error_code error;
+        for (auto [field, path] : {std::pair{"boot.kernel", std::optional(config.boot.kernel)},
+                                   std::pair{"boot.initrd", config.boot.initrd}}) {
+            if (path && !std::filesystem::is_regular_file(*path, error)) {
+                refuse(400, "definition: {}: {}: no such file", field, *path);
+            }
+        }
+    } catch (const ApiError&) {
+        throw;
+    } catch (const Error& problem) {
+        refuse(400, "{}", problem.what());
+    }
+}
+
+VmEntry VmInventory::reconfigure(std::string_view name, const nlohmann::json& changes) {
+    if (!changes.is_object()) {
+        refuse(400, "body: must be a JSON object of the fields to change");
+    }
+    std::lock_guard lock(mutex_);
+    std::optional<HostDatabase::VmRecord> record = database_.find_vm(name);
+    if (!record || record->stage != HostDatabase::VmStage::registered) {
+        refuse(404, "no VM '{}' on this host", name);
+    }
+    VmEntry vm = entry(*record);
+    nlohmann::json document = nlohmann::json::parse(std::ifstream(vm.definition()), nullptr, false);
+    if (!document.is_object()) {
+        fail("VM '{}': {} is not a VM definition any more; fix it by hand", name,
+             vm.definition().string());
+    }
+    for (const auto& [key, value] : changes.items()) {
+        if (key != "vcpus" && key != "memory_mib" && key != "boot") {
+            refuse(400, "{}: cannot be changed (vcpus, memory_mib and boot can)", key);
+        }
+        document[key] = value;
+    }
+    check_definition(document, vm.folder);
+    std::filesystem::path next = vm.folder / "vm.json.new";
+    write_synced(next, document.dump(2) + "\n");
+    std::filesystem::rename(next, vm.definition());
+    fsync_path(vm.folder);
+    database_.add_event(name, "vm.reconfigured", fmt::format("changed {}", changes.dump()));
+    return vm;
+}
+
 VmEntry VmInventory::create(std::string_view name, std::string_view datastore,
                             const nlohmann::json& definition) {
     if (auto problem = name_problem(name)) {
@@ -179,20 +229,7 @@ VmEntry VmInventory::create(std::string_view name, std::string_view datastore,
     document["name"] = name;
     document["console"] = {{"output", "file"}, {"path", "console.log"}, {"input", false}};
     document.erase("control_socket");
-    try {
-        VmConfig config = VmConfig::from_json(VmConfig::in_folder(document, folder), "definition");
-        // Caught now rather than at the first power-on.
-        for (auto [field, path] : {std::pair{"boot.kernel", std::optional(config.boot.kernel)},
-                                   std::pair{"boot.initrd", config.boot.initrd}}) {
-            if (path && !std::filesystem::is_regular_file(*path, error)) {
-                refuse(400, "definition: {}: {}: no such file", field, *path);
-            }
-        }
-    } catch (const ApiError&) {
-        throw;
-    } catch (const Error& problem) {
-        refuse(400, "{}", problem.what());
-    }
+    check_definition(document, folder);
 
     HostDatabase::VmRecord record{std::string(name), std::string(datastore),
                                   HostDatabase::VmStage::creating, utc_now()};

@@ -49,6 +49,11 @@ public:
     // the folder is taken.
     VmEntry create(std::string_view name, std::string_view datastore,
                    const nlohmann::json& definition);
+    // Changes the VM's definition: `changes` (vcpus, memory_mib, boot) laid
+    // over its vm.json, checked as create() checks, written atomically (a new
+    // file, synced, renamed over the old). The caller makes sure it is off.
+    // 400 for a change that is not allowed or not valid.
+    VmEntry reconfigure(std::string_view name, const nlohmann::json& changes);
     // Forgets the VM; with `delete_files` its folder goes too. The caller makes
     // sure it is not running.
     void remove(std::string_view name, bool delete_files);
@@ -58,6 +63,9 @@ public:
 
 private:
     VmEntry entry(const HostDatabase::VmRecord& record);
+    // `document` as vm.json in `folder` would be; 400 naming the field if not.
+    static void check_definition(const nlohmann::json& document,
+                                 const std::filesystem::path& folder);
     std::filesystem::path datastore_path(std::string_view datastore);
     // Where a VM's folder is written before it is renamed into place.
     static std::filesystem::path staging_folder(const std::filesystem::path& datastore,

@@ -5,11 +5,13 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 
 #include <spdlog/spdlog.h>
@@ -147,7 +149,7 @@ void VmmSupervisor::start(const VmEntry& vm) {
     std::string pid_path = pid_file.string();
     std::vector<std::string> arguments = {
         vmm_binary_,     "--config", vm.definition().string(), "--control-socket",
-        socket.string(), "--report", report.string()};
+        socket.string(), "--report", report.string(),          "--seccomp"};
     std::vector<char*> argv;
     for (std::string& argument : arguments) {
         argv.push_back(argument.data());
@@ -181,6 +183,7 @@ void VmmSupervisor::start(const VmEntry& vm) {
             (void)!::write(to_parent.get(), "O", 1);
             ::_exit(1);
         }
+        ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         char text[24];
         size_t length = format_decimal(::getpid(), text);
         int pid_fd = ::open(pid_temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -368,12 +371,13 @@ void VmmSupervisor::run_watcher() {
 }
 
 void VmmSupervisor::ended(const std::string& vm) {
+    int status = 0;
     {
         std::lock_guard lock(mutex_);
         auto found = vmms_.find(vm);
         ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, found->second.pidfd.get(), nullptr);
         if (found->second.child) {
-            ::waitpid(found->second.pid, nullptr, 0);
+            ::waitpid(found->second.pid, &status, 0);
         }
         vmms_.erase(found);
     }
@@ -382,7 +386,15 @@ void VmmSupervisor::ended(const std::string& vm) {
     std::ifstream report_file(report_of(vm));
     nlohmann::json how = nlohmann::json::parse(report_file, nullptr, false);
     if (!how.is_object()) {
-        how = {{"reason", "vmm-ended"}, {"detail", "the VMM ended without a report (killed)"}};
+        // Killed before it could write one: by whom, when it was our child.
+        std::string detail = "the VMM ended without a report (killed)";
+        if (WIFSIGNALED(status)) {
+            detail = WTERMSIG(status) == SIGSYS
+                         ? "the VMM made a system call its seccomp policy forbids (SIGSYS)"
+                         : fmt::format("the VMM was killed by signal {} ({})", WTERMSIG(status),
+                                       sigabbrev_np(WTERMSIG(status)));
+        }
+        how = {{"reason", "vmm-killed"}, {"detail", detail}};
     }
     spdlog::info("VM '{}': powered off ({})", vm, how.value("reason", std::string("?")));
     on_exit_(vm, how);

@@ -20,8 +20,9 @@
 
 namespace vireo {
 
-// Runs each powered-on VM as a vireo-vmm process and watches it: started in a
-// session of its own (so that vireod may die or restart without taking the
+// Runs each powered-on VM as a vireo-vmm process and watches it: confined to
+// the system calls it needs (vireo-vmm --seccomp) with no_new_privs, started
+// in a session of its own (so that vireod may die or restart without taking the
 // VMs along), with its console in the VM folder's console.log, its own log in
 // vmm.log, and its control socket and pid file under `run_dir`/vms/. The VMM
 // holds an exclusive lock on its folder's `.vireo-lock` from before exec to

@@ -21,6 +21,7 @@
 #include "vmm/control_server.h"
 #include "vmm/event_loop.h"
 #include "vmm/machine.h"
+#include "vmm/seccomp_policy.h"
 
 namespace vireo {
 namespace {
@@ -209,6 +210,9 @@ int main(int argc, char** argv) {
     app.add_option("--report", report_path, "write how the VM ended to this file, as JSON");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+    bool seccomp = false;
+    app.add_flag("--seccomp", seccomp,
+                 "confine the VMM to the system calls it needs: any other kills it (SIGSYS)");
     try {
         app.parse(argc, argv);
         if (!config_path && !control_socket) {
@@ -217,6 +221,15 @@ int main(int argc, char** argv) {
         }
     } catch (const CLI::ParseError& error) {
         return app.exit(error) == 0 ? 0 : 2;
+    }
+
+    if (seccomp) {
+        try {
+            vireo::confine_to_vmm_syscalls();
+        } catch (const vireo::Error& error) {
+            std::cerr << "vireo: " << error.what() << "\n";
+            return 12;  // the VMM itself failed
+        }
     }
 
     // The same prefix as the vireo command's messages: one program to the operator.

@@ -45,7 +45,7 @@ class OpenApi:
             self.routes.append((re.compile(pattern), operations))
         self.checked = set()  # (template pattern, method, status) seen
 
-    def check(self, method, target, status, body):
+    def check(self, method, target, status, body, content_type="application/json"):
         """Fails unless `body` is what the document says `method target`
         answers with `status`. Undocumented: only 404 or 405 with an Error."""
         path = target.split("?")[0]
@@ -55,7 +55,11 @@ class OpenApi:
                 if str(status) not in responses:
                     raise AssertionError(f"{method} {target}: status {status} is not documented "
                                          f"(documented: {sorted(responses)}): {body}")
-                schema = responses[str(status)]["content"]["application/json"]["schema"]
+                content = responses[str(status)]["content"]
+                if content_type not in content:
+                    raise AssertionError(f"{method} {target}: {status} as {content_type}, "
+                                         f"documented as {sorted(content)}")
+                schema = content[content_type]["schema"]
                 self.checked.add((pattern.pattern, method, status))
                 break
         else:
@@ -109,14 +113,17 @@ class Agent:
         self.process = None
 
     def request(self, method, target, body=None, raw=None, headers=None):
-        """(status, JSON body); the answer is checked against the OpenAPI document."""
+        """(status, body: JSON, or text for text/plain); the answer is checked
+        against the OpenAPI document."""
         connection = UnixConnection(self.socket)
         payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
         connection.request(method, target, body=payload, headers=headers or {})
         response = connection.getresponse()
-        data = json.loads(response.read())
+        content_type = response.getheader("Content-Type", "").split(";")[0]
+        raw_answer = response.read().decode()
+        data = raw_answer if content_type == "text/plain" else json.loads(raw_answer)
         connection.close()
-        self.api.check(method, target, response.status, data)
+        self.api.check(method, target, response.status, data, content_type)
         return response.status, data
 
     def cli(self, *arguments, check=True):

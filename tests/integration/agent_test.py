@@ -59,12 +59,30 @@ class AgentTest(unittest.TestCase):
         self.assertEqual((status, vm["state"], vm["datastore"]), (200, "off", "ds1"))
         status, host = self.agent.request("GET", "/v1/host")
         self.assertEqual((status, host["vms"], host["vms_running"]), (200, 2, 0))
+        status, metrics = self.agent.request("GET", "/metrics")
+        self.assertIn('vireo_vm_running{vm="web-1"} 0\n', metrics)
+        self.assertIn("# TYPE vireo_host_vms gauge\nvireo_host_vms 2\n", metrics)
 
         status, events = self.agent.request("GET", "/v1/events")
         self.assertEqual([e["kind"] for e in events["events"]], ["vm.created", "vm.created"])
         status, later = self.agent.request("GET", f"/v1/events?after={events['events'][0]['id']}")
         self.assertEqual(len(later["events"]), 1)
         self.assertIn("vm.created", self.agent.cli("event", "list").stdout)
+
+        # Reconfigured while off: the definition changes, checked first.
+        self.agent.cli("vm", "reconfigure", "web-1", "--cpus", "4", "--memory", "128M")
+        with open(os.path.join(self.agent.datastore, "web-1", "vm.json")) as file:
+            written = json.load(file)
+        self.assertEqual((written["vcpus"], written["memory_mib"]), (4, 128))
+        for changes, message in (({"name": "other"}, "name: cannot be changed"),
+                                 ({"vcpus": 0}, "definition: vcpus: 0 is out of range"),
+                                 ({"boot": {"kernel": "/nope"}}, "boot.kernel: /nope: no such")):
+            status, answer = self.agent.request("PATCH", "/v1/vms/web-1", changes)
+            self.assertEqual(status, 400, answer)
+            self.assertIn(message, answer["error"])
+        self.assertEqual(self.agent.request("PATCH", "/v1/vms/ghost", {"vcpus": 1})[0], 404)
+        with open(os.path.join(self.agent.datastore, "web-1", "vm.json")) as file:
+            self.assertEqual(json.load(file), written)
 
         # The console, read in pieces from offsets; bytes that are not UTF-8
         # arrive as U+FFFD.
@@ -129,7 +147,7 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(self.agent.request("GET", "/v1/nothing")[0], 404)
         self.assertEqual(self.agent.request("GET", "/v1/events?limit=5000")[0], 400)
         self.assertEqual(self.agent.request("POST", "/v1/vms/keep/explode")[0], 404)
-        for action in ("stop", "shutdown", "pause", "resume"):
+        for action in ("stop", "reset", "shutdown", "pause", "resume"):
             status, answer = self.agent.request("POST", f"/v1/vms/{action}-ghost/{action}")
             self.assertEqual(status, 404)
             status, answer = self.agent.request("POST", f"/v1/vms/keep/{action}")

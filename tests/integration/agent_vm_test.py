@@ -1,5 +1,7 @@
-"""vireod running VMs (guest kit): started through the API and the CLI, the
-console in the VM folder's console.log, pause and resume, a hard stop and
+"""vireod running VMs (guest kit): started through the API and the CLI,
+confined (Seccomp 2, NoNewPrivs 1), in /metrics, the console in the VM
+folder's console.log, pause and resume, a VMM killed by SIGSYS reported as
+its seccomp policy's doing, a hard stop and
 its event; vireod killed with SIGKILL while a VM runs leaves the VM running,
 and the next vireod adopts it and can stop it; two clients starting one VM at
 once: exactly one succeeds; a VM whose folder another VMM holds is refused."""
@@ -43,12 +45,23 @@ class AgentVmTest(unittest.TestCase):
         with open(f"/proc/{pid}/status") as status:
             self.assertIn("vireo-vmm", status.read().split("\n")[0])
 
+        # Confined: seccomp filter mode, no new privileges.
+        with open(f"/proc/{pid}/status") as status:
+            lines = status.read()
+        self.assertIn("Seccomp:\t2", lines)
+        self.assertIn("NoNewPrivs:\t1", lines)
+        metrics = self.agent.request("GET", "/metrics")[1]
+        self.assertIn('vireo_vm_running{vm="echo"} 1\n', metrics)
+        self.assertIn('vireo_vm_vcpus{vm="echo"} 1\n', metrics)
+        self.assertIn('vireo_vm_memory_bytes{vm="echo"} 67108864\n', metrics)
+
         status, vm = self.agent.request("POST", "/v1/vms/echo/pause")
         self.assertEqual((status, self.state()["state"]), (200, "paused"))
         self.agent.request("POST", "/v1/vms/echo/resume")
         self.assertEqual(self.state()["state"], "running")
         self.assertEqual(self.agent.request("POST", "/v1/vms/echo/start")[0], 409)
         self.assertEqual(self.agent.request("DELETE", "/v1/vms/echo")[0], 409)
+        self.assertEqual(self.agent.request("PATCH", "/v1/vms/echo", {"vcpus": 2})[0], 409)
 
         # vireod dies hard; the VM does not notice, the next vireod adopts it.
         self.agent.stop(signal.SIGKILL)
@@ -58,6 +71,13 @@ class AgentVmTest(unittest.TestCase):
         self.assertEqual((vm["state"], vm["pid"]), ("running", pid))
         self.assertEqual(self.agent.request("GET", "/v1/host")[1]["vms_running"], 1)
 
+        # A hard reset: a new VMM boots the VM afresh.
+        status, vm = self.agent.request("POST", "/v1/vms/echo/reset")
+        self.assertEqual((status, vm["state"]), (200, "running"))
+        self.assertNotEqual(vm["pid"], pid)
+        vmtest.wait_until(lambda: not os.path.exists(f"/proc/{pid}"), what="the old VMM's end")
+        pid = vm["pid"]
+
         self.agent.cli("vm", "stop", "echo")
         self.assertEqual(self.state()["state"], "off")
         vmtest.wait_until(lambda: not os.path.exists(f"/proc/{pid}"), what="the VMM's end")
@@ -65,6 +85,16 @@ class AgentVmTest(unittest.TestCase):
         self.assertEqual(kinds[-1], "vm.powered-off")
         self.assertIn("vm.paused", kinds)
         self.assertIn("vm.started", kinds)
+
+    def test_a_vmm_killed_by_its_seccomp_policy_is_reported(self):
+        # What the kernel does to a confined VMM at a forbidden system call
+        # (tests/unit/vmm/seccomp_policy_test.cc shows that it does).
+        self.agent.request("POST", "/v1/vms/echo/start")
+        os.kill(self.state()["pid"], signal.SIGSYS)
+        vmtest.wait_until(lambda: self.state()["state"] == "off", what="the VM off")
+        event = self.agent.request("GET", "/v1/events")[1]["events"][-1]
+        self.assertEqual(event["kind"], "vm.powered-off")
+        self.assertIn("seccomp policy forbids", event["message"])
 
     def test_two_clients_start_one_vm_exactly_once(self):
         answers = []

@@ -7,3 +7,12 @@ add_compile_options(-Wall -Wextra -Werror -Wshadow -Wnon-virtual-dtor -Wimplicit
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
   add_compile_options($<$<COMPILE_LANGUAGE:CXX>:-Wno-error=restrict>)
 endif()
+
+# GCC 12 with -fsanitize=address reports -Wmaybe-uninitialized inside
+# Boost.Beast's HTTP parser (a boost::optional returned as boost::none); the
+# files that include Beast keep it as a warning.
+function(vireo_allow_beast_warnings)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+    set_source_files_properties(${ARGN} PROPERTIES COMPILE_OPTIONS -Wno-error=maybe-uninitialized)
+  endif()
+endfunction()

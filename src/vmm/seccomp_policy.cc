@@ -8,6 +8,17 @@
 
 #include "base/error.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define VIREO_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VIREO_SANITIZED 1
+#endif
+#endif
+#ifdef VIREO_SANITIZED
+#include <sanitizer/lsan_interface.h>
+#endif
+
 namespace vireo {
 namespace {
 
@@ -96,15 +107,8 @@ constexpr std::string_view kNotTraced[] = {
     "statx",         "writev",          "flock",
 };
 
-// A sanitizer build's runtime needs more: LeakSanitizer stops every thread at
-// exit with ptrace from a cloned tracer, and reports read /proc.
-#if defined(__SANITIZE_ADDRESS__)
-#define VIREO_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define VIREO_SANITIZED 1
-#endif
-#endif
+// A sanitizer build's runtime needs more (its reports read /proc, its
+// allocator sizes itself).
 #ifdef VIREO_SANITIZED
 constexpr std::string_view kSanitizerSyscalls[] = {"ptrace",
                                                    "wait4",
@@ -166,6 +170,12 @@ void confine_to_vmm_syscalls() {
             fail("seccomp: cannot allow {}: error {}", name, -rc);
         }
     }
+#ifdef VIREO_SANITIZED
+    // LeakSanitizer's check at exit runs in a cloned tracer process that the
+    // filter would kill, leaving the VMM waiting for it forever: check now,
+    // which skips the check at exit.
+    __lsan_do_leak_check();
+#endif
     if (int rc = seccomp_load(filter.get()); rc != 0) {
         fail("seccomp: the kernel refused the filter: error {}", -rc);
     }

@@ -49,6 +49,26 @@ void print_vm(const json& vm) {
                              vm["folder"].get<std::string>());
 }
 
+// --kernel, --initrd, --cmdline, --cpus and --memory, where given, into a
+// definition or a change of one.
+void lay_options_over(const VmOptions& options, json& document) {
+    if (!options.kernel.empty()) {
+        document["boot"]["kernel"] = std::filesystem::absolute(options.kernel).string();
+    }
+    if (!options.initrd.empty()) {
+        document["boot"]["initrd"] = std::filesystem::absolute(options.initrd).string();
+    }
+    if (!options.cmdline.empty()) {
+        document["boot"]["cmdline"] = options.cmdline;
+    }
+    if (options.cpus != 0) {
+        document["vcpus"] = options.cpus;
+    }
+    if (!options.memory.empty()) {
+        document["memory_mib"] = parse_byte_size(options.memory, "--memory") / MiB;
+    }
+}
+
 // The definition from --definition, with --kernel, --cpus... laid over it.
 json definition_of(const VmOptions& options) {
     json definition = json::object();
@@ -63,21 +83,7 @@ json definition_of(const VmOptions& options) {
                  options.definition);
         }
     }
-    if (!options.kernel.empty()) {
-        definition["boot"]["kernel"] = std::filesystem::absolute(options.kernel).string();
-    }
-    if (!options.initrd.empty()) {
-        definition["boot"]["initrd"] = std::filesystem::absolute(options.initrd).string();
-    }
-    if (!options.cmdline.empty()) {
-        definition["boot"]["cmdline"] = options.cmdline;
-    }
-    if (options.cpus != 0) {
-        definition["vcpus"] = options.cpus;
-    }
-    if (!options.memory.empty()) {
-        definition["memory_mib"] = parse_byte_size(options.memory, "--memory") / MiB;
-    }
+    lay_options_over(options, definition);
     if (!definition.contains("boot")) {
         fail("vm create {}: give --definition FILE or at least --kernel", options.name);
     }
@@ -140,28 +146,9 @@ int power(const VmOptions& options, const std::string& action) {
 }
 
 int reconfigure(const VmOptions& options) {
+    // Only the boot fields given: the host merges them into the definition.
     json changes = json::object();
-    if (options.cpus != 0) {
-        changes["vcpus"] = options.cpus;
-    }
-    if (!options.memory.empty()) {
-        changes["memory_mib"] = parse_byte_size(options.memory, "--memory") / MiB;
-    }
-    if (!options.kernel.empty() || !options.initrd.empty() || !options.cmdline.empty()) {
-        json vm = client(options).call("GET", "/v1/vms/" + options.name);
-        std::ifstream file(std::filesystem::path(vm["folder"].get<std::string>()) / "vm.json");
-        json boot = json::parse(file, nullptr, false).value("boot", json::object());
-        if (!options.kernel.empty()) {
-            boot["kernel"] = std::filesystem::absolute(options.kernel).string();
-        }
-        if (!options.initrd.empty()) {
-            boot["initrd"] = std::filesystem::absolute(options.initrd).string();
-        }
-        if (!options.cmdline.empty()) {
-            boot["cmdline"] = options.cmdline;
-        }
-        changes["boot"] = boot;
-    }
+    lay_options_over(options, changes);
     if (changes.empty()) {
         fail(
             "vm reconfigure {}: nothing to change (--cpus, --memory, --kernel, --initrd, "

@@ -133,9 +133,7 @@ json HostApi::describe(const VmEntry& vm, bool with_runtime) {
                   {"folder", vm.folder.string()},
                   {"created", vm.created},
                   {"state", "off"}};
-    if (std::optional<json> info = with_runtime || supervisor_.running(vm.name)
-                                       ? supervisor_.info(vm.name)
-                                       : std::nullopt) {
+    if (std::optional<json> info = supervisor_.info(vm.name)) {
         entry["state"] = info->value("state", std::string("running"));
         entry["pid"] = (*info)["pid"];
         if (with_runtime) {

@@ -193,7 +193,11 @@ VmEntry VmInventory::reconfigure(std::string_view name, const nlohmann::json& ch
         if (key != "vcpus" && key != "memory_mib" && key != "boot") {
             refuse(400, "{}: cannot be changed (vcpus, memory_mib and boot can)", key);
         }
-        document[key] = value;
+        if (key == "boot" && value.is_object() && document[key].is_object()) {
+            document[key].merge_patch(value);  // RFC 7396: the fields named change
+        } else {
+            document[key] = value;
+        }
     }
     check_definition(document, vm.folder);
     std::filesystem::path next = vm.folder / "vm.json.new";
@@ -268,9 +272,9 @@ void VmInventory::remove(std::string_view name, bool delete_files) {
         });
         return;
     }
+    std::filesystem::path base = datastore_path(record->datastore);
     // Marked first, so that a crash in the middle is finished at the next start.
     database_.transaction([&] { database_.set_vm_stage(name, HostDatabase::VmStage::deleting); });
-    std::filesystem::path base = datastore_path(record->datastore);
     std::filesystem::path trash = trash_folder(base, name);
     std::filesystem::rename(base / name, trash);
     std::filesystem::remove_all(trash);

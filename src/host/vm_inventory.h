@@ -49,10 +49,10 @@ public:
     // the folder is taken.
     VmEntry create(std::string_view name, std::string_view datastore,
                    const nlohmann::json& definition);
-    // Changes the VM's definition: `changes` (vcpus, memory_mib, boot) laid
-    // over its vm.json, checked as create() checks, written atomically (a new
-    // file, synced, renamed over the old). The caller makes sure it is off.
-    // 400 for a change that is not allowed or not valid.
+    // Changes the VM's definition: `changes` (vcpus, memory_mib, and boot as
+    // a JSON merge patch: the fields named change) laid over its vm.json, checked as create()
+    // checks, written atomically (a new file, synced, renamed over the old). The caller makes sure
+    // it is off. 400 for a change that is not allowed or not valid.
     VmEntry reconfigure(std::string_view name, const nlohmann::json& changes);
     // Forgets the VM; with `delete_files` its folder goes too. The caller makes
     // sure it is not running.

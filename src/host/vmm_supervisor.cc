@@ -278,7 +278,6 @@ nlohmann::json VmmSupervisor::request(std::string_view vm, const std::string& co
 
 void VmmSupervisor::stop(std::string_view vm) {
     int pidfd;
-    pid_t pid;
     {
         std::lock_guard lock(mutex_);
         auto found = vmms_.find(vm);
@@ -286,7 +285,6 @@ void VmmSupervisor::stop(std::string_view vm) {
             refuse(409, "VM '{}' is not running", vm);
         }
         pidfd = ::dup(found->second.pidfd.get());
-        pid = found->second.pid;
     }
     UniqueFd own(pidfd);
     try {
@@ -298,7 +296,6 @@ void VmmSupervisor::stop(std::string_view vm) {
         ::syscall(SYS_pidfd_send_signal, own.get(), SIGKILL, nullptr, 0);
         wait_for_end(own.get(), std::chrono::seconds(5));
     }
-    (void)pid;
     // Returns once the watcher has seen the end, so that the VM reads as off.
     for (int i = 0; i < 500 && running(vm); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -74,6 +74,11 @@ class AgentTest(unittest.TestCase):
         with open(os.path.join(self.agent.datastore, "web-1", "vm.json")) as file:
             written = json.load(file)
         self.assertEqual((written["vcpus"], written["memory_mib"]), (4, 128))
+        # Boot fields merge: a new command line keeps the kernel.
+        self.agent.cli("vm", "reconfigure", "web-1", "--cmdline", "console=ttyS0 quiet")
+        with open(os.path.join(self.agent.datastore, "web-1", "vm.json")) as file:
+            written = json.load(file)
+        self.assertEqual(written["boot"], {"kernel": KERNEL, "cmdline": "console=ttyS0 quiet"})
         for changes, message in (({"name": "other"}, "name: cannot be changed"),
                                  ({"vcpus": 0}, "definition: vcpus: 0 is out of range"),
                                  ({"boot": {"kernel": "/nope"}}, "boot.kernel: /nope: no such")):

@@ -44,18 +44,21 @@ UniqueFd lock_state(const std::filesystem::path& state_dir) {
 }
 
 int serve(const std::filesystem::path& state_dir, const std::filesystem::path& run_dir,
-          const std::filesystem::path& socket, const std::string& vmm) {
+          const std::filesystem::path& socket, const std::string& vmm,
+          const VmmSupervisor::JailSettings& jail) {
     UniqueFd lock = lock_state(state_dir);
     HostDatabase database(state_dir / "vireod.db");
     DatastoreRegistry datastores(state_dir);
     VmInventory inventory(database, datastores);
     inventory.recover();
-    VmmSupervisor supervisor(run_dir, vmm, [&](const std::string& vm, const nlohmann::json& how) {
-        std::string detail = how.value("detail", std::string());
-        database.add_event(vm, "vm.powered-off",
-                           fmt::format("ended: {}{}", how.value("reason", std::string("unknown")),
-                                       detail.empty() ? "" : " (" + detail + ")"));
-    });
+    VmmSupervisor supervisor(
+        run_dir, vmm, jail, [&](const std::string& vm, const nlohmann::json& how) {
+            std::string detail = how.value("detail", std::string());
+            database.add_event(
+                vm, "vm.powered-off",
+                fmt::format("ended: {}{}", how.value("reason", std::string("unknown")),
+                            detail.empty() ? "" : " (" + detail + ")"));
+        });
     supervisor.reattach(inventory.list());
     HostApi api(database, inventory, supervisor);
     ApiServer server(socket, [&](const ApiRequest& request) { return api.handle(request); });
@@ -76,21 +79,34 @@ int main(int argc, char** argv) {
     std::string socket;
     std::string vmm;
     std::string log_level = "info";
+    uid_t vmm_uid_base = vireo::kDefaultVmmUidBase;
+    std::string cgroup_root;
     app.add_option("--state-dir", state_dir,
                    "host state: the database, datastores ($VIREO_STATE_DIR, /var/lib/vireo)");
     app.add_option("--run-dir", run_dir,
                    "runtime files: VMM sockets and pid files ($VIREO_RUN_DIR, /run/vireo)");
     app.add_option("--socket", socket, "the API's Unix socket (default RUN_DIR/vireod.sock)");
     app.add_option("--vmm", vmm, "the vireo-vmm binary (default: next to vireod, or $VIREO_VMM)");
+    app.add_option("--vmm-uid-base", vmm_uid_base,
+                   "the first uid and gid of the VMMs; each VM has its own from there")
+        ->capture_default_str();
+    app.add_option("--cgroup-root", cgroup_root,
+                   "the cgroup (v2 folder) under which each VMM gets vireo-vms/NAME (default: "
+                   "vireod's own)");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
     CLI11_PARSE(app, argc, argv);
     spdlog::set_level(spdlog::level::from_str(log_level));
     try {
         std::filesystem::path run = std::filesystem::absolute(run_dir);
-        return vireo::serve(std::filesystem::absolute(state_dir), run,
+        std::filesystem::path state = std::filesystem::absolute(state_dir);
+        vireo::VmmSupervisor::JailSettings jail{state, vmm_uid_base, std::nullopt};
+        if (!cgroup_root.empty()) {
+            jail.cgroup_root = cgroup_root;
+        }
+        return vireo::serve(state, run,
                             socket.empty() ? run / "vireod.sock" : std::filesystem::path(socket),
-                            vmm.empty() ? vireo::vmm_binary() : vmm);
+                            vmm.empty() ? vireo::vmm_binary() : vmm, jail);
     } catch (const vireo::Error& error) {
         std::cerr << "vireod: " << error.what() << std::endl;
         return 2;

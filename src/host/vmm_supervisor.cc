@@ -16,14 +16,39 @@
 
 #include <spdlog/spdlog.h>
 
+#include "block/image_factory.h"
 #include "host/api_error.h"
 #include "host/vmm_control.h"
+#include "host/vmm_jail.h"
 
 namespace vireo {
 namespace {
 
 constexpr auto kStartTimeout = std::chrono::seconds(10);
 constexpr auto kStopTimeout = std::chrono::seconds(10);
+
+// Why the child could not execute the VMM, written to its parent.
+struct ChildFailure {
+    enum class Stage : char { lock, files, cgroup, jail, identity, exec };
+    Stage stage;
+    int step;   // the jail's step, for Stage::jail
+    int error;  // errno
+};
+
+// The backing files of the VM's qcow2 disks, which its jail must show too; a
+// disk that cannot be read is left to the VMM, whose error names it.
+std::vector<std::filesystem::path> backing_files(const VmConfig& config) {
+    std::vector<std::filesystem::path> files;
+    for (const VmConfig::Disk& disk : config.disks) {
+        try {
+            ImageInfo info = image_info(disk.path);
+            files.insert(files.end(), info.backing_chain.begin(), info.backing_chain.end());
+        } catch (const Error&) {
+            continue;
+        }
+    }
+    return files;
+}
 
 int pidfd_open(pid_t pid) {
     return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
@@ -66,15 +91,19 @@ size_t format_decimal(long number, char* text) {
 }  // namespace
 
 VmmSupervisor::VmmSupervisor(std::filesystem::path run_dir, std::string vmm_binary,
-                             ExitHandler on_exit)
+                             const JailSettings& jail, ExitHandler on_exit)
     : run_dir_(std::move(run_dir)),
-      vmm_binary_(std::move(vmm_binary)),
+      vmm_binary_(std::filesystem::absolute(vmm_binary).string()),
+      jail_mount_point_(run_dir_ / "jail-root"),
+      identities_(jail.state_dir, jail.uid_base),
+      cgroups_(jail.cgroup_root),
       on_exit_(std::move(on_exit)),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
     if (!epoll_) {
         fail_errno("epoll_create1");
     }
     std::filesystem::create_directories(run_dir_ / "vms");
+    std::filesystem::create_directories(jail_mount_point_);
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.fd = stop_event_.fd();
@@ -87,14 +116,17 @@ VmmSupervisor::~VmmSupervisor() {
     watcher_.join();
 }
 
+std::filesystem::path VmmSupervisor::run_folder_of(std::string_view vm) const {
+    return run_dir_ / "vms" / vm;
+}
 std::filesystem::path VmmSupervisor::socket_of(std::string_view vm) const {
-    return run_dir_ / "vms" / fmt::format("{}.sock", vm);
+    return run_folder_of(vm) / "control.sock";
 }
 std::filesystem::path VmmSupervisor::pid_file_of(std::string_view vm) const {
     return run_dir_ / "vms" / fmt::format("{}.pid", vm);
 }
 std::filesystem::path VmmSupervisor::report_of(std::string_view vm) const {
-    return run_dir_ / "vms" / fmt::format("{}.report.json", vm);
+    return run_folder_of(vm) / "report.json";
 }
 
 void VmmSupervisor::watch(const std::string& vm, Vmm vmm) {
@@ -116,7 +148,8 @@ void VmmSupervisor::reattach(const std::vector<VmEntry>& vms) {
         if (!(file >> pid) || pid <= 0) {
             continue;
         }
-        Vmm vmm{pid, UniqueFd(pidfd_open(pid)), false, socket_of(vm.name)};
+        Vmm vmm{pid, UniqueFd(pidfd_open(pid)), false, socket_of(vm.name),
+                VmmCgroups::of_vmm(pid, vm.name)};
         std::ifstream cmdline(fmt::format("/proc/{}/cmdline", pid));
         std::string arguments((std::istreambuf_iterator<char>(cmdline)),
                               std::istreambuf_iterator<char>());
@@ -143,6 +176,30 @@ void VmmSupervisor::start(const VmEntry& vm) {
     std::filesystem::remove(report, error);
 
     // Everything the child needs, made before fork: after it, only system calls.
+    std::optional<VmmJail> jail;
+    VmmIdentity identity;
+    std::optional<std::filesystem::path> cgroup;
+    UniqueFd cgroup_procs;
+    try {
+        VmConfig config = VmConfig::from_file(vm.definition().string());
+        identity = identities_.of(vm.name);
+        std::filesystem::path run_folder = run_folder_of(vm.name);
+        hand_over_files(config, vm.folder, run_folder, identity);
+        JailHostPaths host{vm.folder, run_folder, vmm_binary_, library_folders(),
+                           backing_files(config)};
+        jail.emplace(jail_binds(config, host), jail_devices(config), jail_mount_point_, identity);
+        cgroup = cgroups_.create(vm.name);
+        if (cgroup) {
+            cgroup_procs = VmmCgroups::open_procs(*cgroup);
+        }
+    } catch (const ApiError&) {
+        throw;
+    } catch (const Error& problem) {
+        if (cgroup) {
+            VmmCgroups::remove(*cgroup);
+        }
+        refuse(500, "VM '{}': cannot prepare its VMM's jail: {}", vm.name, problem.what());
+    }
     std::string lock_path = (vm.folder / ".vireo-lock").string();
     std::string log_path = (vm.folder / "vmm.log").string();
     std::string pid_temp = pid_file.string() + ".new";
@@ -167,57 +224,84 @@ void VmmSupervisor::start(const VmEntry& vm) {
         fail_errno("fork");
     }
     if (pid == 0) {
+        auto give_up = [&](ChildFailure::Stage stage, int step = -1) {
+            ChildFailure failure{stage, step, errno};
+            (void)!::write(to_parent.get(), &failure, sizeof(failure));
+            ::_exit(1);
+        };
         ::setsid();
         ::sigset_t none;
         ::sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
         int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT, 0644);  // kept across exec
         if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-            (void)!::write(to_parent.get(), "L", 1);
-            ::_exit(1);
+            give_up(ChildFailure::Stage::lock);
         }
         int null_fd = ::open("/dev/null", O_RDONLY);
         int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (null_fd < 0 || log_fd < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(log_fd, 1) < 0 ||
             ::dup2(log_fd, 2) < 0) {
-            (void)!::write(to_parent.get(), "O", 1);
-            ::_exit(1);
+            give_up(ChildFailure::Stage::files);
         }
-        ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         char text[24];
         size_t length = format_decimal(::getpid(), text);
         int pid_fd = ::open(pid_temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (pid_fd < 0 || ::write(pid_fd, text, length) != static_cast<ssize_t>(length) ||
             ::rename(pid_temp.c_str(), pid_path.c_str()) != 0) {
-            (void)!::write(to_parent.get(), "P", 1);
-            ::_exit(1);
+            give_up(ChildFailure::Stage::files);
         }
+        if (cgroup_procs && ::write(cgroup_procs.get(), "0", 1) != 1) {
+            give_up(ChildFailure::Stage::cgroup);
+        }
+        if (int failed = jail->enter(); failed >= 0) {
+            give_up(ChildFailure::Stage::jail, failed);
+        }
+        // Raw system calls: glibc's wrappers would signal the parent's other
+        // threads, which the child does not have.
+        gid_t group = identity.gid;
+        if (::syscall(SYS_setgroups, 0, nullptr) != 0 ||
+            ::syscall(SYS_setresgid, group, group, group) != 0 ||
+            ::syscall(SYS_setresuid, identity.uid, identity.uid, identity.uid) != 0) {
+            give_up(ChildFailure::Stage::identity);
+        }
+        ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         ::execv(argv[0], argv.data());
-        (void)!::write(to_parent.get(), "E", 1);
-        ::_exit(127);
+        give_up(ChildFailure::Stage::exec);
     }
     to_parent.reset();
-    char why = 0;
+    ChildFailure failure{};
     ssize_t got;
     do {
-        got = ::read(from_child.get(), &why, 1);
+        got = ::read(from_child.get(), &failure, sizeof(failure));
     } while (got < 0 && errno == EINTR);
-    if (got == 1) {
+    if (got > 0) {
         int status = 0;
         ::waitpid(pid, &status, 0);
         std::filesystem::remove(pid_file, error);
-        switch (why) {
-            case 'L':
+        if (cgroup) {
+            VmmCgroups::remove(*cgroup);
+        }
+        std::string why = std::strerror(failure.error);
+        switch (failure.stage) {
+            case ChildFailure::Stage::lock:
                 refuse(409, "VM '{}' is already running: another VMM holds {}", vm.name, lock_path);
-            case 'E':
-                refuse(500, "VM '{}': cannot run {}", vm.name, vmm_binary_);
-            default:
-                refuse(500, "VM '{}': cannot set up its VMM's files in {} or {}", vm.name,
-                       vm.folder.string(), run_dir_.string());
+            case ChildFailure::Stage::exec:
+                refuse(500, "VM '{}': cannot run {}: {}", vm.name, vmm_binary_, why);
+            case ChildFailure::Stage::cgroup:
+                refuse(500, "VM '{}': cannot enter its cgroup {}: {}", vm.name, cgroup->string(),
+                       why);
+            case ChildFailure::Stage::jail:
+                refuse(500, "VM '{}': cannot set up its VMM's jail: {}: {}", vm.name,
+                       jail->describe(failure.step), why);
+            case ChildFailure::Stage::identity:
+                refuse(500, "VM '{}': cannot become uid/gid {}: {}", vm.name, identity.uid, why);
+            case ChildFailure::Stage::files:
+                refuse(500, "VM '{}': cannot set up its VMM's files in {} or {}: {}", vm.name,
+                       vm.folder.string(), run_dir_.string(), why);
         }
     }
 
-    Vmm vmm{pid, UniqueFd(pidfd_open(pid)), true, socket};
+    Vmm vmm{pid, UniqueFd(pidfd_open(pid)), true, socket, cgroup};
     if (!vmm.pidfd) {
         fail_errno("pidfd_open");
     }
@@ -228,6 +312,7 @@ void VmmSupervisor::start(const VmEntry& vm) {
             int status = 0;
             ::waitpid(pid, &status, 0);
             std::filesystem::remove(pid_file, error);
+            release(vmm);
             std::ifstream report_file(report);
             nlohmann::json how = nlohmann::json::parse(report_file, nullptr, false);
             std::string detail = how.is_object() ? how.value("detail", std::string()) : "";
@@ -247,13 +332,20 @@ void VmmSupervisor::start(const VmEntry& vm) {
             ::kill(pid, SIGKILL);
             ::waitpid(pid, nullptr, 0);
             std::filesystem::remove(pid_file, error);
+            release(vmm);
             refuse(500, "VM '{}': its VMM did not answer on {} within {} s; killed", vm.name,
                    socket.string(), kStartTimeout.count());
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    spdlog::info("VM '{}': started (pid {})", vm.name, pid);
+    spdlog::info("VM '{}': started (pid {}, uid {})", vm.name, pid, identity.uid);
     watch(vm.name, std::move(vmm));
+}
+
+void VmmSupervisor::release(const Vmm& vmm) {
+    if (vmm.cgroup) {
+        VmmCgroups::remove(*vmm.cgroup);
+    }
 }
 
 std::filesystem::path VmmSupervisor::socket_for_request(std::string_view vm) {
@@ -297,7 +389,7 @@ void VmmSupervisor::stop(std::string_view vm) {
         wait_for_end(own.get(), std::chrono::seconds(5));
     }
     // Returns once the watcher has seen the end, so that the VM reads as off.
-    for (int i = 0; i < 500 && running(vm); ++i) {
+    for (int i = 0; i < 1500 && running(vm); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
 }
@@ -369,6 +461,7 @@ void VmmSupervisor::run_watcher() {
 
 void VmmSupervisor::ended(const std::string& vm) {
     int status = 0;
+    std::optional<std::filesystem::path> cgroup;
     {
         std::lock_guard lock(mutex_);
         auto found = vmms_.find(vm);
@@ -376,7 +469,17 @@ void VmmSupervisor::ended(const std::string& vm) {
         if (found->second.child) {
             ::waitpid(found->second.pid, &status, 0);
         }
-        vmms_.erase(found);
+        cgroup = found->second.cgroup;
+    }
+    // Its cgroup goes before the VM reads as off, so that a start right after
+    // (a reset) finds none being removed; without the lock, which this may
+    // hold for seconds.
+    if (cgroup) {
+        VmmCgroups::remove(*cgroup);
+    }
+    {
+        std::lock_guard lock(mutex_);
+        vmms_.erase(vm);
     }
     std::error_code error;
     std::filesystem::remove(pid_file_of(vm), error);

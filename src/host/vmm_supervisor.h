@@ -17,14 +17,19 @@
 #include "base/event_fd.h"
 #include "base/unique_fd.h"
 #include "host/vm_inventory.h"
+#include "host/vmm_cgroup.h"
+#include "host/vmm_identity.h"
 
 namespace vireo {
 
-// Runs each powered-on VM as a vireo-vmm process and watches it: confined to
-// the system calls it needs (vireo-vmm --seccomp) with no_new_privs, started
-// in a session of its own (so that vireod may die or restart without taking the
-// VMs along), with its console in the VM folder's console.log, its own log in
-// vmm.log, and its control socket and pid file under `run_dir`/vms/. The VMM
+// Runs each powered-on VM as a vireo-vmm process and watches it: jailed (a uid
+// of its own, a mount namespace showing only what its definition names
+// (vmm_jail.h), a cgroup of its own (vmm_cgroup.h)), confined to the system
+// calls it needs (vireo-vmm --seccomp) with no_new_privs, started in a session
+// of its own (so that vireod may die or restart without taking the VMs along),
+// with its console in the VM folder's console.log, its own log in vmm.log, its
+// pid file under `run_dir`/vms/ and its control socket and report in its own
+// `run_dir`/vms/<name>/. The VMM
 // holds an exclusive lock on its folder's `.vireo-lock` from before exec to
 // its exit, so a VM never runs twice, whoever tries. A new vireod adopts the
 // VMMs its predecessor started (reattach). Refusals throw ApiError.
@@ -34,7 +39,16 @@ public:
     // it ended (the VMM's report, or what is known without it).
     using ExitHandler = std::function<void(const std::string& vm, const nlohmann::json& how)>;
 
-    VmmSupervisor(std::filesystem::path run_dir, std::string vmm_binary, ExitHandler on_exit);
+    // How VMMs are jailed: their uids (VmmIdentities in `state_dir`, from
+    // `uid_base` on) and their cgroups' root (nullopt: vireod's own cgroup).
+    struct JailSettings {
+        std::filesystem::path state_dir;
+        uid_t uid_base = kDefaultVmmUidBase;
+        std::optional<std::filesystem::path> cgroup_root;
+    };
+
+    VmmSupervisor(std::filesystem::path run_dir, std::string vmm_binary, const JailSettings& jail,
+                  ExitHandler on_exit);
     ~VmmSupervisor();  // stops watching; the VMMs keep running
     VmmSupervisor(const VmmSupervisor&) = delete;
     VmmSupervisor& operator=(const VmmSupervisor&) = delete;
@@ -65,7 +79,10 @@ private:
         UniqueFd pidfd;
         bool child = false;  // ours to reap; an adopted one is init's
         std::filesystem::path socket;
+        std::optional<std::filesystem::path> cgroup;
     };
+    // The VMM's own folder: its control socket and report, bound in its jail.
+    std::filesystem::path run_folder_of(std::string_view vm) const;
     std::filesystem::path socket_of(std::string_view vm) const;
     std::filesystem::path pid_file_of(std::string_view vm) const;
     std::filesystem::path report_of(std::string_view vm) const;
@@ -75,9 +92,14 @@ private:
     void watch(const std::string& vm, Vmm vmm);
     void run_watcher();
     void ended(const std::string& vm);
+    // Removes what a VMM that has ended leaves behind (its cgroup).
+    void release(const Vmm& vmm);
 
     std::filesystem::path run_dir_;
     std::string vmm_binary_;
+    std::filesystem::path jail_mount_point_;
+    VmmIdentities identities_;
+    VmmCgroups cgroups_;
     ExitHandler on_exit_;
     std::mutex mutex_;
     std::map<std::string, Vmm, std::less<>> vmms_;

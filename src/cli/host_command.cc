@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "cli/vm_command.h"
 #include "kvm/system.h"
 #include "kvm/vm.h"
 
@@ -39,13 +40,14 @@ int check(bool json) {
 }  // namespace
 
 void add_host_command(CLI::App& app) {
-    CLI::App* host = app.add_subcommand("host", "This host's ability to run VMs");
+    CLI::App* host = app.add_subcommand("host", "This host: its ability to run VMs, its agent");
     host->require_subcommand(1);
     auto json = std::make_shared<bool>(false);
     CLI::App* command = host->add_subcommand(
         "check", "Check that KVM is usable here (exit status 0 if so, 2 if not)");
     command->add_flag("--json", *json, "print the result as JSON");
     command->final_callback([json] { throw CLI::RuntimeError(check(*json)); });
+    add_host_show_command(host);
 }
 
 }  // namespace vireo::cli

@@ -6,6 +6,9 @@
 #include <memory>
 #include <thread>
 
+#include <termios.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -19,7 +22,7 @@ namespace {
 using nlohmann::json;
 
 struct VmOptions {
-    std::string socket;
+    ApiTarget target;
     bool json = false;
     std::string name;
     // create
@@ -33,14 +36,16 @@ struct VmOptions {
     // delete
     bool files = false;
     // console
+    bool log = false;
     bool follow = false;
     // event list
     int64_t after = 0;
+    // token create
+    std::string role;
 };
 
 ApiClient client(const VmOptions& options) {
-    return ApiClient(options.socket.empty() ? ApiClient::default_socket()
-                                            : std::filesystem::path(options.socket));
+    return ApiClient(options.target);
 }
 
 void print_vm(const json& vm) {
@@ -177,8 +182,9 @@ int remove(const VmOptions& options) {
     return 0;
 }
 
-// Prints the console from the start; with --follow, goes on until the VM is off.
-int console(const VmOptions& options) {
+// --log: prints the console log from the start; with --follow, goes on until
+// the VM is off.
+int console_log(const VmOptions& options) {
     ApiClient api = client(options);
     int64_t offset = 0;
     while (true) {
@@ -194,6 +200,70 @@ int console(const VmOptions& options) {
             std::this_thread::sleep_for(std::chrono::milliseconds(200));
         }
     }
+}
+
+// Puts a terminal into raw mode (every key goes to the guest) for its life.
+class RawTerminal {
+public:
+    explicit RawTerminal(int fd) : fd_(fd) {
+        if (::isatty(fd_) && ::tcgetattr(fd_, &saved_) == 0) {
+            termios raw = saved_;
+            ::cfmakeraw(&raw);
+            raw.c_oflag |= OPOST;
+            active_ = ::tcsetattr(fd_, TCSANOW, &raw) == 0;
+        }
+    }
+    ~RawTerminal() {
+        if (active_) {
+            ::tcsetattr(fd_, TCSANOW, &saved_);
+        }
+    }
+    RawTerminal(const RawTerminal&) = delete;
+    RawTerminal& operator=(const RawTerminal&) = delete;
+    bool active() const { return active_; }
+
+private:
+    int fd_;
+    termios saved_{};
+    bool active_ = false;
+};
+
+// The VM's serial console, both ways, over a WebSocket: keys go to the guest,
+// its output comes here, until the VM is off or Ctrl-] (as in telnet and
+// virsh console) detaches. Input that is not a terminal is sent as it comes.
+int console(const VmOptions& options) {
+    if (options.log || options.follow) {
+        return console_log(options);
+    }
+    constexpr char kEscapeKey = 0x1d;
+    ApiClient api = client(options);
+    // Asked first for a plain answer when it is not there: Beast does not
+    // pass on why a WebSocket was declined.
+    json vm = api.call("GET", "/v1/vms/" + options.name);
+    if (vm["state"] == "off") {
+        fail("VM '{}' is off: start it to reach its console (--log shows its last one)",
+             options.name);
+    }
+    bool detached = false;
+    {
+        RawTerminal terminal(STDIN_FILENO);
+        if (terminal.active()) {
+            std::cerr << fmt::format("Connected to {}'s console (Ctrl-] detaches)\r\n",
+                                     options.name);
+        }
+        api.websocket(
+            fmt::format("/v1/vms/{}/console", options.name), STDIN_FILENO,
+            [&](std::string_view typed, bool& stop) {
+                size_t escape = typed.find(kEscapeKey);
+                stop = detached = escape != std::string_view::npos;
+                return std::string(typed.substr(0, escape));
+            },
+            [](std::string_view output) { std::cout << output << std::flush; });
+    }
+    if (detached) {
+        std::cerr << fmt::format("\nDetached from {}'s console; it keeps running\n", options.name);
+    }
+    return 0;
 }
 
 int events(const VmOptions& options) {
@@ -212,13 +282,80 @@ int events(const VmOptions& options) {
     return 0;
 }
 
+int host_show(const VmOptions& options) {
+    json host = client(options).call("GET", "/v1/host");
+    if (options.json) {
+        std::cout << host.dump() << std::endl;
+        return 0;
+    }
+    std::cout << fmt::format(
+        "{}: vireod {}, {} VMs ({} running), KVM {}\n", host["hostname"].get<std::string>(),
+        host["version"].get<std::string>(), host["vms"].get<int64_t>(),
+        host["vms_running"].get<int64_t>(), host["kvm"].get<bool>() ? "usable" : "not usable");
+    const json& api = host["api"];
+    if (api["tls"].is_string()) {
+        std::cout << fmt::format("  API on https://{} (certificate SHA-256 {})\n",
+                                 api["tls"].get<std::string>(),
+                                 api["tls_fingerprint"].get<std::string>());
+    }
+    return 0;
+}
+
+int token_create(const VmOptions& options) {
+    json body = {{"name", options.name}, {"role", options.role}};
+    json token = client(options).call("POST", "/v1/tokens", &body);
+    if (options.json) {
+        std::cout << token.dump() << std::endl;
+        return 0;
+    }
+    std::cout << fmt::format(
+        "token '{}' ({}): {}\n(shown this once; the host keeps only its hash)\n",
+        token["name"].get<std::string>(), token["role"].get<std::string>(),
+        token["token"].get<std::string>());
+    return 0;
+}
+
+int token_list(const VmOptions& options) {
+    json answer = client(options).call("GET", "/v1/tokens");
+    if (options.json) {
+        std::cout << answer["tokens"].dump() << std::endl;
+        return 0;
+    }
+    std::cout << fmt::format("{:<24} {:<10} {}\n", "NAME", "ROLE", "CREATED");
+    for (const json& token : answer["tokens"]) {
+        std::cout << fmt::format("{:<24} {:<10} {}\n", token["name"].get<std::string>(),
+                                 token["role"].get<std::string>(),
+                                 token["created"].get<std::string>());
+    }
+    return 0;
+}
+
+int token_delete(const VmOptions& options) {
+    json answer = client(options).call("DELETE", "/v1/tokens/" + options.name);
+    if (options.json) {
+        std::cout << answer.dump() << std::endl;
+    } else {
+        std::cout << fmt::format("token '{}' revoked\n", options.name);
+    }
+    return 0;
+}
+
 // The options every command against vireod takes.
 void common(CLI::App* command, const std::shared_ptr<VmOptions>& options) {
-    command
-        ->add_option("--socket", options->socket,
-                     "vireod's API socket ($VIREO_SOCKET, /run/vireo/vireod.sock)")
-        ->type_name("PATH");
+    add_target_options(command, options->target);
     command->add_flag("--json", options->json, "print the answer as JSON");
+}
+
+void add_console_command(CLI::App* parent, const std::shared_ptr<VmOptions>& options) {
+    CLI::App* command =
+        parent->add_subcommand("console", "The VM's serial console, interactive (Ctrl-] detaches)");
+    command->add_option("name", options->name, "the VM")->required();
+    command->add_flag("--log", options->log,
+                      "print its console log from the start instead (read-only)");
+    command->add_flag("--follow,-f", options->follow,
+                      "print its console log and go on until the VM is off (read-only)");
+    common(command, options);
+    command->final_callback([options] { throw CLI::RuntimeError(console(*options)); });
 }
 
 }  // namespace
@@ -277,11 +414,8 @@ void add_vm_commands(CLI::App& app) {
     common(command, options);
     command->final_callback([options] { throw CLI::RuntimeError(reconfigure(*options)); });
 
-    command = vm->add_subcommand("console", "The VM's console output (read-only for now)");
-    command->add_option("name", options->name, "the VM")->required();
-    command->add_flag("--follow,-f", options->follow, "go on printing until the VM is off");
-    common(command, options);
-    command->final_callback([options] { throw CLI::RuntimeError(console(*options)); });
+    add_console_command(vm, options);
+    add_console_command(&app, options);
 
     command =
         vm->add_subcommand("delete", "Unregister a VM that is off; --files deletes its folder");
@@ -296,6 +430,30 @@ void add_vm_commands(CLI::App& app) {
     command->add_option("--after", options->after, "only events after this id");
     common(command, options);
     command->final_callback([options] { throw CLI::RuntimeError(events(*options)); });
+
+    CLI::App* token = app.add_subcommand("token", "API tokens for remote clients, through vireod");
+    token->require_subcommand(1);
+    command = token->add_subcommand("create", "Make a token (its secret is shown once)");
+    command->add_option("name", options->name, "the token's name")->required();
+    command->add_option("--role", options->role, "admin, or read-only (GET requests only)")
+        ->required()
+        ->check(CLI::IsMember({"admin", "read-only"}));
+    common(command, options);
+    command->final_callback([options] { throw CLI::RuntimeError(token_create(*options)); });
+    command = token->add_subcommand("list", "The tokens (names and roles, never secrets)");
+    common(command, options);
+    command->final_callback([options] { throw CLI::RuntimeError(token_list(*options)); });
+    command = token->add_subcommand("delete", "Revoke a token");
+    command->add_option("name", options->name, "the token")->required();
+    common(command, options);
+    command->final_callback([options] { throw CLI::RuntimeError(token_delete(*options)); });
+}
+
+void add_host_show_command(CLI::App* host) {
+    auto options = std::make_shared<VmOptions>();
+    CLI::App* command = host->add_subcommand("show", "The host, as its vireod sees it");
+    common(command, options);
+    command->final_callback([options] { throw CLI::RuntimeError(host_show(*options)); });
 }
 
 }  // namespace vireo::cli

@@ -9,6 +9,7 @@
 
 #include "base/json_object_reader.h"
 #include "host/api_error.h"
+#include "host/console_session.h"
 
 namespace vireo {
 namespace {
@@ -95,10 +96,37 @@ json event_json(const HostDatabase::Event& event) {
 
 }  // namespace
 
-HostApi::HostApi(HostDatabase& database, VmInventory& inventory, VmmSupervisor& supervisor)
-    : database_(database), inventory_(inventory), supervisor_(supervisor) {}
+HostApi::HostApi(HostDatabase& database, VmInventory& inventory, VmmSupervisor& supervisor,
+                 Listener listener)
+    : database_(database),
+      inventory_(inventory),
+      supervisor_(supervisor),
+      listener_(std::move(listener)) {}
+
+ApiRole HostApi::authorize(const ApiRequest& request) {
+    if (request.local) {
+        return ApiRole::admin;
+    }
+    if (!request.bearer) {
+        refuse(401,
+               "a token is needed: send 'Authorization: Bearer TOKEN' (made on the host with "
+               "vireo token create)");
+    }
+    std::optional<HostDatabase::Token> token =
+        database_.find_token_by_hash(token_hash(*request.bearer));
+    if (!token) {
+        refuse(401, "the token is not valid here (unknown, or deleted)");
+    }
+    ApiRole role = parse_role(token->role).value_or(ApiRole::read_only);
+    if (role == ApiRole::read_only && request.method != "GET") {
+        refuse(403, "the token '{}' is read-only: {} /{} needs an admin token", token->name,
+               request.method, fmt::join(request.path, "/"));
+    }
+    return role;
+}
 
 ApiResponse HostApi::handle(const ApiRequest& request) {
+    ApiRole role = authorize(request);
     const std::vector<std::string>& path = request.path;
     if (path.size() == 1 && path[0] == "metrics" && request.method == "GET") {
         return metrics();
@@ -124,7 +152,35 @@ ApiResponse HostApi::handle(const ApiRequest& request) {
     if (path[1] == "events" && path.size() == 2 && request.method == "GET") {
         return events(request);
     }
+    if (path[1] == "tokens" && path.size() <= 3) {
+        if (role != ApiRole::admin) {
+            refuse(403, "only an admin token sees or changes tokens");
+        }
+        return tokens(request);
+    }
     refuse_unknown_path(request);
+}
+
+std::unique_ptr<WebSocketSession> HostApi::open_websocket(const ApiRequest& request) {
+    const std::vector<std::string>& path = request.path;
+    if (path.size() != 4 || path[0] != "v1" || path[1] != "vms" || path[3] != "console") {
+        refuse(404, "no WebSocket at /{} (the console is at /v1/vms/NAME/console)",
+               fmt::join(path, "/"));
+    }
+    if (authorize(request) != ApiRole::admin) {
+        refuse(403, "the console types into the VM: it needs an admin token");
+    }
+    VmEntry vm = inventory_.get(path[2]);
+    if (!supervisor_.running(vm.name)) {
+        refuse(409, "VM '{}' is off: start it to reach its console", vm.name);
+    }
+    // By default the last few lines, so that the prompt shows at once.
+    constexpr int64_t kRecentBytes = 4096;
+    std::error_code error;
+    auto size = static_cast<int64_t>(std::filesystem::file_size(vm.console_log(), error));
+    int64_t offset = query_number(request, "offset",
+                                  error ? 0 : std::max<int64_t>(0, size - kRecentBytes), INT64_MAX);
+    return std::make_unique<ConsoleSession>(supervisor_, vm.name, vm.console_log(), offset);
 }
 
 json HostApi::describe(const VmEntry& vm, bool with_runtime) {
@@ -156,7 +212,13 @@ ApiResponse HostApi::host() {
              {"version", "0.1"},
              {"vms", vms.size()},
              {"vms_running", running},
-             {"kvm", ::access("/dev/kvm", R_OK | W_OK) == 0}}};
+             {"kvm", ::access("/dev/kvm", R_OK | W_OK) == 0},
+             {"api",
+              {{"unix", true},
+               {"tls", listener_.address.empty() ? json(nullptr) : json(listener_.address)},
+               {"tls_fingerprint", listener_.tls_fingerprint.empty()
+                                       ? json(nullptr)
+                                       : json(listener_.tls_fingerprint)}}}}};
 }
 
 ApiResponse HostApi::vms(const ApiRequest& request) {
@@ -336,6 +398,66 @@ ApiResponse HostApi::metrics() {
                             family.type, family.samples);
     }
     return ApiResponse::plain(text);
+}
+
+ApiResponse HostApi::tokens(const ApiRequest& request) {
+    if (request.path.size() == 3) {
+        if (request.method != "DELETE") {
+            refuse(405, "{} is not allowed on a token (DELETE revokes it)", request.method);
+        }
+        if (!database_.delete_token(request.path[2])) {
+            refuse(404, "no token named '{}'", request.path[2]);
+        }
+        database_.add_event("", "token.deleted",
+                            fmt::format("token '{}' revoked", request.path[2]));
+        return {200, {{"deleted", request.path[2]}}};
+    }
+    if (request.method == "GET") {
+        json list = json::array();
+        for (const HostDatabase::Token& token : database_.tokens()) {
+            list.push_back(
+                {{"name", token.name}, {"role", token.role}, {"created", token.created}});
+        }
+        return {200, {{"tokens", list}}};
+    }
+    if (request.method != "POST") {
+        refuse(405, "{} is not allowed on /v1/tokens (GET lists, POST makes one)", request.method);
+    }
+    json body = body_object(request);
+    std::string name, role_text;
+    try {
+        const std::string source = "body";
+        ObjectReader reader(body, "", source);
+        name = reader.required_string("name", "the token's name");
+        role_text = reader.required_string("role", "admin or read-only");
+        reader.refuse_unknown_fields();
+    } catch (const Error& error) {
+        refuse(400, "{}", error.what());
+    }
+    if (auto problem = VmInventory::name_problem(name)) {
+        refuse(400,
+               "name: '{}' is not a token name: 1 to 64 of A-Z a-z 0-9 - _ ., starting "
+               "with a letter or digit",
+               name);
+    }
+    std::optional<ApiRole> role = parse_role(role_text);
+    if (!role) {
+        refuse(400, "role: '{}' is neither admin nor read-only", role_text);
+    }
+    std::string secret = new_token_secret();
+    HostDatabase::Token token{name, std::string(role_name(*role)), utc_now()};
+    try {
+        database_.transaction([&] {
+            database_.insert_token(token, token_hash(secret));
+            database_.add_event("", "token.created",
+                                fmt::format("token '{}' ({}) made", name, token.role));
+        });
+    } catch (const Error& error) {
+        refuse(409, "{}", error.what());
+    }
+    // The secret is shown this once: the host keeps only its hash.
+    return {201,
+            {{"name", name}, {"role", token.role}, {"created", token.created}, {"token", secret}}};
 }
 
 ApiResponse HostApi::events(const ApiRequest& request) {

@@ -1,6 +1,9 @@
 #pragma once
 
+#include <memory>
+
 #include "host/api_server.h"
+#include "host/api_tokens.h"
 #include "host/host_database.h"
 #include "host/vm_inventory.h"
 #include "host/vmm_supervisor.h"
@@ -15,16 +18,33 @@ namespace vireo {
 //   PATCH  /v1/vms/NAME                  change vcpus, memory_mib, boot while it is off
 //   DELETE /v1/vms/NAME[?files=true]     unregister it, or delete its folder too
 //   POST   /v1/vms/NAME/start|stop|reset|shutdown|pause|resume
-//   GET    /v1/vms/NAME/console[?offset=N] its console log from that byte on
+//   GET    /v1/vms/NAME/console[?offset=N] its console log from that byte on;
+//                                        as a WebSocket: the console, both ways
 //   GET    /v1/events[?after=ID&limit=N] the event log, oldest first
+//   GET    /v1/tokens, POST /v1/tokens {"name", "role"}, DELETE /v1/tokens/NAME
 //   GET    /metrics                      Prometheus text: per VM and host totals
+// The Unix socket is root's: everything is allowed there. Over TCP a request
+// carries a bearer token (401 without a valid one); a read-only token may
+// only GET (403), and only an admin token sees or changes tokens.
 class HostApi {
 public:
-    HostApi(HostDatabase& database, VmInventory& inventory, VmmSupervisor& supervisor);
+    // What /v1/host says of the TCP listener (empty: there is none).
+    struct Listener {
+        std::string address;
+        std::string tls_fingerprint;
+    };
+
+    HostApi(HostDatabase& database, VmInventory& inventory, VmmSupervisor& supervisor,
+            Listener listener);
 
     ApiResponse handle(const ApiRequest& request);
+    // A WebSocket to /v1/vms/NAME/console[?offset=N] (admin: it types).
+    std::unique_ptr<WebSocketSession> open_websocket(const ApiRequest& request);
 
 private:
+    // Who sent the request; 401 without a valid token over TCP, 403 for a
+    // read-only token asking for more than a GET.
+    ApiRole authorize(const ApiRequest& request);
     nlohmann::json describe(const VmEntry& vm, bool with_runtime);
     ApiResponse vms(const ApiRequest& request);
     ApiResponse vm(const ApiRequest& request);
@@ -32,11 +52,13 @@ private:
     ApiResponse console(const ApiRequest& request);
     ApiResponse metrics();
     ApiResponse events(const ApiRequest& request);
+    ApiResponse tokens(const ApiRequest& request);
     ApiResponse host();
 
     HostDatabase& database_;
     VmInventory& inventory_;
     VmmSupervisor& supervisor_;
+    Listener listener_;
 };
 
 }  // namespace vireo

@@ -1,6 +1,7 @@
 #include "host/host_database.h"
 
 #include <ctime>
+#include <iterator>
 
 #include "base/error.h"
 
@@ -57,9 +58,11 @@ private:
 
 namespace {
 
-// Version 1: the VM registry and the event log.
-constexpr int kSchemaVersion = 1;
-constexpr const char* kSchema = R"sql(
+// The schema, one step per version: a database at version N gets the steps
+// after N, each in a transaction, so that an older host's state is kept.
+// 1: the VM registry and the event log. 2: the API's tokens.
+constexpr const char* kSchemaSteps[] = {
+    R"sql(
 CREATE TABLE vms (
     name      TEXT PRIMARY KEY,
     datastore TEXT NOT NULL,
@@ -74,7 +77,17 @@ CREATE TABLE events (
     message TEXT NOT NULL
 );
 PRAGMA user_version = 1;
-)sql";
+)sql",
+    R"sql(
+CREATE TABLE tokens (
+    name    TEXT PRIMARY KEY,
+    role    TEXT NOT NULL CHECK (role IN ('admin', 'read-only')),
+    hash    TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL
+);
+PRAGMA user_version = 2;
+)sql"};
+constexpr int kSchemaVersion = std::size(kSchemaSteps);
 
 HostDatabase::VmStage parse_stage(const std::string& text) {
     if (text == "creating") {
@@ -114,11 +127,12 @@ HostDatabase::HostDatabase(const std::filesystem::path& file) : file_(file) {
         Statement version(*this, "PRAGMA user_version");
         version.step();
         int64_t found = version.number(0);
-        if (found == 0) {
-            transaction([&] { execute(kSchema); });
-        } else if (found != kSchemaVersion) {
-            fail("host database {}: schema version {}, this vireod knows {}", file_.string(), found,
-                 kSchemaVersion);
+        if (found > kSchemaVersion) {
+            fail("host database {}: schema version {} is newer than this vireod's ({})",
+                 file_.string(), found, kSchemaVersion);
+        }
+        for (int64_t step = found; step < kSchemaVersion; ++step) {
+            transaction([&] { execute(kSchemaSteps[step]); });
         }
     } catch (...) {
         sqlite3_close(db_);
@@ -239,6 +253,47 @@ std::vector<HostDatabase::Event> HostDatabase::events(int64_t after, size_t limi
             {query.number(0), query.text(1), query.text(2), query.text(3), query.text(4)});
     }
     return events;
+}
+
+void HostDatabase::insert_token(const Token& token, std::string_view hash) {
+    std::lock_guard lock(mutex_);
+    Statement find(*this, "SELECT 1 FROM tokens WHERE name = ?1");
+    find.bind(1, token.name);
+    if (find.step()) {
+        fail("a token named '{}' exists already", token.name);
+    }
+    Statement insert(*this,
+                     "INSERT INTO tokens (name, role, hash, created) VALUES (?1, ?2, ?3, ?4)");
+    insert.bind(1, token.name).bind(2, token.role).bind(3, hash).bind(4, token.created);
+    insert.step();
+}
+
+std::optional<HostDatabase::Token> HostDatabase::find_token_by_hash(std::string_view hash) {
+    std::lock_guard lock(mutex_);
+    Statement query(*this, "SELECT name, role, created FROM tokens WHERE hash = ?1");
+    query.bind(1, hash);
+    if (!query.step()) {
+        return std::nullopt;
+    }
+    return Token{query.text(0), query.text(1), query.text(2)};
+}
+
+std::vector<HostDatabase::Token> HostDatabase::tokens() {
+    std::lock_guard lock(mutex_);
+    Statement query(*this, "SELECT name, role, created FROM tokens ORDER BY name");
+    std::vector<Token> tokens;
+    while (query.step()) {
+        tokens.push_back({query.text(0), query.text(1), query.text(2)});
+    }
+    return tokens;
+}
+
+bool HostDatabase::delete_token(std::string_view name) {
+    std::lock_guard lock(mutex_);
+    Statement remove(*this, "DELETE FROM tokens WHERE name = ?1");
+    remove.bind(1, name);
+    remove.step();
+    return sqlite3_changes(db_) > 0;
 }
 
 }  // namespace vireo

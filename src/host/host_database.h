@@ -15,7 +15,8 @@ namespace vireo {
 
 // The host agent's own state in one SQLite database, `<state dir>/vireod.db`:
 // which VM folders are registered and where they are in their life (being
-// created, registered, being deleted), and the events of the host. The VM
+// created, registered, being deleted), the events of the host and the API's
+// tokens. The VM
 // folders on the datastores stay the source of truth for what a VM is; this
 // says which of them this host owns. Every change is one transaction, so a
 // crash (kill -9 of vireod) leaves each VM either before or after it.
@@ -37,6 +38,12 @@ public:
         std::string vm;    // empty: about the host
         std::string kind;  // "vm.created", "vm.started", ...
         std::string message;
+    };
+    // An API token; the database keeps only its secret's hash (api_tokens.h).
+    struct Token {
+        std::string name;
+        std::string role;  // "admin" or "read-only"
+        std::string created;
     };
 
     // Opens (creating) the database; throws vireo::Error naming the file.
@@ -62,6 +69,13 @@ public:
     Event add_event(std::string_view vm, std::string_view kind, std::string_view message);
     // Events with an id above `after`, oldest first, at most `limit`.
     std::vector<Event> events(int64_t after, size_t limit);
+
+    // Throws vireo::Error when the name is taken.
+    void insert_token(const Token& token, std::string_view hash);
+    std::optional<Token> find_token_by_hash(std::string_view hash);
+    std::vector<Token> tokens();
+    // False when there was no such token.
+    bool delete_token(std::string_view name);
 
     static std::string_view stage_name(VmStage stage);
 

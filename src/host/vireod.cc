@@ -1,7 +1,7 @@
 // vireod, the host agent: owns this host's VMs (folders on its datastores),
 // runs each powered-on VM as a vireo-vmm process, and serves the REST API
-// (host_api.h) on a Unix socket. Runs in the foreground (systemd's
-// Type=simple, or a test); its VMs outlive it, and the next vireod adopts them.
+// (host_api.h) on a Unix socket and, with --listen, on TCP with TLS. Runs in the foreground
+// (systemd's Type=simple, or a test); its VMs outlive it, and the next vireod adopts them.
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -17,6 +17,7 @@
 #include "host/datastore_registry.h"
 #include "host/host_api.h"
 #include "host/host_database.h"
+#include "host/tls_identity.h"
 #include "host/vm_inventory.h"
 #include "host/vmm_control.h"
 #include "host/vmm_supervisor.h"
@@ -43,8 +44,14 @@ UniqueFd lock_state(const std::filesystem::path& state_dir) {
     return fd;
 }
 
+struct Listen {
+    std::string address;  // empty: the Unix socket only
+    std::filesystem::path certificate;
+    std::filesystem::path key;
+};
+
 int serve(const std::filesystem::path& state_dir, const std::filesystem::path& run_dir,
-          const std::filesystem::path& socket, const std::string& vmm,
+          const std::filesystem::path& socket, const std::string& vmm, const Listen& listen,
           const VmmSupervisor::JailSettings& jail) {
     UniqueFd lock = lock_state(state_dir);
     HostDatabase database(state_dir / "vireod.db");
@@ -60,10 +67,23 @@ int serve(const std::filesystem::path& state_dir, const std::filesystem::path& r
                             detail.empty() ? "" : " (" + detail + ")"));
         });
     supervisor.reattach(inventory.list());
-    HostApi api(database, inventory, supervisor);
-    ApiServer server(socket, [&](const ApiRequest& request) { return api.handle(request); });
+    HostApi::Listener listener;
+    std::optional<TlsIdentity> identity;
+    if (!listen.address.empty()) {
+        identity = tls_identity(state_dir, listen.certificate, listen.key);
+        listener = {listen.address, identity->fingerprint};
+    }
+    HostApi api(database, inventory, supervisor, listener);
+    ApiServer server([&](const ApiRequest& request) { return api.handle(request); },
+                     [&](const ApiRequest& request) { return api.open_websocket(request); });
+    server.listen_unix(socket);
     spdlog::info("vireod: serving {} (state {}, VMMs {})", socket.string(), state_dir.string(),
                  vmm);
+    if (identity) {
+        server.listen_tls(listen.address, *identity);
+        spdlog::info("vireod: serving https://{} with TLS (certificate {}, SHA-256 {})",
+                     listen.address, identity->certificate.string(), identity->fingerprint);
+    }
     server.run();
     spdlog::info("vireod: stopped; running VMs keep running");
     return 0;
@@ -73,7 +93,7 @@ int serve(const std::filesystem::path& state_dir, const std::filesystem::path& r
 }  // namespace vireo
 
 int main(int argc, char** argv) {
-    CLI::App app{"vireod: the Vireo host agent (REST API on a Unix socket)"};
+    CLI::App app{"vireod: the Vireo host agent (REST API on a Unix socket, and TCP with TLS)"};
     std::string state_dir = vireo::DatastoreRegistry::default_state_dir().string();
     std::string run_dir = vireo::default_run_dir().string();
     std::string socket;
@@ -87,6 +107,14 @@ int main(int argc, char** argv) {
                    "runtime files: VMM sockets and pid files ($VIREO_RUN_DIR, /run/vireo)");
     app.add_option("--socket", socket, "the API's Unix socket (default RUN_DIR/vireod.sock)");
     app.add_option("--vmm", vmm, "the vireo-vmm binary (default: next to vireod, or $VIREO_VMM)");
+    vireo::Listen listen;
+    app.add_option("--listen", listen.address,
+                   "also serve the API on TCP with TLS and tokens, e.g. [::]:8443 or "
+                   "192.0.2.10:8443");
+    app.add_option("--tls-cert", listen.certificate,
+                   "the TLS certificate (PEM; default: the host's own, made self-signed in "
+                   "STATE_DIR/tls)");
+    app.add_option("--tls-key", listen.key, "the TLS certificate's private key (PEM)");
     app.add_option("--vmm-uid-base", vmm_uid_base,
                    "the first uid and gid of the VMMs; each VM has its own from there")
         ->capture_default_str();
@@ -106,7 +134,7 @@ int main(int argc, char** argv) {
         }
         return vireo::serve(state, run,
                             socket.empty() ? run / "vireod.sock" : std::filesystem::path(socket),
-                            vmm.empty() ? vireo::vmm_binary() : vmm, jail);
+                            vmm.empty() ? vireo::vmm_binary() : vmm, listen, jail);
     } catch (const vireo::Error& error) {
         std::cerr << "vireod: " << error.what() << std::endl;
         return 2;

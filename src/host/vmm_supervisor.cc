@@ -357,10 +357,11 @@ std::filesystem::path VmmSupervisor::socket_for_request(std::string_view vm) {
     return found->second.socket;
 }
 
-nlohmann::json VmmSupervisor::request(std::string_view vm, const std::string& command) {
+nlohmann::json VmmSupervisor::request(std::string_view vm, const std::string& command,
+                                      const nlohmann::json& arguments) {
     std::filesystem::path socket = socket_for_request(vm);
     try {
-        return vmm_request(socket, command);
+        return vmm_request(socket, command, arguments);
     } catch (const ApiError&) {
         throw;
     } catch (const Error& error) {
@@ -402,6 +403,10 @@ void VmmSupervisor::pause(std::string_view vm) {
 }
 void VmmSupervisor::resume(std::string_view vm) {
     request(vm, "resume");
+}
+
+size_t VmmSupervisor::console_input(std::string_view vm, const std::string& hex) {
+    return request(vm, "console-input", {{"hex", hex}}).value("accepted", size_t{0});
 }
 
 bool VmmSupervisor::running(std::string_view vm) {

@@ -72,6 +72,9 @@ public:
     // The VMM's `info` (state, vCPUs, memory, devices), with its pid; nullopt
     // when the VM is off.
     std::optional<nlohmann::json> info(std::string_view vm);
+    // Hands typed bytes (in hex) to the VM's serial port; returns how many its
+    // receive FIFO took. 409 when the VM is off.
+    size_t console_input(std::string_view vm, const std::string& hex);
 
 private:
     struct Vmm {
@@ -88,7 +91,8 @@ private:
     std::filesystem::path report_of(std::string_view vm) const;
     // The running VMM's socket; 409 when the VM is off.
     std::filesystem::path socket_for_request(std::string_view vm);
-    nlohmann::json request(std::string_view vm, const std::string& command);
+    nlohmann::json request(std::string_view vm, const std::string& command,
+                           const nlohmann::json& arguments = nlohmann::json::object());
     void watch(const std::string& vm, Vmm vmm);
     void run_watcher();
     void ended(const std::string& vm);

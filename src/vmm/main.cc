@@ -5,6 +5,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -17,6 +18,7 @@
 
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "devices/legacy/serial_8250.h"
 #include "vmm/console.h"
 #include "vmm/control_server.h"
 #include "vmm/event_loop.h"
@@ -42,6 +44,30 @@ UniqueFd block_termination_signals() {
         fail_errno("signalfd");
     }
     return fd;
+}
+
+// The bytes of a console-input request: "hex", up to kMaxConsoleInput bytes.
+std::vector<uint8_t> console_input_bytes(const nlohmann::json& request) {
+    constexpr size_t kMaxConsoleInput = 4096;
+    const auto found = request.find("hex");
+    if (found == request.end() || !found->is_string()) {
+        fail("console-input needs \"hex\": the bytes for the guest, in hex");
+    }
+    const std::string& text = found->get_ref<const std::string&>();
+    if (text.size() % 2 != 0 || text.size() > 2 * kMaxConsoleInput) {
+        fail("console-input: \"hex\" must be an even number of hex digits, at most {}",
+             2 * kMaxConsoleInput);
+    }
+    std::vector<uint8_t> bytes(text.size() / 2);
+    for (size_t i = 0; i < bytes.size(); ++i) {
+        auto [end, error] =
+            std::from_chars(text.data() + 2 * i, text.data() + 2 * i + 2, bytes[i], 16);
+        if (error != std::errc() || end != text.data() + 2 * i + 2) {
+            fail("console-input: \"hex\" has '{}' at {}, not a hex digit pair",
+                 text.substr(2 * i, 2), 2 * i);
+        }
+    }
+    return bytes;
 }
 
 // The VMM's life: wait for a definition (unless it came as a file), run the
@@ -83,6 +109,13 @@ public:
         control_->on("shutdown", [this](const nlohmann::json&) {
             machine().press_power_button();
             return nlohmann::json{{"state", "power button pressed"}};
+        });
+        // {"command": "console-input", "hex": "6c730d"}: keys for the serial
+        // port. It takes what its receive FIFO has room for now ("accepted");
+        // the caller sends the rest again, so nothing typed is dropped.
+        control_->on("console-input", [this](const nlohmann::json& request) {
+            std::vector<uint8_t> bytes = console_input_bytes(request);
+            return nlohmann::json{{"accepted", machine().serial().enqueue_input(bytes)}};
         });
         // {"command": "set-link", "nic": 0, "up": false}: unplug a vNIC's cable.
         control_->on("set-link", [this](const nlohmann::json& request) {

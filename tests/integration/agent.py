@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -55,7 +56,11 @@ class OpenApi:
                 if str(status) not in responses:
                     raise AssertionError(f"{method} {target}: status {status} is not documented "
                                          f"(documented: {sorted(responses)}): {body}")
-                content = responses[str(status)]["content"]
+                response = responses[str(status)]
+                if "$ref" in response:  # "#/components/responses/NAME"
+                    response = self.document["components"]["responses"][
+                        response["$ref"].split("/")[-1]]
+                content = response["content"]
                 if content_type not in content:
                     raise AssertionError(f"{method} {target}: {status} as {content_type}, "
                                          f"documented as {sorted(content)}")
@@ -87,13 +92,14 @@ class Agent:
         return dict(os.environ, VIREO_STATE_DIR=self.state, VIREO_RUN_DIR=self.run_dir,
                     VIREO_SOCKET=self.socket)
 
-    def start(self):
+    def start(self, *arguments):
         if os.path.exists(self.socket):
             os.unlink(self.socket)  # a killed vireod's; the new one replaces it anyway
         self.log = open(os.path.join(self.root, "vireod.log"), "a")
         self.process = subprocess.Popen([VIREOD, "--state-dir", self.state, "--run-dir",
-                                         self.run_dir], stdout=self.log, stderr=subprocess.STDOUT,
-                                        env=self.env(), start_new_session=True)
+                                         self.run_dir, *arguments], stdout=self.log,
+                                        stderr=subprocess.STDOUT, env=self.env(),
+                                        start_new_session=True)
         vmtest.wait_until(lambda: os.path.exists(self.socket) or self.process.poll() is not None,
                           timeout=30, what="vireod's socket")
         if self.process.poll() is not None:
@@ -112,10 +118,32 @@ class Agent:
             self.log.close()
         self.process = None
 
-    def request(self, method, target, body=None, raw=None, headers=None):
+    def listen(self):
+        """Starts vireod serving TCP with TLS too, on a free loopback port;
+        returns its port."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.start("--listen", f"127.0.0.1:{self.port}")
+        vmtest.wait_until(lambda: "with TLS" in self.log_text(), timeout=30,
+                          what="vireod's TLS listener")
+        self.certificate = os.path.join(self.state, "tls", "host.crt")
+        return self.port
+
+    def tls_connection(self):
+        context = ssl.create_default_context(cafile=self.certificate)
+        return http.client.HTTPSConnection("localhost", self.port, context=context, timeout=60)
+
+    def request(self, method, target, body=None, raw=None, headers=None, token=None):
         """(status, body: JSON, or text for text/plain); the answer is checked
-        against the OpenAPI document."""
-        connection = UnixConnection(self.socket)
+        against the OpenAPI document. With a token: over TCP with TLS."""
+        if token is None:
+            connection = UnixConnection(self.socket)
+        else:
+            connection = self.tls_connection()
+            headers = dict(headers or {})
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
         payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
         connection.request(method, target, body=payload, headers=headers or {})
         response = connection.getresponse()
@@ -126,9 +154,9 @@ class Agent:
         self.api.check(method, target, response.status, data, content_type)
         return response.status, data
 
-    def cli(self, *arguments, check=True):
+    def cli(self, *arguments, check=True, input=None):
         result = subprocess.run([vmtest.VIREO, *arguments], capture_output=True, text=True,
-                                env=self.env(), timeout=120)
+                                env=self.env(), timeout=120, input=input)
         if check and result.returncode != 0:
             raise AssertionError(f"vireo {' '.join(arguments)} exited {result.returncode}: "
                                  f"{result.stderr}")

@@ -1,14 +1,18 @@
 """vireod, the host agent, without VMs running: the inventory through its
 REST API and through `vireo vm`, refusals (400 naming the field, 404, 405,
 409, 413) that write nothing, the inventory kept across SIGTERM and SIGKILL,
-one agent per state folder, and every answer checked against
+one agent per state folder, remote clients over TLS with admin and
+read-only tokens (401, 403), and every answer checked against
 docs/api/openapi.json, whose every operation this test calls. Power
 operations are called too: on a host without KVM start answers 500 with the
 VMM's reason (agent_vm_test.py runs VMs)."""
 
+import hashlib
 import json
 import os
 import signal
+import sqlite3
+import ssl
 import subprocess
 import unittest
 
@@ -195,6 +199,112 @@ class AgentTest(unittest.TestCase):
         result = self.agent.cli("vm", "list", check=False)
         self.assertEqual(result.returncode, 2)
         self.assertIn("cannot reach vireod at", result.stderr)
+
+    def test_remote_clients_need_tls_and_a_token(self):
+        self.agent.stop()
+        port = self.agent.listen()
+        status, host = self.agent.request("GET", "/v1/host")
+        with open(self.agent.certificate) as file:
+            der = ssl.PEM_cert_to_DER_cert(file.read())
+        fingerprint = ":".join(f"{byte:02X}" for byte in hashlib.sha256(der).digest())
+        self.assertEqual(host["api"], {"unix": True, "tls": f"127.0.0.1:{port}",
+                                       "tls_fingerprint": fingerprint})
+        self.assertEqual(os.stat(os.path.join(self.agent.state, "tls", "host.key")).st_mode
+                         & 0o777, 0o600)
+
+        # Tokens are made on the Unix socket (root's); their secrets are shown once.
+        status, admin = self.agent.request("POST", "/v1/tokens", {"name": "ops", "role": "admin"})
+        self.assertEqual(status, 201)
+        reader = json.loads(self.agent.cli("token", "create", "viewer", "--role", "read-only",
+                                           "--json").stdout)
+        self.assertEqual(reader["role"], "read-only")
+        self.assertEqual(self.agent.request("POST", "/v1/tokens",
+                                            {"name": "ops", "role": "admin"})[0], 409)
+        status, answer = self.agent.request("POST", "/v1/tokens", {"name": "x", "role": "root"})
+        self.assertEqual(status, 400)
+        self.assertIn("role", answer["error"])
+        self.assertEqual(self.agent.request("POST", "/v1/tokens",
+                                            {"name": "../x", "role": "admin"})[0], 400)
+        status, listed = self.agent.request("GET", "/v1/tokens")
+        self.assertEqual([token["name"] for token in listed["tokens"]], ["ops", "viewer"])
+        # The host keeps hashes only.
+        with open(os.path.join(self.agent.state, "vireod.db"), "rb") as file:
+            database = file.read()
+        for secret in (admin["token"], reader["token"]):
+            self.assertNotIn(secret.encode(), database)
+        connection = sqlite3.connect(os.path.join(self.agent.state, "vireod.db"))
+        hashes = {row[0] for row in connection.execute("SELECT hash FROM tokens")}
+        connection.close()
+        self.assertEqual(hashes, {hashlib.sha256(token["token"].encode()).hexdigest()
+                                  for token in (admin, reader)})
+
+        # Over TCP: no token 401 (with a challenge), a wrong one 401, read-only
+        # may GET only, admin everything.
+        connection = self.agent.tls_connection()
+        connection.request("GET", "/v1/vms")
+        response = connection.getresponse()
+        self.assertEqual((response.status, response.getheader("WWW-Authenticate")),
+                         (401, 'Bearer realm="vireod"'))
+        connection.close()
+        self.assertEqual(self.agent.request("GET", "/v1/vms", token="")[0], 401)
+        self.assertEqual(self.agent.request("GET", "/v1/vms", token="vireo_" + "0" * 64)[0], 401)
+        self.assertEqual(self.agent.request("GET", "/metrics", token=reader["token"])[0], 200)
+        self.assertEqual(self.agent.request("GET", "/v1/vms", token=reader["token"])[0], 200)
+        status, answer = self.agent.request("POST", "/v1/vms", token=reader["token"], body={
+            "name": "web", "datastore": "ds1", "definition": definition()})
+        self.assertEqual(status, 403)
+        self.assertIn("read-only", answer["error"])
+        self.assertFalse(os.path.exists(os.path.join(self.agent.datastore, "web")))
+        self.assertEqual(self.agent.request("GET", "/v1/tokens", token=reader["token"])[0], 403)
+        self.assertEqual(self.agent.request("POST", "/v1/vms", token=admin["token"], body={
+            "name": "web", "datastore": "ds1", "definition": definition()})[0], 201)
+        status, answer = self.agent.request("POST", "/v1/vms/web/start", token=reader["token"])
+        self.assertEqual(status, 403)
+
+        # The CLI from afar: --host with the host's certificate, or the environment.
+        remote = ["--host", f"https://localhost:{port}", "--ca-cert", self.agent.certificate]
+        listed = self.agent.cli("vm", "list", "--json", *remote, "--token", reader["token"])
+        self.assertEqual([vm["name"] for vm in json.loads(listed.stdout)], ["web"])
+        env = dict(self.agent.env(), VIREO_HOST=f"https://127.0.0.1:{port}",
+                   VIREO_CA_CERT=self.agent.certificate, VIREO_TOKEN=admin["token"])
+        shown = subprocess.run([vmtest.VIREO, "host", "show"], env=env, capture_output=True,
+                               text=True, timeout=60)
+        self.assertEqual(shown.returncode, 0, shown.stderr)
+        self.assertIn(fingerprint, shown.stdout)
+        refused = self.agent.cli("vm", "delete", "web", *remote, "--token", reader["token"],
+                                 check=False)
+        self.assertEqual(refused.returncode, 2)
+        self.assertIn("read-only", refused.stderr)
+        untrusted = self.agent.cli("vm", "list", "--host", f"https://localhost:{port}",
+                                   "--token", admin["token"], check=False)
+        self.assertIn("certificate verify failed", untrusted.stderr)
+        self.assertIn("--ca-cert", untrusted.stderr)
+        plain = self.agent.cli("vm", "list", "--host", f"http://localhost:{port}", check=False)
+        self.assertIn("give an https:// URL", plain.stderr)
+        # A console is typed into: not for read-only tokens, nor for a VM that is off.
+        upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+        for token, expected in ((None, 401), (reader["token"], 403), (admin["token"], 409)):
+            connection = self.agent.tls_connection()
+            headers = dict(upgrade, **({"Authorization": f"Bearer {token}"} if token else {}))
+            connection.request("GET", "/v1/vms/web/console", headers=headers)
+            self.assertEqual(connection.getresponse().status, expected, token)
+            connection.close()
+        console = self.agent.cli("console", "web", *remote, "--token", admin["token"],
+                                 check=False)
+        self.assertIn("VM 'web' is off", console.stderr)
+
+        # Revoked: 401 from now on; tokens survive a restart of the agent.
+        self.agent.stop()
+        self.agent.listen()
+        self.assertEqual(self.agent.request("DELETE", "/v1/tokens/viewer")[0], 200)
+        self.assertEqual(self.agent.request("DELETE", "/v1/tokens/viewer")[0], 404)
+        self.assertEqual(self.agent.request("GET", "/v1/vms", token=reader["token"])[0], 401)
+        self.assertEqual(self.agent.request("GET", "/v1/vms", token=admin["token"])[0], 200)
+        self.assertIn("ops", self.agent.cli("token", "list").stdout)
+        # The same certificate as before: made once, kept.
+        self.assertEqual(self.agent.request("GET", "/v1/host")[1]["api"]["tls_fingerprint"],
+                         fingerprint)
 
     @classmethod
     def tearDownClass(cls):

@@ -4,7 +4,9 @@ folder's console.log, pause and resume, a VMM killed by SIGSYS reported as
 its seccomp policy's doing, a hard stop and
 its event; vireod killed with SIGKILL while a VM runs leaves the VM running,
 and the next vireod adopts it and can stop it; two clients starting one VM at
-once: exactly one succeeds; a VM whose folder another VMM holds is refused."""
+once: exactly one succeeds; a VM whose folder another VMM holds is refused;
+the serial console both ways over a WebSocket, on the Unix socket and over
+TLS with a token (`vireo console`, Ctrl-] detaches)."""
 
 import os
 import signal
@@ -29,6 +31,10 @@ class AgentVmTest(unittest.TestCase):
             "definition": {"vcpus": 1, "memory_mib": 64, "boot": {"kernel": KERNEL}}})
         self.assertEqual(status, 201)
         self.console = os.path.join(self.agent.datastore, "echo", "console.log")
+
+    def console_bytes(self):
+        with open(self.console, "rb") as file:
+            return file.read()
 
     def state(self):
         return self.agent.request("GET", "/v1/vms/echo")[1]
@@ -85,6 +91,38 @@ class AgentVmTest(unittest.TestCase):
         self.assertEqual(kinds[-1], "vm.powered-off")
         self.assertIn("vm.paused", kinds)
         self.assertIn("vm.started", kinds)
+
+    def test_the_console_both_ways_locally_and_from_afar(self):
+        self.agent.stop()
+        port = self.agent.listen()
+        token = self.agent.request("POST", "/v1/tokens", {"name": "ops", "role": "admin"})[1]
+        self.agent.cli("vm", "start", "echo")
+        vmtest.wait_until(lambda: b"READY" in self.console_bytes(), what="the guest's READY")
+        # Typed into the console: the guest answers; Ctrl-] detaches, the VM runs on.
+        console = subprocess.Popen([vmtest.VIREO, "console", "echo"], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env=self.agent.env())
+        self.addCleanup(console.kill)
+        console.stdin.write(b"hello\n")
+        console.stdin.flush()
+        vmtest.wait_until(lambda: b"echo: hello" in self.console_bytes(),
+                          what="the guest's answer")
+        time.sleep(0.5)  # a few of the session's polls: the answer reaches the client
+        output, errors = console.communicate(b"\x1d", timeout=60)
+        self.assertEqual(console.returncode, 0, errors)
+        self.assertIn(b"READY", output)  # the last lines, shown at once
+        self.assertIn(b"echo: hello", output)
+        self.assertIn(b"Detached from echo's console", errors)
+        self.assertEqual(self.state()["state"], "running")
+        # From afar with a token; the session ends when the guest powers off.
+        remote = self.agent.cli("vm", "console", "echo", "--host", f"https://localhost:{port}",
+                                "--ca-cert", self.agent.certificate, "--token", token["token"],
+                                input="over tls\nquit\n")
+        self.assertIn("echo: over tls", remote.stdout)
+        vmtest.wait_until(lambda: self.state()["state"] == "off", what="the VM off after quit")
+        log = self.agent.cli("vm", "console", "echo", "--log").stdout
+        self.assertIn("echo: hello", log)
+        self.assertIn("echo: over tls", log)
 
     def test_a_vmm_killed_by_its_seccomp_policy_is_reported(self):
         # What the kernel does to a confined VMM at a forbidden system call

@@ -42,6 +42,11 @@ struct VmOptions {
     int64_t after = 0;
     // token create
     std::string role;
+    // clone, snapshot, task
+    std::string other;  // the clone's or the snapshot's name
+    bool linked = false;
+    bool no_wait = false;
+    int64_t task = 0;
 };
 
 ApiClient client(const VmOptions& options) {
@@ -282,6 +287,121 @@ int events(const VmOptions& options) {
     return 0;
 }
 
+void print_task(const json& task) {
+    std::cout << fmt::format("task {} ({} of '{}'): {} {:.0f}%{}\n", task["id"].get<int64_t>(),
+                             task["kind"].get<std::string>(), task["vm"].get<std::string>(),
+                             task["state"].get<std::string>(), 100 * task["progress"].get<double>(),
+                             task["message"].get<std::string>().empty()
+                                 ? ""
+                                 : ": " + task["message"].get<std::string>());
+}
+
+// Follows a task until it ends, its progress on stderr when that is a
+// terminal; exit status 0 when it succeeded, 2 when not (its reason printed).
+int wait_for(const ApiClient& api, json task, bool as_json) {
+    bool terminal = ::isatty(STDERR_FILENO);
+    while (task["state"] == "running") {
+        if (terminal) {
+            std::cerr << fmt::format("\r{} of '{}': {:3.0f}%", task["kind"].get<std::string>(),
+                                     task["vm"].get<std::string>(),
+                                     100 * task["progress"].get<double>())
+                      << std::flush;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        task = api.call("GET", fmt::format("/v1/tasks/{}", task["id"].get<int64_t>()));
+    }
+    if (terminal) {
+        std::cerr << "\r\033[K" << std::flush;
+    }
+    if (as_json) {
+        std::cout << task.dump() << std::endl;
+    } else {
+        print_task(task);
+    }
+    return task["state"] == "succeeded" ? 0 : 2;
+}
+
+int clone(const VmOptions& options) {
+    json body = {{"name", options.other}, {"linked", options.linked}};
+    if (!options.datastore.empty()) {
+        body["datastore"] = options.datastore;
+    }
+    ApiClient api = client(options);
+    json task = api.call("POST", fmt::format("/v1/vms/{}/clone", options.name), &body);
+    if (options.no_wait) {
+        options.json ? void(std::cout << task.dump() << std::endl) : print_task(task);
+        return 0;
+    }
+    return wait_for(api, task, options.json);
+}
+
+int make_template(const VmOptions& options) {
+    json vm = client(options).call("POST", fmt::format("/v1/vms/{}/template", options.name));
+    if (options.json) {
+        std::cout << vm.dump() << std::endl;
+    } else {
+        std::cout << fmt::format("VM '{}' is a template: clone it (--linked shares its disks)\n",
+                                 options.name);
+    }
+    return 0;
+}
+
+int snapshot(const VmOptions& options, const std::string& action) {
+    ApiClient api = client(options);
+    std::string base = fmt::format("/v1/vms/{}/snapshots", options.name);
+    if (action == "list") {
+        json answer = api.call("GET", base);
+        if (options.json) {
+            std::cout << answer["snapshots"].dump() << std::endl;
+            return 0;
+        }
+        std::cout << fmt::format("{:<24} {:<21} {}\n", "NAME", "CREATED", "DISKS");
+        for (const json& s : answer["snapshots"]) {
+            std::cout << fmt::format("{:<24} {:<21} {}\n", s["name"].get<std::string>(),
+                                     s["created"].get<std::string>(), s["disks"].get<int64_t>());
+        }
+        return 0;
+    }
+    if (action == "create") {
+        json body = {{"name", options.other}};
+        json made = api.call("POST", base, &body);
+        options.json ? void(std::cout << made.dump() << std::endl)
+                     : void(std::cout << fmt::format("snapshot '{}' of VM '{}' taken ({} disks)\n",
+                                                     options.other, options.name,
+                                                     made["disks"].get<int64_t>()));
+        return 0;
+    }
+    if (action == "revert") {
+        json vm = api.call("POST", fmt::format("{}/{}/revert", base, options.other));
+        options.json ? void(std::cout << vm.dump() << std::endl)
+                     : void(std::cout << fmt::format("VM '{}' reverted to snapshot '{}'\n",
+                                                     options.name, options.other));
+        return 0;
+    }
+    json task = api.call("DELETE", fmt::format("{}/{}", base, options.other));
+    return options.no_wait ? (print_task(task), 0) : wait_for(api, task, options.json);
+}
+
+int tasks(const VmOptions& options, const std::string& action) {
+    ApiClient api = client(options);
+    if (action == "list") {
+        json answer = api.call("GET", "/v1/tasks");
+        if (options.json) {
+            std::cout << answer["tasks"].dump() << std::endl;
+            return 0;
+        }
+        for (const json& task : answer["tasks"]) {
+            print_task(task);
+        }
+        return 0;
+    }
+    std::string path = fmt::format("/v1/tasks/{}", options.task);
+    if (action == "cancel") {
+        api.call("POST", path + "/cancel");
+    }
+    return wait_for(api, api.call("GET", path), options.json);
+}
+
 int host_show(const VmOptions& options) {
     json host = client(options).call("GET", "/v1/host");
     if (options.json) {
@@ -423,6 +543,59 @@ void add_vm_commands(CLI::App& app) {
     command->add_flag("--files", options->files, "delete its folder (disks, logs) too");
     common(command, options);
     command->final_callback([options] { throw CLI::RuntimeError(remove(*options)); });
+
+    command = vm->add_subcommand("clone", "Clone a VM that is off (a task; waits for it)");
+    command->add_option("name", options->name, "the VM to clone")->required();
+    command->add_option("clone", options->other, "the clone's name")->required();
+    command->add_option("--datastore", options->datastore, "where it goes (default: the VM's)");
+    command->add_flag("--linked", options->linked,
+                      "qcow2 overlays on the template's disks instead of copies");
+    command->add_flag("--no-wait", options->no_wait, "print the task and return");
+    common(command, options);
+    command->final_callback([options] { throw CLI::RuntimeError(clone(*options)); });
+
+    command = vm->add_subcommand("template", "Make a VM that is off a template: cloned, never run");
+    command->add_option("name", options->name, "the VM")->required();
+    common(command, options);
+    command->final_callback([options] { throw CLI::RuntimeError(make_template(*options)); });
+
+    CLI::App* snapshots = vm->add_subcommand("snapshot", "Snapshots of a VM's disks (VM off)");
+    snapshots->require_subcommand(1);
+    for (const auto& [action, help] :
+         {std::pair{"create", "Take a snapshot of every writable disk"},
+          std::pair{"list", "The VM's snapshots"},
+          std::pair{"revert", "Bring every disk back to a snapshot"},
+          std::pair{"delete", "Delete a snapshot (a task; waits for it)"}}) {
+        command = snapshots->add_subcommand(action, help);
+        command->add_option("name", options->name, "the VM")->required();
+        if (std::string(action) != "list") {
+            command->add_option("snapshot", options->other, "the snapshot's name")->required();
+        }
+        if (std::string(action) == "delete") {
+            command->add_flag("--no-wait", options->no_wait, "print the task and return");
+        }
+        common(command, options);
+        std::string verb = action;
+        command->final_callback(
+            [options, verb] { throw CLI::RuntimeError(snapshot(*options, verb)); });
+    }
+
+    CLI::App* task =
+        app.add_subcommand("task", "Long operations of vireod (clone, snapshot delete)");
+    task->require_subcommand(1);
+    for (const auto& [action, help] :
+         {std::pair{"list", "Every task, oldest first"},
+          std::pair{"wait", "Follow a task until it ends (exit status 0 if it succeeded)"},
+          std::pair{"cancel", "Cancel a running task (what it did is undone) and wait for it"}}) {
+        command = task->add_subcommand(action, help);
+        if (std::string(action) != "list") {
+            command->add_option("id", options->task, "the task's number")->required();
+        }
+        common(command, options);
+        std::string verb = action;
+        command->final_callback(
+            [options, verb] { throw CLI::RuntimeError(tasks(*options, verb)); });
+    }
 
     CLI::App* event = app.add_subcommand("event", "The host's event log, through vireod");
     event->require_subcommand(1);

@@ -10,6 +10,7 @@
 #include "base/json_object_reader.h"
 #include "host/api_error.h"
 #include "host/console_session.h"
+#include "host/vm_snapshots.h"
 
 namespace vireo {
 namespace {
@@ -97,11 +98,22 @@ json event_json(const HostDatabase::Event& event) {
 }  // namespace
 
 HostApi::HostApi(HostDatabase& database, VmInventory& inventory, VmmSupervisor& supervisor,
-                 Listener listener)
+                 TaskManager& tasks, Listener listener)
     : database_(database),
       inventory_(inventory),
       supervisor_(supervisor),
+      tasks_(tasks),
       listener_(std::move(listener)) {}
+
+void HostApi::require_off(const std::string& vm) {
+    inventory_.get(vm);  // 404 first
+    if (supervisor_.running(vm)) {
+        refuse(409, "VM '{}' is running: stop it first", vm);
+    }
+    if (tasks_.busy(vm)) {
+        refuse(409, "VM '{}' is busy with a task (vireo task list): wait for it or cancel it", vm);
+    }
+}
 
 ApiRole HostApi::authorize(const ApiRequest& request) {
     if (request.local) {
@@ -146,8 +158,21 @@ ApiResponse HostApi::handle(const ApiRequest& request) {
     if (path[1] == "vms" && path.size() == 4 && path[3] == "console" && request.method == "GET") {
         return console(request);
     }
+    if (path[1] == "vms" && path.size() >= 4 && path[3] == "snapshots") {
+        return snapshots(request);
+    }
+    if (path[1] == "vms" && path.size() == 4 && path[3] == "clone" && request.method == "POST") {
+        return clone(request);
+    }
+    if (path[1] == "vms" && path.size() == 4 && path[3] == "template" && request.method == "POST") {
+        require_off(path[2]);
+        return {200, describe(inventory_.make_template(path[2]), false)};
+    }
     if (path[1] == "vms" && path.size() == 4 && request.method == "POST") {
         return power(request, path[3]);
+    }
+    if (path[1] == "tasks") {
+        return tasks(request);
     }
     if (path[1] == "events" && path.size() == 2 && request.method == "GET") {
         return events(request);
@@ -184,11 +209,9 @@ std::unique_ptr<WebSocketSession> HostApi::open_websocket(const ApiRequest& requ
 }
 
 json HostApi::describe(const VmEntry& vm, bool with_runtime) {
-    json entry = {{"name", vm.name},
-                  {"datastore", vm.datastore},
-                  {"folder", vm.folder.string()},
-                  {"created", vm.created},
-                  {"state", "off"}};
+    json entry = {
+        {"name", vm.name},       {"datastore", vm.datastore},  {"folder", vm.folder.string()},
+        {"created", vm.created}, {"template", vm.is_template}, {"state", "off"}};
     if (std::optional<json> info = supervisor_.info(vm.name)) {
         entry["state"] = info->value("state", std::string("running"));
         entry["pid"] = (*info)["pid"];
@@ -260,17 +283,12 @@ ApiResponse HostApi::vm(const ApiRequest& request) {
         return {200, describe(inventory_.get(name), true)};
     }
     if (request.method == "PATCH") {
-        if (supervisor_.running(name)) {
-            refuse(409, "VM '{}' is running: reconfigure it while it is off", name);
-        }
+        require_off(name);
         return {200, describe(inventory_.reconfigure(name, body_object(request)), false)};
     }
     if (request.method == "DELETE") {
         bool files = query_flag(request, "files");
-        inventory_.get(name);  // 404 first
-        if (supervisor_.running(name)) {
-            refuse(409, "VM '{}' is running: stop it first", name);
-        }
+        require_off(name);
         inventory_.remove(name, files);
         return {200, {{"deleted", name}, {"files", files}}};
     }
@@ -282,6 +300,12 @@ ApiResponse HostApi::power(const ApiRequest& request, const std::string& action)
     const std::string& name = request.path[2];
     VmEntry vm = inventory_.get(name);
     if (action == "start") {
+        if (vm.is_template) {
+            refuse(409, "VM '{}' is a template: clone it, and start the clone", name);
+        }
+        if (tasks_.busy(name)) {
+            refuse(409, "VM '{}' is busy with a task (vireo task list)", name);
+        }
         supervisor_.start(vm);
         database_.add_event(name, "vm.started", "powered on");
     } else if (action == "stop") {
@@ -398,6 +422,123 @@ ApiResponse HostApi::metrics() {
                             family.type, family.samples);
     }
     return ApiResponse::plain(text);
+}
+
+json task_json(const HostDatabase::Task& task) {
+    json entry = {{"id", task.id},          {"kind", task.kind},         {"vm", task.vm},
+                  {"state", task.state},    {"progress", task.progress}, {"message", task.message},
+                  {"created", task.created}};
+    entry["finished"] = task.finished.empty() ? json(nullptr) : json(task.finished);
+    return entry;
+}
+
+ApiResponse HostApi::clone(const ApiRequest& request) {
+    VmEntry source = inventory_.get(request.path[2]);
+    json body = body_object(request);
+    std::string name, datastore;
+    bool linked = false;
+    try {
+        const std::string where = "body";
+        ObjectReader reader(body, "", where);
+        name = reader.required_string("name", "the clone's name");
+        datastore = reader.string("datastore").value_or(source.datastore);
+        linked = reader.boolean("linked").value_or(false);
+        reader.refuse_unknown_fields();
+    } catch (const Error& error) {
+        refuse(400, "{}", error.what());
+    }
+    require_off(source.name);
+    VmInventory::ClonePlan plan = inventory_.plan_clone(source.name, name, datastore, linked);
+    HostDatabase::Task task =
+        tasks_.start("vm.clone", source.name, [this, plan](TaskProgress& progress) {
+            VmEntry made =
+                inventory_.clone(plan, [&](double fraction) { progress.report(fraction); });
+            return fmt::format("'{}' is a {} clone of '{}' in {}", made.name,
+                               plan.linked ? "linked" : "full", plan.source.name,
+                               made.folder.string());
+        });
+    return {202, task_json(task)};
+}
+
+ApiResponse HostApi::snapshots(const ApiRequest& request) {
+    const std::vector<std::string>& path = request.path;
+    VmEntry vm = inventory_.get(path[2]);
+    if (path.size() == 4 && request.method == "GET") {
+        json list = json::array();
+        for (const VmSnapshot& snapshot : list_snapshots(vm)) {
+            list.push_back({{"name", snapshot.name},
+                            {"created", snapshot.created},
+                            {"disks", snapshot.disks}});
+        }
+        return {200, {{"snapshots", list}}};
+    }
+    require_off(vm.name);  // a running VMM owns its disks' metadata
+    if (vm.is_template) {
+        refuse(409, "VM '{}' is a template: its disks never change", vm.name);
+    }
+    if (path.size() == 4 && request.method == "POST") {
+        json body = body_object(request);
+        std::string name;
+        try {
+            const std::string where = "body";
+            ObjectReader reader(body, "", where);
+            name = reader.required_string("name", "the snapshot's name");
+            reader.refuse_unknown_fields();
+        } catch (const Error& error) {
+            refuse(400, "{}", error.what());
+        }
+        VmSnapshot made = create_snapshot(vm, name);
+        database_.add_event(vm.name, "vm.snapshot-created",
+                            fmt::format("snapshot '{}' of {} disk(s)", name, made.disks));
+        return {201, {{"name", made.name}, {"created", made.created}, {"disks", made.disks}}};
+    }
+    if (path.size() == 6 && path[5] == "revert" && request.method == "POST") {
+        revert_snapshot(vm, path[4]);
+        database_.add_event(vm.name, "vm.snapshot-reverted",
+                            fmt::format("reverted to snapshot '{}'", path[4]));
+        return {200, describe(vm, false)};
+    }
+    if (path.size() == 5 && request.method == "DELETE") {
+        std::vector<VmSnapshot> known = list_snapshots(vm);
+        std::string snapshot = path[4];
+        if (std::none_of(known.begin(), known.end(),
+                         [&](const VmSnapshot& s) { return s.name == snapshot; })) {
+            refuse(404, "VM '{}': no snapshot '{}'", vm.name, snapshot);
+        }
+        HostDatabase::Task task =
+            tasks_.start("vm.snapshot-delete", vm.name, [vm, snapshot](TaskProgress& progress) {
+                delete_snapshot(vm, snapshot, [&](double fraction) { progress.report(fraction); });
+                return fmt::format("snapshot '{}' deleted", snapshot);
+            });
+        return {202, task_json(task)};
+    }
+    refuse(405, "{} is not allowed on /{}", request.method, fmt::join(path, "/"));
+}
+
+ApiResponse HostApi::tasks(const ApiRequest& request) {
+    const std::vector<std::string>& path = request.path;
+    if (path.size() == 2 && request.method == "GET") {
+        json list = json::array();
+        for (const HostDatabase::Task& task : tasks_.list()) {
+            list.push_back(task_json(task));
+        }
+        return {200, {{"tasks", list}}};
+    }
+    if (path.size() < 3 || path.size() > 4) {
+        refuse_unknown_path(request);
+    }
+    int64_t id = 0;
+    auto [end, error] = std::from_chars(path[2].data(), path[2].data() + path[2].size(), id);
+    if (error != std::errc() || end != path[2].data() + path[2].size()) {
+        refuse(404, "no task '{}' (tasks are numbered)", path[2]);
+    }
+    if (path.size() == 3 && request.method == "GET") {
+        return {200, task_json(tasks_.get(id))};
+    }
+    if (path.size() == 4 && path[3] == "cancel" && request.method == "POST") {
+        return {200, task_json(tasks_.cancel(id))};
+    }
+    refuse(405, "{} is not allowed on /{}", request.method, fmt::join(path, "/"));
 }
 
 ApiResponse HostApi::tokens(const ApiRequest& request) {

@@ -5,6 +5,7 @@
 #include "host/api_server.h"
 #include "host/api_tokens.h"
 #include "host/host_database.h"
+#include "host/task_manager.h"
 #include "host/vm_inventory.h"
 #include "host/vmm_supervisor.h"
 
@@ -20,6 +21,10 @@ namespace vireo {
 //   POST   /v1/vms/NAME/start|stop|reset|shutdown|pause|resume
 //   GET    /v1/vms/NAME/console[?offset=N] its console log from that byte on;
 //                                        as a WebSocket: the console, both ways
+//   POST   /v1/vms/NAME/template         make it a template (cloned, never run)
+//   POST   /v1/vms/NAME/clone            {"name", "datastore", "linked"}: a task
+//   GET    /v1/vms/NAME/snapshots, POST {"name"}; POST .../SNAP/revert; DELETE .../SNAP (a task)
+//   GET    /v1/tasks, GET /v1/tasks/ID, POST /v1/tasks/ID/cancel
 //   GET    /v1/events[?after=ID&limit=N] the event log, oldest first
 //   GET    /v1/tokens, POST /v1/tokens {"name", "role"}, DELETE /v1/tokens/NAME
 //   GET    /metrics                      Prometheus text: per VM and host totals
@@ -35,7 +40,7 @@ public:
     };
 
     HostApi(HostDatabase& database, VmInventory& inventory, VmmSupervisor& supervisor,
-            Listener listener);
+            TaskManager& tasks, Listener listener);
 
     ApiResponse handle(const ApiRequest& request);
     // A WebSocket to /v1/vms/NAME/console[?offset=N] (admin: it types).
@@ -53,11 +58,17 @@ private:
     ApiResponse metrics();
     ApiResponse events(const ApiRequest& request);
     ApiResponse tokens(const ApiRequest& request);
+    ApiResponse clone(const ApiRequest& request);
+    ApiResponse snapshots(const ApiRequest& request);
+    ApiResponse tasks(const ApiRequest& request);
+    // 404 for no such VM; 409 while it runs or a task works on it.
+    void require_off(const std::string& vm);
     ApiResponse host();
 
     HostDatabase& database_;
     VmInventory& inventory_;
     VmmSupervisor& supervisor_;
+    TaskManager& tasks_;
     Listener listener_;
 };
 

@@ -28,6 +28,10 @@ public:
         check(sqlite3_bind_int64(statement_, index, number));
         return *this;
     }
+    Statement& bind_real(int index, double number) {
+        check(sqlite3_bind_double(statement_, index, number));
+        return *this;
+    }
     // True while there is a row to read; false when done.
     bool step() {
         int rc = sqlite3_step(statement_);
@@ -44,6 +48,7 @@ public:
         return value ? reinterpret_cast<const char*>(value) : "";
     }
     int64_t number(int column) const { return sqlite3_column_int64(statement_, column); }
+    double real(int column) const { return sqlite3_column_double(statement_, column); }
 
 private:
     void check(int rc) {
@@ -60,7 +65,7 @@ namespace {
 
 // The schema, one step per version: a database at version N gets the steps
 // after N, each in a transaction, so that an older host's state is kept.
-// 1: the VM registry and the event log. 2: the API's tokens.
+// 1: the VM registry and the event log. 2: the API's tokens. 3: tasks.
 constexpr const char* kSchemaSteps[] = {
     R"sql(
 CREATE TABLE vms (
@@ -86,6 +91,19 @@ CREATE TABLE tokens (
     created TEXT NOT NULL
 );
 PRAGMA user_version = 2;
+)sql",
+    R"sql(
+CREATE TABLE tasks (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind     TEXT NOT NULL,
+    vm       TEXT NOT NULL,
+    state    TEXT NOT NULL CHECK (state IN ('running', 'succeeded', 'failed', 'cancelled')),
+    progress REAL NOT NULL,
+    message  TEXT NOT NULL,
+    created  TEXT NOT NULL,
+    finished TEXT NOT NULL
+);
+PRAGMA user_version = 3;
 )sql"};
 constexpr int kSchemaVersion = std::size(kSchemaSteps);
 
@@ -294,6 +312,60 @@ bool HostDatabase::delete_token(std::string_view name) {
     remove.bind(1, name);
     remove.step();
     return sqlite3_changes(db_) > 0;
+}
+
+HostDatabase::Task HostDatabase::insert_task(std::string_view kind, std::string_view vm) {
+    std::lock_guard lock(mutex_);
+    Task task{0, std::string(kind), std::string(vm), "running", 0, "", utc_now(), ""};
+    Statement insert(*this,
+                     "INSERT INTO tasks (kind, vm, state, progress, message, created, finished) "
+                     "VALUES (?1, ?2, 'running', 0, '', ?3, '')");
+    insert.bind(1, kind).bind(2, vm).bind(3, task.created);
+    insert.step();
+    task.id = sqlite3_last_insert_rowid(db_);
+    return task;
+}
+
+void HostDatabase::finish_task(int64_t id, std::string_view state, std::string_view message) {
+    std::lock_guard lock(mutex_);
+    Statement update(*this,
+                     "UPDATE tasks SET state = ?2, message = ?3, finished = ?4, progress = CASE "
+                     "WHEN ?2 = 'succeeded' THEN 1 ELSE progress END WHERE id = ?1");
+    update.bind(1, id).bind(2, state).bind(3, message).bind(4, utc_now());
+    update.step();
+}
+
+void HostDatabase::set_task_progress(int64_t id, double progress) {
+    std::lock_guard lock(mutex_);
+    Statement update(*this, "UPDATE tasks SET progress = ?2 WHERE id = ?1");
+    update.bind(1, id).bind_real(2, progress);
+    update.step();
+}
+
+std::vector<HostDatabase::Task> HostDatabase::tasks(std::optional<int64_t> id) {
+    std::lock_guard lock(mutex_);
+    Statement query(*this,
+                    "SELECT id, kind, vm, state, progress, message, created, finished FROM tasks "
+                    "WHERE ?1 IS NULL OR id = ?1 ORDER BY id");
+    if (id) {
+        query.bind(1, *id);
+    }
+    std::vector<Task> tasks;
+    while (query.step()) {
+        tasks.push_back({query.number(0), query.text(1), query.text(2), query.text(3),
+                         query.real(4), query.text(5), query.text(6), query.text(7)});
+    }
+    return tasks;
+}
+
+size_t HostDatabase::fail_running_tasks(std::string_view message) {
+    std::lock_guard lock(mutex_);
+    Statement update(*this,
+                     "UPDATE tasks SET state = 'failed', message = ?1, finished = ?2 WHERE state = "
+                     "'running'");
+    update.bind(1, message).bind(2, utc_now());
+    update.step();
+    return static_cast<size_t>(sqlite3_changes(db_));
 }
 
 }  // namespace vireo

@@ -15,8 +15,8 @@ namespace vireo {
 
 // The host agent's own state in one SQLite database, `<state dir>/vireod.db`:
 // which VM folders are registered and where they are in their life (being
-// created, registered, being deleted), the events of the host and the API's
-// tokens. The VM
+// created, registered, being deleted), the events of the host, the API's
+// tokens and the tasks. The VM
 // folders on the datastores stay the source of truth for what a VM is; this
 // says which of them this host owns. Every change is one transaction, so a
 // crash (kill -9 of vireod) leaves each VM either before or after it.
@@ -69,6 +69,27 @@ public:
     Event add_event(std::string_view vm, std::string_view kind, std::string_view message);
     // Events with an id above `after`, oldest first, at most `limit`.
     std::vector<Event> events(int64_t after, size_t limit);
+
+    // A long operation (task_manager.h) as recorded.
+    struct Task {
+        int64_t id = 0;
+        std::string kind;     // "vm.clone", "vm.snapshot-delete", ...
+        std::string vm;       // the VM it works on
+        std::string state;    // running, succeeded, failed, cancelled
+        double progress = 0;  // 0 to 1
+        std::string message;  // the result, or why it failed
+        std::string created;
+        std::string finished;  // empty while running
+    };
+
+    Task insert_task(std::string_view kind, std::string_view vm);
+    void set_task_progress(int64_t id, double progress);
+    void finish_task(int64_t id, std::string_view state, std::string_view message);
+    // Every task (or the one with `id`), oldest first.
+    std::vector<Task> tasks(std::optional<int64_t> id = std::nullopt);
+    // Marks the tasks still running failed (a vireod that ended mid-task);
+    // returns how many.
+    size_t fail_running_tasks(std::string_view message);
 
     // Throws vireo::Error when the name is taken.
     void insert_token(const Token& token, std::string_view hash);

@@ -73,7 +73,8 @@ int serve(const std::filesystem::path& state_dir, const std::filesystem::path& r
         identity = tls_identity(state_dir, listen.certificate, listen.key);
         listener = {listen.address, identity->fingerprint};
     }
-    HostApi api(database, inventory, supervisor, listener);
+    TaskManager tasks(database);
+    HostApi api(database, inventory, supervisor, tasks, listener);
     ApiServer server([&](const ApiRequest& request) { return api.handle(request); },
                      [&](const ApiRequest& request) { return api.open_websocket(request); });
     server.listen_unix(socket);

@@ -6,11 +6,15 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
+#include <random>
 
 #include <nlohmann/json.hpp>
 
 #include "base/unique_fd.h"
+#include "block/image_copy.h"
+#include "block/image_factory.h"
 #include "host/api_error.h"
+#include "net/mac_address.h"
 #include "vmm/vm_config.h"
 
 namespace vireo {
@@ -46,6 +50,25 @@ void write_synced(const std::filesystem::path& path, const std::string& text) {
 
 std::filesystem::path trash_folder(const std::filesystem::path& datastore, std::string_view name) {
     return datastore / fmt::format(".{}.vireo-deleting", name);
+}
+
+// `definition` as the agent keeps it: named `name`, its console a log in the
+// folder (the agent serves it), no control socket (the agent picks it), and
+// each vNIC's MAC address drawn now and kept, so that it stays the same from
+// one power-on to the next.
+nlohmann::json for_agent(const nlohmann::json& definition, std::string_view name) {
+    nlohmann::json document = definition;
+    document["name"] = name;
+    document["console"] = {{"output", "file"}, {"path", "console.log"}, {"input", false}};
+    document.erase("control_socket");
+    if (document.contains("nics") && document["nics"].is_array()) {
+        for (nlohmann::json& nic : document["nics"]) {
+            if (nic.is_object() && !nic.contains("mac")) {
+                nic["mac"] = format_mac(random_vnic_mac());
+            }
+        }
+    }
+    return document;
 }
 
 }  // namespace
@@ -85,7 +108,10 @@ std::filesystem::path VmInventory::datastore_path(std::string_view datastore) {
 VmEntry VmInventory::entry(const HostDatabase::VmRecord& record) {
     std::optional<Datastore> datastore = datastores_.find(record.datastore);
     std::filesystem::path base = datastore ? datastore->path : std::filesystem::path();
-    return {record.name, record.datastore, base / record.name, record.created};
+    std::error_code error;
+    std::filesystem::path folder = base / record.name;
+    return {record.name, record.datastore, folder, record.created,
+            std::filesystem::exists(folder / kTemplateMarker, error)};
 }
 
 void VmInventory::recover() {
@@ -228,11 +254,7 @@ VmEntry VmInventory::create(std::string_view name, std::string_view datastore,
         refuse(409, "name: {} already exists on datastore '{}'", folder.string(), datastore);
     }
 
-    // The agent owns the console (a log in the folder) and the control socket.
-    nlohmann::json document = definition;
-    document["name"] = name;
-    document["console"] = {{"output", "file"}, {"path", "console.log"}, {"input", false}};
-    document.erase("control_socket");
+    nlohmann::json document = for_agent(definition, name);
     check_definition(document, folder);
 
     HostDatabase::VmRecord record{std::string(name), std::string(datastore),
@@ -282,6 +304,163 @@ void VmInventory::remove(std::string_view name, bool delete_files) {
         database_.delete_vm(name);
         database_.add_event(name, "vm.deleted", "deleted with its folder");
     });
+}
+
+VmEntry VmInventory::make_template(std::string_view name) {
+    std::lock_guard lock(mutex_);
+    std::optional<HostDatabase::VmRecord> record = database_.find_vm(name);
+    if (!record || record->stage != HostDatabase::VmStage::registered) {
+        refuse(404, "no VM '{}' on this host", name);
+    }
+    VmEntry vm = entry(*record);
+    if (vm.is_template) {
+        refuse(409, "VM '{}' is a template already", name);
+    }
+    // Its disks first: a linked clone relies on them never changing.
+    VmConfig config = VmConfig::from_file(vm.definition().string());
+    for (const VmConfig::Disk& disk : config.disks) {
+        std::filesystem::permissions(disk.path,
+                                     std::filesystem::perms::owner_write |
+                                         std::filesystem::perms::group_write |
+                                         std::filesystem::perms::others_write,
+                                     std::filesystem::perm_options::remove);
+    }
+    write_synced(vm.folder / kTemplateMarker, "a template: cloned, never run (vireod)\n");
+    fsync_path(vm.folder);
+    database_.add_event(name, "vm.made-template", "made a template");
+    vm.is_template = true;
+    return vm;
+}
+
+VmInventory::ClonePlan VmInventory::plan_clone(std::string_view source, std::string_view name,
+                                               std::string_view datastore, bool linked) {
+    if (auto problem = name_problem(name)) {
+        refuse(400, "name: {}", *problem);
+    }
+    std::lock_guard lock(mutex_);
+    std::optional<HostDatabase::VmRecord> source_record = database_.find_vm(source);
+    if (!source_record || source_record->stage != HostDatabase::VmStage::registered) {
+        refuse(404, "no VM '{}' on this host", source);
+    }
+    ClonePlan plan{
+        entry(*source_record),
+        {std::string(name), std::string(datastore), HostDatabase::VmStage::creating, utc_now()},
+        datastore_path(datastore),
+        "",
+        linked};
+    if (linked && !plan.source.is_template) {
+        refuse(409,
+               "VM '{}' is not a template: a linked clone's disks rest on its disks, which must "
+               "never change again (make it one first: vireo vm template {})",
+               source, source);
+    }
+    if (database_.find_vm(name)) {
+        refuse(409, "name: VM '{}' already exists on this host", name);
+    }
+    std::error_code error;
+    if (std::filesystem::exists(plan.datastore_path / name, error)) {
+        refuse(409, "name: {} already exists on datastore '{}'",
+               (plan.datastore_path / name).string(), datastore);
+    }
+    nlohmann::json document =
+        nlohmann::json::parse(std::ifstream(plan.source.definition()), nullptr, false);
+    if (!document.is_object()) {
+        refuse(409, "VM '{}': {} is not a VM definition; fix it by hand", source,
+               plan.source.definition().string());
+    }
+    if (document.contains("nics") && document["nics"].is_array()) {
+        for (nlohmann::json& nic : document["nics"]) {
+            if (!nic.is_object()) {
+                continue;  // check_definition() names it
+            }
+            if (!nic.contains("portgroup") && nic.contains("tap")) {
+                refuse(409,
+                       "VM '{}': its vNIC on TAP {} cannot be shared by a clone; put it on a "
+                       "port group (vireo portgroup) first",
+                       source, nic["tap"].dump());
+            }
+            nic.erase("mac");  // the clone's own, drawn by for_agent()
+            // A port group's TAP is its VM's own: the clone's gets a new name.
+            nic["tap"] = fmt::format("vnic{:08x}", std::random_device()());
+        }
+    }
+    plan.definition = document.dump();
+    database_.transaction([&] { database_.insert_vm(plan.record); });
+    return plan;
+}
+
+VmEntry VmInventory::clone(const ClonePlan& plan, const ProgressReport& progress) {
+    const std::string& name = plan.record.name;
+    const std::filesystem::path& base = plan.datastore_path;
+    const VmEntry& from = plan.source;
+    bool linked = plan.linked;
+    std::filesystem::path folder = base / name;
+    nlohmann::json document = nlohmann::json::parse(plan.definition);
+    std::filesystem::path staging = staging_folder(base, name);
+    try {
+        std::filesystem::remove_all(staging);
+        std::filesystem::create_directory(staging);
+        nlohmann::json& disks = document["disks"];
+        if (!disks.is_array()) {
+            disks = nlohmann::json::array();
+        }
+        // Each disk's share of the work: its size (a linked clone's are instant).
+        std::vector<std::filesystem::path> sources;
+        uint64_t total = 0, done = 0;
+        for (const nlohmann::json& disk : disks) {
+            std::filesystem::path path = disk.value("path", std::string());
+            sources.push_back(path.is_relative() ? from.folder / path : path);
+            total += std::filesystem::file_size(sources.back());
+        }
+        for (size_t i = 0; i < sources.size(); ++i) {
+            std::string file = fmt::format("disk{}{}", i, sources[i].extension().string());
+            std::filesystem::path target = staging / file;
+            ImageFormat format = probe_format(sources[i]);
+            if (linked) {
+                CreateOptions overlay;
+                overlay.format = ImageFormat::qcow2;
+                overlay.backing_file = std::filesystem::absolute(sources[i]).string();
+                overlay.backing_format = format;
+                target.replace_extension(".qcow2");
+                create_image(target, overlay);
+            } else {
+                CopyOptions copy;
+                copy.format = format;
+                uint64_t before = done;
+                copy_image(sources[i], target, copy, [&](uint64_t bytes, uint64_t size) {
+                    uint64_t share = std::filesystem::file_size(sources[i]);
+                    done = before + (size ? bytes * share / size : share);
+                    progress(total ? static_cast<double>(done) / static_cast<double>(total) : 1);
+                });
+            }
+            disks[i]["path"] = target.filename().string();
+            disks[i].erase("read_only");  // the template's were; the clone's are its own
+            progress(total ? static_cast<double>(done) / static_cast<double>(total) : 1);
+        }
+        if (disks.empty()) {
+            document.erase("disks");
+        }
+        document = for_agent(document, name);
+        check_definition(document, staging);
+        write_synced(staging / "vm.json", document.dump(2) + "\n");
+        fsync_path(staging);
+        std::filesystem::rename(staging, folder);
+        fsync_path(base);
+    } catch (...) {
+        std::error_code error;
+        std::filesystem::remove_all(staging, error);
+        database_.transaction([&] { database_.delete_vm(name); });
+        throw;
+    }
+    database_.transaction([&] {
+        database_.set_vm_stage(name, HostDatabase::VmStage::registered);
+        database_.add_event(name, "vm.created",
+                            fmt::format("{} clone of '{}' in {}", linked ? "a linked" : "a full",
+                                        from.name, folder.string()));
+    });
+    HostDatabase::VmRecord record = plan.record;
+    record.stage = HostDatabase::VmStage::registered;
+    return entry(record);
 }
 
 }  // namespace vireo

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -22,9 +23,18 @@ struct VmEntry {
     std::filesystem::path folder;
     std::string created;
 
+    bool is_template = false;  // its folder holds kTemplateMarker: cloned, never run
+
     std::filesystem::path definition() const { return folder / "vm.json"; }
     std::filesystem::path console_log() const { return folder / "console.log"; }
 };
+
+// The file whose presence in a VM's folder makes the VM a template, so that
+// the mark travels with the folder (as ESX's .vmtx does).
+inline constexpr const char* kTemplateMarker = ".vireo-template";
+
+// Reports how far a long operation is (0 to 1); may throw to stop it.
+using ProgressReport = std::function<void(double fraction)>;
 
 // The host's VMs: which folders on which datastores are registered here (the
 // host database), created and deleted so that a crash at any point leaves a
@@ -57,6 +67,29 @@ public:
     // Forgets the VM; with `delete_files` its folder goes too. The caller makes
     // sure it is not running.
     void remove(std::string_view name, bool delete_files);
+
+    // A clone on its way: checked, its name reserved (recorded as being
+    // created, so that recover() undoes it should vireod end before it is).
+    struct ClonePlan {
+        VmEntry source;
+        HostDatabase::VmRecord record;
+        std::filesystem::path datastore_path;
+        std::string definition;  // the source's, without its MACs and TAPs
+        bool linked = false;
+    };
+    // Checks that `source` (off) can be cloned as `name` on `datastore`: a
+    // VM on a TAP cannot (a clone would share it), a linked clone needs a
+    // template. 400/404/409 before anything is written.
+    ClonePlan plan_clone(std::string_view source, std::string_view name, std::string_view datastore,
+                         bool linked);
+    // Makes the clone: the definition with new MAC addresses, the disks
+    // copied whole (thin, in the source's format) or, linked, as qcow2
+    // overlays on the template's. Written under a staging name and registered
+    // as create() does; a throw (from `progress`: a cancel) undoes it all.
+    VmEntry clone(const ClonePlan& plan, const ProgressReport& progress);
+    // Marks a VM (off) a template: it can no longer be started or changed,
+    // only cloned; its disks become read-only files.
+    VmEntry make_template(std::string_view name);
 
     // Why `name` cannot name a VM (it becomes a folder name), or nullopt.
     static std::optional<std::string> name_problem(std::string_view name);

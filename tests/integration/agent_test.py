@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import ssl
 import subprocess
+import time
 import unittest
 
 import agent
@@ -305,6 +306,128 @@ class AgentTest(unittest.TestCase):
         # The same certificate as before: made once, kept.
         self.assertEqual(self.agent.request("GET", "/v1/host")[1]["api"]["tls_fingerprint"],
                          fingerprint)
+
+    def wait_for_task(self, task):
+        while task["state"] == "running":
+            time.sleep(0.05)
+            status, task = self.agent.request("GET", f"/v1/tasks/{task['id']}")
+            self.assertEqual(status, 200)
+        return task
+
+    def qemu_io(self, disk, command, check=True):
+        result = subprocess.run(["qemu-io", "-c", command, disk], capture_output=True, text=True,
+                                timeout=60)
+        if check:
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+            self.assertNotIn("Pattern verification failed", result.stdout)
+        return result
+
+    def test_templates_clones_snapshots_and_tasks(self):
+        disk = os.path.join(self.agent.root, "base.qcow2")
+        subprocess.run(["qemu-img", "create", "-f", "qcow2", disk, "64M"], check=True,
+                       capture_output=True)
+        self.qemu_io(disk, "write -P 0x5a 0 1M")
+        raw = os.path.join(self.agent.root, "base.raw")
+        subprocess.run(["qemu-img", "create", "-f", "raw", raw, "16M"], check=True,
+                       capture_output=True)
+        self.assertEqual(self.create("gold", disks=[{"path": disk}],
+                                     nics=[{"tap": "vireo-t0"}])[0], 201)
+        self.assertEqual(self.create("rawvm", disks=[{"path": raw}])[0], 201)
+
+        # Snapshots: of every writable disk, while off; revert brings the data back.
+        status, made = self.agent.request("POST", "/v1/vms/gold/snapshots", {"name": "s1"})
+        self.assertEqual((status, made["disks"]), (201, 1))
+        self.assertEqual(self.agent.request("POST", "/v1/vms/gold/snapshots",
+                                            {"name": "s1"})[0], 409)
+        self.assertEqual(self.agent.request("POST", "/v1/vms/gold/snapshots",
+                                            {"name": "123"})[0], 400)
+        status, answer = self.agent.request("POST", "/v1/vms/rawvm/snapshots", {"name": "s1"})
+        self.assertEqual(status, 409)
+        self.assertIn("raw", answer["error"])
+        self.assertEqual(self.agent.request("GET", "/v1/vms/rawvm/snapshots")[0], 409)
+        self.qemu_io(disk, "write -P 0x77 0 1M")
+        self.assertIn("s1", self.agent.cli("vm", "snapshot", "list", "gold").stdout)
+        self.assertEqual(self.agent.request("POST", "/v1/vms/gold/snapshots/nope/revert")[0], 404)
+        self.assertEqual(self.agent.request("POST", "/v1/vms/gold/snapshots/s1/revert")[0], 200)
+        self.qemu_io(disk, "read -P 0x5a 0 1M")
+        self.agent.cli("vm", "snapshot", "create", "gold", "s2")
+
+        # A full clone is a task; a VM on a TAP cannot be cloned (it would share it).
+        status, answer = self.agent.request("POST", "/v1/vms/gold/clone", {"name": "copy"})
+        self.assertEqual(status, 409)
+        self.assertIn("vireo-t0", answer["error"])
+        self.agent.request("PATCH", "/v1/vms/gold", {"vcpus": 2})  # still clonable after
+        with open(os.path.join(self.agent.datastore, "gold", "vm.json")) as file:
+            definition_now = json.load(file)
+        definition_now["nics"] = [{"portgroup": "web", "tap": "vireo-t0"}]
+        with open(os.path.join(self.agent.datastore, "gold", "vm.json"), "w") as file:
+            json.dump(definition_now, file)  # as an operator's edit would; port groups clone
+        status, task = self.agent.request("POST", "/v1/vms/gold/clone", {"name": "copy"})
+        self.assertEqual((status, task["kind"], task["vm"]), (202, "vm.clone", "gold"))
+        task = self.wait_for_task(task)
+        self.assertEqual(task["state"], "succeeded", task["message"])
+        self.assertEqual(task["progress"], 1)
+        copy = os.path.join(self.agent.datastore, "copy")
+        with open(os.path.join(copy, "vm.json")) as file:
+            cloned = json.load(file)
+        self.assertEqual(cloned["disks"], [{"path": "disk0.qcow2"}])
+        self.assertEqual(cloned["vcpus"], 2)
+        self.assertRegex(cloned["nics"][0]["mac"], "^02:76:69:")
+        self.assertRegex(cloned["nics"][0]["tap"], "^vnic[0-9a-f]{8}$")
+        self.qemu_io(os.path.join(copy, "disk0.qcow2"), "read -P 0x5a 0 1M")
+        info = json.loads(subprocess.run(["qemu-img", "info", "--output=json",
+                                          os.path.join(copy, "disk0.qcow2")],
+                                         capture_output=True, text=True, check=True).stdout)
+        self.assertNotIn("backing-filename", info)
+        self.assertEqual(self.agent.request("POST", "/v1/vms/gold/clone",
+                                            {"name": "copy"})[0], 409)
+        self.assertEqual(self.agent.request("POST", "/v1/vms/gold/clone",
+                                            {"name": "x", "size": 1})[0], 400)
+
+        # Linked clones only from templates, which never run nor change.
+        status, answer = self.agent.request("POST", "/v1/vms/gold/clone",
+                                            {"name": "thin", "linked": True})
+        self.assertEqual(status, 409)
+        self.assertIn("not a template", answer["error"])
+        status, vm = self.agent.request("POST", "/v1/vms/gold/template")
+        self.assertEqual((status, vm["template"]), (200, True))
+        self.assertEqual(os.stat(disk).st_mode & 0o222, 0)
+        self.assertEqual(self.agent.request("POST", "/v1/vms/gold/template")[0], 409)
+        status, answer = self.agent.request("POST", "/v1/vms/gold/start")
+        self.assertEqual(status, 409)
+        self.assertIn("template", answer["error"])
+        self.assertEqual(self.agent.request("POST", "/v1/vms/gold/snapshots",
+                                            {"name": "s3"})[0], 409)
+        result = self.agent.cli("vm", "clone", "gold", "thin", "--linked")
+        self.assertIn("succeeded", result.stdout)
+        thin = os.path.join(self.agent.datastore, "thin", "disk0.qcow2")
+        info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", thin],
+                                         capture_output=True, text=True, check=True).stdout)
+        self.assertEqual(info["backing-filename"], disk)
+        self.qemu_io(thin, "read -P 0x5a 0 1M")
+
+        # Snapshot delete is a task; an ended task cannot be cancelled.
+        self.agent.cli("vm", "snapshot", "create", "copy", "before")
+        status, task = self.agent.request("DELETE", "/v1/vms/copy/snapshots/before")
+        self.assertEqual(status, 202)
+        task = self.wait_for_task(task)
+        self.assertEqual(task["state"], "succeeded", task["message"])
+        self.assertEqual(self.agent.request("GET", "/v1/vms/copy/snapshots")[1]["snapshots"], [])
+        self.assertEqual(self.agent.request("DELETE", "/v1/vms/copy/snapshots/before")[0], 404)
+        self.assertEqual(self.agent.request("POST", f"/v1/tasks/{task['id']}/cancel")[0], 409)
+        self.assertEqual(self.agent.request("GET", "/v1/tasks/999")[0], 404)
+        self.assertEqual(self.agent.request("GET", "/v1/tasks/x")[0], 404)
+        status, listed = self.agent.request("GET", "/v1/tasks")
+        self.assertEqual([t["kind"] for t in listed["tasks"]],
+                         ["vm.clone", "vm.clone", "vm.snapshot-delete"])
+        self.assertEqual(len(self.agent.cli("task", "list").stdout.splitlines()), 3)
+        waited = self.agent.cli("task", "wait", str(task["id"]))
+        self.assertIn("succeeded", waited.stdout)
+        # Tasks and templates survive a restart.
+        self.agent.stop(signal.SIGKILL)
+        self.agent.start()
+        self.assertEqual(len(self.agent.request("GET", "/v1/tasks")[1]["tasks"]), 3)
+        self.assertTrue(self.agent.request("GET", "/v1/vms/gold")[1]["template"])
 
     @classmethod
     def tearDownClass(cls):

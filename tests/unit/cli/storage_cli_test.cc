@@ -16,7 +16,7 @@
 #include "block/qcow2_image.h"
 #include "cli/disk_bench.h"
 #include "cli/human_size.h"
-#include "cli/image_copy.h"
+#include "block/image_copy.h"
 #include "cli/progress.h"
 
 namespace vireo::cli {

@@ -1,4 +1,4 @@
-#include "cli/image_copy.h"
+#include "block/image_copy.h"
 
 #include <unistd.h>
 
@@ -14,7 +14,7 @@
 #include "block/image_factory.h"
 #include "block/raw_image.h"
 
-namespace vireo::cli {
+namespace vireo {
 
 namespace {
 
@@ -113,4 +113,4 @@ CopyResult copy_image(const std::filesystem::path& source, const std::filesystem
     return result;
 }
 
-}  // namespace vireo::cli
+}  // namespace vireo

@@ -6,7 +6,7 @@
 
 #include "block/image_options.h"
 
-namespace vireo::cli {
+namespace vireo {
 
 struct CopyOptions {
     ImageFormat format = ImageFormat::qcow2;
@@ -30,4 +30,4 @@ using CopyProgress = std::function<void(uint64_t done, uint64_t total)>;
 CopyResult copy_image(const std::filesystem::path& source, const std::filesystem::path& target,
                       const CopyOptions& options, const CopyProgress& progress);
 
-}  // namespace vireo::cli
+}  // namespace vireo

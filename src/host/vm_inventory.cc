@@ -149,6 +149,9 @@ void VmInventory::recover() {
                 database_.add_event(record.name, "vm.deleted",
                                     "deleted (finished after vireod restarted)");
             });
+        } else {
+            // A reconfigure killed before its rename: the old vm.json stands.
+            std::filesystem::remove(folder / "vm.json.new", error);
         }
     }
 }

@@ -141,5 +141,19 @@ TEST_F(VmInventoryTest, RecoveryFinishesOrUndoesWhatACrashInterrupted) {
     EXPECT_FALSE(std::filesystem::exists(ds / ".doomed.vireo-deleting"));
 }
 
+// A kill -9 in the middle of a reconfigure, after the new definition was
+// written but before it replaced vm.json: the old one stands, the new one goes.
+TEST_F(VmInventoryTest, RecoveryRemovesTheDefinitionAnInterruptedReconfigureLeft) {
+    HostDatabase database(root_ / "state" / "vireod.db");
+    VmInventory inventory(database, datastores_);
+    VmEntry vm = inventory.create("web-1", "ds1", definition());
+    std::ofstream(vm.folder / "vm.json.new") << "{\"vcpus\": 4, \"memo";
+
+    inventory.recover();
+    EXPECT_FALSE(std::filesystem::exists(vm.folder / "vm.json.new"));
+    EXPECT_EQ(json::parse(std::ifstream(vm.definition()))["vcpus"], 1);
+    ASSERT_EQ(inventory.list().size(), 1u);
+}
+
 }  // namespace
 }  // namespace vireo

@@ -47,6 +47,10 @@ struct VmOptions {
     bool linked = false;
     bool no_wait = false;
     int64_t task = 0;
+    // vm disk
+    std::string disk_size;
+    std::string disk_format = "qcow2";
+    size_t disk_index = 0;
 };
 
 ApiClient client(const VmOptions& options) {
@@ -335,6 +339,38 @@ int clone(const VmOptions& options) {
     return wait_for(api, task, options.json);
 }
 
+int rename(const VmOptions& options) {
+    json body = {{"name", options.other}};
+    json vm = client(options).call("POST", fmt::format("/v1/vms/{}/rename", options.name), &body);
+    if (options.json) {
+        std::cout << vm.dump() << std::endl;
+    } else {
+        std::cout << fmt::format("VM '{}' is now '{}' (folder {})\n", options.name, options.other,
+                                 vm["folder"].get<std::string>());
+    }
+    return 0;
+}
+
+int disk(const VmOptions& options, const std::string& action) {
+    ApiClient api = client(options);
+    json vm;
+    if (action == "add") {
+        json body = {{"size", options.disk_size}, {"format", options.disk_format}};
+        vm = api.call("POST", fmt::format("/v1/vms/{}/disks", options.name), &body);
+    } else {
+        vm =
+            api.call("DELETE", fmt::format("/v1/vms/{}/disks/{}{}", options.name,
+                                           options.disk_index, options.files ? "?files=true" : ""));
+    }
+    if (options.json) {
+        std::cout << vm.dump() << std::endl;
+    } else {
+        std::cout << fmt::format("VM '{}': disk {}\n", options.name,
+                                 action == "add" ? "added" : "removed");
+    }
+    return 0;
+}
+
 int make_template(const VmOptions& options) {
     json vm = client(options).call("POST", fmt::format("/v1/vms/{}/template", options.name));
     if (options.json) {
@@ -553,6 +589,29 @@ void add_vm_commands(CLI::App& app) {
     command->add_flag("--no-wait", options->no_wait, "print the task and return");
     common(command, options);
     command->final_callback([options] { throw CLI::RuntimeError(clone(*options)); });
+
+    command = vm->add_subcommand("rename", "Rename a VM that is off (and its folder)");
+    command->add_option("name", options->name, "the VM")->required();
+    command->add_option("new-name", options->other, "its new name")->required();
+    common(command, options);
+    command->final_callback([options] { throw CLI::RuntimeError(rename(*options)); });
+
+    CLI::App* disks = vm->add_subcommand("disk", "A VM's virtual disks (VM off)");
+    disks->require_subcommand(1);
+    command = disks->add_subcommand("add", "Make a new thin disk in the VM's folder");
+    command->add_option("name", options->name, "the VM")->required();
+    command->add_option("--size", options->disk_size, "its size, as 10G")->required();
+    command->add_option("--format", options->disk_format, "qcow2 (default) or raw")
+        ->check(CLI::IsMember({"qcow2", "raw"}));
+    common(command, options);
+    command->final_callback([options] { throw CLI::RuntimeError(disk(*options, "add")); });
+    command = disks->add_subcommand("remove", "Detach a disk; --files deletes its image too");
+    command->add_option("name", options->name, "the VM")->required();
+    command->add_option("index", options->disk_index, "the disk's index in its definition, from 0")
+        ->required();
+    command->add_flag("--files", options->files, "delete its image (only one in the VM's folder)");
+    common(command, options);
+    command->final_callback([options] { throw CLI::RuntimeError(disk(*options, "remove")); });
 
     command = vm->add_subcommand("template", "Make a VM that is off a template: cloned, never run");
     command->add_option("name", options->name, "the VM")->required();

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/byte_size.h"
 #include "base/json_object_reader.h"
 #include "host/api_error.h"
 #include "host/console_session.h"
@@ -27,6 +28,21 @@ json body_object(const ApiRequest& request) {
         refuse(400, "body: must be a JSON object, not {}", body.type_name());
     }
     return body;
+}
+
+// The one string field of a request's body; 400 naming it otherwise.
+std::string string_field(const ApiRequest& request, const std::string& key,
+                         const std::string& what) {
+    json body = body_object(request);
+    try {
+        const std::string where = "body";
+        ObjectReader reader(body, "", where);
+        std::string value = reader.required_string(key, what);
+        reader.refuse_unknown_fields();
+        return value;
+    } catch (const Error& error) {
+        refuse(400, "{}", error.what());
+    }
 }
 
 int64_t query_number(const ApiRequest& request, const std::string& key, int64_t fallback,
@@ -163,6 +179,14 @@ ApiResponse HostApi::handle(const ApiRequest& request) {
     }
     if (path[1] == "vms" && path.size() == 4 && path[3] == "clone" && request.method == "POST") {
         return clone(request);
+    }
+    if (path[1] == "vms" && path.size() == 4 && path[3] == "rename" && request.method == "POST") {
+        require_off(path[2]);
+        std::string name = string_field(request, "name", "the VM's new name");
+        return {200, describe(inventory_.rename(path[2], name), false)};
+    }
+    if (path[1] == "vms" && path.size() >= 4 && path[3] == "disks") {
+        return disks(request);
     }
     if (path[1] == "vms" && path.size() == 4 && path[3] == "template" && request.method == "POST") {
         require_off(path[2]);
@@ -430,6 +454,52 @@ json task_json(const HostDatabase::Task& task) {
                   {"created", task.created}};
     entry["finished"] = task.finished.empty() ? json(nullptr) : json(task.finished);
     return entry;
+}
+
+ApiResponse HostApi::disks(const ApiRequest& request) {
+    const std::vector<std::string>& path = request.path;
+    require_off(path[2]);
+    if (inventory_.get(path[2]).is_template) {
+        refuse(409, "VM '{}' is a template: its disks never change", path[2]);
+    }
+    if (path.size() == 4 && request.method == "POST") {
+        json body = body_object(request);
+        uint64_t size = 0;
+        ImageFormat format = ImageFormat::qcow2;
+        try {
+            const std::string where = "body";
+            ObjectReader reader(body, "", where);
+            const json* found = reader.find("size");
+            if (found == nullptr) {
+                reader.error("size", "missing (bytes, or a size such as \"10G\")");
+            } else if (found->is_number_unsigned()) {
+                size = found->get<uint64_t>();
+            } else if (found->is_string()) {
+                size = parse_byte_size(found->get<std::string>(), "size");
+            } else {
+                reader.error("size", "must be a number of bytes or a size such as \"10G\"");
+            }
+            std::string text = reader.string("format").value_or("qcow2");
+            if (text != "qcow2" && text != "raw") {
+                reader.error("format", "'{}' is neither qcow2 nor raw", text);
+            }
+            format = text == "raw" ? ImageFormat::raw : ImageFormat::qcow2;
+            reader.refuse_unknown_fields();
+        } catch (const Error& error) {
+            refuse(400, "{}", error.what());
+        }
+        return {201, describe(inventory_.add_disk(path[2], size, format), false)};
+    }
+    if (path.size() == 5 && request.method == "DELETE") {
+        size_t index = 0;
+        auto [end, error] = std::from_chars(path[4].data(), path[4].data() + path[4].size(), index);
+        if (error != std::errc() || end != path[4].data() + path[4].size()) {
+            refuse(404, "no disk '{}': disks are numbered from 0", path[4]);
+        }
+        return {200, describe(inventory_.remove_disk(path[2], index, query_flag(request, "files")),
+                              false)};
+    }
+    refuse(405, "{} is not allowed on /{}", request.method, fmt::join(path, "/"));
 }
 
 ApiResponse HostApi::clone(const ApiRequest& request) {

@@ -22,6 +22,8 @@ namespace vireo {
 //   GET    /v1/vms/NAME/console[?offset=N] its console log from that byte on;
 //                                        as a WebSocket: the console, both ways
 //   POST   /v1/vms/NAME/template         make it a template (cloned, never run)
+//   POST   /v1/vms/NAME/rename {"name"}; POST /v1/vms/NAME/disks {"size", "format"};
+//   DELETE /v1/vms/NAME/disks/INDEX[?files=true]
 //   POST   /v1/vms/NAME/clone            {"name", "datastore", "linked"}: a task
 //   GET    /v1/vms/NAME/snapshots, POST {"name"}; POST .../SNAP/revert; DELETE .../SNAP (a task)
 //   GET    /v1/tasks, GET /v1/tasks/ID, POST /v1/tasks/ID/cancel
@@ -59,6 +61,7 @@ private:
     ApiResponse events(const ApiRequest& request);
     ApiResponse tokens(const ApiRequest& request);
     ApiResponse clone(const ApiRequest& request);
+    ApiResponse disks(const ApiRequest& request);
     ApiResponse snapshots(const ApiRequest& request);
     ApiResponse tasks(const ApiRequest& request);
     // 404 for no such VM; 409 while it runs or a task works on it.

@@ -248,6 +248,16 @@ void HostDatabase::delete_vm(std::string_view name) {
     remove.step();
 }
 
+void HostDatabase::rename_vm(std::string_view name, std::string_view new_name) {
+    std::lock_guard lock(mutex_);
+    if (find_vm(new_name)) {
+        fail("VM '{}' is already registered on this host", new_name);
+    }
+    Statement update(*this, "UPDATE vms SET name = ?2 WHERE name = ?1");
+    update.bind(1, name).bind(2, new_name);
+    update.step();
+}
+
 HostDatabase::Event HostDatabase::add_event(std::string_view vm, std::string_view kind,
                                             std::string_view message) {
     std::lock_guard lock(mutex_);

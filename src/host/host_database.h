@@ -64,6 +64,8 @@ public:
     void insert_vm(const VmRecord& record);
     void set_vm_stage(std::string_view name, VmStage stage);
     void delete_vm(std::string_view name);
+    // Throws vireo::Error when `new_name` is taken.
+    void rename_vm(std::string_view name, std::string_view new_name);
 
     // Appends an event (the time is now); returns it.
     Event add_event(std::string_view vm, std::string_view kind, std::string_view message);

@@ -71,13 +71,14 @@ HostDatabase::Task TaskManager::start(const std::string& kind, const std::string
             state = "failed";
             message = error.what();
         }
+        spdlog::info("task {} ({} of '{}'): {}: {}", id, kind, vm, state, message);
+        // Ended in the database and gone from running_ at once: a cancel sees either.
+        std::lock_guard done(mutex_);
         database_.transaction([&] {
             database_.finish_task(id, state, message);
             database_.add_event(vm, fmt::format("{}.{}", kind, state),
                                 fmt::format("task {}: {}", id, message));
         });
-        spdlog::info("task {} ({} of '{}'): {}: {}", id, kind, vm, state, message);
-        std::lock_guard done(mutex_);
         finished_.push_back(std::move(running->thread));
         running_.erase(id);
     });

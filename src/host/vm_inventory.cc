@@ -48,6 +48,14 @@ void write_synced(const std::filesystem::path& path, const std::string& text) {
     }
 }
 
+// vm.json replaced atomically: a new file, synced, renamed over the old.
+void write_definition(const std::filesystem::path& folder, const nlohmann::json& document) {
+    std::filesystem::path next = folder / "vm.json.new";
+    write_synced(next, document.dump(2) + "\n");
+    std::filesystem::rename(next, folder / "vm.json");
+    fsync_path(folder);
+}
+
 std::filesystem::path trash_folder(const std::filesystem::path& datastore, std::string_view name) {
     return datastore / fmt::format(".{}.vireo-deleting", name);
 }
@@ -114,8 +122,40 @@ VmEntry VmInventory::entry(const HostDatabase::VmRecord& record) {
             std::filesystem::exists(folder / kTemplateMarker, error)};
 }
 
+namespace {
+
+// Carried by a VM's folder while it is renamed: the VM's name before.
+constexpr const char* kRenameMarker = ".vireo-renamed-from";
+
+// A rename that a crash interrupted left the database with the VM's old name
+// (its transaction rolled back) and maybe the folder with the new one: that
+// folder is found by its marker and named back. Stale markers go.
+void undo_interrupted_rename(const std::filesystem::path& datastore, const std::string& name) {
+    std::filesystem::path folder = datastore / name;
+    std::error_code error;
+    if (!std::filesystem::exists(folder, error)) {
+        for (const auto& entry : std::filesystem::directory_iterator(datastore, error)) {
+            std::ifstream marker(entry.path() / kRenameMarker);
+            std::string from;
+            if (marker && std::getline(marker, from) && from == name) {
+                std::filesystem::rename(entry.path(), folder, error);
+                break;
+            }
+        }
+    }
+    std::filesystem::remove(folder / kRenameMarker, error);
+}
+
+}  // namespace
+
 void VmInventory::recover() {
     std::lock_guard lock(mutex_);
+    for (const HostDatabase::VmRecord& record : database_.vms()) {
+        if (std::optional<Datastore> datastore = datastores_.find(record.datastore);
+            datastore && record.stage == HostDatabase::VmStage::registered) {
+            undo_interrupted_rename(datastore->path, record.name);
+        }
+    }
     for (const HostDatabase::VmRecord& record : database_.vms()) {
         std::optional<Datastore> datastore = datastores_.find(record.datastore);
         if (!datastore) {
@@ -219,8 +259,9 @@ VmEntry VmInventory::reconfigure(std::string_view name, const nlohmann::json& ch
              vm.definition().string());
     }
     for (const auto& [key, value] : changes.items()) {
-        if (key != "vcpus" && key != "memory_mib" && key != "boot") {
-            refuse(400, "{}: cannot be changed (vcpus, memory_mib and boot can)", key);
+        if (key != "vcpus" && key != "memory_mib" && key != "boot" && key != "disks" &&
+            key != "nics") {
+            refuse(400, "{}: cannot be changed (vcpus, memory_mib, boot, disks and nics can)", key);
         }
         if (key == "boot" && value.is_object() && document[key].is_object()) {
             document[key].merge_patch(value);  // RFC 7396: the fields named change
@@ -228,11 +269,9 @@ VmEntry VmInventory::reconfigure(std::string_view name, const nlohmann::json& ch
             document[key] = value;
         }
     }
+    document = for_agent(document, name);  // new vNICs get their MACs now
     check_definition(document, vm.folder);
-    std::filesystem::path next = vm.folder / "vm.json.new";
-    write_synced(next, document.dump(2) + "\n");
-    std::filesystem::rename(next, vm.definition());
-    fsync_path(vm.folder);
+    write_definition(vm.folder, document);
     database_.add_event(name, "vm.reconfigured", fmt::format("changed {}", changes.dump()));
     return vm;
 }
@@ -464,6 +503,124 @@ VmEntry VmInventory::clone(const ClonePlan& plan, const ProgressReport& progress
     HostDatabase::VmRecord record = plan.record;
     record.stage = HostDatabase::VmStage::registered;
     return entry(record);
+}
+
+VmEntry VmInventory::rename(std::string_view name, std::string_view new_name) {
+    if (auto problem = name_problem(new_name)) {
+        refuse(400, "name: {}", *problem);
+    }
+    std::lock_guard lock(mutex_);
+    std::optional<HostDatabase::VmRecord> record = database_.find_vm(name);
+    if (!record || record->stage != HostDatabase::VmStage::registered) {
+        refuse(404, "no VM '{}' on this host", name);
+    }
+    if (database_.find_vm(new_name)) {
+        refuse(409, "name: VM '{}' already exists on this host", new_name);
+    }
+    std::filesystem::path base = datastore_path(record->datastore);
+    std::filesystem::path from = base / name;
+    std::filesystem::path to = base / new_name;
+    std::error_code error;
+    if (std::filesystem::exists(to, error)) {
+        refuse(409, "name: {} already exists on datastore '{}'", to.string(), record->datastore);
+    }
+    write_synced(from / kRenameMarker, std::string(name) + "\n");
+    fsync_path(from);
+    database_.transaction([&] {
+        database_.rename_vm(name, new_name);
+        std::filesystem::rename(from, to);
+        fsync_path(base);
+        database_.add_event(new_name, "vm.renamed", fmt::format("renamed from '{}'", name));
+    });
+    nlohmann::json document = nlohmann::json::parse(std::ifstream(to / "vm.json"), nullptr, false);
+    if (document.is_object()) {
+        document["name"] = new_name;
+        write_definition(to, document);
+    }
+    std::filesystem::remove(to / kRenameMarker, error);
+    record->name = new_name;
+    return entry(*record);
+}
+
+VmEntry VmInventory::add_disk(std::string_view name, uint64_t size, ImageFormat format) {
+    constexpr uint64_t kMaxDiskSize = uint64_t{64} << 40;  // qcow2's own limit is higher
+    if (size == 0 || size % 512 != 0 || size > kMaxDiskSize) {
+        refuse(400, "size: {} bytes: give a multiple of 512 from 512 bytes to 64 TiB", size);
+    }
+    std::lock_guard lock(mutex_);
+    std::optional<HostDatabase::VmRecord> record = database_.find_vm(name);
+    if (!record || record->stage != HostDatabase::VmStage::registered) {
+        refuse(404, "no VM '{}' on this host", name);
+    }
+    VmEntry vm = entry(*record);
+    nlohmann::json document = nlohmann::json::parse(std::ifstream(vm.definition()), nullptr, false);
+    if (!document.is_object()) {
+        fail("VM '{}': {} is not a VM definition any more; fix it by hand", name,
+             vm.definition().string());
+    }
+    std::string extension = format == ImageFormat::qcow2 ? ".qcow2" : ".raw";
+    std::filesystem::path file;
+    std::error_code error;
+    for (size_t number = 0;; ++number) {  // diskN, whatever the format of those before
+        file = vm.folder / fmt::format("disk{}{}", number, extension);
+        if (!std::filesystem::exists(vm.folder / fmt::format("disk{}.qcow2", number), error) &&
+            !std::filesystem::exists(vm.folder / fmt::format("disk{}.raw", number), error)) {
+            break;
+        }
+    }
+    CreateOptions options;
+    options.format = format;
+    options.size = size;
+    create_image(file, options);
+    if (!document["disks"].is_array()) {
+        document["disks"] = nlohmann::json::array();
+    }
+    document["disks"].push_back({{"path", file.filename().string()}});
+    try {
+        check_definition(document, vm.folder);
+        write_definition(vm.folder, document);
+    } catch (...) {
+        std::filesystem::remove(file, error);
+        throw;
+    }
+    database_.add_event(name, "vm.disk-added",
+                        fmt::format("disk {} of {} bytes added", file.filename().string(), size));
+    return vm;
+}
+
+VmEntry VmInventory::remove_disk(std::string_view name, size_t index, bool delete_file) {
+    std::lock_guard lock(mutex_);
+    std::optional<HostDatabase::VmRecord> record = database_.find_vm(name);
+    if (!record || record->stage != HostDatabase::VmStage::registered) {
+        refuse(404, "no VM '{}' on this host", name);
+    }
+    VmEntry vm = entry(*record);
+    nlohmann::json document = nlohmann::json::parse(std::ifstream(vm.definition()), nullptr, false);
+    if (!document.is_object() || !document["disks"].is_array() ||
+        index >= document["disks"].size()) {
+        refuse(404, "VM '{}' has no disks[{}]", name, index);
+    }
+    std::filesystem::path path = document["disks"][index].value("path", std::string());
+    std::filesystem::path file = path.is_relative() ? vm.folder / path : path;
+    if (delete_file && file.lexically_normal().parent_path() != vm.folder) {
+        refuse(409,
+               "VM '{}': disks[{}] ({}) is not in its folder: it is kept (detach it without "
+               "files=true)",
+               name, index, file.string());
+    }
+    document["disks"].erase(index);
+    if (document["disks"].empty()) {
+        document.erase("disks");
+    }
+    write_definition(vm.folder, document);
+    std::error_code error;
+    if (delete_file) {
+        std::filesystem::remove(file, error);
+    }
+    database_.add_event(name, "vm.disk-removed",
+                        fmt::format("disks[{}] ({}) {}", index, file.string(),
+                                    delete_file ? "deleted" : "detached"));
+    return vm;
 }
 
 }  // namespace vireo

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "block/image_options.h"
 #include "host/datastore_registry.h"
 #include "host/host_database.h"
 
@@ -87,6 +88,18 @@ public:
     // overlays on the template's. Written under a staging name and registered
     // as create() does; a throw (from `progress`: a cancel) undoes it all.
     VmEntry clone(const ClonePlan& plan, const ProgressReport& progress);
+    // Renames a VM (off) and its folder, in one transaction that also renames
+    // the folder: a crash in between is undone at the next start (recover()
+    // finds the folder by the marker it carries meanwhile).
+    VmEntry rename(std::string_view name, std::string_view new_name);
+    // Makes a new disk image in the VM's folder (`diskN.qcow2` or `.raw`,
+    // thin) and adds it to its definition; returns the VM. 400 for a bad
+    // size or format.
+    VmEntry add_disk(std::string_view name, uint64_t size, ImageFormat format);
+    // Takes disks[index] out of the definition; with `delete_file` its image
+    // goes too, when it is in the VM's folder (409 otherwise).
+    VmEntry remove_disk(std::string_view name, size_t index, bool delete_file);
+
     // Marks a VM (off) a template: it can no longer be started or changed,
     // only cloned; its disks become read-only files.
     VmEntry make_template(std::string_view name);

@@ -429,6 +429,68 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(len(self.agent.request("GET", "/v1/tasks")[1]["tasks"]), 3)
         self.assertTrue(self.agent.request("GET", "/v1/vms/gold")[1]["template"])
 
+    def test_rename_and_reconfigure_disks_and_nics(self):
+        self.assertEqual(self.create("old")[0], 201)
+        folder = os.path.join(self.agent.datastore, "old")
+        status, vm = self.agent.request("POST", "/v1/vms/old/disks", {"size": "16M"})
+        self.assertEqual(status, 201)
+        self.agent.request("POST", "/v1/vms/old/disks", {"size": 1048576, "format": "raw"})
+        info = json.loads(subprocess.run(["qemu-img", "info", "--output=json",
+                                          os.path.join(folder, "disk0.qcow2")],
+                                         capture_output=True, text=True, check=True).stdout)
+        self.assertEqual((info["format"], info["virtual-size"]), ("qcow2", 16 << 20))
+        self.assertEqual(os.path.getsize(os.path.join(folder, "disk1.raw")), 1 << 20)
+        for body, field in (({"size": "1x"}, "size"), ({"size": 1000}, "size"),
+                            ({"size": "1M", "format": "vmdk"}, "format"), ({}, "size"),
+                            ({"size": "1M", "bus": "ide"}, "bus")):
+            status, answer = self.agent.request("POST", "/v1/vms/old/disks", body)
+            self.assertEqual(status, 400, body)
+            self.assertIn(field, answer["error"])
+        self.assertFalse(os.path.exists(os.path.join(folder, "disk2.qcow2")))
+        # vNICs as a whole list: a new one gets its MAC now, kept from then on.
+        status, _ = self.agent.request("PATCH", "/v1/vms/old", {"nics": [{"tap": "vt-old"}]})
+        self.assertEqual(status, 200)
+        with open(os.path.join(folder, "vm.json")) as file:
+            definition_now = json.load(file)
+        self.assertRegex(definition_now["nics"][0]["mac"], "^02:76:69:")
+        self.assertEqual([d["path"] for d in definition_now["disks"]],
+                         ["disk0.qcow2", "disk1.raw"])
+        self.assertEqual(self.agent.request("PATCH", "/v1/vms/old",
+                                            {"nics": [{"tap": "a/b"}]})[0], 400)
+        self.assertEqual(self.agent.request("DELETE", "/v1/vms/old/disks/5")[0], 404)
+        self.assertEqual(self.agent.request("DELETE", "/v1/vms/old/disks/1?files=true")[0], 200)
+        self.assertFalse(os.path.exists(os.path.join(folder, "disk1.raw")))
+        self.agent.cli("vm", "disk", "add", "old", "--size", "8M", "--format", "raw")
+        self.assertTrue(os.path.exists(os.path.join(folder, "disk1.raw")))
+
+        # Rename: the folder follows; names taken or bad are refused.
+        self.assertEqual(self.create("taken")[0], 201)
+        self.assertEqual(self.agent.request("POST", "/v1/vms/old/rename", {"name": "taken"})[0],
+                         409)
+        self.assertEqual(self.agent.request("POST", "/v1/vms/old/rename", {"name": "../x"})[0],
+                         400)
+        status, vm = self.agent.request("POST", "/v1/vms/old/rename", {"name": "new"})
+        self.assertEqual((status, vm["name"]), (200, "new"))
+        self.assertFalse(os.path.exists(folder))
+        folder = os.path.join(self.agent.datastore, "new")
+        with open(os.path.join(folder, "vm.json")) as file:
+            self.assertEqual(json.load(file)["name"], "new")
+        self.assertEqual(os.listdir(folder).count(".vireo-renamed-from"), 0)
+        self.assertEqual(self.agent.request("GET", "/v1/vms/old")[0], 404)
+        self.agent.cli("vm", "rename", "new", "newer")
+        # A rename a crash cut short (the database still says "newer", the
+        # folder has another name and the marker) is undone at the next start.
+        self.agent.stop(signal.SIGKILL)
+        newer = os.path.join(self.agent.datastore, "newer")
+        with open(os.path.join(newer, ".vireo-renamed-from"), "w") as marker:
+            marker.write("newer\n")
+        os.rename(newer, os.path.join(self.agent.datastore, "half"))
+        self.agent.start()
+        self.assertEqual(self.agent.request("GET", "/v1/vms/newer")[0], 200)
+        self.assertTrue(os.path.exists(os.path.join(newer, "vm.json")))
+        self.assertFalse(os.path.exists(os.path.join(newer, ".vireo-renamed-from")))
+        self.assertFalse(os.path.exists(os.path.join(self.agent.datastore, "half")))
+
     @classmethod
     def tearDownClass(cls):
         # Every operation of the document was called and its answer checked.

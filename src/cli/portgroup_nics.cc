@@ -8,7 +8,6 @@
 #include "base/error.h"
 #include "host/network_registry.h"
 #include "net/port_filter.h"
-#include "net/switch_datapath.h"
 #include "net/tap.h"
 
 namespace vireo::cli {
@@ -39,26 +38,22 @@ std::vector<UniqueFd> plug_portgroup_nics(std::vector<VmConfig::Nic>& nics) {
         return handed_over;
     }
     NetworkRegistry registry(StateFile::default_dir());
-    NetworkConfig config = registry.read();
     PortFilter::remove_stale();  // what VMMs killed before they could clean up left
     for (size_t index = 0; index < nics.size(); ++index) {
         VmConfig::Nic& nic = nics[index];
         if (nic.portgroup.empty()) {
             continue;
         }
-        const PortGroup* portgroup = config.find_portgroup(nic.portgroup);
-        if (portgroup == nullptr) {
-            fail("--nic portgroup={}: no such port group in {} (vireo portgroup list shows them)",
-                 nic.portgroup, registry.file().string());
-        }
         nic.tap = fresh_tap_name(index);
-        nic.security = config.security_of(*portgroup);
-        const VirtualSwitch& vswitch = *config.find_switch(portgroup->vswitch);
-        if (vswitch.bonded() && vswitch.teaming.notify_switches) {
-            nic.team = vswitch.team_interface();
-        }
         Tap tap(nic.tap, nic.queues > 1);  // vireo-vmm attaches the other queues
-        SwitchDatapath::plug(config, *portgroup, nic.tap);
+        NetworkRegistry::VmPort port;
+        try {
+            port = registry.plug_vm_port(nic.portgroup, nic.tap);
+        } catch (const Error& error) {
+            fail("--nic portgroup={}: {}", nic.portgroup, error.what());
+        }
+        nic.security = port.security;
+        nic.team = port.team;
         // dup() leaves close-on-exec off: vireo-vmm inherits this copy.
         UniqueFd inherited(::dup(tap.fd()));
         if (!inherited) {

@@ -61,4 +61,21 @@ NetworkConfig NetworkRegistry::apply() const {
     return config;
 }
 
+NetworkRegistry::VmPort NetworkRegistry::plug_vm_port(const std::string& portgroup,
+                                                      const std::string& tap) const {
+    NetworkConfig config = read();
+    const PortGroup* found = config.find_portgroup(portgroup);
+    if (found == nullptr) {
+        fail("port group {}: no such port group in {} (vireo portgroup list shows them)", portgroup,
+             file().string());
+    }
+    SwitchDatapath::plug(config, *found, tap);
+    VmPort port{config.security_of(*found), ""};
+    const VirtualSwitch& vswitch = *config.find_switch(found->vswitch);
+    if (vswitch.bonded() && vswitch.teaming.notify_switches) {
+        port.team = vswitch.team_interface();
+    }
+    return port;
+}
+
 }  // namespace vireo

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <string>
 
 #include "host/state_file.h"
 #include "net/network_config.h"
@@ -15,6 +16,14 @@ namespace vireo {
 // kernel match it again.
 class NetworkRegistry {
 public:
+    // What a vNIC takes from the port group its TAP was plugged into.
+    struct VmPort {
+        SecurityPolicy security;
+        // The switch's team (bond) when it notifies switches: the vNIC
+        // announces its MAC after each failover of it. Empty otherwise.
+        std::string team;
+    };
+
     explicit NetworkRegistry(std::filesystem::path state_dir);
 
     const std::filesystem::path& file() const { return state_.file(); }
@@ -30,6 +39,12 @@ public:
 
     // Applies the stored configuration again; returns it.
     NetworkConfig apply() const;
+
+    // Makes `tap` (a vNIC's TAP, which must exist) a port of `portgroup` as
+    // stored now: on its switch, with its VLANs and MTU, up. Throws
+    // vireo::Error naming the port group (and this file when it has none of
+    // that name).
+    VmPort plug_vm_port(const std::string& portgroup, const std::string& tap) const;
 
 private:
     NetworkConfig load() const;

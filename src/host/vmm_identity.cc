@@ -30,8 +30,7 @@ uint32_t VmmSlots::slot_of(std::string_view vm) {
 VmmIdentities::VmmIdentities(std::filesystem::path state_dir, uid_t base)
     : file_(std::move(state_dir), "vmm-identities", 1), base_(base) {}
 
-VmmIdentity VmmIdentities::of(std::string_view vm) {
-    StateFile::Lock lock = file_.lock(true);
+VmmSlots VmmIdentities::load() const {
     VmmSlots known;
     if (std::optional<nlohmann::json> document = file_.load()) {
         try {
@@ -41,12 +40,28 @@ VmmIdentity VmmIdentities::of(std::string_view vm) {
             fail("{}: malformed ({}); fix or remove the file", file_.file().string(), error.what());
         }
     }
+    return known;
+}
+
+VmmIdentity VmmIdentities::of(std::string_view vm) {
+    StateFile::Lock lock = file_.lock(true);
+    VmmSlots known = load();
     size_t before = known.slots.size();
     uint32_t slot = known.slot_of(vm);
     if (known.slots.size() != before) {
         file_.store({{"next", known.next}, {"slots", known.slots}});
     }
     return vmm_identity(base_, slot);
+}
+
+std::optional<VmmIdentity> VmmIdentities::find(std::string_view vm) {
+    StateFile::Lock lock = file_.lock(false);
+    VmmSlots known = load();
+    auto found = known.slots.find(vm);
+    if (found == known.slots.end()) {
+        return std::nullopt;
+    }
+    return vmm_identity(base_, found->second);
 }
 
 }  // namespace vireo

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -50,8 +51,12 @@ public:
 
     // `vm`'s identity, allocated and stored on first use.
     VmmIdentity of(std::string_view vm);
+    // `vm`'s identity if it ever had one (it has run), without allocating.
+    std::optional<VmmIdentity> find(std::string_view vm);
 
 private:
+    VmmSlots load() const;
+
     StateFile file_;
     uid_t base_;
 };

@@ -97,6 +97,7 @@ VmmSupervisor::VmmSupervisor(std::filesystem::path run_dir, std::string vmm_bina
       jail_mount_point_(run_dir_ / "jail-root"),
       identities_(jail.state_dir, jail.uid_base),
       cgroups_(jail.cgroup_root),
+      network_(jail.state_dir),
       on_exit_(std::move(on_exit)),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
     if (!epoll_) {
@@ -142,20 +143,38 @@ void VmmSupervisor::watch(const std::string& vm, Vmm vmm) {
 void VmmSupervisor::reattach(const std::vector<VmEntry>& vms) {
     std::lock_guard lock(mutex_);
     for (const VmEntry& vm : vms) {
+        // The TAPs vireod made for the VM, to delete when its VMM ends, or
+        // now when it ended while no vireod watched.
+        VmPorts ports;
+        if (std::optional<VmmIdentity> identity = identities_.find(vm.name)) {
+            try {
+                ports = VmPorts::of_running(vm.name, VmConfig::from_file(vm.definition().string()),
+                                            {identity->uid, identity->gid});
+            } catch (const Error& error) {
+                spdlog::warn("VM '{}': its vNICs' TAPs stay as they are: {}", vm.name,
+                             error.what());
+            }
+        }
         std::filesystem::path pid_file = pid_file_of(vm.name);
         std::ifstream file(pid_file);
         pid_t pid = 0;
         if (!(file >> pid) || pid <= 0) {
+            ports.release();
             continue;
         }
-        Vmm vmm{pid, UniqueFd(pidfd_open(pid)), false, socket_of(vm.name),
-                VmmCgroups::of_vmm(pid, vm.name)};
+        Vmm vmm{pid,
+                UniqueFd(pidfd_open(pid)),
+                false,
+                socket_of(vm.name),
+                VmmCgroups::of_vmm(pid, vm.name),
+                std::move(ports)};
         std::ifstream cmdline(fmt::format("/proc/{}/cmdline", pid));
         std::string arguments((std::istreambuf_iterator<char>(cmdline)),
                               std::istreambuf_iterator<char>());
         if (!vmm.pidfd || arguments.find(vmm.socket.string()) == std::string::npos) {
             std::error_code error;
             std::filesystem::remove(pid_file, error);  // that VMM is gone
+            vmm.ports.release();
             continue;
         }
         spdlog::info("VM '{}': adopted its running VMM (pid {})", vm.name, pid);
@@ -180,6 +199,7 @@ void VmmSupervisor::start(const VmEntry& vm) {
     VmmIdentity identity;
     std::optional<std::filesystem::path> cgroup;
     UniqueFd cgroup_procs;
+    VmPorts ports;
     try {
         VmConfig config = VmConfig::from_file(vm.definition().string());
         identity = identities_.of(vm.name);
@@ -192,7 +212,12 @@ void VmmSupervisor::start(const VmEntry& vm) {
         if (cgroup) {
             cgroup_procs = VmmCgroups::open_procs(*cgroup);
         }
+        // Last: it undoes itself when it fails.
+        ports = VmPorts::prepare(vm.name, config, {identity.uid, identity.gid}, network_);
     } catch (const ApiError&) {
+        if (cgroup) {
+            VmmCgroups::remove(*cgroup);
+        }
         throw;
     } catch (const Error& problem) {
         if (cgroup) {
@@ -281,6 +306,7 @@ void VmmSupervisor::start(const VmEntry& vm) {
         if (cgroup) {
             VmmCgroups::remove(*cgroup);
         }
+        ports.release();
         std::string why = std::strerror(failure.error);
         switch (failure.stage) {
             case ChildFailure::Stage::lock:
@@ -301,7 +327,7 @@ void VmmSupervisor::start(const VmEntry& vm) {
         }
     }
 
-    Vmm vmm{pid, UniqueFd(pidfd_open(pid)), true, socket, cgroup};
+    Vmm vmm{pid, UniqueFd(pidfd_open(pid)), true, socket, cgroup, std::move(ports)};
     if (!vmm.pidfd) {
         fail_errno("pidfd_open");
     }
@@ -342,10 +368,11 @@ void VmmSupervisor::start(const VmEntry& vm) {
     watch(vm.name, std::move(vmm));
 }
 
-void VmmSupervisor::release(const Vmm& vmm) {
+void VmmSupervisor::release(Vmm& vmm) {
     if (vmm.cgroup) {
         VmmCgroups::remove(*vmm.cgroup);
     }
+    vmm.ports.release();
 }
 
 std::filesystem::path VmmSupervisor::socket_for_request(std::string_view vm) {
@@ -467,6 +494,7 @@ void VmmSupervisor::run_watcher() {
 void VmmSupervisor::ended(const std::string& vm) {
     int status = 0;
     std::optional<std::filesystem::path> cgroup;
+    VmPorts ports;
     {
         std::lock_guard lock(mutex_);
         auto found = vmms_.find(vm);
@@ -475,13 +503,15 @@ void VmmSupervisor::ended(const std::string& vm) {
             ::waitpid(found->second.pid, &status, 0);
         }
         cgroup = found->second.cgroup;
+        ports = std::move(found->second.ports);
     }
-    // Its cgroup goes before the VM reads as off, so that a start right after
-    // (a reset) finds none being removed; without the lock, which this may
-    // hold for seconds.
+    // Its cgroup and TAPs go before the VM reads as off, so that a start
+    // right after (a reset) finds none being removed; without the lock,
+    // which this may hold for seconds.
     if (cgroup) {
         VmmCgroups::remove(*cgroup);
     }
+    ports.release();
     {
         std::lock_guard lock(mutex_);
         vmms_.erase(vm);

@@ -16,7 +16,9 @@
 
 #include "base/event_fd.h"
 #include "base/unique_fd.h"
+#include "host/network_registry.h"
 #include "host/vm_inventory.h"
+#include "host/vm_ports.h"
 #include "host/vmm_cgroup.h"
 #include "host/vmm_identity.h"
 
@@ -29,7 +31,7 @@ namespace vireo {
 // of its own (so that vireod may die or restart without taking the VMs along),
 // with its console in the VM folder's console.log, its own log in vmm.log, its
 // pid file under `run_dir`/vms/ and its control socket and report in its own
-// `run_dir`/vms/<name>/. The VMM
+// `run_dir`/vms/<name>/, and its vNICs' TAPs made for it (vm_ports.h). The VMM
 // holds an exclusive lock on its folder's `.vireo-lock` from before exec to
 // its exit, so a VM never runs twice, whoever tries. A new vireod adopts the
 // VMMs its predecessor started (reattach). Refusals throw ApiError.
@@ -83,6 +85,7 @@ private:
         bool child = false;  // ours to reap; an adopted one is init's
         std::filesystem::path socket;
         std::optional<std::filesystem::path> cgroup;
+        VmPorts ports;
     };
     // The VMM's own folder: its control socket and report, bound in its jail.
     std::filesystem::path run_folder_of(std::string_view vm) const;
@@ -96,14 +99,15 @@ private:
     void watch(const std::string& vm, Vmm vmm);
     void run_watcher();
     void ended(const std::string& vm);
-    // Removes what a VMM that has ended leaves behind (its cgroup).
-    void release(const Vmm& vmm);
+    // Removes what a VMM that has ended leaves behind (its cgroup, its TAPs).
+    static void release(Vmm& vmm);
 
     std::filesystem::path run_dir_;
     std::string vmm_binary_;
     std::filesystem::path jail_mount_point_;
     VmmIdentities identities_;
     VmmCgroups cgroups_;
+    NetworkRegistry network_;
     ExitHandler on_exit_;
     std::mutex mutex_;
     std::map<std::string, Vmm, std::less<>> vmms_;

@@ -124,10 +124,6 @@ VmConfig::Nic parse_nic(const json& value, size_t index, const std::string& sour
         reader.unsigned_integer("queues", 1, VmConfig::kMaxNicQueues).value_or(1));
     if (auto fd = reader.unsigned_integer("tap_fd", 3, INT32_MAX)) {
         nic.tap_fd = static_cast<int>(*fd);
-    } else if (!nic.portgroup.empty()) {
-        reader.error("tap_fd",
-                     "missing: a vNIC on a port group is plugged in by its launcher (vireo run), "
-                     "which hands its TAP over as this fd");
     }
     if (const json* security = reader.find("security")) {
         nic.security = SecurityOverride::from_json(*security, reader.field("security"), source)

@@ -64,9 +64,10 @@ struct VmConfig {
     struct Nic {
         std::string tap;  // the host's TAP interface: attached to, or created
         MacAddress mac{};
-        // Set by the launcher (vireo run) for a vNIC it plugged into a port
-        // group: the port group, and the TAP already open as this fd of
-        // vireo-vmm (inherited), which it uses rather than opening `tap`.
+        // The port group its launcher plugs `tap` into before vireo-vmm
+        // starts: vireo run, which names a new TAP and hands it over as
+        // `tap_fd`, an fd of vireo-vmm (inherited) used rather than opening
+        // `tap`; or vireod, which creates `tap` for the jailed VMM to attach.
         std::string portgroup;
         std::optional<int> tap_fd;
         // The port group's security policy, which the vNIC enforces.

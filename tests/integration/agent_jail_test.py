@@ -3,16 +3,26 @@ own (not root, another for each VM, the same at each start), with seccomp and
 no_new_privs, in a cgroup of its own that is gone once the VM is off, and in a
 mount namespace of its own that shows its folder, its boot files and its
 devices but nothing else of the host. A guest-kit VM writes its disk and
-powers off under the jail; vireod killed with SIGKILL adopts the jailed VMM."""
+powers off under the jail; vireod killed with SIGKILL adopts the jailed VMM.
+vNICs under the jail: real Linux pings the host side of its TAP (vhost-net,
+two queue pairs) and a far host through a port group's switch, with vireod
+making the TAPs for the unprivileged VMM and deleting them when the VM is
+off, also after it was killed and adopted the VMM; a TAP that is not the
+VM's is refused."""
 
+import itertools
 import json
 import os
+import re
 import signal
 import time
 import unittest
 
 import agent
+import linux_vm
 import vmtest
+from far_network import FarNetwork, Vireo
+from vmtest import host
 
 ECHO = vmtest.guest("uart_echo.elf")  # runs until stopped
 DISK_GUEST = vmtest.guest("virtio_blk.elf")  # writes a fixed layout to its disk, exits
@@ -188,6 +198,179 @@ class AgentJailTest(unittest.TestCase):
         self.assertEqual(os.stat(shared).st_uid, 0)
         with open(shared, "rb") as image:
             self.assertEqual(image.read(), bytes(DISK_BYTES))
+
+
+GUEST_MAC = "02:76:69:aa:10:01"
+PORT_MAC = "02:76:69:aa:10:02"
+TAP_HOST_ADDRESS = "10.99.0.1"  # the host side of the plain TAP
+FAR_ADDRESS = "10.0.0.1"  # behind the switch's uplink (far_network.py)
+
+
+def tap_owner(tap):
+    """The uid a TAP belongs to (None: no one), or False when it is gone."""
+    try:
+        with open(f"/sys/class/net/{tap}/owner") as file:
+            owner = int(file.read())
+    except FileNotFoundError:
+        return False
+    return None if owner == -1 else owner
+
+
+class GuestConsole:
+    """The serial console of a VM vireod runs: keys typed through its VMM's
+    control socket, output read back from its console.log."""
+
+    def __init__(self, test_agent, name):
+        self.control = vmtest.SocketClient(
+            os.path.join(test_agent.run_dir, "vms", name, "control.sock"))
+        self.log = os.path.join(test_agent.datastore, name, "console.log")
+        self.read_to = 0
+        self.markers = itertools.count()
+
+    def text(self):
+        with open(self.log, "rb") as file:
+            return file.read().decode(errors="replace").replace("\r", "")
+
+    def expect(self, pattern, timeout=60, what=None):
+        regex = re.compile(pattern, re.MULTILINE)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.text()
+            found = regex.search(text, self.read_to)
+            if found:
+                self.read_to = found.end()
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {what or repr(pattern)} on the console within "
+                                     f"{timeout} s\n--- console (last 3000 characters) ---\n"
+                                     f"{text[-3000:]}")
+            time.sleep(0.2)
+
+    def type(self, line):
+        keys = (line + "\n").encode()
+        while keys:  # the UART's receive FIFO takes what it has room for
+            answer = self.control.request("console-input", hex=keys.hex())
+            keys = keys[answer["result"]["accepted"]:]
+            if keys:
+                time.sleep(0.01)
+
+    def check(self, command, timeout=60):
+        """The output of `command` in the guest's shell, which must succeed."""
+        marker = f"vireo-done-{next(self.markers)}"
+        start = self.read_to
+        self.type(f"{command}; echo {marker}=$?")
+        found = self.expect(rf"{marker}=(\d+)", timeout, f"the end of {command!r}")
+        output = self.text()[start:found.start()]
+        if found.group(1) != "0":
+            raise AssertionError(f"{command!r} exited {found.group(1)}:\n{output}")
+        return output
+
+
+class AgentJailNetworkTest(unittest.TestCase):
+    """vNICs of jailed VMMs: real Linux (scripts/build-linux-guest.sh), built once."""
+
+    @classmethod
+    def setUpClass(cls):
+        # No udev in the emulated KVM to load the modules and make the nodes.
+        if not os.path.exists("/dev/net/tun"):
+            host("modprobe", "tun", check=False)
+        host("modprobe", "vhost_net", check=False)
+        os.environ["PATH"] = vmtest.SBIN  # vireod runs ip and bridge for port groups
+        cls.image = linux_vm.Image()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.image.close()
+
+    def setUp(self):
+        suffix = os.getpid() % 10000
+        self.tap = f"vjtap{suffix}"
+        self.port_tap = f"vjport{suffix}"
+        # Cleanups run last first: the TAPs and the switch go after the
+        # agent's VMMs, in case a failure left them behind.
+        for interface in (self.tap, self.port_tap, "jvs0"):
+            self.addCleanup(host, "ip", "link", "delete", interface, check=False)
+        self.agent = agent.Agent()
+        self.addCleanup(self.agent.close)
+        FarNetwork(self)  # the uplink up0; its far end in a namespace of its own
+        vireo = Vireo(self, self.agent.state)
+        vireo("switch", "create", "jvs0", "--uplink", "up0")
+        vireo("portgroup", "create", "jpg", "--switch", "jvs0")
+        self.agent.start()
+
+    def create(self, name, definition):
+        status, answer = self.agent.request("POST", "/v1/vms", {
+            "name": name, "datastore": "ds1", "definition": definition})
+        self.assertEqual(status, 201, answer)
+
+    def stop(self, name):
+        self.assertEqual(self.agent.request("POST", f"/v1/vms/{name}/stop")[0], 200)
+
+    def test_linux_passes_traffic_on_a_tap_and_a_port_group_under_the_jail(self):
+        image = self.image
+        self.create("net", {
+            "vcpus": 2, "memory_mib": 256,
+            "boot": {"kernel": image.kernel, "initrd": image.initrd,
+                     "cmdline": f"{image.cmdline} loglevel=4"},
+            "nics": [{"tap": self.tap, "mac": GUEST_MAC, "queues": 2},
+                     {"tap": self.port_tap, "mac": PORT_MAC, "portgroup": "jpg"}]})
+        status, vm = self.agent.request("POST", "/v1/vms/net/start")
+        self.assertEqual(status, 200, vm)
+        pid = vm["pid"]
+        vmm = proc_status(pid)
+        uid = int(vmm["Uid"].split()[0])
+        self.assertNotEqual(uid, 0)
+        self.assertEqual(vmm["CapEff"], "0000000000000000")
+        # vireod made both TAPs for the VMM's uid, and plugged the port group's.
+        self.assertEqual((tap_owner(self.tap), tap_owner(self.port_tap)), (uid, uid))
+        self.assertEqual(os.path.basename(os.readlink(f"/sys/class/net/{self.port_tap}/master")),
+                         "jvs0")
+        table = f"vireo-port-{self.port_tap}"
+        host("nft", "list", "table", "netdev", table)
+        host("ip", "addr", "add", f"{TAP_HOST_ADDRESS}/24", "dev", self.tap)
+
+        console = GuestConsole(self.agent, "net")
+        console.expect(r"vireo-guest: shell on the console", linux_vm.BOOT_TIMEOUT,
+                       "the guest's shell banner")
+        console.expect(r"# ", 30, "the shell prompt")
+        console.type("stty -echo cols 1000 rows 50")
+        console.check("ip link set eth0 up && ip addr add 10.99.0.2/24 dev eth0 && "
+                      "ip link set eth1 up && ip addr add 10.0.0.2/24 dev eth1")
+        self.assertIn("3 packets received",
+                      console.check(f"ping -c 3 -W 5 {TAP_HOST_ADDRESS}", timeout=90))
+        self.assertIn("3 packets received",
+                      console.check(f"ping -c 3 -W 5 {FAR_ADDRESS}", timeout=90))
+        nic = self.agent.request("GET", "/v1/vms/net")[1]["runtime"]["nics"][0]
+        self.assertEqual(nic["vhost"], os.path.exists("/dev/vhost-net"), nic)
+        self.assertEqual((nic["queue_pairs"], nic["queue_pairs_in_use"]), (2, 2), nic)
+
+        # vireod dies hard; the next one adopts the VMM, and deletes the TAPs
+        # (and the port's table) once the VM is stopped.
+        self.agent.stop(signal.SIGKILL)
+        self.agent.start()
+        self.assertEqual(self.agent.request("GET", "/v1/vms/net")[1]["pid"], pid)
+        self.stop("net")
+        self.assertEqual((tap_owner(self.tap), tap_owner(self.port_tap)), (False, False))
+        self.assertNotEqual(host("nft", "list", "table", "netdev", table, check=False).returncode,
+                            0, f"{table} is left after the VM stopped")
+
+    def test_a_tap_of_someone_else_is_refused_and_the_vms_own_goes_with_it(self):
+        self.create("echo", {"vcpus": 1, "memory_mib": 64, "boot": {"kernel": ECHO},
+                             "nics": [{"tap": self.tap}]})
+        host("ip", "tuntap", "add", self.tap, "mode", "tap")  # the host's, owned by no one
+        status, answer = self.agent.request("POST", "/v1/vms/echo/start")
+        self.assertEqual(status, 409, answer)
+        self.assertIn(f"tap {self.tap}: a TAP of that name exists and belongs to someone else",
+                      answer["error"])
+        self.assertIsNone(tap_owner(self.tap))  # left as it was
+        host("ip", "link", "delete", self.tap)
+
+        status, vm = self.agent.request("POST", "/v1/vms/echo/start")
+        self.assertEqual(status, 200, vm)
+        uid = int(proc_status(vm["pid"])["Uid"].split()[0])
+        self.assertEqual(tap_owner(self.tap), uid)
+        self.stop("echo")
+        self.assertFalse(tap_owner(self.tap), f"{self.tap} is left after the VM stopped")
 
 
 if __name__ == "__main__":

@@ -399,6 +399,12 @@ ApiResponse HostApi::metrics() {
     Family nic_bytes{"vireo_vm_nic_bytes_total", "counter",
                      "bytes through a vNIC (direction: from or to the guest)", ""};
     Family nic_packets{"vireo_vm_nic_packets_total", "counter", "frames through a vNIC", ""};
+    Family disk_bytes{"vireo_vm_disk_bytes_total", "counter",
+                      "bytes the guest read or wrote on a virtual disk (op: read, write)", ""};
+    Family disk_ops{"vireo_vm_disk_ops_total", "counter",
+                    "requests the guest completed on a virtual disk (op: read, write, flush)", ""};
+    Family disk_failed{"vireo_vm_disk_failed_ops_total", "counter",
+                       "requests on a virtual disk that completed with an error", ""};
     size_t vm_count = 0, running_count = 0;
     double cpu_total = 0;
     for (const VmEntry& vm : inventory_.list()) {
@@ -418,6 +424,21 @@ ApiResponse HostApi::metrics() {
                                       info->value("memory_mib", uint64_t{0}) * 1024 * 1024);
         resident.samples += fmt::format("vireo_vm_memory_resident_bytes{{{}}} {}\n", label,
                                         info->value("memory_resident_bytes", uint64_t{0}));
+        for (const json& disk : info->value("disks", json::array())) {
+            std::string labels = fmt::format("{},disk=\"{}\"", label, disk.value("index", 0));
+            for (const char* op : {"read", "write"}) {
+                disk_bytes.samples +=
+                    fmt::format("vireo_vm_disk_bytes_total{{{},op=\"{}\"}} {}\n", labels, op,
+                                disk.value(fmt::format("{}_bytes", op), uint64_t{0}));
+            }
+            for (const char* op : {"read", "write", "flush"}) {
+                disk_ops.samples +=
+                    fmt::format("vireo_vm_disk_ops_total{{{},op=\"{}\"}} {}\n", labels, op,
+                                disk.value(fmt::format("{}_ops", op), uint64_t{0}));
+            }
+            disk_failed.samples += fmt::format("vireo_vm_disk_failed_ops_total{{{}}} {}\n", labels,
+                                               disk.value("failed_ops", uint64_t{0}));
+        }
         for (const json& nic : info->value("nics", json::array())) {
             std::string tap = nic.value("tap", std::string());
             // The TAP's receive is the guest's transmit.
@@ -435,7 +456,8 @@ ApiResponse HostApi::metrics() {
     }
     std::string text;
     for (const Family& family :
-         {running, cpu, vcpus, memory, resident, nic_bytes, nic_packets,
+         {running, cpu, vcpus, memory, resident, disk_bytes, disk_ops, disk_failed, nic_bytes,
+          nic_packets,
           Family{"vireo_host_vms", "gauge", "VMs registered on this host",
                  fmt::format("vireo_host_vms {}\n", vm_count)},
           Family{"vireo_host_vms_running", "gauge", "VMs on",

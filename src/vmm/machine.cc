@@ -151,11 +151,12 @@ void Machine::attach_pci_devices() {
         options.cache = disk.cache;
         std::shared_ptr<DiskImage> image = open_image(disk.path, options);
         std::string name = fmt::format("virtio-blk{}", index);
-        pci_root_->add_device(std::make_shared<VirtioPciDevice>(
-            std::make_unique<VirtioBlock>(std::move(image), disk.serial,
-                                          fmt::format("{} ({})", name, disk.path),
-                                          static_cast<uint16_t>(disk.queue_count(config_.vcpus))),
-            memory_, msi_controller_, &ioevents_, name));
+        auto block = std::make_unique<VirtioBlock>(
+            std::move(image), disk.serial, fmt::format("{} ({})", name, disk.path),
+            static_cast<uint16_t>(disk.queue_count(config_.vcpus)));
+        disks_.push_back(block.get());
+        pci_root_->add_device(std::make_shared<VirtioPciDevice>(std::move(block), memory_,
+                                                                msi_controller_, &ioevents_, name));
     }
     // One virtio-net device per vNIC, after the disks; each on a worker
     // thread of its own that moves its frames.
@@ -303,6 +304,18 @@ nlohmann::json Machine::info() const {
                         {"vhost_signals_relayed", nics_[index]->vhost_signals_relayed()},
                         {"security", security_of(*nics_[index])}});
     }
+    nlohmann::json disks = nlohmann::json::array();
+    for (size_t index = 0; index < disks_.size(); ++index) {
+        const VirtioBlock::Counters& counters = disks_[index]->counters();
+        disks.push_back({{"index", index},
+                         {"path", config_.disks[index].path},
+                         {"read_ops", counters.read_ops.load()},
+                         {"read_bytes", counters.read_bytes.load()},
+                         {"write_ops", counters.write_ops.load()},
+                         {"write_bytes", counters.write_bytes.load()},
+                         {"flush_ops", counters.flush_ops.load()},
+                         {"failed_ops", counters.failed_ops.load()}});
+    }
     const char* state = "running";
     switch (run_control_.state()) {
         case RunControl::State::Running:
@@ -324,6 +337,7 @@ nlohmann::json Machine::info() const {
         {"huge_pages_note", memory_.huge_pages_why_not()},
         {"boot", boot_summary_},
         {"pid", ::getpid()},
+        {"disks", disks},
         {"nics", nics},
     };
 }

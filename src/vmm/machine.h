@@ -22,6 +22,7 @@
 
 namespace vireo {
 
+class VirtioBlock;
 class VirtioNet;
 class FailoverWatch;
 
@@ -89,6 +90,7 @@ private:
     std::shared_ptr<AcpiPm> acpi_pm_;
     std::shared_ptr<PciRoot> pci_root_;
     std::vector<std::shared_ptr<BusDevice>> devices_;  // keeps the rest alive
+    std::vector<const VirtioBlock*> disks_;            // owned by their PCI devices
     std::vector<VirtioNet*> nics_;                     // owned by their PCI devices
     // The vNICs that notify switches, each with its switch team's failovers.
     struct NicFailovers {

@@ -156,6 +156,17 @@ void VirtioBlock::signal_used() {
 }
 
 void VirtioBlock::finish(const InFlight& chain, Result result) {
+    if (result.status != virtio::kBlkStatusOk) {
+        counters_.failed_ops.fetch_add(1, std::memory_order_relaxed);
+    } else if (chain.type == virtio::kBlkTypeIn) {
+        counters_.read_ops.fetch_add(1, std::memory_order_relaxed);
+        counters_.read_bytes.fetch_add(chain.bytes, std::memory_order_relaxed);
+    } else if (chain.type == virtio::kBlkTypeOut) {
+        counters_.write_ops.fetch_add(1, std::memory_order_relaxed);
+        counters_.write_bytes.fetch_add(chain.bytes, std::memory_order_relaxed);
+    } else if (chain.type == virtio::kBlkTypeFlush) {
+        counters_.flush_ops.fetch_add(1, std::memory_order_relaxed);
+    }
     // The chain was validated: the status byte is guest RAM.
     active_->memory.write_object(chain.status_address, result.status);
     active_->queues[chain.queue].push(chain.head, result.written + 1);
@@ -351,6 +362,9 @@ void VirtioBlock::finished(InFlight& request, const IoError* failure) {
     if (request.type == virtio::kBlkTypeOut && write_through()) {
         // FLUSH offered but not negotiated: the driver counts on a write-through
         // cache, so a write is stable when it completes (5.2.6.3, case 1).
+        // Counted as the write it was; its flush counts when it completes.
+        counters_.write_ops.fetch_add(1, std::memory_order_relaxed);
+        counters_.write_bytes.fetch_add(request.bytes, std::memory_order_relaxed);
         request.type = virtio::kBlkTypeFlush;
         request.buffers.clear();
         send(std::make_unique<InFlight>(std::move(request)), DiskRequest::flush());

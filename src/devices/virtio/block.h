@@ -1,6 +1,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <bitset>
 #include <cstddef>
 #include <cstdint>
@@ -188,6 +189,18 @@ public:
     // Checks `serial` as GET_ID can carry it; returns why not, or nullopt.
     static std::optional<std::string> serial_problem(std::string_view serial);
 
+    // What the guest's requests did, counted as they complete, for the
+    // host's metrics (read from any thread).
+    struct Counters {
+        std::atomic<uint64_t> read_ops = 0;
+        std::atomic<uint64_t> read_bytes = 0;
+        std::atomic<uint64_t> write_ops = 0;
+        std::atomic<uint64_t> write_bytes = 0;
+        std::atomic<uint64_t> flush_ops = 0;
+        std::atomic<uint64_t> failed_ops = 0;  // completed with an error status
+    };
+    const Counters& counters() const { return counters_; }
+
 private:
     struct Result {
         uint8_t status;
@@ -243,6 +256,7 @@ private:
     std::array<char, virtio::kBlkIdBytes> id_{};
     std::string label_;
     uint16_t queue_count_;
+    Counters counters_;
     uint64_t capacity_;  // in sectors
     uint64_t features_;
     virtio::BlkConfig config_{};

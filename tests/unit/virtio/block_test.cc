@@ -527,6 +527,23 @@ TEST_F(VirtioBlockTest, MalformedChainsNeverReachTheImage) {
     EXPECT_EQ(disk->bytes, before);
 }
 
+TEST_F(VirtioBlockTest, CountsWhatTheGuestReadWroteAndFlushed) {
+    start();
+    ASSERT_EQ(request(virtio::kBlkTypeOut, 0, {{kData, 1024}}), virtio::kBlkStatusOk);
+    ASSERT_EQ(request(virtio::kBlkTypeIn, 4, {{kData, 512, true}}), virtio::kBlkStatusOk);
+    ASSERT_EQ(request(virtio::kBlkTypeIn, 8, {{kData, 2048, true}}), virtio::kBlkStatusOk);
+    ASSERT_EQ(request(virtio::kBlkTypeFlush, 0), virtio::kBlkStatusOk);
+    disk->failing = true;
+    ASSERT_EQ(request(virtio::kBlkTypeIn, 0, {{kData, 512, true}}), virtio::kBlkStatusIoErr);
+    const VirtioBlock::Counters& counters = block->counters();
+    EXPECT_EQ(counters.write_ops, 1u);
+    EXPECT_EQ(counters.write_bytes, 1024u);
+    EXPECT_EQ(counters.read_ops, 2u);
+    EXPECT_EQ(counters.read_bytes, 2560u);
+    EXPECT_EQ(counters.flush_ops, 1u);
+    EXPECT_EQ(counters.failed_ops, 1u);
+}
+
 TEST_F(VirtioBlockTest, HostIoErrorsBecomeIoErrStatusAndTheDeviceGoesOn) {
     start();
     disk->failing = true;

@@ -14,7 +14,7 @@ packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev liburing-dev libseccomp-dev zlib1g-dev libnftables-dev libmnl-dev
   libsqlite3-dev libboost-dev libssl-dev
   # tests, oracles and benchmark peers
-  qemu-system-x86 qemu-utils python3 python3-jsonschema hyperfine iproute2 nftables procps acpica-tools socat e2fsprogs
+  qemu-system-x86 qemu-utils python3 python3-jsonschema hyperfine wrk iproute2 nftables procps acpica-tools socat e2fsprogs
   # the Linux guest image tool, and the emulated KVM's initramfs
   busybox-static cpio kmod zstd
 )

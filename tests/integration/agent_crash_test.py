@@ -13,6 +13,7 @@ lost, duplicated, half-registered or running twice:
 - the database holds only registered VMs (no `creating`, `deleting`) and
   exactly those the API lists; every registered VM has its `vm.created`
   event;
+- every task is done or failed (none still running after the restart);
 - what was acknowledged happened: a create answered 201 exists, a delete
   answered 200 is gone (with its folder when it took the files), a
   reconfigure answered 200 shows in vm.json; what was not acknowledged
@@ -30,12 +31,15 @@ the test fails when fewer than a fifth of the kills interrupted an operation
 left a VM half-way in the database or a staging or trash folder for the next
 vireod to finish).
 
-This one (label integration, no KVM) does create, delete with and without
-the files, and reconfigure, 100 kills, in about a minute. Power operations
-need VMs: agent_crash_power_test.py (label kvm) runs the same loop with
-start, stop and reset among them, fewer kills (the emulated KVM is slow).
-Clone, once it exists, is one more entry in OPERATIONS (an Operation with
-its pick, request and expect), as tasks will be one more invariant."""
+This one (label integration, no KVM) does create, clone (a task: the kill
+may land while it runs; afterwards no task may still be running, a clone
+whose task succeeded exists, one that did not is whole or absent), delete
+with and without the files, and reconfigure: 100 kills in 10-20 s. Power
+operations need VMs: agent_crash_power_test.py (label kvm) runs the same
+loop with start, stop and reset among them, fewer kills (the emulated KVM
+is slow).
+Another operation is one more entry in OPERATIONS (an Operation with its
+pick, request, perform when it is more than one request, and expect)."""
 
 import contextlib
 import http.client
@@ -100,6 +104,10 @@ class Operation:
 
     def request(self, target):
         raise NotImplementedError
+
+    def perform(self, vireod, target):
+        """(status, answer) of the whole operation; a request by default."""
+        return vireod.request(*self.request(target))
 
     def expect(self, model, target, status, answer):
         raise NotImplementedError
@@ -193,6 +201,44 @@ class Reconfigure(Operation):
             model.vms[name] = {new}
 
 
+class Clone(Operation):
+    """A full clone: 202 and a task, done once the task has succeeded."""
+
+    name = "clone"
+    weight = 2
+
+    def pick(self, model, rng):
+        sources = [name for name in model.settled(sorted(model.vms))
+                   if model.running.get(name) is False]
+        if not sources or len(model.settled(model.vms)) >= 8:
+            return None
+        source = rng.choice(sources)
+        return {"source": source, "name": model.new_name(),
+                "definition": next(iter(model.vms[source]))}
+
+    def request(self, target):
+        return "POST", f"/v1/vms/{target['source']}/clone", {"name": target["name"]}
+
+    def perform(self, vireod, target):
+        status, task = vireod.request(*self.request(target))
+        if status != 202:
+            return status, task
+        deadline = time.monotonic() + 60
+        while task["state"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.002)
+            status, task = vireod.request("GET", f"/v1/tasks/{task['id']}")
+        return (200 if task["state"] == "succeeded" else 500), task
+
+    def expect(self, model, target, status, answer):
+        name = target["name"]
+        if status not in (200, NO_ANSWER):
+            raise AssertionError(f"clone {target['source']} as {name}: {status} {answer}")
+        model.vms[name] = {target["definition"]}
+        model.running[name] = False
+        if status is NO_ANSWER:
+            model.maybe.add(name)
+
+
 class Start(Operation):
     name = "start"
     weight = 3
@@ -244,8 +290,7 @@ class Reset(Stop):
         model.running[target["name"]] = True if status == 200 else None
 
 
-# Clone goes here once the API has it.
-OPERATIONS = [Create(), Delete(), Unregister(), Reconfigure(), Start(), Stop(), Reset()]
+OPERATIONS = [Create(), Clone(), Delete(), Unregister(), Reconfigure(), Start(), Stop(), Reset()]
 
 
 class CrashLoop:
@@ -279,12 +324,12 @@ class CrashLoop:
         """Sends the request from a thread; with `kill_after`, SIGKILLs vireod
         that many seconds after sending. Returns (status or NO_ANSWER, answer,
         seconds until the answer)."""
-        method, path, body = operation.request(target)
+        method, path, _ = operation.request(target)
         outcome = {}
 
         def client():
             try:
-                outcome["answer"] = self.agent.request(method, path, body)
+                outcome["answer"] = operation.perform(self.agent, target)
             except (OSError, http.client.HTTPException, json.JSONDecodeError) as error:
                 outcome["error"] = error
             outcome["done"] = time.monotonic()
@@ -392,6 +437,11 @@ class CrashLoop:
         self.test.assertEqual(rows, [(name, "registered") for name in sorted(names)],
                               "the database holds a VM half-way, or one the API does not list")
         self.test.assertFalse(set(names) - created, "a registered VM without its vm.created")
+
+        # Every task is done or failed: none runs on after its vireod died.
+        status, tasks = self.agent.request("GET", "/v1/tasks")
+        unfinished = [task for task in tasks["tasks"] if task["state"] == "running"]
+        self.test.assertEqual(unfinished, [], "a task of a dead vireod still runs")
 
         # The datastore: whole folders, registered ones or those kept on purpose.
         entries = sorted(os.listdir(self.agent.datastore))

@@ -183,8 +183,8 @@ void VmmSupervisor::reattach(const std::vector<VmEntry>& vms) {
 }
 
 void VmmSupervisor::start(const VmEntry& vm) {
-    std::lock_guard lock(mutex_);
-    if (vmms_.contains(vm.name)) {
+    std::unique_lock lock(mutex_);
+    if (vmms_.contains(vm.name) || starting_.contains(vm.name)) {
         refuse(409, "VM '{}' is already running", vm.name);
     }
     std::filesystem::path socket = socket_of(vm.name);
@@ -331,6 +331,21 @@ void VmmSupervisor::start(const VmEntry& vm) {
     if (!vmm.pidfd) {
         fail_errno("pidfd_open");
     }
+    // Waited for without the lock, so that other VMs start and requests are
+    // answered meanwhile; marked as starting, so that this VM is not started twice.
+    struct StartingMark {
+        std::unique_lock<std::mutex>& lock;
+        std::set<std::string, std::less<>>& starting;
+        const std::string& name;
+        ~StartingMark() {
+            if (!lock.owns_lock()) {
+                lock.lock();
+            }
+            starting.erase(name);
+        }
+    } mark{lock, starting_, vm.name};
+    starting_.insert(vm.name);
+    lock.unlock();
     // Up once its control socket answers; a VMM that ends first says why in its report.
     auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
     while (true) {
@@ -365,6 +380,7 @@ void VmmSupervisor::start(const VmEntry& vm) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     spdlog::info("VM '{}': started (pid {}, uid {})", vm.name, pid, identity.uid);
+    lock.lock();
     watch(vm.name, std::move(vmm));
 }
 
@@ -438,7 +454,7 @@ size_t VmmSupervisor::console_input(std::string_view vm, const std::string& hex)
 
 bool VmmSupervisor::running(std::string_view vm) {
     std::lock_guard lock(mutex_);
-    return vmms_.contains(vm);
+    return vmms_.contains(vm) || starting_.contains(vm);
 }
 
 std::optional<nlohmann::json> VmmSupervisor::info(std::string_view vm) {

@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -70,6 +71,7 @@ public:
     void pause(std::string_view vm);
     void resume(std::string_view vm);
 
+    // Running, or being started (its VMM not answering yet).
     bool running(std::string_view vm);
     // The VMM's `info` (state, vCPUs, memory, devices), with its pid; nullopt
     // when the VM is off.
@@ -111,6 +113,7 @@ private:
     ExitHandler on_exit_;
     std::mutex mutex_;
     std::map<std::string, Vmm, std::less<>> vmms_;
+    std::set<std::string, std::less<>> starting_;  // forked, not answering yet
     UniqueFd epoll_;
     EventFd stop_event_;
     std::thread watcher_;

@@ -6,12 +6,12 @@ pid, and say so in the API; then all are stopped at once from 16 threads,
 and none may be left: every VM off, no vireo-vmm, no pid file, no cgroup.
 
 The times of the concurrent start and stop are printed (inside the emulated
-KVM only their ratios mean anything). vireod answers a start once the VMM
-answers on its control socket, and VmmSupervisor::start holds its lock while
-it waits, so the 50 starts run one after the other: in the emulated KVM (2
-vCPUs, 6 GiB) they took 28 s (0.55 s a VM) and the concurrent stops 8 s, the
-whole test 45 s (90 s with the emulated machine's boot); 50 VMs of 16 MiB fit
-its memory easily. VIREO_SCALE_VMS sets the count for a trial."""
+KVM only their ratios mean anything). In the emulated KVM (2 vCPUs, 6 GiB)
+50 starts took 16-28 s and the stops 5-8 s, the whole test 45 s (90 s with
+the emulated machine's boot), depending on the host's load; 50 VMs of
+16 MiB fit its memory easily. VmmSupervisor::start waits for each VMM
+outside its lock, so the starts overlap; on 2 emulated vCPUs they are
+bound by CPU all the same. VIREO_SCALE_VMS sets the count for a trial."""
 
 import concurrent.futures
 import json

@@ -1,17 +1,17 @@
 """vireod killed with SIGKILL during power operations too (label kvm): the
 loop of agent_crash_test.py (whose docstring lists the invariants) with
-start, stop and reset among create, delete and reconfigure, on guest-kit VMs
-(uart_echo, 16-32 MiB, runs until stopped). After each kill and restart:
-at most one vireo-vmm per VM (counted by control socket), the API says
-running exactly when its VMM runs (the new vireod adopted it), a start
-answered 200 runs and a stop answered 200 does not.
+start, stop and reset among create, clone, delete and reconfigure, on
+guest-kit VMs (uart_echo, 16-32 MiB, runs until stopped). After each kill
+and restart: at most one vireo-vmm per VM (counted by control socket), the
+API says running exactly when its VMM runs (the new vireod adopted it), a
+start answered 200 runs and a stop answered 200 does not.
 
 Fewer kills than the 100 of agent_crash_test.py (VIREO_CRASH_POWER_KILLS,
 default 20, about half of them power operations): inside the emulated KVM a
 start takes 0.5-1.5 s and a round (operation, kill, restart, checks) about
-ten seconds: 20 kills took 270 s (calibration included) on a loaded 2-CPU
-host, so 100 would take over 20 minutes of the default run; the 100 kills
-over the inventory's own operations are agent_crash_test.py's."""
+ten seconds: 20 kills took 270-320 s (calibration included) on a loaded
+2-CPU host, so 100 would take over 20 minutes of the default run; the 100
+kills over the inventory's own operations are agent_crash_test.py's."""
 
 import os
 import random

@@ -390,16 +390,23 @@ void ApiServer::listen_unix(std::filesystem::path socket) {
     state_->socket = std::move(socket);
     std::error_code ignored;
     std::filesystem::create_directories(state_->socket.parent_path(), ignored);
-    std::filesystem::remove(state_->socket, ignored);
+    // Bound and listening under a temporary name, then renamed into place:
+    // once the socket file is there, connections are taken (a client that
+    // waits for it is never refused).
+    std::filesystem::path temporary = state_->socket.string() + ".new";
+    std::filesystem::remove(temporary, ignored);
     beast::error_code error;
     state_->local.emplace(state_->io);
     state_->local->open(Local(), error);
     if (!error) {
-        state_->local->bind(Local::endpoint(state_->socket.string()), error);
+        state_->local->bind(Local::endpoint(temporary.string()), error);
     }
     if (!error) {
-        ::chmod(state_->socket.c_str(), 0600);
+        ::chmod(temporary.c_str(), 0600);
         state_->local->listen(asio::socket_base::max_listen_connections, error);
+    }
+    if (!error && ::rename(temporary.c_str(), state_->socket.c_str()) != 0) {
+        error = beast::error_code(errno, boost::system::system_category());
     }
     if (error) {
         fail("API socket {}: cannot listen: {}", state_->socket.string(), error.message());

@@ -114,8 +114,14 @@ std::filesystem::path VmInventory::datastore_path(std::string_view datastore) {
 }
 
 VmEntry VmInventory::entry(const HostDatabase::VmRecord& record) {
-    std::optional<Datastore> datastore = datastores_.find(record.datastore);
-    std::filesystem::path base = datastore ? datastore->path : std::filesystem::path();
+    return entry(record, datastores_.list());
+}
+
+VmEntry VmInventory::entry(const HostDatabase::VmRecord& record,
+                           const std::vector<Datastore>& datastores) {
+    auto datastore = std::find_if(datastores.begin(), datastores.end(),
+                                  [&](const Datastore& d) { return d.name == record.datastore; });
+    std::filesystem::path base = datastore != datastores.end() ? datastore->path : "";
     std::error_code error;
     std::filesystem::path folder = base / record.name;
     return {record.name, record.datastore, folder, record.created,
@@ -198,10 +204,12 @@ void VmInventory::recover() {
 
 std::vector<VmEntry> VmInventory::list() {
     std::lock_guard lock(mutex_);
+    // The registry read once, not once per VM: a list of 1000 VMs took 200 ms.
+    std::vector<Datastore> datastores = datastores_.list();
     std::vector<VmEntry> entries;
     for (const HostDatabase::VmRecord& record : database_.vms()) {
         if (record.stage == HostDatabase::VmStage::registered) {
-            entries.push_back(entry(record));
+            entries.push_back(entry(record, datastores));
         }
     }
     return entries;

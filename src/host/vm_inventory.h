@@ -109,6 +109,7 @@ public:
 
 private:
     VmEntry entry(const HostDatabase::VmRecord& record);
+    VmEntry entry(const HostDatabase::VmRecord& record, const std::vector<Datastore>& datastores);
     // `document` as vm.json in `folder` would be; 400 naming the field if not.
     static void check_definition(const nlohmann::json& document,
                                  const std::filesystem::path& folder);

@@ -145,12 +145,14 @@ class Agent:
             if token:
                 headers["Authorization"] = f"Bearer {token}"
         payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        connection.request(method, target, body=payload, headers=headers or {})
-        response = connection.getresponse()
-        content_type = response.getheader("Content-Type", "").split(";")[0]
-        raw_answer = response.read().decode()
+        try:
+            connection.request(method, target, body=payload, headers=headers or {})
+            response = connection.getresponse()
+            content_type = response.getheader("Content-Type", "").split(";")[0]
+            raw_answer = response.read().decode()
+        finally:
+            connection.close()  # also when vireod is gone or hangs up
         data = raw_answer if content_type == "text/plain" else json.loads(raw_answer)
-        connection.close()
         self.api.check(method, target, response.status, data, content_type)
         return response.status, data
 

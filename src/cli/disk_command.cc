@@ -15,13 +15,13 @@
 #include "base/byte_size.h"
 #include "base/error.h"
 #include "block/disk_image.h"
+#include "block/image_copy.h"
 #include "block/image_factory.h"
 #include "block/image_resize.h"
 #include "block/qcow2_image.h"
 #include "block/raw_image.h"
 #include "cli/disk_bench.h"
 #include "cli/human_size.h"
-#include "block/image_copy.h"
 #include "cli/progress.h"
 
 namespace vireo::cli {

@@ -154,6 +154,23 @@ void undo_interrupted_rename(const std::filesystem::path& datastore, const std::
 
 }  // namespace
 
+HostDatabase::VmRecord VmInventory::registered_record(std::string_view name) {
+    std::optional<HostDatabase::VmRecord> record = database_.find_vm(name);
+    if (!record || record->stage != HostDatabase::VmStage::registered) {
+        refuse(404, "no VM '{}' on this host", name);
+    }
+    return *record;
+}
+
+nlohmann::json VmInventory::read_definition(const VmEntry& vm) {
+    nlohmann::json document = nlohmann::json::parse(std::ifstream(vm.definition()), nullptr, false);
+    if (!document.is_object()) {
+        fail("VM '{}': {} is not a VM definition any more; fix it by hand", vm.name,
+             vm.definition().string());
+    }
+    return document;
+}
+
 void VmInventory::recover() {
     std::lock_guard lock(mutex_);
     for (const HostDatabase::VmRecord& record : database_.vms()) {
@@ -256,16 +273,9 @@ VmEntry VmInventory::reconfigure(std::string_view name, const nlohmann::json& ch
         refuse(400, "body: must be a JSON object of the fields to change");
     }
     std::lock_guard lock(mutex_);
-    std::optional<HostDatabase::VmRecord> record = database_.find_vm(name);
-    if (!record || record->stage != HostDatabase::VmStage::registered) {
-        refuse(404, "no VM '{}' on this host", name);
-    }
-    VmEntry vm = entry(*record);
-    nlohmann::json document = nlohmann::json::parse(std::ifstream(vm.definition()), nullptr, false);
-    if (!document.is_object()) {
-        fail("VM '{}': {} is not a VM definition any more; fix it by hand", name,
-             vm.definition().string());
-    }
+    HostDatabase::VmRecord record = registered_record(name);
+    VmEntry vm = entry(record);
+    nlohmann::json document = read_definition(vm);
     for (const auto& [key, value] : changes.items()) {
         if (key != "vcpus" && key != "memory_mib" && key != "boot" && key != "disks" &&
             key != "nics") {
@@ -333,10 +343,7 @@ VmEntry VmInventory::create(std::string_view name, std::string_view datastore,
 
 void VmInventory::remove(std::string_view name, bool delete_files) {
     std::lock_guard lock(mutex_);
-    std::optional<HostDatabase::VmRecord> record = database_.find_vm(name);
-    if (!record || record->stage != HostDatabase::VmStage::registered) {
-        refuse(404, "no VM '{}' on this host", name);
-    }
+    HostDatabase::VmRecord record = registered_record(name);
     if (!delete_files) {
         database_.transaction([&] {
             database_.delete_vm(name);
@@ -344,7 +351,7 @@ void VmInventory::remove(std::string_view name, bool delete_files) {
         });
         return;
     }
-    std::filesystem::path base = datastore_path(record->datastore);
+    std::filesystem::path base = datastore_path(record.datastore);
     // Marked first, so that a crash in the middle is finished at the next start.
     database_.transaction([&] { database_.set_vm_stage(name, HostDatabase::VmStage::deleting); });
     std::filesystem::path trash = trash_folder(base, name);
@@ -358,11 +365,8 @@ void VmInventory::remove(std::string_view name, bool delete_files) {
 
 VmEntry VmInventory::make_template(std::string_view name) {
     std::lock_guard lock(mutex_);
-    std::optional<HostDatabase::VmRecord> record = database_.find_vm(name);
-    if (!record || record->stage != HostDatabase::VmStage::registered) {
-        refuse(404, "no VM '{}' on this host", name);
-    }
-    VmEntry vm = entry(*record);
+    HostDatabase::VmRecord record = registered_record(name);
+    VmEntry vm = entry(record);
     if (vm.is_template) {
         refuse(409, "VM '{}' is a template already", name);
     }
@@ -388,12 +392,8 @@ VmInventory::ClonePlan VmInventory::plan_clone(std::string_view source, std::str
         refuse(400, "name: {}", *problem);
     }
     std::lock_guard lock(mutex_);
-    std::optional<HostDatabase::VmRecord> source_record = database_.find_vm(source);
-    if (!source_record || source_record->stage != HostDatabase::VmStage::registered) {
-        refuse(404, "no VM '{}' on this host", source);
-    }
     ClonePlan plan{
-        entry(*source_record),
+        entry(registered_record(source)),
         {std::string(name), std::string(datastore), HostDatabase::VmStage::creating, utc_now()},
         datastore_path(datastore),
         "",
@@ -412,12 +412,7 @@ VmInventory::ClonePlan VmInventory::plan_clone(std::string_view source, std::str
         refuse(409, "name: {} already exists on datastore '{}'",
                (plan.datastore_path / name).string(), datastore);
     }
-    nlohmann::json document =
-        nlohmann::json::parse(std::ifstream(plan.source.definition()), nullptr, false);
-    if (!document.is_object()) {
-        refuse(409, "VM '{}': {} is not a VM definition; fix it by hand", source,
-               plan.source.definition().string());
-    }
+    nlohmann::json document = read_definition(plan.source);
     if (document.contains("nics") && document["nics"].is_array()) {
         for (nlohmann::json& nic : document["nics"]) {
             if (!nic.is_object()) {
@@ -518,19 +513,16 @@ VmEntry VmInventory::rename(std::string_view name, std::string_view new_name) {
         refuse(400, "name: {}", *problem);
     }
     std::lock_guard lock(mutex_);
-    std::optional<HostDatabase::VmRecord> record = database_.find_vm(name);
-    if (!record || record->stage != HostDatabase::VmStage::registered) {
-        refuse(404, "no VM '{}' on this host", name);
-    }
+    HostDatabase::VmRecord record = registered_record(name);
     if (database_.find_vm(new_name)) {
         refuse(409, "name: VM '{}' already exists on this host", new_name);
     }
-    std::filesystem::path base = datastore_path(record->datastore);
+    std::filesystem::path base = datastore_path(record.datastore);
     std::filesystem::path from = base / name;
     std::filesystem::path to = base / new_name;
     std::error_code error;
     if (std::filesystem::exists(to, error)) {
-        refuse(409, "name: {} already exists on datastore '{}'", to.string(), record->datastore);
+        refuse(409, "name: {} already exists on datastore '{}'", to.string(), record.datastore);
     }
     write_synced(from / kRenameMarker, std::string(name) + "\n");
     fsync_path(from);
@@ -546,8 +538,8 @@ VmEntry VmInventory::rename(std::string_view name, std::string_view new_name) {
         write_definition(to, document);
     }
     std::filesystem::remove(to / kRenameMarker, error);
-    record->name = new_name;
-    return entry(*record);
+    record.name = new_name;
+    return entry(record);
 }
 
 VmEntry VmInventory::add_disk(std::string_view name, uint64_t size, ImageFormat format) {
@@ -556,16 +548,9 @@ VmEntry VmInventory::add_disk(std::string_view name, uint64_t size, ImageFormat 
         refuse(400, "size: {} bytes: give a multiple of 512 from 512 bytes to 64 TiB", size);
     }
     std::lock_guard lock(mutex_);
-    std::optional<HostDatabase::VmRecord> record = database_.find_vm(name);
-    if (!record || record->stage != HostDatabase::VmStage::registered) {
-        refuse(404, "no VM '{}' on this host", name);
-    }
-    VmEntry vm = entry(*record);
-    nlohmann::json document = nlohmann::json::parse(std::ifstream(vm.definition()), nullptr, false);
-    if (!document.is_object()) {
-        fail("VM '{}': {} is not a VM definition any more; fix it by hand", name,
-             vm.definition().string());
-    }
+    HostDatabase::VmRecord record = registered_record(name);
+    VmEntry vm = entry(record);
+    nlohmann::json document = read_definition(vm);
     std::string extension = format == ImageFormat::qcow2 ? ".qcow2" : ".raw";
     std::filesystem::path file;
     std::error_code error;
@@ -598,14 +583,10 @@ VmEntry VmInventory::add_disk(std::string_view name, uint64_t size, ImageFormat 
 
 VmEntry VmInventory::remove_disk(std::string_view name, size_t index, bool delete_file) {
     std::lock_guard lock(mutex_);
-    std::optional<HostDatabase::VmRecord> record = database_.find_vm(name);
-    if (!record || record->stage != HostDatabase::VmStage::registered) {
-        refuse(404, "no VM '{}' on this host", name);
-    }
-    VmEntry vm = entry(*record);
-    nlohmann::json document = nlohmann::json::parse(std::ifstream(vm.definition()), nullptr, false);
-    if (!document.is_object() || !document["disks"].is_array() ||
-        index >= document["disks"].size()) {
+    HostDatabase::VmRecord record = registered_record(name);
+    VmEntry vm = entry(record);
+    nlohmann::json document = read_definition(vm);
+    if (!document["disks"].is_array() || index >= document["disks"].size()) {
         refuse(404, "VM '{}' has no disks[{}]", name, index);
     }
     std::filesystem::path path = document["disks"][index].value("path", std::string());

@@ -108,6 +108,10 @@ public:
     static std::optional<std::string> name_problem(std::string_view name);
 
 private:
+    // The record of a registered VM; 404 otherwise. The caller holds mutex_.
+    HostDatabase::VmRecord registered_record(std::string_view name);
+    // Its vm.json; vireo::Error when it is not a JSON object any more.
+    static nlohmann::json read_definition(const VmEntry& vm);
     VmEntry entry(const HostDatabase::VmRecord& record);
     VmEntry entry(const HostDatabase::VmRecord& record, const std::vector<Datastore>& datastores);
     // `document` as vm.json in `folder` would be; 400 naming the field if not.

@@ -239,55 +239,42 @@ class Clone(Operation):
             model.maybe.add(name)
 
 
-class Start(Operation):
-    name = "start"
+class PowerOperation(Operation):
+    """A power operation on a VM whose power state is `runs_before`; once
+    answered it is `runs_after` (unknown when the kill came first)."""
     weight = 3
     needs_kvm = True
+    runs_before = None
+    runs_after = None
 
     def pick(self, model, rng):
         candidates = [name for name in model.settled(sorted(model.vms))
-                      if model.running.get(name) is False]
+                      if model.running.get(name) is self.runs_before]
         return {"name": rng.choice(candidates)} if candidates else None
 
     def request(self, target):
-        return "POST", f"/v1/vms/{target['name']}/start", None
+        return "POST", f"/v1/vms/{target['name']}/{self.name}", None
 
     def expect(self, model, target, status, answer):
         if status not in (200, NO_ANSWER):
             raise AssertionError(f"{self.name} {target['name']}: {status} {answer}")
-        model.running[target["name"]] = True if status == 200 else None
+        model.running[target["name"]] = self.runs_after if status == 200 else None
 
 
-class Stop(Operation):
+class Start(PowerOperation):
+    name = "start"
+    runs_before, runs_after = False, True
+
+
+class Stop(PowerOperation):
     name = "stop"
-    weight = 3
-    needs_kvm = True
-
-    def pick(self, model, rng):
-        candidates = [name for name in model.settled(sorted(model.vms))
-                      if model.running.get(name) is True]
-        return {"name": rng.choice(candidates)} if candidates else None
-
-    def request(self, target):
-        return "POST", f"/v1/vms/{target['name']}/stop", None
-
-    def expect(self, model, target, status, answer):
-        if status not in (200, NO_ANSWER):
-            raise AssertionError(f"stop {target['name']}: {status} {answer}")
-        model.running[target["name"]] = False if status == 200 else None
+    runs_before, runs_after = True, False
 
 
-class Reset(Stop):
+class Reset(PowerOperation):
     name = "reset"
     weight = 1
-
-    def request(self, target):
-        return "POST", f"/v1/vms/{target['name']}/reset", None
-
-    def expect(self, model, target, status, answer):
-        if status not in (200, NO_ANSWER):
-            raise AssertionError(f"reset {target['name']}: {status} {answer}")
-        model.running[target["name"]] = True if status == 200 else None
+    runs_before, runs_after = True, True
 
 
 OPERATIONS = [Create(), Clone(), Delete(), Unregister(), Reconfigure(), Start(), Stop(), Reset()]
@@ -356,8 +343,8 @@ class CrashLoop:
             for _ in range(CALIBRATION_RUNS):
                 target = operation.pick(self.model, self.rng)
                 while target is None:  # make what it needs: VMs, a running one
-                    helper = Start() if operation.needs_kvm and isinstance(operation, Stop) \
-                        else Create()
+                    needs_running = getattr(operation, "runs_before", None) is True
+                    helper = Start() if needs_running else Create()
                     helper_target = helper.pick(self.model, self.rng)
                     helper.expect(self.model, helper_target,
                                   *self.fire(helper, helper_target)[:2])

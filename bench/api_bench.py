@@ -42,7 +42,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -454,21 +453,15 @@ def main(argv: list[str]) -> int:
         print("SKIP: wrk is not installed (scripts/setup.sh installs it)", file=sys.stderr)
         return EXIT_SKIP
     kvm = os.access("/dev/kvm", os.R_OK | os.W_OK)
+    if args.part == "power" and not kvm:  # the inner run, maybe inside the emulated KVM
+        print("SKIP: /dev/kvm is missing", file=sys.stderr)
+        return EXIT_SKIP
     command = shlex.join(["python3", "bench/api_bench.py", *argv])
-    workdir = Path(tempfile.mkdtemp(prefix="api-bench-"))
 
-    def stop(signum, _frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, stop)
-    try:
-        if args.part == "power":  # the inner run, maybe inside the emulated KVM
-            if not kvm:
-                print("SKIP: /dev/kvm is missing", file=sys.stderr)
-                return EXIT_SKIP
+    def body(_children, workdir: Path) -> None:
+        if args.part == "power":
             print(RESULT_PREFIX + json.dumps(bench_power(args, build, workdir)), flush=True)
-            return 0
+            return
         started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         load_start = load_average()
         sections = []
@@ -477,8 +470,8 @@ def main(argv: list[str]) -> int:
         if args.part == "all":
             power = bench_power(args, build, workdir) if kvm else power_in_emulated_kvm(args, build)
             sections.append(power_section(power, args))
-        body = [line for section in sections for line in section]
-        bench_common.print_tables([body])
+        table = [line for section in sections for line in section]
+        bench_common.print_tables([table])
         if args.output:
             facts = bench_common.host_facts("qemu-system-x86_64", REPO, build,
                                             ("vireod", "vireo-vmm"))
@@ -487,18 +480,11 @@ def main(argv: list[str]) -> int:
             document = bench_common.render(
                 TITLE, "bench/api_bench.py", command, started,
                 "The reads on this host; the power cycles, through vireod and alone, "
-                "interleaved in one run.", facts, (load_start, load_average()), body)
+                "interleaved in one run.", facts, (load_start, load_average()), table)
             bench_common.update_document(Path(args.output), document, BEGIN_MARKER, END_MARKER)
             progress(f"wrote the host agent API section of {args.output}")
-        return 0
-    except BenchError as error:
-        progress(f"FAILED: {error}")
-        return 1
-    except KeyboardInterrupt as stop_signal:
-        progress(f"stopped ({stop_signal}); every child killed, temporary files removed")
-        return 130
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+
+    return bench_common.run_guarded(body, progress, "api-bench-")
 
 
 if __name__ == "__main__":

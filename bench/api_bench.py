@@ -82,8 +82,6 @@ class Agent:
         self.datastore.mkdir(parents=True)
         self.env = dict(os.environ, VIREO_STATE_DIR=str(self.state),
                         VIREO_RUN_DIR=str(self.run_dir), VIREO_SOCKET=str(self.socket))
-        subprocess.run([str(build / "bin" / "vireo"), "datastore", "add", "ds1",
-                        str(self.datastore)], env=self.env, check=True, capture_output=True)
         self.log = open(root / "vireod.log", "w")
         arguments = ["--listen", listen] if listen else []
         self.process = subprocess.Popen(
@@ -95,6 +93,8 @@ class Agent:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise BenchError(f"vireod did not come up: {self.log_text()[-2000:]}")
             time.sleep(0.05)
+        subprocess.run([str(build / "bin" / "vireo"), "datastore", "add", "ds1",
+                        str(self.datastore)], env=self.env, check=True, capture_output=True)
 
     def log_text(self) -> str:
         return (self.root / "vireod.log").read_text(errors="replace")

@@ -18,11 +18,11 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$work/datastore"
-"$bin/vireo" datastore add demo "$work/datastore" >/dev/null
 "$bin/vireod" --log-level warn &
 agent=$!
 for _ in $(seq 100); do [[ -S $VIREO_RUN_DIR/vireod.sock ]] && break; sleep 0.1; done
 echo "demo: vireod is up (API on $VIREO_RUN_DIR/vireod.sock)"
+"$bin/vireo" datastore add demo "$work/datastore"
 "$bin/vireo" vm create demo --datastore demo --kernel build/guest/demo.elf --cpus 2 --memory 256M
 "$bin/vireo" vm start demo
 echo "demo: the guest's console, through vireod:"

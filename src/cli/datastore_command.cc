@@ -1,65 +1,52 @@
 #include "cli/datastore_command.h"
 
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/api_client.h"
 #include "cli/human_size.h"
-#include "host/datastore_registry.h"
 
 namespace vireo::cli {
 
 namespace {
 
+using nlohmann::json;
+
 struct DatastoreOptions {
+    ApiTarget target;
     std::string name;
     std::string path;
     bool force = false;
     bool json = false;
 };
 
-nlohmann::json describe(const Datastore& datastore) {
-    DatastoreUsage usage = DatastoreRegistry::usage(datastore.path);
-    nlohmann::json entry = {{"name", datastore.name},
-                            {"path", datastore.path.string()},
-                            {"reachable", usage.reachable}};
-    if (usage.reachable) {
-        entry["capacity"] = usage.capacity;
-        entry["free"] = usage.free;
-    } else {
-        entry["capacity"] = nullptr;
-        entry["free"] = nullptr;
-    }
-    entry["vm_folders"] = usage.vm_folders.size();
-    entry["vms"] = usage.vm_folders;
-    return entry;
-}
-
 int add(const DatastoreOptions& options) {
-    DatastoreRegistry registry(DatastoreRegistry::default_state_dir());
-    Datastore added = registry.add(options.name, options.path);
-    nlohmann::json entry = describe(added);
+    // A relative path means one here, which is the host's when vireod is local.
+    std::string path = options.target.host.empty()
+                           ? std::filesystem::absolute(options.path).lexically_normal().string()
+                           : options.path;
+    json body = {{"name", options.name}, {"path", path}};
+    json added = ApiClient(options.target).call("POST", "/v1/datastores", &body);
     if (options.json) {
-        std::cout << entry.dump() << std::endl;
+        std::cout << added.dump() << std::endl;
     } else {
-        std::cout << fmt::format(
-            "datastore '{}' added: {} ({} free of {}, {} VM folders)\n", added.name,
-            added.path.string(), human_size(entry["free"].get<uint64_t>()),
-            human_size(entry["capacity"].get<uint64_t>()), entry["vm_folders"].get<size_t>());
+        std::cout << fmt::format("datastore '{}' added: {} ({} free of {}, {} VM folders)\n",
+                                 added["name"].get<std::string>(), added["path"].get<std::string>(),
+                                 human_size(added["free"].get<uint64_t>()),
+                                 human_size(added["capacity"].get<uint64_t>()),
+                                 added["vm_folders"].get<size_t>());
     }
     return 0;
 }
 
 int list(const DatastoreOptions& options) {
-    DatastoreRegistry registry(DatastoreRegistry::default_state_dir());
-    nlohmann::json entries = nlohmann::json::array();
-    for (const Datastore& datastore : registry.list()) {
-        entries.push_back(describe(datastore));
-    }
+    json entries = ApiClient(options.target).call("GET", "/v1/datastores")["datastores"];
     if (options.json) {
-        std::cout << nlohmann::json{{"datastores", entries}}.dump() << std::endl;
+        std::cout << json{{"datastores", entries}}.dump() << std::endl;
         return 0;
     }
     if (entries.empty()) {
@@ -86,16 +73,23 @@ int list(const DatastoreOptions& options) {
 }
 
 int remove(const DatastoreOptions& options) {
-    DatastoreRegistry registry(DatastoreRegistry::default_state_dir());
-    Datastore removed = registry.remove(options.name, options.force);
+    json removed = ApiClient(options.target)
+                       .call("DELETE", "/v1/datastores/" + options.name +
+                                           (options.force ? "?force=true" : ""));
     if (options.json) {
-        std::cout << nlohmann::json{{"name", removed.name}, {"path", removed.path.string()}}.dump()
-                  << std::endl;
+        std::cout << removed.dump() << std::endl;
     } else {
         std::cout << fmt::format("datastore '{}' removed (its files in {} are untouched)\n",
-                                 removed.name, removed.path.string());
+                                 removed["name"].get<std::string>(),
+                                 removed["path"].get<std::string>());
     }
     return 0;
+}
+
+// The options every datastore command takes.
+void common(CLI::App* command, DatastoreOptions& options, const char* json_help) {
+    add_target_options(command, options.target);
+    command->add_flag("--json", options.json, json_help);
 }
 
 }  // namespace
@@ -103,8 +97,8 @@ int remove(const DatastoreOptions& options) {
 void add_datastore_command(CLI::App& app) {
     CLI::App* datastore = app.add_subcommand(
         "datastore",
-        "Datastores: directories holding VM folders (<datastore>/<vm>/: vm.json, disks, log).\n"
-        "The registry is $VIREO_STATE_DIR/datastores.json (default /var/lib/vireo).");
+        "Datastores: directories holding VM folders (<datastore>/<vm>/: vm.json, disks, log),\n"
+        "registered with the host's vireod.");
     datastore->require_subcommand(1);
 
     auto options = std::make_shared<DatastoreOptions>();
@@ -113,12 +107,12 @@ void add_datastore_command(CLI::App& app) {
     add_command->add_option("NAME", options->name, "the datastore's name: 1 to 64 of a-z 0-9 - _ .")
         ->required();
     add_command->add_option("PATH", options->path, "an existing directory")->required();
-    add_command->add_flag("--json", options->json, "print the datastore as JSON");
+    common(add_command, *options, "print the datastore as JSON");
     add_command->final_callback([options] { throw CLI::RuntimeError(add(*options)); });
 
     CLI::App* list_command = datastore->add_subcommand(
         "list", "List the datastores with their capacity, free space and VM folders");
-    list_command->add_flag("--json", options->json, "print the list as JSON");
+    common(list_command, *options, "print the list as JSON");
     list_command->final_callback([options] { throw CLI::RuntimeError(list(*options)); });
 
     CLI::App* remove_command =
@@ -126,7 +120,7 @@ void add_datastore_command(CLI::App& app) {
     remove_command->add_option("NAME", options->name, "the datastore's name")->required();
     remove_command->add_flag("--force", options->force,
                              "forget it even though it holds VM folders");
-    remove_command->add_flag("--json", options->json, "print the removed datastore as JSON");
+    common(remove_command, *options, "print the removed datastore as JSON");
     remove_command->final_callback([options] { throw CLI::RuntimeError(remove(*options)); });
 }
 

@@ -4,25 +4,32 @@
 
 #include <algorithm>
 
-#include <nlohmann/json.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
-#include "base/error.h"
+#include "host/api_error.h"
 #include "host/state_file.h"
 
 namespace vireo {
 namespace {
 
 constexpr size_t kMaxNameLength = 64;
-constexpr int kFileVersion = 1;
+constexpr int kLegacyFileVersion = 1;
 
-}  // namespace
-
-std::filesystem::path DatastoreRegistry::default_state_dir() {
-    return StateFile::default_dir();
+Datastore from_record(const HostDatabase::DatastoreRecord& record) {
+    return {record.name, record.path, record.added};
 }
 
-DatastoreRegistry::DatastoreRegistry(std::filesystem::path state_dir)
-    : state_(std::move(state_dir), "datastores", kFileVersion) {}
+// "a, b, c, ..." for a refusal: the first three names.
+std::string first_names(const std::vector<std::string>& names) {
+    std::string text;
+    for (size_t i = 0; i < std::min<size_t>(names.size(), 3); ++i) {
+        text += (i ? ", " : "") + names[i];
+    }
+    return names.size() > 3 ? text + ", ..." : text;
+}
+
+}  // namespace
 
 void DatastoreRegistry::check_name(std::string_view name) {
     bool valid_chars = std::all_of(name.begin(), name.end(), [](char c) {
@@ -30,45 +37,64 @@ void DatastoreRegistry::check_name(std::string_view name) {
     });
     if (name.empty() || name.size() > kMaxNameLength || !valid_chars || name == "." ||
         name == "..") {
-        fail(
-            "datastore '{}': a name is 1 to {} characters of a-z, 0-9, '-', '_' and '.' "
-            "(not '.' or '..')",
-            name, kMaxNameLength);
+        refuse(400,
+               "name: datastore '{}': a name is 1 to {} characters of a-z, 0-9, '-', '_' and '.' "
+               "(not '.' or '..')",
+               name, kMaxNameLength);
     }
 }
 
-std::vector<Datastore> DatastoreRegistry::load() const {
-    std::optional<nlohmann::json> document = state_.load();
-    std::vector<Datastore> datastores;
-    if (!document) {
-        return datastores;
+size_t DatastoreRegistry::import_legacy_file(const std::filesystem::path& state_dir) {
+    StateFile legacy(state_dir, "datastores", kLegacyFileVersion);
+    std::error_code error;
+    if (!std::filesystem::exists(legacy.file(), error)) {
+        return 0;
     }
+    std::vector<Datastore> listed;
     try {
-        for (const auto& entry : document->at("datastores")) {
-            datastores.push_back(
-                {entry.at("name").get<std::string>(), entry.at("path").get<std::string>()});
+        StateFile::Lock lock = legacy.lock(false);
+        std::optional<nlohmann::json> document = legacy.load();
+        for (const auto& entry : document ? document->at("datastores") : nlohmann::json::array()) {
+            listed.push_back({entry.at("name").get<std::string>(),
+                              entry.at("path").get<std::string>(), utc_now()});
         }
     } catch (const nlohmann::json::exception& e) {
         fail("datastore registry {}: malformed ({}); fix or remove the file",
-             state_.file().string(), e.what());
+             legacy.file().string(), e.what());
     }
-    return datastores;
-}
-
-void DatastoreRegistry::store(const std::vector<Datastore>& datastores) const {
-    nlohmann::json list = nlohmann::json::array();
-    for (const Datastore& d : datastores) {
-        list.push_back({{"name", d.name}, {"path", d.path.string()}});
-    }
-    state_.store({{"datastores", list}});
+    size_t added = 0;
+    database_.transaction([&] {
+        std::vector<Datastore> known = list();
+        for (const Datastore& datastore : listed) {
+            bool taken = std::any_of(known.begin(), known.end(), [&](const Datastore& d) {
+                return d.name == datastore.name || d.path == datastore.path;
+            });
+            if (taken) {
+                spdlog::warn("datastore '{}' ({}) of {}: its name or path is registered already",
+                             datastore.name, datastore.path.string(), legacy.file().string());
+                continue;
+            }
+            check_name(datastore.name);
+            database_.insert_datastore({datastore.name, datastore.path.string(), datastore.added});
+            known.push_back(datastore);
+            ++added;
+        }
+    });
+    std::filesystem::path imported = legacy.file();
+    imported += ".imported";
+    std::filesystem::rename(legacy.file(), imported);
+    std::filesystem::remove(state_dir / "datastores.lock", error);
+    spdlog::info("imported {} datastore(s) from {} (now {})", added, legacy.file().string(),
+                 imported.string());
+    return added;
 }
 
 std::vector<Datastore> DatastoreRegistry::list() const {
-    if (!std::filesystem::exists(state_.file())) {
-        return {};
+    std::vector<Datastore> datastores;
+    for (const HostDatabase::DatastoreRecord& record : database_.datastores()) {
+        datastores.push_back(from_record(record));
     }
-    StateFile::Lock lock = state_.lock(false);
-    return load();
+    return datastores;
 }
 
 std::optional<Datastore> DatastoreRegistry::find(std::string_view name) const {
@@ -83,57 +109,58 @@ std::optional<Datastore> DatastoreRegistry::find(std::string_view name) const {
 Datastore DatastoreRegistry::add(std::string_view name, const std::filesystem::path& path) {
     check_name(name);
     std::error_code ec;
+    if (!path.is_absolute()) {
+        refuse(400, "path: '{}' is not an absolute path (the directory on the host)",
+               path.string());
+    }
     if (!std::filesystem::exists(path, ec)) {
-        fail("datastore add {} {}: no such directory", name, path.string());
+        refuse(400, "path: {}: no such directory", path.string());
     }
     if (!std::filesystem::is_directory(path, ec)) {
-        fail("datastore add {} {}: not a directory", name, path.string());
+        refuse(400, "path: {}: not a directory", path.string());
     }
-    Datastore added{std::string(name), std::filesystem::canonical(path)};
-    StateFile::Lock lock = state_.lock(true);
-    std::vector<Datastore> datastores = load();
-    for (const Datastore& d : datastores) {
-        if (d.name == added.name) {
-            fail("datastore add {}: a datastore of that name exists already ({})", name,
-                 d.path.string());
-        }
-        if (d.path == added.path) {
-            fail("datastore add {} {}: that directory is datastore '{}' already", name,
-                 added.path.string(), d.name);
-        }
+    HostDatabase::DatastoreRecord record{std::string(name),
+                                         std::filesystem::canonical(path).string(), utc_now()};
+    try {
+        database_.insert_datastore(record);
+    } catch (const ApiError&) {
+        throw;
+    } catch (const Error& error) {
+        refuse(409, "datastore add {}: {}", name, error.what());
     }
-    datastores.push_back(added);
-    store(datastores);
-    return added;
+    return from_record(record);
 }
 
 Datastore DatastoreRegistry::remove(std::string_view name, bool force) {
-    if (!std::filesystem::exists(state_.file())) {
-        fail("datastore remove {}: no such datastore", name);
-    }
-    StateFile::Lock lock = state_.lock(true);
-    std::vector<Datastore> datastores = load();
-    auto it = std::find_if(datastores.begin(), datastores.end(),
-                           [&](const Datastore& d) { return d.name == name; });
-    if (it == datastores.end()) {
-        fail("datastore remove {}: no such datastore", name);
-    }
-    Datastore removed = *it;
-    if (!force) {
-        std::vector<std::string> vms = vm_folders(removed.path);
-        if (!vms.empty()) {
-            std::string names = vms.front();
-            for (size_t i = 1; i < std::min<size_t>(vms.size(), 3); ++i) {
-                names += ", " + vms[i];
-            }
-            fail(
-                "datastore remove {}: it holds {} VM folder(s) ({}{}); use --force to forget "
-                "it anyway (no file is deleted)",
-                name, vms.size(), names, vms.size() > 3 ? ", ..." : "");
+    Datastore removed;
+    database_.transaction([&] {
+        std::optional<Datastore> found = find(name);
+        if (!found) {
+            refuse(404, "datastore remove {}: no such datastore (vireo datastore list)", name);
         }
-    }
-    datastores.erase(it);
-    store(datastores);
+        removed = *found;
+        std::vector<std::string> registered;
+        for (const HostDatabase::VmRecord& vm : database_.vms()) {
+            if (vm.datastore == name) {
+                registered.push_back(vm.name);
+            }
+        }
+        if (!registered.empty()) {
+            refuse(409,
+                   "datastore remove {}: {} VM(s) of this host are registered on it ({}); delete "
+                   "them first (vireo vm delete, without --files to keep their folders)",
+                   name, registered.size(), first_names(registered));
+        }
+        std::vector<std::string> folders =
+            force ? std::vector<std::string>{} : vm_folders(removed.path);
+        if (!folders.empty()) {
+            refuse(409,
+                   "datastore remove {}: it holds {} VM folder(s) ({}); use --force to forget "
+                   "it anyway (no file is deleted)",
+                   name, folders.size(), first_names(folders));
+        }
+        database_.delete_datastore(name);
+    });
     return removed;
 }
 

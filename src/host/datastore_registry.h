@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "host/state_file.h"
+#include "host/host_database.h"
 
 namespace vireo {
 
@@ -17,6 +17,7 @@ namespace vireo {
 struct Datastore {
     std::string name;
     std::filesystem::path path;  // absolute
+    std::string added;           // ISO 8601, UTC
 };
 
 // What a datastore holds and how much room is left, measured now.
@@ -27,38 +28,37 @@ struct DatastoreUsage {
     std::vector<std::string> vm_folders;  // sorted
 };
 
-// The host's datastores, kept in `<state dir>/datastores.json` (a StateFile:
-// locked, atomic changes). Refusals throw vireo::Error naming the datastore
-// and the rule.
+// The host's datastores, kept in the host database (vireod's). Refusals throw
+// ApiError naming the datastore and the rule: 400 a bad name or path, 404 no
+// such datastore, 409 a name or path taken, or VMs still on it.
 class DatastoreRegistry {
 public:
-    // $VIREO_STATE_DIR if set, else /var/lib/vireo.
-    static std::filesystem::path default_state_dir();
+    explicit DatastoreRegistry(HostDatabase& database) : database_(database) {}
 
-    explicit DatastoreRegistry(std::filesystem::path state_dir);
-
-    const std::filesystem::path& file() const { return state_.file(); }
+    // Registers the datastores of `<state dir>/datastores.json`, where `vireo
+    // datastore` kept them before vireod had a database, then renames that
+    // file `datastores.json.imported`. A crash in between imports nothing
+    // twice. Returns how many were added.
+    size_t import_legacy_file(const std::filesystem::path& state_dir);
 
     std::vector<Datastore> list() const;
     std::optional<Datastore> find(std::string_view name) const;
-    // `path` must be an existing directory not registered under another name;
-    // `name` 1 to 64 of [a-z0-9._-], unique. Creates the state dir if needed.
+    // `path` must be an existing absolute directory not registered under
+    // another name; `name` 1 to 64 of [a-z0-9._-], unique.
     Datastore add(std::string_view name, const std::filesystem::path& path);
-    // Forgets the datastore; never touches its files. Refuses while it holds VM
-    // folders unless `force`.
+    // Forgets the datastore; never touches its files. Refuses while VMs of
+    // this host are registered on it, and while it holds other VM folders
+    // unless `force`.
     Datastore remove(std::string_view name, bool force);
 
     static DatastoreUsage usage(const std::filesystem::path& path);
     // The folders directly under `path` that hold a `vm.json`.
     static std::vector<std::string> vm_folders(const std::filesystem::path& path);
-    // Throws unless `name` is a valid datastore name.
+    // Refuses (400) unless `name` is a valid datastore name.
     static void check_name(std::string_view name);
 
 private:
-    std::vector<Datastore> load() const;
-    void store(const std::vector<Datastore>& datastores) const;
-
-    StateFile state_;
+    HostDatabase& database_;
 };
 
 }  // namespace vireo

@@ -103,6 +103,18 @@ uint64_t tap_counter(const std::string& tap, const std::string& name) {
     return value;
 }
 
+json datastore_json(const Datastore& datastore) {
+    DatastoreUsage usage = DatastoreRegistry::usage(datastore.path);
+    return {{"name", datastore.name},
+            {"path", datastore.path.string()},
+            {"added", datastore.added},
+            {"reachable", usage.reachable},
+            {"capacity", usage.reachable ? json(usage.capacity) : json(nullptr)},
+            {"free", usage.reachable ? json(usage.free) : json(nullptr)},
+            {"vm_folders", usage.vm_folders.size()},
+            {"vms", usage.vm_folders}};
+}
+
 json event_json(const HostDatabase::Event& event) {
     return {{"id", event.id},
             {"time", event.time},
@@ -197,6 +209,9 @@ ApiResponse HostApi::handle(const ApiRequest& request) {
     }
     if (path[1] == "tasks") {
         return tasks(request);
+    }
+    if (path[1] == "datastores" && path.size() <= 3) {
+        return datastores(request);
     }
     if (path[1] == "events" && path.size() == 2 && request.method == "GET") {
         return events(request);
@@ -631,6 +646,55 @@ ApiResponse HostApi::tasks(const ApiRequest& request) {
         return {200, task_json(tasks_.cancel(id))};
     }
     refuse(405, "{} is not allowed on /{}", request.method, fmt::join(path, "/"));
+}
+
+ApiResponse HostApi::datastores(const ApiRequest& request) {
+    DatastoreRegistry& registry = inventory_.datastores();
+    if (request.path.size() == 3) {
+        const std::string& name = request.path[2];
+        if (request.method == "GET") {
+            std::optional<Datastore> found = registry.find(name);
+            if (!found) {
+                refuse(404, "no datastore named '{}' (vireo datastore list)", name);
+            }
+            return {200, datastore_json(*found)};
+        }
+        if (request.method != "DELETE") {
+            refuse(405, "{} is not allowed on a datastore (GET shows it, DELETE forgets it)",
+                   request.method);
+        }
+        Datastore removed = registry.remove(name, query_flag(request, "force"));
+        database_.add_event("", "datastore.removed",
+                            fmt::format("datastore '{}' ({}) forgotten; its files are untouched",
+                                        name, removed.path.string()));
+        return {200, {{"name", removed.name}, {"path", removed.path.string()}}};
+    }
+    if (request.method == "GET") {
+        json list = json::array();
+        for (const Datastore& datastore : registry.list()) {
+            list.push_back(datastore_json(datastore));
+        }
+        return {200, {{"datastores", list}}};
+    }
+    if (request.method != "POST") {
+        refuse(405, "{} is not allowed on /v1/datastores (GET lists, POST adds one)",
+               request.method);
+    }
+    json body = body_object(request);
+    std::string name, path;
+    try {
+        const std::string source = "body";
+        ObjectReader reader(body, "", source);
+        name = reader.required_string("name", "the datastore's name");
+        path = reader.required_string("path", "an existing directory on the host");
+        reader.refuse_unknown_fields();
+    } catch (const Error& error) {
+        refuse(400, "{}", error.what());
+    }
+    Datastore added = registry.add(name, path);
+    database_.add_event("", "datastore.added",
+                        fmt::format("datastore '{}' added: {}", name, added.path.string()));
+    return {201, datastore_json(added)};
 }
 
 ApiResponse HostApi::tokens(const ApiRequest& request) {

@@ -64,6 +64,7 @@ private:
     ApiResponse disks(const ApiRequest& request);
     ApiResponse snapshots(const ApiRequest& request);
     ApiResponse tasks(const ApiRequest& request);
+    ApiResponse datastores(const ApiRequest& request);
     // 404 for no such VM; 409 while it runs or a task works on it.
     void require_off(const std::string& vm);
     ApiResponse host();

@@ -66,6 +66,7 @@ namespace {
 // The schema, one step per version: a database at version N gets the steps
 // after N, each in a transaction, so that an older host's state is kept.
 // 1: the VM registry and the event log. 2: the API's tokens. 3: tasks.
+// 4: datastores (before, a file of their own: datastore_registry.h).
 constexpr const char* kSchemaSteps[] = {
     R"sql(
 CREATE TABLE vms (
@@ -104,6 +105,14 @@ CREATE TABLE tasks (
     finished TEXT NOT NULL
 );
 PRAGMA user_version = 3;
+)sql",
+    R"sql(
+CREATE TABLE datastores (
+    name  TEXT PRIMARY KEY,
+    path  TEXT NOT NULL UNIQUE,
+    added TEXT NOT NULL
+);
+PRAGMA user_version = 4;
 )sql"};
 constexpr int kSchemaVersion = std::size(kSchemaSteps);
 
@@ -319,6 +328,39 @@ std::vector<HostDatabase::Token> HostDatabase::tokens() {
 bool HostDatabase::delete_token(std::string_view name) {
     std::lock_guard lock(mutex_);
     Statement remove(*this, "DELETE FROM tokens WHERE name = ?1");
+    remove.bind(1, name);
+    remove.step();
+    return sqlite3_changes(db_) > 0;
+}
+
+std::vector<HostDatabase::DatastoreRecord> HostDatabase::datastores() {
+    std::lock_guard lock(mutex_);
+    Statement query(*this, "SELECT name, path, added FROM datastores ORDER BY name");
+    std::vector<DatastoreRecord> datastores;
+    while (query.step()) {
+        datastores.push_back({query.text(0), query.text(1), query.text(2)});
+    }
+    return datastores;
+}
+
+void HostDatabase::insert_datastore(const DatastoreRecord& record) {
+    std::lock_guard lock(mutex_);
+    Statement find(*this, "SELECT name, path FROM datastores WHERE name = ?1 OR path = ?2");
+    find.bind(1, record.name).bind(2, record.path);
+    if (find.step()) {
+        if (find.text(0) == record.name) {
+            fail("datastore '{}' exists already ({})", record.name, find.text(1));
+        }
+        fail("{} is datastore '{}' already", record.path, find.text(0));
+    }
+    Statement insert(*this, "INSERT INTO datastores (name, path, added) VALUES (?1, ?2, ?3)");
+    insert.bind(1, record.name).bind(2, record.path).bind(3, record.added);
+    insert.step();
+}
+
+bool HostDatabase::delete_datastore(std::string_view name) {
+    std::lock_guard lock(mutex_);
+    Statement remove(*this, "DELETE FROM datastores WHERE name = ?1");
     remove.bind(1, name);
     remove.step();
     return sqlite3_changes(db_) > 0;

@@ -15,8 +15,8 @@ namespace vireo {
 
 // The host agent's own state in one SQLite database, `<state dir>/vireod.db`:
 // which VM folders are registered and where they are in their life (being
-// created, registered, being deleted), the events of the host, the API's
-// tokens and the tasks. The VM
+// created, registered, being deleted), the datastores, the events of the
+// host, the API's tokens and the tasks. The VM
 // folders on the datastores stay the source of truth for what a VM is; this
 // says which of them this host owns. Every change is one transaction, so a
 // crash (kill -9 of vireod) leaves each VM either before or after it.
@@ -66,6 +66,18 @@ public:
     void delete_vm(std::string_view name);
     // Throws vireo::Error when `new_name` is taken.
     void rename_vm(std::string_view name, std::string_view new_name);
+
+    // A datastore as registered (datastore_registry.h checks what is added).
+    struct DatastoreRecord {
+        std::string name;
+        std::string path;  // absolute
+        std::string added;
+    };
+    std::vector<DatastoreRecord> datastores();
+    // Throws vireo::Error when the name or the path is taken.
+    void insert_datastore(const DatastoreRecord& record);
+    // False when there was no such datastore.
+    bool delete_datastore(std::string_view name);
 
     // Appends an event (the time is now); returns it.
     Event add_event(std::string_view vm, std::string_view kind, std::string_view message);

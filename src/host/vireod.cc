@@ -14,9 +14,9 @@
 #include "base/error.h"
 #include "base/unique_fd.h"
 #include "host/api_server.h"
-#include "host/datastore_registry.h"
 #include "host/host_api.h"
 #include "host/host_database.h"
+#include "host/state_file.h"
 #include "host/tls_identity.h"
 #include "host/vm_inventory.h"
 #include "host/vmm_control.h"
@@ -55,8 +55,8 @@ int serve(const std::filesystem::path& state_dir, const std::filesystem::path& r
           const VmmSupervisor::JailSettings& jail) {
     UniqueFd lock = lock_state(state_dir);
     HostDatabase database(state_dir / "vireod.db");
-    DatastoreRegistry datastores(state_dir);
-    VmInventory inventory(database, datastores);
+    VmInventory inventory(database);
+    inventory.datastores().import_legacy_file(state_dir);
     inventory.recover();
     VmmSupervisor supervisor(
         run_dir, vmm, jail, [&](const std::string& vm, const nlohmann::json& how) {
@@ -95,7 +95,7 @@ int serve(const std::filesystem::path& state_dir, const std::filesystem::path& r
 
 int main(int argc, char** argv) {
     CLI::App app{"vireod: the Vireo host agent (REST API on a Unix socket, and TCP with TLS)"};
-    std::string state_dir = vireo::DatastoreRegistry::default_state_dir().string();
+    std::string state_dir = vireo::StateFile::default_dir().string();
     std::string run_dir = vireo::default_run_dir().string();
     std::string socket;
     std::string vmm;

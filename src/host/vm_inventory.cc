@@ -81,8 +81,7 @@ nlohmann::json for_agent(const nlohmann::json& definition, std::string_view name
 
 }  // namespace
 
-VmInventory::VmInventory(HostDatabase& database, DatastoreRegistry& datastores)
-    : database_(database), datastores_(datastores) {}
+VmInventory::VmInventory(HostDatabase& database) : database_(database), datastores_(database) {}
 
 std::optional<std::string> VmInventory::name_problem(std::string_view name) {
     bool valid =

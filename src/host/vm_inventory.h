@@ -42,7 +42,10 @@ using ProgressReport = std::function<void(double fraction)>;
 // VM whole or absent, never half there. Thread-safe. Refusals throw ApiError.
 class VmInventory {
 public:
-    VmInventory(HostDatabase& database, DatastoreRegistry& datastores);
+    explicit VmInventory(HostDatabase& database);
+
+    // The datastores VM folders live on (in the same database).
+    DatastoreRegistry& datastores() { return datastores_; }
 
     // Finishes what a crash interrupted: a VM being created whose folder is
     // whole is registered, one whose folder is not is undone (its partial
@@ -124,7 +127,7 @@ private:
 
     std::mutex mutex_;
     HostDatabase& database_;
-    DatastoreRegistry& datastores_;
+    DatastoreRegistry datastores_;
 };
 
 }  // namespace vireo

@@ -77,7 +77,10 @@ class OpenApi:
 
 
 class Agent:
-    def __init__(self):
+    """`datastore`: register `ds1` (self.datastore) through the API once
+    vireod first runs."""
+
+    def __init__(self, datastore=True):
         self.root = tempfile.mkdtemp(prefix="vireo-agent-")
         self.state = os.path.join(self.root, "state")
         self.run_dir = os.path.join(self.root, "run")
@@ -86,7 +89,7 @@ class Agent:
         self.api = OpenApi()
         self.process = None
         os.makedirs(self.datastore)
-        self.cli("datastore", "add", "ds1", self.datastore)
+        self.datastore_wanted = datastore
 
     def env(self):
         return dict(os.environ, VIREO_STATE_DIR=self.state, VIREO_RUN_DIR=self.run_dir,
@@ -105,6 +108,12 @@ class Agent:
         if self.process.poll() is not None:
             raise AssertionError(f"vireod ended at once ({self.process.returncode}): "
                                  f"{self.log_text()}")
+        if self.datastore_wanted:
+            status, answer = self.request("POST", "/v1/datastores",
+                                          {"name": "ds1", "path": self.datastore})
+            if status != 201:
+                raise AssertionError(f"adding datastore ds1: {status} {answer}")
+            self.datastore_wanted = False
 
     def log_text(self):
         with open(os.path.join(self.root, "vireod.log")) as file:

@@ -1,7 +1,8 @@
 """vireod, the host agent, without VMs running: the inventory through its
 REST API and through `vireo vm`, refusals (400 naming the field, 404, 405,
 409, 413) that write nothing, the inventory kept across SIGTERM and SIGKILL,
-one agent per state folder, remote clients over TLS with admin and
+one agent per state folder, datastores (kept in its database, the old
+registry file imported), remote clients over TLS with admin and
 read-only tokens (401, 403), and every answer checked against
 docs/api/openapi.json, whose every operation this test calls. Power
 operations are called too: on a host without KVM start answers 500 with the
@@ -69,8 +70,9 @@ class AgentTest(unittest.TestCase):
         self.assertIn("# TYPE vireo_host_vms gauge\nvireo_host_vms 2\n", metrics)
 
         status, events = self.agent.request("GET", "/v1/events")
-        self.assertEqual([e["kind"] for e in events["events"]], ["vm.created", "vm.created"])
-        status, later = self.agent.request("GET", f"/v1/events?after={events['events'][0]['id']}")
+        self.assertEqual([e["kind"] for e in events["events"]],
+                         ["datastore.added", "vm.created", "vm.created"])
+        status, later = self.agent.request("GET", f"/v1/events?after={events['events'][1]['id']}")
         self.assertEqual(len(later["events"]), 1)
         self.assertIn("vm.created", self.agent.cli("event", "list").stdout)
 
@@ -490,6 +492,110 @@ class AgentTest(unittest.TestCase):
         self.assertTrue(os.path.exists(os.path.join(newer, "vm.json")))
         self.assertFalse(os.path.exists(os.path.join(newer, ".vireo-renamed-from")))
         self.assertFalse(os.path.exists(os.path.join(self.agent.datastore, "half")))
+
+    def test_datastores_through_the_api_and_the_cli(self):
+        local = os.path.join(self.agent.root, "local")
+        for vm in ("web", "db"):
+            os.makedirs(os.path.join(local, vm))
+            with open(os.path.join(local, vm, "vm.json"), "w") as file:
+                file.write("{}")
+        os.makedirs(os.path.join(local, "iso"))  # no vm.json: not a VM folder
+        added = json.loads(self.agent.cli("datastore", "add", "local", local, "--json").stdout)
+        self.assertEqual((added["name"], added["path"], added["vms"]), ("local", local, ["db", "web"]))
+        fs = os.statvfs(local)
+        self.assertEqual(added["capacity"], fs.f_blocks * fs.f_frsize)
+        self.assertAlmostEqual(added["free"], fs.f_bavail * fs.f_frsize, delta=64 << 20)
+        # A relative path is the client's, made absolute before it is sent.
+        os.makedirs(os.path.join(self.agent.root, "rel"))
+        result = subprocess.run([vmtest.VIREO, "datastore", "add", "rel", "rel"],
+                                cwd=self.agent.root, env=self.agent.env(), capture_output=True,
+                                text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("datastore 'rel' added", result.stdout)
+        listed = json.loads(self.agent.cli("datastore", "list", "--json").stdout)["datastores"]
+        self.assertEqual([d["name"] for d in listed], ["ds1", "local", "rel"])
+        self.assertEqual(listed[2]["path"], os.path.join(self.agent.root, "rel"))
+        self.assertIn(local, self.agent.cli("datastore", "list").stdout)
+        self.assertEqual(self.agent.request("GET", "/v1/datastores/local")[1]["vm_folders"], 2)
+
+        for body, status, message in [
+            ({"name": "Bad", "path": local}, 400, "name: datastore 'Bad': a name is 1 to 64"),
+            ({"name": "x", "path": "relative"}, 400, "path: 'relative' is not an absolute path"),
+            ({"name": "x", "path": local + "/missing"}, 400, "no such directory"),
+            ({"name": "x", "path": local + "/web/vm.json"}, 400, "not a directory"),
+            ({"name": "local", "path": self.agent.root}, 409, "exists already"),
+            ({"name": "y", "path": local + "/."}, 409, "is datastore 'local' already"),
+            ({"name": "y", "path": local, "nfs": True}, 400, "nfs: unknown field"),
+            ({"path": local}, 400, "name: missing"),
+        ]:
+            with self.subTest(body=body):
+                got, answer = self.agent.request("POST", "/v1/datastores", body)
+                self.assertEqual(got, status, answer)
+                self.assertIn(message, answer["error"])
+        self.assertEqual(self.agent.request("GET", "/v1/datastores/nope")[0], 404)
+        self.assertEqual(self.agent.request("DELETE", "/v1/datastores/nope")[0], 404)
+        self.assertEqual(self.agent.request("PUT", "/v1/datastores/local")[0], 405)
+
+        # Unregistered VM folders hold a removal back unless forced; a
+        # registered VM always does.
+        result = self.agent.cli("datastore", "remove", "local", check=False)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("vireo: datastore remove local: it holds 2 VM folder(s) (db, web)",
+                      result.stderr)
+        self.create("on-ds1")
+        status, answer = self.agent.request("DELETE", "/v1/datastores/ds1?force=true")
+        self.assertEqual(status, 409)
+        self.assertIn("registered on it (on-ds1)", answer["error"])
+        removed = json.loads(self.agent.cli("datastore", "remove", "local", "--force",
+                                            "--json").stdout)
+        self.assertEqual(removed, {"name": "local", "path": local})
+        self.assertTrue(os.path.exists(os.path.join(local, "web", "vm.json")))  # files kept
+        self.assertIn("removed", self.agent.cli("datastore", "remove", "rel").stdout)
+        kinds = [event["kind"] for event in self.agent.request("GET", "/v1/events")[1]["events"]]
+        self.assertEqual(kinds.count("datastore.added"), 3)
+        self.assertEqual(kinds.count("datastore.removed"), 2)
+
+        # Kept in the database across a restart; an unreachable one is listed as such.
+        gone = os.path.join(self.agent.root, "gone")
+        os.makedirs(gone)
+        self.agent.cli("datastore", "add", "gone", gone)
+        os.rmdir(gone)
+        self.agent.stop(signal.SIGKILL)
+        self.agent.start()
+        entry = self.agent.request("GET", "/v1/datastores/gone")[1]
+        self.assertEqual((entry["reachable"], entry["capacity"], entry["free"]),
+                         (False, None, None))
+        self.assertIn("unreachable", self.agent.cli("datastore", "list").stdout)
+
+    def test_concurrent_datastore_adds_are_all_kept(self):
+        processes = []
+        for i in range(8):
+            folder = os.path.join(self.agent.root, f"d{i}")
+            os.makedirs(folder)
+            processes.append(subprocess.Popen([vmtest.VIREO, "datastore", "add", f"d{i}", folder],
+                                              env=self.agent.env(), stdout=subprocess.DEVNULL))
+        self.assertEqual([p.wait(timeout=60) for p in processes], [0] * 8)
+        names = [d["name"] for d in self.agent.request("GET", "/v1/datastores")[1]["datastores"]]
+        self.assertEqual(sorted(names), sorted(["ds1"] + [f"d{i}" for i in range(8)]))
+
+    def test_datastores_of_the_old_registry_file_are_imported(self):
+        # Before vireod had a database, `vireo datastore` kept them in a file.
+        older = agent.Agent(datastore=False)
+        self.addCleanup(older.close)
+        os.makedirs(older.state)
+        legacy = os.path.join(older.state, "datastores.json")
+        with open(legacy, "w") as file:
+            json.dump({"version": 1, "datastores": [{"name": "ds1", "path": older.datastore}]},
+                      file)
+        older.start()
+        listed = older.request("GET", "/v1/datastores")[1]["datastores"]
+        self.assertEqual([(d["name"], d["path"]) for d in listed], [("ds1", older.datastore)])
+        self.assertFalse(os.path.exists(legacy))
+        self.assertTrue(os.path.exists(legacy + ".imported"))
+        status, _ = older.request("POST", "/v1/vms", {"name": "vm", "datastore": "ds1",
+                                                      "definition": definition()})
+        self.assertEqual(status, 201)
+        AgentTest.checked |= older.api.checked
 
     @classmethod
     def tearDownClass(cls):

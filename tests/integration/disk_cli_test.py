@@ -1,4 +1,4 @@
-"""`vireo disk ...` and `vireo datastore ...` end to end, with qemu-img and
+"""`vireo disk ...` end to end, with qemu-img and
 qemu-io as the oracles: what `vireo disk info --json` says agrees with
 `qemu-img info --output=json`; images Vireo creates, clones, converts and
 resizes pass `qemu-img check` and `qemu-img compare` against what they must
@@ -692,103 +692,6 @@ class DiskBench(Cli):
             with self.subTest(args=args):
                 result = self.refused("disk", "bench", *args, message=message)
                 self.assertNotIn("Sending", result.stdout)
-
-
-class Datastores(Cli):
-    def make_vm(self, datastore, name):
-        os.makedirs(os.path.join(datastore, name))
-        with open(os.path.join(datastore, name, "vm.json"), "w") as f:
-            f.write("{}")
-
-    def test_add_list_remove(self):
-        self.assertEqual(self.vireo_json("datastore", "list"), {"datastores": []})
-        self.assertIn("no datastores", self.vireo("datastore", "list").stdout)
-        local = self.path("local")
-        os.mkdir(local)
-        self.make_vm(local, "web")
-        self.make_vm(local, "db")
-        os.mkdir(os.path.join(local, "iso"))  # no vm.json: not a VM folder
-        added = self.vireo_json("datastore", "add", "local", local)
-        self.assertEqual((added["name"], added["path"], added["vm_folders"]),
-                         ("local", local, 2))
-        other = self.path("other")
-        os.mkdir(other)
-        self.vireo("datastore", "add", "nfs-1", other)
-
-        listed = self.vireo_json("datastore", "list")["datastores"]
-        self.assertEqual([d["name"] for d in listed], ["local", "nfs-1"])
-        fs = os.statvfs(local)
-        self.assertEqual(listed[0]["capacity"], fs.f_blocks * fs.f_frsize)
-        self.assertAlmostEqual(listed[0]["free"], fs.f_bavail * fs.f_frsize, delta=64 * MiB)
-        self.assertEqual(listed[0]["vms"], ["db", "web"])
-        self.assertEqual(listed[0]["vm_folders"], 2)
-        self.assertTrue(listed[0]["reachable"])
-        self.assertEqual(listed[1]["vm_folders"], 0)
-        human = self.vireo("datastore", "list").stdout
-        self.assertIn("NAME", human)
-        self.assertIn(local, human)
-
-        with open(self.path("state/datastores.json")) as f:
-            registry = json.load(f)
-        self.assertEqual(registry["version"], 1)
-        self.assertEqual([d["name"] for d in registry["datastores"]], ["local", "nfs-1"])
-
-        self.refused("datastore", "remove", "local",
-                     message="datastore remove local: it holds 2 VM folder(s) (db, web)")
-        self.assertEqual(len(self.vireo_json("datastore", "list")["datastores"]), 2)
-        removed = self.vireo_json("datastore", "remove", "local", "--force")
-        self.assertEqual(removed["name"], "local")
-        self.assertTrue(os.path.exists(os.path.join(local, "web", "vm.json")))  # files kept
-        self.assertIn("removed", self.vireo("datastore", "remove", "nfs-1").stdout)
-        self.assertEqual(self.vireo_json("datastore", "list"), {"datastores": []})
-
-    def test_unreachable_datastore_is_listed(self):
-        gone = self.path("gone")
-        os.mkdir(gone)
-        self.vireo("datastore", "add", "gone", gone)
-        os.rmdir(gone)
-        entry = self.vireo_json("datastore", "list")["datastores"][0]
-        self.assertEqual((entry["reachable"], entry["capacity"], entry["free"]),
-                         (False, None, None))
-        self.assertIn("unreachable", self.vireo("datastore", "list").stdout)
-        self.vireo("datastore", "remove", "gone")
-
-    def test_refusals(self):
-        ds = self.path("ds")
-        os.mkdir(ds)
-        open(self.path("file"), "w").close()
-        self.vireo("datastore", "add", "ds", ds)
-        cases = [
-            (["add", "Bad", ds], "datastore 'Bad': a name is 1 to 64 characters"),
-            (["add", "x", self.path("missing")], "no such directory"),
-            (["add", "x", self.path("file")], "not a directory"),
-            (["add", "ds", self.dir], "a datastore of that name exists already"),
-            (["add", "y", ds + "/."], "that directory is datastore 'ds' already"),
-            (["remove", "nope"], "datastore remove nope: no such datastore"),
-        ]
-        for args, message in cases:
-            with self.subTest(args=args):
-                self.refused("datastore", *args, message=message)
-        self.assertEqual(len(self.vireo_json("datastore", "list")["datastores"]), 1)
-
-    def test_concurrent_adds_are_all_kept(self):
-        processes = []
-        for i in range(8):
-            folder = self.path(f"d{i}")
-            os.mkdir(folder)
-            processes.append(subprocess.Popen([vmtest.VIREO, "datastore", "add", f"d{i}", folder],
-                                              env=self.env, stdout=subprocess.DEVNULL))
-        self.assertEqual([p.wait(timeout=60) for p in processes], [0] * 8)
-        names = [d["name"] for d in self.vireo_json("datastore", "list")["datastores"]]
-        self.assertEqual(sorted(names), [f"d{i}" for i in range(8)])
-
-    def test_state_dir_must_be_usable(self):
-        blocker = self.path("blocker")
-        open(blocker, "w").close()
-        self.env["VIREO_STATE_DIR"] = os.path.join(blocker, "state")
-        ds = self.path("ds")
-        os.mkdir(ds)
-        self.refused("datastore", "add", "ds", ds, message="cannot create the state directory")
 
 
 if __name__ == "__main__":

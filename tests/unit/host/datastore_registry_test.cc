@@ -1,16 +1,13 @@
 #include "host/datastore_registry.h"
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "base/error.h"
+#include "host/api_error.h"
 
 namespace vireo {
 namespace {
@@ -21,98 +18,108 @@ protected:
         char pattern[] = "/tmp/vireo-datastore-XXXXXX";
         ASSERT_NE(mkdtemp(pattern), nullptr);
         root_ = pattern;
-        state_ = root_ / "state";  // created by the first add
+        state_ = root_ / "state";
         std::filesystem::create_directories(root_ / "ds1");
         std::filesystem::create_directories(root_ / "ds2");
+        database_.emplace(state_ / "vireod.db");
+        registry_.emplace(*database_);
     }
-    void TearDown() override { std::filesystem::remove_all(root_); }
+    void TearDown() override {
+        registry_.reset();
+        database_.reset();
+        std::filesystem::remove_all(root_);
+    }
 
-    std::string refusal(const std::function<void()>& action) {
+    // The status and message of the ApiError `action` throws.
+    std::pair<int, std::string> refusal(const std::function<void()>& action) {
         try {
             action();
-        } catch (const Error& e) {
-            return e.what();
+        } catch (const ApiError& e) {
+            return {e.status(), e.what()};
         }
         ADD_FAILURE() << "not refused";
         return {};
+    }
+    void expect_refused(const std::function<void()>& action, int status, const std::string& text) {
+        auto [got_status, message] = refusal(action);
+        EXPECT_EQ(got_status, status) << message;
+        EXPECT_NE(message.find(text), std::string::npos) << message;
     }
     void make_vm(const std::filesystem::path& datastore, const std::string& vm) {
         std::filesystem::create_directories(datastore / vm);
         std::ofstream(datastore / vm / "vm.json") << "{}";
     }
+    void write_legacy_file(const nlohmann::json& datastores) {
+        std::ofstream(state_ / "datastores.json")
+            << nlohmann::json{{"version", 1}, {"datastores", datastores}}.dump();
+    }
 
     std::filesystem::path root_;
     std::filesystem::path state_;
+    std::optional<HostDatabase> database_;
+    std::optional<DatastoreRegistry> registry_;
 };
 
-TEST_F(DatastoreRegistryTest, EmptyWithoutAFile) {
-    DatastoreRegistry registry(state_);
-    EXPECT_TRUE(registry.list().empty());
-    EXPECT_FALSE(registry.find("a").has_value());
-    EXPECT_FALSE(std::filesystem::exists(state_));  // reading creates nothing
+TEST_F(DatastoreRegistryTest, EmptyAtFirst) {
+    EXPECT_TRUE(registry_->list().empty());
+    EXPECT_FALSE(registry_->find("a").has_value());
 }
 
-TEST_F(DatastoreRegistryTest, AddListRemove) {
-    DatastoreRegistry registry(state_);
-    Datastore added = registry.add("local-1", root_ / "ds1" / ".." / "ds1");
+TEST_F(DatastoreRegistryTest, AddListRemoveAndKeptInTheDatabase) {
+    Datastore added = registry_->add("local-1", root_ / "ds1" / ".." / "ds1");
     EXPECT_EQ(added.path, std::filesystem::canonical(root_ / "ds1"));
-    registry.add("nfs_2.b", root_ / "ds2");
-    // A second registry on the same directory (another command) sees both.
-    std::vector<Datastore> listed = DatastoreRegistry(state_).list();
+    EXPECT_FALSE(added.added.empty());
+    registry_->add("nfs_2.b", root_ / "ds2");
+    // The database opened again (a vireod restarted) has both.
+    HostDatabase again(state_ / "vireod.db");
+    std::vector<Datastore> listed = DatastoreRegistry(again).list();
     ASSERT_EQ(listed.size(), 2u);
     EXPECT_EQ(listed[0].name, "local-1");
     EXPECT_EQ(listed[1].name, "nfs_2.b");
-    EXPECT_EQ(registry.find("nfs_2.b")->path, std::filesystem::canonical(root_ / "ds2"));
+    EXPECT_EQ(registry_->find("nfs_2.b")->path, std::filesystem::canonical(root_ / "ds2"));
 
-    Datastore removed = registry.remove("local-1", false);
+    Datastore removed = registry_->remove("local-1", false);
     EXPECT_EQ(removed.name, "local-1");
-    ASSERT_EQ(registry.list().size(), 1u);
+    ASSERT_EQ(registry_->list().size(), 1u);
     EXPECT_TRUE(std::filesystem::is_directory(root_ / "ds1"));  // files untouched
-
-    // The file is the documented JSON, with no temporary left behind.
-    nlohmann::json document = nlohmann::json::parse(std::ifstream(state_ / "datastores.json"));
-    EXPECT_EQ(document["version"], 1);
-    EXPECT_EQ(document["datastores"][0]["name"], "nfs_2.b");
-    EXPECT_FALSE(std::filesystem::exists(state_ / "datastores.json.tmp"));
 }
 
-TEST_F(DatastoreRegistryTest, RefusesBadNamesAndPaths) {
-    DatastoreRegistry registry(state_);
+TEST_F(DatastoreRegistryTest, RefusesBadNamesAndPathsNamingTheField) {
     for (const char* name : {"", "Upper", "a/b", "a b", ".", "..", "é"}) {
-        EXPECT_NE(refusal([&] { registry.add(name, root_ / "ds1"); }).find("a name is"),
-                  std::string::npos)
-            << name;
+        expect_refused([&] { registry_->add(name, root_ / "ds1"); }, 400, "name: ");
     }
-    EXPECT_NE(refusal([&] { registry.add(std::string(65, 'a'), root_ / "ds1"); }).find("1 to 64"),
-              std::string::npos);
-    EXPECT_NE(refusal([&] { registry.add("a", root_ / "missing"); }).find("no such directory"),
-              std::string::npos);
+    expect_refused([&] { registry_->add(std::string(65, 'a'), root_ / "ds1"); }, 400, "1 to 64");
+    expect_refused([&] { registry_->add("a", "relative/ds1"); }, 400, "not an absolute path");
+    expect_refused([&] { registry_->add("a", root_ / "missing"); }, 400, "no such directory");
     std::ofstream(root_ / "file") << "x";
-    EXPECT_NE(refusal([&] { registry.add("a", root_ / "file"); }).find("not a directory"),
-              std::string::npos);
-    registry.add("a", root_ / "ds1");
-    EXPECT_NE(refusal([&] { registry.add("a", root_ / "ds2"); }).find("exists already"),
-              std::string::npos);
-    EXPECT_NE(refusal([&] { registry.add("b", root_ / "ds1"); }).find("is datastore 'a'"),
-              std::string::npos);
-    EXPECT_NE(refusal([&] { registry.remove("zzz", false); }).find("no such datastore"),
-              std::string::npos);
-    EXPECT_EQ(registry.list().size(), 1u);
+    expect_refused([&] { registry_->add("a", root_ / "file"); }, 400, "path: ");
+    registry_->add("a", root_ / "ds1");
+    expect_refused([&] { registry_->add("a", root_ / "ds2"); }, 409, "exists already");
+    expect_refused([&] { registry_->add("b", root_ / "ds1" / "."); }, 409, "is datastore 'a'");
+    expect_refused([&] { registry_->remove("zzz", false); }, 404, "no such datastore");
+    EXPECT_EQ(registry_->list().size(), 1u);
 }
 
 TEST_F(DatastoreRegistryTest, RemoveRefusesWhileVmFoldersRemainUnlessForced) {
-    DatastoreRegistry registry(state_);
-    registry.add("a", root_ / "ds1");
+    registry_->add("a", root_ / "ds1");
     make_vm(root_ / "ds1", "web");
     std::filesystem::create_directories(root_ / "ds1" / "not-a-vm");  // no vm.json
     EXPECT_EQ(DatastoreRegistry::vm_folders(root_ / "ds1"), std::vector<std::string>{"web"});
-    std::string why = refusal([&] { registry.remove("a", false); });
-    EXPECT_NE(why.find("holds 1 VM folder"), std::string::npos) << why;
-    EXPECT_NE(why.find("--force"), std::string::npos) << why;
-    EXPECT_EQ(registry.list().size(), 1u);
-    registry.remove("a", true);
-    EXPECT_TRUE(registry.list().empty());
+    expect_refused([&] { registry_->remove("a", false); }, 409, "holds 1 VM folder(s) (web)");
+    EXPECT_EQ(registry_->list().size(), 1u);
+    registry_->remove("a", true);
+    EXPECT_TRUE(registry_->list().empty());
     EXPECT_TRUE(std::filesystem::exists(root_ / "ds1" / "web" / "vm.json"));
+}
+
+TEST_F(DatastoreRegistryTest, RemoveRefusesWhileVmsAreRegisteredEvenForced) {
+    registry_->add("a", root_ / "ds1");
+    make_vm(root_ / "ds1", "web");
+    database_->insert_vm({"web", "a", HostDatabase::VmStage::registered, utc_now()});
+    expect_refused([&] { registry_->remove("a", true); }, 409, "registered on it (web)");
+    EXPECT_EQ(registry_->list().size(), 1u);
+    database_->delete_vm("web");
+    registry_->remove("a", true);
 }
 
 TEST_F(DatastoreRegistryTest, UsageMeasuresTheFileSystem) {
@@ -126,51 +133,53 @@ TEST_F(DatastoreRegistryTest, UsageMeasuresTheFileSystem) {
     EXPECT_FALSE(DatastoreRegistry::usage(root_ / "gone").reachable);
 }
 
-TEST_F(DatastoreRegistryTest, MalformedFileIsNamedNotOverwritten) {
-    std::filesystem::create_directories(state_);
+TEST_F(DatastoreRegistryTest, ImportsTheFileOfEarlierVersionsOnce) {
+    registry_->add("kept", root_ / "ds2");
+    write_legacy_file({{{"name", "local"}, {"path", (root_ / "ds1").string()}},
+                       {{"name", "kept"}, {"path", "/elsewhere"}}});  // the name is taken
+    EXPECT_EQ(registry_->import_legacy_file(state_), 1u);
+    std::vector<Datastore> listed = registry_->list();
+    ASSERT_EQ(listed.size(), 2u);
+    EXPECT_EQ(listed[1].name, "local");
+    EXPECT_EQ(listed[1].path, root_ / "ds1");
+    EXPECT_EQ(listed[0].path, std::filesystem::canonical(root_ / "ds2"));  // not replaced
+    EXPECT_FALSE(std::filesystem::exists(state_ / "datastores.json"));
+    EXPECT_TRUE(std::filesystem::exists(state_ / "datastores.json.imported"));
+    EXPECT_EQ(registry_->import_legacy_file(state_), 0u);
+
+    // A crash after the import but before the rename: the same file again adds nothing.
+    std::filesystem::rename(state_ / "datastores.json.imported", state_ / "datastores.json");
+    EXPECT_EQ(registry_->import_legacy_file(state_), 0u);
+    EXPECT_EQ(registry_->list().size(), 2u);
+}
+
+TEST_F(DatastoreRegistryTest, AMalformedOldFileIsNamedAndLeftAlone) {
     std::ofstream(state_ / "datastores.json") << "{not json";
-    DatastoreRegistry registry(state_);
-    std::string why = refusal([&] { registry.list(); });
-    EXPECT_NE(why.find("datastores.json: malformed"), std::string::npos) << why;
-    refusal([&] { registry.add("a", root_ / "ds1"); });
+    try {
+        registry_->import_legacy_file(state_);
+        ADD_FAILURE() << "not refused";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("datastores.json"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(registry_->list().empty());
     std::ifstream in(state_ / "datastores.json");
     EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "{not json");
 }
 
 TEST_F(DatastoreRegistryTest, ConcurrentAddsAreAllKept) {
-    // Processes adding at once: the lock serializes read-modify-write, so none is lost.
+    // API requests are served on threads of their own: none may lose another's add.
     constexpr int kWriters = 8;
+    std::vector<std::thread> writers;
     for (int i = 0; i < kWriters; ++i) {
         std::filesystem::create_directories(root_ / ("d" + std::to_string(i)));
+        writers.emplace_back([this, i] {
+            registry_->add("d" + std::to_string(i), root_ / ("d" + std::to_string(i)));
+        });
     }
-    std::vector<pid_t> children;
-    for (int i = 0; i < kWriters; ++i) {
-        pid_t pid = fork();
-        ASSERT_GE(pid, 0);
-        if (pid == 0) {
-            try {
-                DatastoreRegistry(state_).add("d" + std::to_string(i),
-                                              root_ / ("d" + std::to_string(i)));
-            } catch (...) {
-                _exit(1);
-            }
-            _exit(0);
-        }
-        children.push_back(pid);
+    for (std::thread& writer : writers) {
+        writer.join();
     }
-    for (pid_t pid : children) {
-        int status = 0;
-        ASSERT_EQ(waitpid(pid, &status, 0), pid);
-        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    }
-    EXPECT_EQ(DatastoreRegistry(state_).list().size(), size_t{kWriters});
-}
-
-TEST_F(DatastoreRegistryTest, StateDirComesFromTheEnvironment) {
-    setenv("VIREO_STATE_DIR", state_.c_str(), 1);
-    EXPECT_EQ(DatastoreRegistry::default_state_dir(), state_);
-    unsetenv("VIREO_STATE_DIR");
-    EXPECT_EQ(DatastoreRegistry::default_state_dir(), "/var/lib/vireo");
+    EXPECT_EQ(registry_->list().size(), size_t{kWriters});
 }
 
 }  // namespace

@@ -27,10 +27,9 @@ protected:
         CreateOptions disk;
         disk.size = 8 << 20;
         create_image(root_ / "disk.qcow2", disk);
-        datastores_.emplace(root_ / "state");
-        datastores_->add("ds1", root_ / "ds1");
         database_.emplace(root_ / "state" / "vireod.db");
-        inventory_.emplace(*database_, *datastores_);
+        inventory_.emplace(*database_);
+        inventory_->datastores().add("ds1", root_ / "ds1");
         inventory_->create("gold", "ds1",
                            {{"vcpus", 1},
                             {"memory_mib", 64},
@@ -53,7 +52,6 @@ protected:
     }
 
     std::filesystem::path root_;
-    std::optional<DatastoreRegistry> datastores_;
     std::optional<HostDatabase> database_;
     std::optional<VmInventory> inventory_;
 };

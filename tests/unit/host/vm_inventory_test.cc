@@ -26,7 +26,8 @@ protected:
     void SetUp() override {
         std::filesystem::create_directories(root_ / "ds1");
         std::ofstream(root_ / "kernel.elf") << "not really a kernel";
-        datastores_.add("ds1", root_ / "ds1");
+        HostDatabase database(root_ / "state" / "vireod.db");
+        DatastoreRegistry(database).add("ds1", root_ / "ds1");
     }
     void TearDown() override { std::filesystem::remove_all(root_); }
 
@@ -47,13 +48,12 @@ protected:
     }
 
     std::filesystem::path root_ = make_root();
-    DatastoreRegistry datastores_{root_ / "state"};
 };
 
 TEST_F(VmInventoryTest, CreatesAFolderWithItsDefinitionAndFindsItAfterARestart) {
     {
         HostDatabase database(root_ / "state" / "vireod.db");
-        VmInventory inventory(database, datastores_);
+        VmInventory inventory(database);
         VmEntry web = inventory.create("web-1", "ds1", definition());
         EXPECT_EQ(web.folder, std::filesystem::canonical(root_ / "ds1") / "web-1");
         json written = json::parse(std::ifstream(web.definition()));
@@ -65,7 +65,7 @@ TEST_F(VmInventoryTest, CreatesAFolderWithItsDefinitionAndFindsItAfterARestart) 
         EXPECT_EQ(database.events(0, 10)[0].kind, "vm.created");
     }
     HostDatabase again(root_ / "state" / "vireod.db");
-    VmInventory inventory(again, datastores_);
+    VmInventory inventory(again);
     inventory.recover();
     ASSERT_EQ(inventory.list().size(), 1u);
     EXPECT_EQ(inventory.get("web-1").datastore, "ds1");
@@ -73,7 +73,7 @@ TEST_F(VmInventoryTest, CreatesAFolderWithItsDefinitionAndFindsItAfterARestart) 
 
 TEST_F(VmInventoryTest, RefusesBadRequestsNamingTheFieldAndWritesNothing) {
     HostDatabase database(root_ / "state" / "vireod.db");
-    VmInventory inventory(database, datastores_);
+    VmInventory inventory(database);
     for (const char* name : {"", "../etc", "a/b", ".hidden", "x y"}) {
         auto [status, message] = refusal([&] { inventory.create(name, "ds1", definition()); });
         EXPECT_EQ(status, 400) << name;
@@ -101,7 +101,7 @@ TEST_F(VmInventoryTest, RefusesBadRequestsNamingTheFieldAndWritesNothing) {
 
 TEST_F(VmInventoryTest, DeletesWithOrWithoutItsFiles) {
     HostDatabase database(root_ / "state" / "vireod.db");
-    VmInventory inventory(database, datastores_);
+    VmInventory inventory(database);
     VmEntry kept = inventory.create("kept", "ds1", definition());
     VmEntry gone = inventory.create("gone", "ds1", definition());
     inventory.remove("kept", false);
@@ -129,7 +129,7 @@ TEST_F(VmInventoryTest, RecoveryFinishesOrUndoesWhatACrashInterrupted) {
     std::filesystem::create_directory(ds / "doomed");
     std::ofstream(ds / "doomed" / "vm.json") << "{}";
 
-    VmInventory inventory(database, datastores_);
+    VmInventory inventory(database);
     inventory.recover();
     std::vector<VmEntry> vms = inventory.list();
     ASSERT_EQ(vms.size(), 1u);
@@ -145,7 +145,7 @@ TEST_F(VmInventoryTest, RecoveryFinishesOrUndoesWhatACrashInterrupted) {
 // written but before it replaced vm.json: the old one stands, the new one goes.
 TEST_F(VmInventoryTest, RecoveryRemovesTheDefinitionAnInterruptedReconfigureLeft) {
     HostDatabase database(root_ / "state" / "vireod.db");
-    VmInventory inventory(database, datastores_);
+    VmInventory inventory(database);
     VmEntry vm = inventory.create("web-1", "ds1", definition());
     std::ofstream(vm.folder / "vm.json.new") << "{\"vcpus\": 4, \"memo";
 

@@ -401,10 +401,16 @@ int snapshot(const VmOptions& options, const std::string& action) {
     if (action == "create") {
         json body = {{"name", options.other}};
         json made = api.call("POST", base, &body);
-        options.json ? void(std::cout << made.dump() << std::endl)
-                     : void(std::cout << fmt::format("snapshot '{}' of VM '{}' taken ({} disks)\n",
-                                                     options.other, options.name,
-                                                     made["disks"].get<int64_t>()));
+        if (options.json) {
+            std::cout << made.dump() << std::endl;
+            return 0;
+        }
+        std::cout << fmt::format(
+            "snapshot '{}' of VM '{}' taken ({} disks{})\n", options.other, options.name,
+            made["disks"].get<int64_t>(),
+            made.contains("paused_ms")
+                ? fmt::format("; the VM paused {:.0f} ms", made["paused_ms"].get<double>())
+                : "");
         return 0;
     }
     if (action == "revert") {
@@ -618,10 +624,11 @@ void add_vm_commands(CLI::App& app) {
     common(command, options);
     command->final_callback([options] { throw CLI::RuntimeError(make_template(*options)); });
 
-    CLI::App* snapshots = vm->add_subcommand("snapshot", "Snapshots of a VM's disks (VM off)");
+    CLI::App* snapshots = vm->add_subcommand(
+        "snapshot", "Snapshots of a VM's disks (create and list also while it runs)");
     snapshots->require_subcommand(1);
     for (const auto& [action, help] :
-         {std::pair{"create", "Take a snapshot of every writable disk"},
+         {std::pair{"create", "Take a snapshot of every writable disk (running: crash-consistent)"},
           std::pair{"list", "The VM's snapshots"},
           std::pair{"revert", "Bring every disk back to a snapshot"},
           std::pair{"delete", "Delete a snapshot (a task; waits for it)"}}) {

@@ -9,6 +9,7 @@
 
 #include "base/byte_size.h"
 #include "base/json_object_reader.h"
+#include "block/snapshot_set.h"
 #include "host/api_error.h"
 #include "host/console_session.h"
 #include "host/vm_snapshots.h"
@@ -572,16 +573,12 @@ ApiResponse HostApi::snapshots(const ApiRequest& request) {
     VmEntry vm = inventory_.get(path[2]);
     if (path.size() == 4 && request.method == "GET") {
         json list = json::array();
-        for (const VmSnapshot& snapshot : list_snapshots(vm)) {
+        for (const VmSnapshot& snapshot : list_snapshots(vm, supervisor_.running(vm.name))) {
             list.push_back({{"name", snapshot.name},
                             {"created", snapshot.created},
                             {"disks", snapshot.disks}});
         }
         return {200, {{"snapshots", list}}};
-    }
-    require_off(vm.name);  // a running VMM owns its disks' metadata
-    if (vm.is_template) {
-        refuse(409, "VM '{}' is a template: its disks never change", vm.name);
     }
     if (path.size() == 4 && request.method == "POST") {
         json body = body_object(request);
@@ -591,13 +588,36 @@ ApiResponse HostApi::snapshots(const ApiRequest& request) {
             ObjectReader reader(body, "", where);
             name = reader.required_string("name", "the snapshot's name");
             reader.refuse_unknown_fields();
+            check_snapshot_name(name);
         } catch (const Error& error) {
             refuse(400, "{}", error.what());
         }
-        VmSnapshot made = create_snapshot(vm, name);
+        if (tasks_.busy(vm.name)) {
+            refuse(409, "VM '{}' is busy with a task (vireo task list): wait for it", vm.name);
+        }
+        if (vm.is_template) {
+            refuse(409, "VM '{}' is a template: its disks never change", vm.name);
+        }
+        // A running VMM owns its disks' metadata: it takes the snapshot itself.
+        json made;
+        if (supervisor_.running(vm.name)) {
+            made = supervisor_.snapshot(vm.name, name);
+        } else {
+            VmSnapshot offline = create_snapshot(vm, name);
+            made = {{"name", offline.name}, {"created", offline.created}, {"disks", offline.disks}};
+        }
+        std::string paused =
+            made.contains("paused_ms")
+                ? fmt::format(", the VM paused {:.0f} ms", made["paused_ms"].get<double>())
+                : "";
         database_.add_event(vm.name, "vm.snapshot-created",
-                            fmt::format("snapshot '{}' of {} disk(s)", name, made.disks));
-        return {201, {{"name", made.name}, {"created", made.created}, {"disks", made.disks}}};
+                            fmt::format("snapshot '{}' of {} disk(s){}", name,
+                                        made["disks"].get<size_t>(), paused));
+        return {201, made};
+    }
+    require_off(vm.name);  // a running VMM owns its disks' metadata
+    if (vm.is_template) {
+        refuse(409, "VM '{}' is a template: its disks never change", vm.name);
     }
     if (path.size() == 6 && path[5] == "revert" && request.method == "POST") {
         revert_snapshot(vm, path[4]);
@@ -606,7 +626,7 @@ ApiResponse HostApi::snapshots(const ApiRequest& request) {
         return {200, describe(vm, false)};
     }
     if (path.size() == 5 && request.method == "DELETE") {
-        std::vector<VmSnapshot> known = list_snapshots(vm);
+        std::vector<VmSnapshot> known = list_snapshots(vm, false);
         std::string snapshot = path[4];
         if (std::none_of(known.begin(), known.end(),
                          [&](const VmSnapshot& s) { return s.name == snapshot; })) {

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "block/image_factory.h"
+#include "block/snapshot_set.h"
 #include "host/api_error.h"
 #include "vmm/vm_config.h"
 
@@ -17,8 +18,13 @@ struct OpenDisk {
     Qcow2Image& qcow2() const { return dynamic_cast<Qcow2Image&>(*image); }
 };
 
+// How vireod opens a VM's disks: to change them (the VM off), or only to
+// read their snapshot tables, without a lock when a running VMM holds them
+// (as qemu-img -U; the VMM changes those tables only while taking one).
+enum class DiskAccess { write, read, read_beside_vmm };
+
 // The VM's writable disks, open, each a qcow2 image.
-std::vector<OpenDisk> writable_disks(const VmEntry& vm, bool for_writing) {
+std::vector<OpenDisk> writable_disks(const VmEntry& vm, DiskAccess access) {
     VmConfig config = VmConfig::from_file(vm.definition().string());
     std::vector<OpenDisk> disks;
     for (size_t i = 0; i < config.disks.size(); ++i) {
@@ -27,7 +33,8 @@ std::vector<OpenDisk> writable_disks(const VmEntry& vm, bool for_writing) {
             continue;
         }
         OpenOptions options;
-        options.read_only = !for_writing;
+        options.read_only = access != DiskAccess::write;
+        options.lock = access != DiskAccess::read_beside_vmm;
         std::unique_ptr<DiskImage> image;
         try {
             image = open_image(disk.path, options);
@@ -75,8 +82,9 @@ void require_everywhere(const VmEntry& vm, const std::vector<OpenDisk>& disks,
 
 }  // namespace
 
-std::vector<VmSnapshot> list_snapshots(const VmEntry& vm) {
-    std::vector<OpenDisk> disks = writable_disks(vm, false);
+std::vector<VmSnapshot> list_snapshots(const VmEntry& vm, bool running) {
+    std::vector<OpenDisk> disks =
+        writable_disks(vm, running ? DiskAccess::read_beside_vmm : DiskAccess::read);
     std::vector<VmSnapshot> snapshots;
     for (const SnapshotInfo& info : disks[0].qcow2().snapshots()) {
         size_t count = static_cast<size_t>(std::count_if(
@@ -88,37 +96,26 @@ std::vector<VmSnapshot> list_snapshots(const VmEntry& vm) {
 }
 
 VmSnapshot create_snapshot(const VmEntry& vm, const std::string& name) {
-    bool digits =
-        std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (name.empty() || digits || name.size() > 128) {
-        refuse(400, "name: '{}': a snapshot's name is 1 to 128 characters, not all digits", name);
+    try {
+        check_snapshot_name(name);
+    } catch (const Error& error) {
+        refuse(400, "{}", error.what());
     }
-    std::vector<OpenDisk> disks = writable_disks(vm, true);
+    std::vector<OpenDisk> disks = writable_disks(vm, DiskAccess::write);
+    std::vector<SnapshotDisk> set;
     for (const OpenDisk& disk : disks) {
-        if (has_snapshot(disk.qcow2(), name)) {
-            refuse(409, "VM '{}': a snapshot '{}' exists already (on {})", vm.name, name,
-                   disk.path);
-        }
+        set.push_back({disk.path, &disk.qcow2()});
     }
-    VmSnapshot result{name, "", disks.size()};
-    for (size_t i = 0; i < disks.size(); ++i) {
-        try {
-            SnapshotInfo info = disks[i].qcow2().create_snapshot(name);
-            if (i == 0) {
-                result.created = iso_time(info.date_sec);
-            }
-        } catch (...) {
-            for (size_t undo = 0; undo < i; ++undo) {
-                disks[undo].qcow2().delete_snapshot(name);
-            }
-            throw;
-        }
+    try {
+        SnapshotInfo first = create_snapshot_set(set, name);
+        return {name, iso_time(first.date_sec), disks.size()};
+    } catch (const Error& error) {
+        refuse(409, "VM '{}': {}", vm.name, error.what());
     }
-    return result;
 }
 
 void revert_snapshot(const VmEntry& vm, const std::string& name) {
-    std::vector<OpenDisk> disks = writable_disks(vm, true);
+    std::vector<OpenDisk> disks = writable_disks(vm, DiskAccess::write);
     require_everywhere(vm, disks, name);
     for (const OpenDisk& disk : disks) {
         disk.qcow2().revert_to_snapshot(name);
@@ -126,7 +123,7 @@ void revert_snapshot(const VmEntry& vm, const std::string& name) {
 }
 
 void delete_snapshot(const VmEntry& vm, const std::string& name, const ProgressReport& progress) {
-    std::vector<OpenDisk> disks = writable_disks(vm, true);
+    std::vector<OpenDisk> disks = writable_disks(vm, DiskAccess::write);
     require_everywhere(vm, disks, name);
     for (size_t i = 0; i < disks.size(); ++i) {
         progress(static_cast<double>(i) / static_cast<double>(disks.size()));

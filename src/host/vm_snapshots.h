@@ -9,8 +9,9 @@
 namespace vireo {
 
 // A VM's snapshot: one internal qcow2 snapshot of the same name on each of
-// its writable disks, taken together while the VM is off (read-only disks do
-// not change and are left out). The caller makes sure the VM is off; every
+// its writable disks (read-only disks do not change and are left out), made
+// here while the VM is off, by its VMM while it runs (VmmSupervisor::
+// snapshot). The caller makes sure the VM is off for all but listing; every
 // refusal is an ApiError naming the disk.
 struct VmSnapshot {
     std::string name;
@@ -18,9 +19,10 @@ struct VmSnapshot {
     size_t disks = 0;     // on how many disks it is
 };
 
-std::vector<VmSnapshot> list_snapshots(const VmEntry& vm);
-// 409 for a raw writable disk (no internal snapshots) or a VM without
-// writable disks; 409 for a name in use. A failure on one disk undoes the
+// `running`: the VM's VMM holds its disks (read without taking their locks).
+std::vector<VmSnapshot> list_snapshots(const VmEntry& vm, bool running);
+// 400 for a bad name; 409 for a raw writable disk (no internal snapshots), a
+// VM without writable disks or a name in use. A failure on one disk undoes the
 // others.
 VmSnapshot create_snapshot(const VmEntry& vm, const std::string& name);
 // Every disk becomes what it was when the snapshot was taken. 404 when a

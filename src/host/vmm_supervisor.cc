@@ -448,6 +448,10 @@ void VmmSupervisor::resume(std::string_view vm) {
     request(vm, "resume");
 }
 
+nlohmann::json VmmSupervisor::snapshot(std::string_view vm, const std::string& name) {
+    return request(vm, "snapshot", {{"name", name}});
+}
+
 size_t VmmSupervisor::console_input(std::string_view vm, const std::string& hex) {
     return request(vm, "console-input", {{"hex", hex}}).value("accepted", size_t{0});
 }

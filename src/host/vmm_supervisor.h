@@ -76,6 +76,10 @@ public:
     // The VMM's `info` (state, vCPUs, memory, devices), with its pid; nullopt
     // when the VM is off.
     std::optional<nlohmann::json> info(std::string_view vm);
+    // Has the running VM's VMM take a crash-consistent snapshot of its
+    // writable disks (vmm/machine.h); returns the VMM's answer: name,
+    // created, disks, paused_ms. 409 with the VMM's words when it refuses.
+    nlohmann::json snapshot(std::string_view vm, const std::string& name);
     // Hands typed bytes (in hex) to the VM's serial port; returns how many its
     // receive FIFO took. 409 when the VM is off.
     size_t console_input(std::string_view vm, const std::string& hex);

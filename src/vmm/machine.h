@@ -22,6 +22,7 @@
 
 namespace vireo {
 
+class DiskImage;
 class VirtioBlock;
 class VirtioNet;
 class FailoverWatch;
@@ -48,6 +49,10 @@ public:
     // Unplugs (or plugs back) the cable of vNIC `index`, 0-based in the
     // order of the definition. Throws vireo::Error for an index it lacks.
     void set_nic_link(size_t index, bool up);
+    // Takes snapshot `name` of every writable disk (each must be qcow2), crash
+    // consistent: the vCPUs are paused around it. Returns what was made and
+    // how long the guest stood still. Throws vireo::Error naming the disk.
+    nlohmann::json snapshot_disks(const std::string& name);
     // What the VMM's event loop watches for notify switches: after a
     // failover of a vNIC's switch team, the vNIC announces its MAC.
     struct Watch {
@@ -89,9 +94,10 @@ private:
     std::shared_ptr<Serial8250> serial_;
     std::shared_ptr<AcpiPm> acpi_pm_;
     std::shared_ptr<PciRoot> pci_root_;
-    std::vector<std::shared_ptr<BusDevice>> devices_;  // keeps the rest alive
-    std::vector<const VirtioBlock*> disks_;            // owned by their PCI devices
-    std::vector<VirtioNet*> nics_;                     // owned by their PCI devices
+    std::vector<std::shared_ptr<BusDevice>> devices_;      // keeps the rest alive
+    std::vector<const VirtioBlock*> disks_;                // owned by their PCI devices
+    std::vector<std::shared_ptr<DiskImage>> disk_images_;  // the disks', shared with them
+    std::vector<VirtioNet*> nics_;                         // owned by their PCI devices
     // The vNICs that notify switches, each with its switch team's failovers.
     struct NicFailovers {
         size_t nic;

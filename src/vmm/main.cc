@@ -117,6 +117,14 @@ public:
             std::vector<uint8_t> bytes = console_input_bytes(request);
             return nlohmann::json{{"accepted", machine().serial().enqueue_input(bytes)}};
         });
+        // {"command": "snapshot", "name": "before-upgrade"}: a crash-consistent
+        // snapshot of every writable disk, the vCPUs paused around it.
+        control_->on("snapshot", [this](const nlohmann::json& request) {
+            if (!request.contains("name") || !request["name"].is_string()) {
+                fail("snapshot needs \"name\": the snapshot's name");
+            }
+            return machine().snapshot_disks(request["name"].get<std::string>());
+        });
         // {"command": "set-link", "nic": 0, "up": false}: unplug a vNIC's cable.
         control_->on("set-link", [this](const nlohmann::json& request) {
             if (!request.contains("nic") || !request["nic"].is_number_unsigned() ||

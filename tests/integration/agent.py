@@ -4,6 +4,7 @@ with every VMM it started when the test ends; and a client of its API that
 checks every answer against docs/api/openapi.json."""
 
 import http.client
+import itertools
 import json
 import os
 import re
@@ -199,3 +200,53 @@ class Agent:
         while self.vmm_pids() and time.monotonic() < deadline:
             time.sleep(0.05)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class GuestConsole:
+    """The serial console of a VM vireod runs: keys typed through its VMM's
+    control socket, output read back from its console.log."""
+
+    def __init__(self, test_agent, name):
+        self.control = vmtest.SocketClient(
+            os.path.join(test_agent.run_dir, "vms", name, "control.sock"))
+        self.log = os.path.join(test_agent.datastore, name, "console.log")
+        self.read_to = 0
+        self.markers = itertools.count()
+
+    def text(self):
+        with open(self.log, "rb") as file:
+            return file.read().decode(errors="replace").replace("\r", "")
+
+    def expect(self, pattern, timeout=60, what=None):
+        regex = re.compile(pattern, re.MULTILINE)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.text()
+            found = regex.search(text, self.read_to)
+            if found:
+                self.read_to = found.end()
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {what or repr(pattern)} on the console within "
+                                     f"{timeout} s\n--- console (last 3000 characters) ---\n"
+                                     f"{text[-3000:]}")
+            time.sleep(0.2)
+
+    def type(self, line):
+        keys = (line + "\n").encode()
+        while keys:  # the UART's receive FIFO takes what it has room for
+            answer = self.control.request("console-input", hex=keys.hex())
+            keys = keys[answer["result"]["accepted"]:]
+            if keys:
+                time.sleep(0.01)
+
+    def check(self, command, timeout=60):
+        """The output of `command` in the guest's shell, which must succeed."""
+        marker = f"vireo-done-{next(self.markers)}"
+        start = self.read_to
+        self.type(f"{command}; echo {marker}=$?")
+        found = self.expect(rf"{marker}=(\d+)", timeout, f"the end of {command!r}")
+        output = self.text()[start:found.start()]
+        if found.group(1) != "0":
+            raise AssertionError(f"{command!r} exited {found.group(1)}:\n{output}")
+        return output

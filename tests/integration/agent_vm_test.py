@@ -6,7 +6,9 @@ its event; vireod killed with SIGKILL while a VM runs leaves the VM running,
 and the next vireod adopts it and can stop it; two clients starting one VM at
 once: exactly one succeeds; a VM whose folder another VMM holds is refused;
 the serial console both ways over a WebSocket, on the Unix socket and over
-TLS with a token (`vireo console`, Ctrl-] detaches)."""
+TLS with a token (`vireo console`, Ctrl-] detaches); snapshots of a running
+(and of a paused) VM taken by its VMM, the VM resumed afterwards, checked
+with qemu-img."""
 
 import os
 import signal
@@ -123,6 +125,50 @@ class AgentVmTest(unittest.TestCase):
         log = self.agent.cli("vm", "console", "echo", "--log").stdout
         self.assertIn("echo: hello", log)
         self.assertIn("echo: over tls", log)
+
+    def test_snapshots_of_a_running_vm(self):
+        status, _ = self.agent.request("POST", "/v1/vms/echo/disks", {"size": "16M"})
+        self.assertEqual(status, 201)
+        disk = os.path.join(self.agent.datastore, "echo", "disk0.qcow2")
+        self.agent.request("POST", "/v1/vms/echo/start")
+        status, made = self.agent.request("POST", "/v1/vms/echo/snapshots", {"name": "live-1"})
+        self.assertEqual(status, 201, made)
+        self.assertEqual((made["name"], made["disks"]), ("live-1", 1))
+        self.assertGreater(made["paused_ms"], 0)
+        self.assertEqual(self.state()["state"], "running")  # resumed afterwards
+        event = self.agent.request("GET", "/v1/events")[1]["events"][-1]
+        self.assertEqual(event["kind"], "vm.snapshot-created")
+        self.assertIn("the VM paused", event["message"])
+        # Listed while the VMM holds the disk; the VMM refuses a taken name.
+        listed = self.agent.request("GET", "/v1/vms/echo/snapshots")[1]["snapshots"]
+        self.assertEqual([s["name"] for s in listed], ["live-1"])
+        status, answer = self.agent.request("POST", "/v1/vms/echo/snapshots", {"name": "live-1"})
+        self.assertEqual(status, 409)
+        self.assertIn("a snapshot 'live-1' exists already", answer["error"])
+        status, answer = self.agent.request("POST", "/v1/vms/echo/snapshots/live-1/revert")
+        self.assertEqual(status, 409)
+        self.assertIn("is running", answer["error"])
+        # Of a paused VM too: it stays paused.
+        self.agent.request("POST", "/v1/vms/echo/pause")
+        status, made = self.agent.request("POST", "/v1/vms/echo/snapshots", {"name": "paused"})
+        self.assertEqual((status, made["paused_ms"]), (201, 0))
+        self.assertEqual(self.state()["state"], "paused")
+        self.agent.request("POST", "/v1/vms/echo/stop")
+        # What qemu-img sees: both snapshots, and a clean image.
+        listing = subprocess.run(["qemu-img", "snapshot", "-l", disk], capture_output=True,
+                                 text=True, check=True).stdout
+        self.assertIn("live-1", listing)
+        self.assertIn("paused", listing)
+        subprocess.run(["qemu-img", "check", disk], capture_output=True, check=True)
+
+    def test_a_running_vm_with_a_raw_disk_has_no_snapshots(self):
+        self.agent.request("POST", "/v1/vms/echo/disks", {"size": 1048576, "format": "raw"})
+        self.agent.request("POST", "/v1/vms/echo/start")
+        status, answer = self.agent.request("POST", "/v1/vms/echo/snapshots", {"name": "s"})
+        self.assertEqual(status, 409)
+        self.assertIn("is raw, which has no snapshots", answer["error"])
+        self.assertEqual(self.state()["state"], "running")
+        self.agent.request("POST", "/v1/vms/echo/stop")
 
     def test_a_vmm_killed_by_its_seccomp_policy_is_reported(self):
         # What the kernel does to a confined VMM at a forbidden system call

@@ -256,9 +256,9 @@ VmConfig VmConfig::from_file(const std::string& path) {
 
 json VmConfig::in_folder(json document, const std::filesystem::path& folder) {
     auto anchor = [&folder](json& value) {
-        if (value.is_string() && !value.get<std::string>().empty() &&
-            std::filesystem::path(value.get<std::string>()).is_relative()) {
-            value = (folder / value.get<std::string>()).lexically_normal().string();
+        if (value.is_string() && !value.get<std::string>().empty()) {
+            std::filesystem::path path(value.get<std::string>());
+            value = (path.is_relative() ? folder / path : path).lexically_normal().string();
         }
     };
     if (document.contains("boot") && document["boot"].is_object()) {

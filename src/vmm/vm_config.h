@@ -92,7 +92,8 @@ struct VmConfig {
     // on a datastore can be copied or opened from another host as it is.
     static VmConfig from_file(const std::string& path);
     // `document` with its relative paths made absolute under `folder`, as
-    // from_file() reads a definition in that folder.
+    // from_file() reads a definition in that folder, and every path without
+    // '.' or '..' (a jailed VMM sees the files, not the folders on the way).
     static nlohmann::json in_folder(nlohmann::json document, const std::filesystem::path& folder);
     nlohmann::json to_json() const;
 };

@@ -61,6 +61,17 @@ TEST(VmConfig, RelativePathsInAFileAreRelativeToItsFolder) {
     EXPECT_THROW(VmConfig::from_file((folder / "vm.json").string()), Error);
 }
 
+TEST(VmConfig, PathsOfADefinitionFileHaveNoDotDot) {
+    // A jailed VMM sees the files it needs, not the folders on the way to them.
+    nlohmann::json document = VmConfig::in_folder(
+        nlohmann::json::parse(R"({"boot": {"kernel": "/src/tests/../../build/k.elf",
+            "initrd": "./i"}, "disks": [{"path": "../shared/./d.raw"}]})"),
+        "/ds/vm");
+    EXPECT_EQ(document["boot"]["kernel"], "/build/k.elf");
+    EXPECT_EQ(document["boot"]["initrd"], "/ds/vm/i");
+    EXPECT_EQ(document["disks"][0]["path"], "/ds/shared/d.raw");
+}
+
 TEST(VmConfig, DefaultsAreSmallAndSane) {
     VmConfig config = VmConfig::from_json_text(R"({"boot": {"kernel": "/k"}})", "vm.json");
     EXPECT_EQ(config.vcpus, 1u);

@@ -6,7 +6,7 @@
 
 namespace vireo {
 
-VmPorts VmPorts::prepare(const std::string& vm, const VmConfig& config, TapOwner owner,
+VmPorts VmPorts::prepare(const std::string& vm, VmConfig& config, TapOwner owner,
                          const NetworkRegistry& network) {
     VmPorts ports = of_running(vm, config, owner);
     ports.taps_.clear();  // only what is made here is undone on a failure
@@ -14,7 +14,7 @@ VmPorts VmPorts::prepare(const std::string& vm, const VmConfig& config, TapOwner
         PortFilter::remove_stale();  // what VMMs killed before their release left
     }
     for (size_t index = 0; index < config.nics.size(); ++index) {
-        const VmConfig::Nic& nic = config.nics[index];
+        VmConfig::Nic& nic = config.nics[index];
         try {
             if (std::optional<InterfaceOwnership> found = read_interface_ownership(nic.tap)) {
                 if (std::optional<std::string> problem =
@@ -30,6 +30,7 @@ VmPorts VmPorts::prepare(const std::string& vm, const VmConfig& config, TapOwner
             ports.taps_.push_back(nic.tap);
             if (!nic.portgroup.empty()) {
                 NetworkRegistry::VmPort port = network.plug_vm_port(nic.portgroup, nic.tap);
+                nic.team = port.team;
                 ports.filters_.push_back(
                     std::make_unique<PortFilter>(nic.tap, nic.mac, port.security));
             }

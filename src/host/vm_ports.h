@@ -22,12 +22,14 @@ class VmPorts {
 public:
     VmPorts() = default;
 
-    // Prepares the vNICs of `vm`'s `config` for a VMM running as `owner`. A
+    // Prepares the vNICs of `vm`'s `config` for a VMM running as `owner`, and
+    // tells each port-group vNIC of `config` its switch's team (for notify
+    // switches: the VMM watches the team's failovers itself). A
     // TAP of the same name that `owner` left (an earlier run of this VM
     // that vireod could not clean up) is made anew; any other interface of
     // that name is refused (409) naming it. When a step fails, what came
     // before is undone and the refusal (500) names the vNIC and the step.
-    static VmPorts prepare(const std::string& vm, const VmConfig& config, TapOwner owner,
+    static VmPorts prepare(const std::string& vm, VmConfig& config, TapOwner owner,
                            const NetworkRegistry& network);
     // The ports of a running VMM that vireod adopts, for release() once it
     // ends (their tables go then as stale ones).

@@ -50,6 +50,19 @@ std::vector<std::filesystem::path> backing_files(const VmConfig& config) {
     return files;
 }
 
+// The definition the VMM runs: the VM folder's vm.json as vireod resolved it
+// (absolute paths; each port-group vNIC's team), readable by the VM's uid.
+void write_definition(const std::filesystem::path& file, const VmConfig& config) {
+    std::ofstream out(file, std::ios::trunc);
+    out << config.to_json().dump(2) << '\n';
+    if (!out.flush()) {
+        fail("cannot write {}", file.string());
+    }
+    std::filesystem::permissions(
+        file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                  std::filesystem::perms::group_read | std::filesystem::perms::others_read);
+}
+
 int pidfd_open(pid_t pid) {
     return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 }
@@ -200,6 +213,7 @@ void VmmSupervisor::start(const VmEntry& vm) {
     std::optional<std::filesystem::path> cgroup;
     UniqueFd cgroup_procs;
     VmPorts ports;
+    std::filesystem::path definition = run_folder_of(vm.name) / "definition.json";
     try {
         VmConfig config = VmConfig::from_file(vm.definition().string());
         identity = identities_.of(vm.name);
@@ -212,14 +226,17 @@ void VmmSupervisor::start(const VmEntry& vm) {
         if (cgroup) {
             cgroup_procs = VmmCgroups::open_procs(*cgroup);
         }
-        // Last: it undoes itself when it fails.
+        // Last but one: it undoes itself when it fails.
         ports = VmPorts::prepare(vm.name, config, {identity.uid, identity.gid}, network_);
+        write_definition(definition, config);
     } catch (const ApiError&) {
+        ports.release();
         if (cgroup) {
             VmmCgroups::remove(*cgroup);
         }
         throw;
     } catch (const Error& problem) {
+        ports.release();
         if (cgroup) {
             VmmCgroups::remove(*cgroup);
         }
@@ -229,9 +246,9 @@ void VmmSupervisor::start(const VmEntry& vm) {
     std::string log_path = (vm.folder / "vmm.log").string();
     std::string pid_temp = pid_file.string() + ".new";
     std::string pid_path = pid_file.string();
-    std::vector<std::string> arguments = {
-        vmm_binary_,     "--config", vm.definition().string(), "--control-socket",
-        socket.string(), "--report", report.string(),          "--seccomp"};
+    std::vector<std::string> arguments = {vmm_binary_,        "--config",      definition.string(),
+                                          "--control-socket", socket.string(), "--report",
+                                          report.string(),    "--seccomp"};
     std::vector<char*> argv;
     for (std::string& argument : arguments) {
         argv.push_back(argument.data());

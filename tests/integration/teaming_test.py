@@ -8,7 +8,8 @@ uplink takes over within a second, and takes back its place on failback.
 IP hash: the far side bundles far0 and far1 as a static EtherChannel (a bond
 in balance-xor), and flows to many far addresses leave by both uplinks.
 Notify switches: after a failover, the VM's MAC is announced (a RARP) out of
-the uplink that took over, so the far switch learns at once where it went.
+the uplink that took over, so the far switch learns at once where it went;
+also by a VM that vireod runs (jailed, told its switch's team by vireod).
 
 The test runs in a network namespace of its own (unshare at start), so no
 bridge, bond or interface it makes outlives it; its state folder is temporary."""
@@ -20,6 +21,7 @@ import tempfile
 import time
 import unittest
 
+import agent
 import vmtest
 from far_network import FarNetwork, Vireo, isolate
 from vmtest import SBIN, host
@@ -269,6 +271,41 @@ class Teaming(unittest.TestCase):
             what="the VM's announcement")
         seen = capture.communicate(timeout=30)[0].split()
         self.assertIn(VM_MAC, seen, "no RARP from the VM's MAC on the uplink that took over")
+
+    def test_a_vm_of_vireod_announces_its_mac_after_a_failover_too(self):
+        # Its VMM is jailed and unprivileged; vireod tells it its switch's team.
+        vmtest.require_kvm()
+        os.environ["PATH"] = SBIN  # vireod runs ip and bridge for port groups
+        host_agent = agent.Agent()
+        self.addCleanup(host_agent.close)
+        self.addCleanup(stop_keepers, host_agent.state)
+        self.vireo = Vireo(self, host_agent.state)
+        self.far_switch()
+        self.vireo("switch", "create", "vs0", "--uplink", "up0")
+        self.vireo("switch", "uplink", "add", "vs0", "up1", "--standby")
+        self.vireo("portgroup", "create", "pg", "--switch", "vs0")
+        host_agent.start()
+        status, answer = host_agent.request("POST", "/v1/vms", {
+            "name": "vm", "datastore": "ds1",
+            "definition": {"vcpus": 1, "memory_mib": 64,
+                           "boot": {"kernel": vmtest.guest("uart_echo.elf")},
+                           "nics": [{"tap": "vmtap0", "mac": VM_MAC, "portgroup": "pg"}]}})
+        self.assertEqual(status, 201, answer)
+        status, answer = host_agent.request("POST", "/v1/vms/vm/start")
+        self.assertEqual(status, 200, answer)
+
+        def announcements():
+            return host_agent.request("GET", "/v1/vms/vm")[1]["runtime"]["nics"][0][
+                "announcements"]
+
+        self.assertEqual(announcements(), 0)
+        capture = self.start_rarp_capture()
+        self.far.run("ip", "link", "set", "far0", "down")
+        self.wait_for_carrying("up1")
+        vmtest.wait_until(lambda: announcements() >= 1, what="the VM's announcement")
+        seen = capture.communicate(timeout=30)[0].split()
+        self.assertIn(VM_MAC, seen, "no RARP from the VM's MAC on the uplink that took over")
+        self.assertEqual(host_agent.request("POST", "/v1/vms/vm/stop")[0], 200)
 
     def host_ports(self, count):
         """`count` host ports on port group pg, each in a subnet of its own

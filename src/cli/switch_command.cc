@@ -15,12 +15,12 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "cli/api_client.h"
 #include "cli/help_text.h"
 #include "cli/option_lists.h"
 #include "host/network_registry.h"
+#include "host/network_report.h"
 #include "host/steering_keepers.h"
-#include "net/port_filter.h"
-#include "net/switch_datapath.h"
 #include "net/switch_steering.h"
 
 namespace vireo::cli {
@@ -30,6 +30,7 @@ namespace {
 using nlohmann::json;
 
 struct SwitchOptions {
+    ApiTarget target;  // vireod, which keeps and applies the configuration
     std::string name;
     std::string vswitch;  // portgroup create/list: the switch
     std::string uplink;
@@ -183,8 +184,55 @@ void change_teaming(const SwitchOptions& options, VirtualSwitch& vswitch) {
     }
 }
 
-NetworkRegistry registry() {
-    return NetworkRegistry(StateFile::default_dir());
+// The host's network configuration, as vireod keeps it.
+NetworkConfig read_network(const ApiTarget& target) {
+    json answer = ApiClient(target).call("GET", "/v1/network");
+    return NetworkConfig::from_json(answer["configuration"], "vireod's answer");
+}
+
+// Reads the configuration, lets `change` edit it (it throws to refuse), and
+// has vireod replace it, applied at once; from the start again when another
+// change came first. Returns what vireod stored.
+NetworkConfig update_network(const ApiTarget& target,
+                             const std::function<void(NetworkConfig&)>& change) {
+    constexpr int kAttempts = 20;
+    ApiClient api(target);
+    for (int attempt = 1;; ++attempt) {
+        json current = api.call("GET", "/v1/network");
+        NetworkConfig config =
+            NetworkConfig::from_json(current["configuration"], "vireod's answer");
+        change(config);
+        json body = {{"revision", current["revision"]}, {"configuration", config.to_json()}};
+        try {
+            json answer = api.call("PUT", "/v1/network", &body);
+            return NetworkConfig::from_json(answer["configuration"], "vireod's answer");
+        } catch (const Error& error) {
+            if (attempt == kAttempts || std::string_view(error.what()).find("changed meanwhile") ==
+                                            std::string_view::npos) {
+                throw;
+            }
+        }
+    }
+}
+
+// A switch as vireod reports it (network_report.h); its ports only if asked.
+json switch_entry(const ApiTarget& target, const std::string& name, bool with_ports) {
+    json entry = ApiClient(target).call("GET", "/v1/switches/" + name);
+    if (!with_ports) {
+        entry.erase("ports");
+    }
+    return entry;
+}
+
+// A port group as vireod reports it.
+json portgroup_entry(const ApiTarget& target, const std::string& name) {
+    json answer = ApiClient(target).call("GET", "/v1/portgroups");
+    for (json& entry : answer["portgroups"]) {
+        if (entry["name"] == name) {
+            return entry;
+        }
+    }
+    fail("port group {}: vireod does not report it", name);
 }
 
 std::string vlan_text(uint16_t vlan) {
@@ -218,115 +266,21 @@ PortGroup& existing_portgroup(NetworkConfig& config, const std::string& name) {
     return *portgroup;
 }
 
-void refuse_in_use(const std::string& what, const PortGroup& portgroup) {
-    std::vector<std::string> ports = SwitchDatapath::portgroup_ports(portgroup.name);
+// A port group with host ports cannot go (vireod refuses those with VMs'
+// ports; the configuration itself refuses a host port on no port group).
+void refuse_host_ports(const NetworkConfig& config, const PortGroup& portgroup) {
+    std::vector<std::string> ports;
+    for (const HostPort& hostport : config.hostports) {
+        if (hostport.portgroup == portgroup.name) {
+            ports.push_back(hostport.switch_side());
+        }
+    }
     if (!ports.empty()) {
         fail(
-            "{}: port group {} has ports in use ({}): stop those VMs and delete those host "
-            "ports first",
-            what, portgroup.name, joined(ports));
+            "port group {} has ports in use ({}): stop those VMs and delete those host ports "
+            "first",
+            portgroup.name, joined(ports));
     }
-}
-
-json portgroup_json(const NetworkConfig& config, const PortGroup& portgroup) {
-    return {{"name", portgroup.name},
-            {"switch", portgroup.vswitch},
-            {"vlan", portgroup.vlan},
-            {"shaping", config.shaping_of(portgroup).describe()},
-            {"shaping_from_switch", !portgroup.shaping.has_value()},
-            {"security", config.security_of(portgroup).describe()},
-            {"ports", SwitchDatapath::portgroup_ports(portgroup.name)}};
-}
-
-json counters_json(const SwitchPort::Counters& counters) {
-    return {{"packets", counters.packets},
-            {"bytes", counters.bytes},
-            {"dropped", counters.dropped},
-            {"errors", counters.errors}};
-}
-
-const char* kind_name(SwitchPort::Kind kind) {
-    switch (kind) {
-        case SwitchPort::Kind::Uplink:
-            return "uplink";
-        case SwitchPort::Kind::Team:
-            return "team";
-        case SwitchPort::Kind::PortGroup:
-            return "port";
-        case SwitchPort::Kind::Other:
-            break;
-    }
-    return "other";
-}
-
-json switch_json(const NetworkConfig& config, const VirtualSwitch& vswitch, bool with_ports) {
-    json portgroups = json::array();
-    for (const PortGroup* portgroup : config.portgroups_of(vswitch.name)) {
-        portgroups.push_back(portgroup->name);
-    }
-    AppliedSwitch applied = SwitchDatapath::observe(vswitch);
-    std::vector<std::string> differences = SwitchDatapath::differences(config, vswitch, applied);
-    const NicTeaming& teaming = vswitch.teaming;
-    json team = nullptr;
-    if (applied.team) {
-        team = {{"interface", vswitch.team_interface()},
-                {"mode", applied.team->mode},
-                {"hash_policy", applied.team->hash_policy},
-                {"carrying", applied.team->carrying}};
-    }
-    json steering = nullptr;
-    if (vswitch.steered()) {
-        std::optional<pid_t> keeper =
-            SteeringKeepers(StateFile::default_dir()).running(vswitch.name);
-        std::map<std::string, std::string> pins = applied_pins(vswitch.name);
-        steering = {{"keeper", keeper ? json(*keeper) : json(nullptr)}, {"pins", pins}};
-        if (!keeper) {
-            differences.push_back("no keeper steers its ports (`vireo switch apply` starts one)");
-        }
-        for (const SwitchPort& port : applied.ports) {
-            if (port.kind != SwitchPort::Kind::Uplink && port.kind != SwitchPort::Kind::Team &&
-                !pins.contains(port.name) && keeper) {
-                differences.push_back(fmt::format("port {} is steered to no uplink", port.name));
-            }
-        }
-    }
-    json entry = {{"name", vswitch.name},
-                  {"mtu", vswitch.mtu},
-                  {"uplinks", vswitch.uplinks},
-                  {"teaming",
-                   {{"load_balancing", load_balancing_name(teaming.load_balancing)},
-                    {"active", vswitch.active_uplinks()},
-                    {"standby", teaming.standby},
-                    {"unused", teaming.unused},
-                    {"failback", teaming.failback},
-                    {"notify_switches", teaming.notify_switches},
-                    {"team", team},
-                    {"steering", steering}}},
-                  {"portgroups", portgroups},
-                  {"native_vlan", config.native_vlan(vswitch.name)},
-                  {"shaping", vswitch.shaping.describe()},
-                  {"security", vswitch.security.describe()},
-                  {"applied", differences.empty()},
-                  {"differences", differences}};
-    if (with_ports) {
-        json ports = json::array();
-        for (const SwitchPort& port : applied.ports) {
-            ports.push_back({{"name", port.name},
-                             {"kind", kind_name(port.kind)},
-                             {"portgroup", port.portgroup},
-                             {"team", port.team},
-                             {"link", port.link},
-                             {"up", port.up},
-                             {"mtu", port.mtu},
-                             {"vlans", port.vlans.describe()},
-                             {"shaping", port.shaping.describe()},
-                             {"shaped_away", port.shaped_away},
-                             {"received", counters_json(port.received)},
-                             {"sent", counters_json(port.sent)}});
-        }
-        entry["ports"] = ports;
-    }
-    return entry;
 }
 
 void print_switch(const json& entry) {
@@ -377,7 +331,7 @@ int print(const json& entry, bool as_json, const std::string& text) {
 }
 
 int create_switch(const SwitchOptions& options) {
-    NetworkConfig config = registry().update([&](NetworkConfig& c) {
+    update_network(options.target, [&](NetworkConfig& c) {
         if (c.find_switch(options.name) != nullptr) {
             fail("switch create {}: a switch of that name exists already", options.name);
         }
@@ -393,7 +347,7 @@ int create_switch(const SwitchOptions& options) {
         }
         c.switches.push_back(created);
     });
-    json entry = switch_json(config, existing_switch(config, options.name), false);
+    json entry = switch_entry(options.target, options.name, false);
     return print(entry, options.json,
                  fmt::format("switch {} created: bridge {}, MTU {}, uplinks {}\n", options.name,
                              options.name, options.mtu, joined(options.uplinks)));
@@ -420,10 +374,11 @@ int print_deleted(const SwitchOptions& options, std::string_view kind) {
 
 int delete_switch(const SwitchOptions& options) {
     std::vector<std::string> removed_portgroups;
-    registry().update([&](NetworkConfig& c) {
+    update_network(options.target, [&](NetworkConfig& c) {
         existing_switch(c, options.name);
+        removed_portgroups.clear();  // a second attempt starts afresh
         for (const PortGroup* portgroup : c.portgroups_of(options.name)) {
-            refuse_in_use("switch delete " + options.name, *portgroup);
+            refuse_host_ports(c, *portgroup);
             removed_portgroups.push_back(portgroup->name);
         }
         std::erase_if(c.portgroups, [&](const PortGroup& p) { return p.vswitch == options.name; });
@@ -436,11 +391,7 @@ int delete_switch(const SwitchOptions& options) {
 }
 
 int list_switches(const SwitchOptions& options) {
-    NetworkConfig config = registry().read();
-    json entries = json::array();
-    for (const VirtualSwitch& vswitch : config.switches) {
-        entries.push_back(switch_json(config, vswitch, false));
-    }
+    json entries = ApiClient(options.target).call("GET", "/v1/switches")["switches"];
     return print_list("switches", entries, options.json,
                       "no switches (create one: vireo switch create vSwitch0 --uplink IF)\n", [&] {
                           for (const json& entry : entries) {
@@ -450,8 +401,8 @@ int list_switches(const SwitchOptions& options) {
 }
 
 int show_switch(const SwitchOptions& options, bool counters) {
-    NetworkConfig config = registry().read();
-    json entry = switch_json(config, existing_switch(config, options.name), true);
+    NetworkConfig config = read_network(options.target);
+    json entry = switch_entry(options.target, options.name, true);
     if (options.json) {
         std::cout << entry.dump() << std::endl;
         return 0;
@@ -489,7 +440,7 @@ int show_switch(const SwitchOptions& options, bool counters) {
 }
 
 int change_uplink(const SwitchOptions& options, bool add) {
-    NetworkConfig config = registry().update([&](NetworkConfig& c) {
+    update_network(options.target, [&](NetworkConfig& c) {
         VirtualSwitch& vswitch = *c.find_switch(existing_switch(c, options.name).name);
         auto it = std::find(vswitch.uplinks.begin(), vswitch.uplinks.end(), options.uplink);
         if (add && it != vswitch.uplinks.end()) {
@@ -512,20 +463,20 @@ int change_uplink(const SwitchOptions& options, bool add) {
             std::erase(vswitch.teaming.unused, options.uplink);
         }
     });
-    json entry = switch_json(config, existing_switch(config, options.name), false);
+    json entry = switch_entry(options.target, options.name, false);
     return print(entry, options.json,
                  fmt::format("switch {}: uplink {} {}\n", options.name, options.uplink,
                              add ? "added" : "removed"));
 }
 
 int set_teaming(const SwitchOptions& options) {
-    NetworkConfig config = registry().update([&](NetworkConfig& c) {
+    update_network(options.target, [&](NetworkConfig& c) {
         existing_switch(c, options.name);
         if (teaming_given(options)) {
             change_teaming(options, *c.find_switch(options.name));
         }
     });
-    json entry = switch_json(config, existing_switch(config, options.name), false);
+    json entry = switch_entry(options.target, options.name, false);
     if (options.json) {
         std::cout << entry["teaming"].dump() << std::endl;
     } else {
@@ -535,11 +486,8 @@ int set_teaming(const SwitchOptions& options) {
 }
 
 int apply_all(const SwitchOptions& options) {
-    NetworkConfig config = registry().apply();
-    json entries = json::array();
-    for (const VirtualSwitch& vswitch : config.switches) {
-        entries.push_back(switch_json(config, vswitch, false));
-    }
+    json entries = ApiClient(options.target).call("POST", "/v1/network/apply")["switches"];
+    NetworkConfig config = read_network(options.target);
     if (options.json) {
         std::cout << json{{"switches", entries}}.dump() << std::endl;
         return 0;
@@ -570,12 +518,13 @@ int keep_switch_steering(const SwitchOptions& options) {
     ::sigaction(SIGINT, &stop, nullptr);
     spdlog::info("switch {}: steering its ports (pid {})", options.name, ::getpid());
     keep_steering(
-        options.name, [] { return registry().read(); }, steering_stopped);
+        options.name, [] { return NetworkRegistry(StateFile::default_dir()).read(); },
+        steering_stopped);
     return 0;
 }
 
 int create_portgroup(const SwitchOptions& options) {
-    NetworkConfig config = registry().update([&](NetworkConfig& c) {
+    update_network(options.target, [&](NetworkConfig& c) {
         existing_switch(c, options.vswitch);
         if (c.find_portgroup(options.name) != nullptr) {
             fail("portgroup create {}: a port group of that name exists already", options.name);
@@ -590,10 +539,11 @@ int create_portgroup(const SwitchOptions& options) {
         }
         c.portgroups.push_back(created);
     });
-    PortGroup& created = existing_portgroup(config, options.name);
-    return print(portgroup_json(config, created), options.json,
-                 fmt::format("port group {} created on switch {}, VLAN {}\n", created.name,
-                             created.vswitch, vlan_text(created.vlan)));
+    json created = portgroup_entry(options.target, options.name);
+    return print(created, options.json,
+                 fmt::format("port group {} created on switch {}, VLAN {}\n", options.name,
+                             created["switch"].get<std::string>(),
+                             vlan_text(created["vlan"].get<uint16_t>())));
 }
 
 int set_portgroup(const SwitchOptions& options) {
@@ -601,7 +551,7 @@ int set_portgroup(const SwitchOptions& options) {
         fail("portgroup set {}: nothing to change (--vlan N, --shaping SPEC, --security SPEC)",
              options.name);
     }
-    NetworkConfig config = registry().update([&](NetworkConfig& c) {
+    update_network(options.target, [&](NetworkConfig& c) {
         PortGroup& portgroup = existing_portgroup(c, options.name);
         portgroup.vlan = options.vlan.value_or(portgroup.vlan);
         if (!options.shaping.empty()) {
@@ -611,33 +561,29 @@ int set_portgroup(const SwitchOptions& options) {
             change_security(options.security, portgroup.security, true);
         }
     });
-    PortGroup& changed = existing_portgroup(config, options.name);
-    if (!options.security.empty()) {
-        // The running VMs' vNICs take the new policy now (their TAPs' rules).
-        for (const std::string& port : SwitchDatapath::portgroup_ports(changed.name)) {
-            PortFilter::apply_policy(port, config.security_of(changed));
-        }
-    }
-    return print(portgroup_json(config, changed), options.json,
-                 fmt::format("port group {}: VLAN {}, shaping {}, security {}\n", changed.name,
-                             vlan_text(changed.vlan), config.shaping_of(changed).describe(),
-                             config.security_of(changed).describe()));
+    // vireod gave the running VMs' vNICs the new security policy at once.
+    json changed = portgroup_entry(options.target, options.name);
+    return print(
+        changed, options.json,
+        fmt::format("port group {}: VLAN {}, shaping {}, security {}\n", options.name,
+                    vlan_text(changed["vlan"].get<uint16_t>()),
+                    changed["shaping"].get<std::string>(), changed["security"].get<std::string>()));
 }
 
 int delete_portgroup(const SwitchOptions& options) {
-    registry().update([&](NetworkConfig& c) {
-        refuse_in_use("portgroup delete " + options.name, existing_portgroup(c, options.name));
+    update_network(options.target, [&](NetworkConfig& c) {
+        refuse_host_ports(c, existing_portgroup(c, options.name));
         std::erase_if(c.portgroups, [&](const PortGroup& p) { return p.name == options.name; });
     });
     return print_deleted(options, "port group");
 }
 
 int list_portgroups(const SwitchOptions& options) {
-    NetworkConfig config = registry().read();
     json entries = json::array();
-    for (const PortGroup& portgroup : config.portgroups) {
-        if (options.vswitch.empty() || portgroup.vswitch == options.vswitch) {
-            entries.push_back(portgroup_json(config, portgroup));
+    json answer = ApiClient(options.target).call("GET", "/v1/portgroups");
+    for (json& entry : answer["portgroups"]) {
+        if (options.vswitch.empty() || entry["switch"] == options.vswitch) {
+            entries.push_back(std::move(entry));
         }
     }
     return print_list("portgroups", entries, options.json,
@@ -654,15 +600,8 @@ int list_portgroups(const SwitchOptions& options) {
                       });
 }
 
-json hostport_json(const HostPort& hostport) {
-    return {{"name", hostport.name},
-            {"portgroup", hostport.portgroup},
-            {"address", hostport.address},
-            {"switch_side", hostport.switch_side()}};
-}
-
 int create_hostport(const SwitchOptions& options) {
-    NetworkConfig config = registry().update([&](NetworkConfig& c) {
+    NetworkConfig config = update_network(options.target, [&](NetworkConfig& c) {
         if (c.find_hostport(options.name) != nullptr) {
             fail("hostport create {}: a host port of that name exists already", options.name);
         }
@@ -671,13 +610,13 @@ int create_hostport(const SwitchOptions& options) {
     });
     const HostPort& created = *config.find_hostport(options.name);
     return print(
-        hostport_json(created), options.json,
+        hostport_report(created), options.json,
         fmt::format("host port {} created on port group {}{}\n", created.name, created.portgroup,
                     created.address.empty() ? "" : ", address " + created.address));
 }
 
 int delete_hostport(const SwitchOptions& options) {
-    registry().update([&](NetworkConfig& c) {
+    update_network(options.target, [&](NetworkConfig& c) {
         if (c.find_hostport(options.name) == nullptr) {
             fail("hostport delete {}: no such host port", options.name);
         }
@@ -687,10 +626,10 @@ int delete_hostport(const SwitchOptions& options) {
 }
 
 int list_hostports(const SwitchOptions& options) {
-    NetworkConfig config = registry().read();
+    NetworkConfig config = read_network(options.target);
     json entries = json::array();
     for (const HostPort& hostport : config.hostports) {
-        entries.push_back(hostport_json(hostport));
+        entries.push_back(hostport_report(hostport));
     }
     return print_list(
         "hostports", entries, options.json,
@@ -706,6 +645,7 @@ int list_hostports(const SwitchOptions& options) {
 CLI::App* subcommand(CLI::App* parent, const char* name, const char* help,
                      std::shared_ptr<SwitchOptions> options, std::function<int()> run) {
     CLI::App* command = parent->add_subcommand(name, help);
+    add_target_options(command, options->target);
     command->add_flag("--json", options->json, "print the result as JSON");
     command->final_callback([run] { throw CLI::RuntimeError(run()); });
     return command;
@@ -779,7 +719,7 @@ void add_switch_commands(CLI::App& app) {
     CLI::App* vswitch = app.add_subcommand(
         "switch",
         "Virtual switches (ESX standard switches): a Linux bridge each, with VLAN filtering.\n"
-        "Kept in $VIREO_STATE_DIR/network.json (default /var/lib/vireo), applied at once.");
+        "Kept by vireod (in $VIREO_STATE_DIR/network.json), applied at once.");
     vswitch->require_subcommand(1);
     CLI::App* create = subcommand(vswitch, "create", "Create a switch", options,
                                   [options] { return create_switch(*options); });

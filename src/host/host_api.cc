@@ -11,6 +11,7 @@
 #include "base/json_object_reader.h"
 #include "block/snapshot_set.h"
 #include "host/api_error.h"
+#include "host/api_request.h"
 #include "host/console_session.h"
 #include "host/vm_snapshots.h"
 
@@ -18,18 +19,6 @@ namespace vireo {
 namespace {
 
 using nlohmann::json;
-
-// The request's body as a JSON object; 400 when it is not one.
-json body_object(const ApiRequest& request) {
-    json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-    if (body.is_discarded()) {
-        refuse(400, "body: not valid JSON");
-    }
-    if (!body.is_object()) {
-        refuse(400, "body: must be a JSON object, not {}", body.type_name());
-    }
-    return body;
-}
 
 // The one string field of a request's body; 400 naming it otherwise.
 std::string string_field(const ApiRequest& request, const std::string& key,
@@ -59,17 +48,6 @@ int64_t query_number(const ApiRequest& request, const std::string& key, int64_t 
         refuse(400, "{}: '{}' is not a whole number from 0 to {}", key, text, max);
     }
     return value;
-}
-
-bool query_flag(const ApiRequest& request, const std::string& key) {
-    auto found = request.query.find(key);
-    if (found == request.query.end() || found->second == "false") {
-        return false;
-    }
-    if (found->second != "true") {
-        refuse(400, "{}: '{}' is neither true nor false", key, found->second);
-    }
-    return true;
 }
 
 // utime + stime of a process, from /proc/PID/stat; 0 when it is gone.
@@ -127,11 +105,12 @@ json event_json(const HostDatabase::Event& event) {
 }  // namespace
 
 HostApi::HostApi(HostDatabase& database, VmInventory& inventory, VmmSupervisor& supervisor,
-                 TaskManager& tasks, Listener listener)
+                 TaskManager& tasks, NetworkRoutes& network, Listener listener)
     : database_(database),
       inventory_(inventory),
       supervisor_(supervisor),
       tasks_(tasks),
+      network_(network),
       listener_(std::move(listener)) {}
 
 void HostApi::require_off(const std::string& vm) {
@@ -213,6 +192,9 @@ ApiResponse HostApi::handle(const ApiRequest& request) {
     }
     if (path[1] == "datastores" && path.size() <= 3) {
         return datastores(request);
+    }
+    if (NetworkRoutes::serves(request)) {
+        return network_.handle(request);
     }
     if (path[1] == "events" && path.size() == 2 && request.method == "GET") {
         return events(request);

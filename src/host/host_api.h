@@ -5,6 +5,7 @@
 #include "host/api_server.h"
 #include "host/api_tokens.h"
 #include "host/host_database.h"
+#include "host/network_routes.h"
 #include "host/task_manager.h"
 #include "host/vm_inventory.h"
 #include "host/vmm_supervisor.h"
@@ -29,6 +30,8 @@ namespace vireo {
 //   GET    /v1/tasks, GET /v1/tasks/ID, POST /v1/tasks/ID/cancel
 //   GET    /v1/events[?after=ID&limit=N] the event log, oldest first
 //   GET    /v1/tokens, POST /v1/tokens {"name", "role"}, DELETE /v1/tokens/NAME
+//   GET    /v1/datastores, POST {"name", "path"}; GET, DELETE /v1/datastores/NAME[?force=true]
+//   /v1/network, /v1/switches, /v1/portgroups, /v1/hostports: network_routes.h
 //   GET    /metrics                      Prometheus text: per VM and host totals
 // The Unix socket is root's: everything is allowed there. Over TCP a request
 // carries a bearer token (401 without a valid one); a read-only token may
@@ -42,7 +45,7 @@ public:
     };
 
     HostApi(HostDatabase& database, VmInventory& inventory, VmmSupervisor& supervisor,
-            TaskManager& tasks, Listener listener);
+            TaskManager& tasks, NetworkRoutes& network, Listener listener);
 
     ApiResponse handle(const ApiRequest& request);
     // A WebSocket to /v1/vms/NAME/console[?offset=N] (admin: it types).
@@ -73,6 +76,7 @@ private:
     VmInventory& inventory_;
     VmmSupervisor& supervisor_;
     TaskManager& tasks_;
+    NetworkRoutes& network_;
     Listener listener_;
 };
 

@@ -24,7 +24,10 @@ public:
         std::string team;
     };
 
-    explicit NetworkRegistry(std::filesystem::path state_dir);
+    // `keeper_binary`: the vireo command that `switch steer` runs as the
+    // steering keepers (empty: this process's own binary, when it is vireo).
+    explicit NetworkRegistry(std::filesystem::path state_dir,
+                             std::filesystem::path keeper_binary = {});
 
     const std::filesystem::path& file() const { return state_.file(); }
 
@@ -36,6 +39,17 @@ public:
     // (uplinks exist), stored, and applied, still under the lock so that two
     // commands apply in the order they stored. Returns what was stored.
     NetworkConfig update(const std::function<void(NetworkConfig&)>& change);
+
+    // A digest of `config`, which changes with every change of it: a client
+    // reads the configuration with its revision, edits it, and replaces it
+    // only if no one changed it meanwhile.
+    static std::string revision(const NetworkConfig& config);
+
+    // update() with `wanted` as the new configuration, refused (ApiError 409)
+    // when the stored one is no longer at `expected_revision`, or when a port
+    // group that goes still has ports (VMs, host ports). The ports of a port
+    // group whose security policy changed take the new one at once.
+    NetworkConfig replace(const NetworkConfig& wanted, const std::string& expected_revision);
 
     // Applies the stored configuration again; returns it.
     NetworkConfig apply() const;
@@ -50,6 +64,7 @@ private:
     NetworkConfig load() const;
 
     StateFile state_;
+    std::filesystem::path keeper_binary_;
 };
 
 }  // namespace vireo

@@ -16,6 +16,8 @@
 #include "host/api_server.h"
 #include "host/host_api.h"
 #include "host/host_database.h"
+#include "host/network_registry.h"
+#include "host/network_routes.h"
 #include "host/state_file.h"
 #include "host/tls_identity.h"
 #include "host/vm_inventory.h"
@@ -74,7 +76,11 @@ int serve(const std::filesystem::path& state_dir, const std::filesystem::path& r
         listener = {listen.address, identity->fingerprint};
     }
     TaskManager tasks(database);
-    HostApi api(database, inventory, supervisor, tasks, listener);
+    // The steering keepers are `vireo switch steer`: the vireo beside vireod.
+    NetworkRegistry network(
+        state_dir, std::filesystem::read_symlink("/proc/self/exe").parent_path() / "vireo");
+    NetworkRoutes network_routes(network, database, state_dir);
+    HostApi api(database, inventory, supervisor, tasks, network_routes, listener);
     ApiServer server([&](const ApiRequest& request) { return api.handle(request); },
                      [&](const ApiRequest& request) { return api.open_websocket(request); });
     server.listen_unix(socket);
@@ -129,6 +135,8 @@ int main(int argc, char** argv) {
     try {
         std::filesystem::path run = std::filesystem::absolute(run_dir);
         std::filesystem::path state = std::filesystem::absolute(state_dir);
+        // What it starts (the switches' steering keepers) keeps the same state.
+        ::setenv("VIREO_STATE_DIR", state.c_str(), 1);
         vireo::VmmSupervisor::JailSettings jail{state, vmm_uid_base, std::nullopt};
         if (!cgroup_root.empty()) {
             jail.cgroup_root = cgroup_root;

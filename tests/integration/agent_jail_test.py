@@ -241,10 +241,10 @@ class AgentJailNetworkTest(unittest.TestCase):
         self.agent = agent.Agent()
         self.addCleanup(self.agent.close)
         FarNetwork(self)  # the uplink up0; its far end in a namespace of its own
-        vireo = Vireo(self, self.agent.state)
+        self.agent.start()
+        vireo = Vireo(self, self.agent.state, self.agent.socket)
         vireo("switch", "create", "jvs0", "--uplink", "up0")
         vireo("portgroup", "create", "jpg", "--switch", "jvs0")
-        self.agent.start()
 
     def create(self, name, definition):
         status, answer = self.agent.request("POST", "/v1/vms", {

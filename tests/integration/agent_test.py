@@ -2,7 +2,8 @@
 REST API and through `vireo vm`, refusals (400 naming the field, 404, 405,
 409, 413) that write nothing, the inventory kept across SIGTERM and SIGKILL,
 one agent per state folder, datastores (kept in its database, the old
-registry file imported), remote clients over TLS with admin and
+registry file imported), the network configuration read and replaced with
+its revision, remote clients over TLS with admin and
 read-only tokens (401, 403), and every answer checked against
 docs/api/openapi.json, whose every operation this test calls. Power
 operations are called too: on a host without KVM start answers 500 with the
@@ -596,6 +597,46 @@ class AgentTest(unittest.TestCase):
                                                       "definition": definition()})
         self.assertEqual(status, 201)
         AgentTest.checked |= older.api.checked
+
+    def test_the_network_configuration_through_the_api(self):
+        # Refusals and an empty configuration only: switches themselves are
+        # made in network namespaces by switch_test.py and teaming_test.py.
+        status, network = self.agent.request("GET", "/v1/network")
+        self.assertEqual(status, 200)
+        self.assertEqual(network["configuration"]["switches"], [])
+        wrong = {"revision": "0", "configuration": network["configuration"]}
+        status, answer = self.agent.request("PUT", "/v1/network", wrong)
+        self.assertEqual(status, 409)
+        self.assertIn("changed meanwhile", answer["error"])
+        configuration = dict(network["configuration"], switches=[
+            {"name": "vs0", "uplinks": ["vireo-no-such-nic"]}])
+        for body, message in [
+            ({"revision": network["revision"], "configuration": configuration},
+             "vireo-no-such-nic"),
+            ({"revision": network["revision"], "configuration": {}, "colour": 1},
+             "colour: unknown field"),
+            ({"configuration": {}}, "revision: missing"),
+        ]:
+            with self.subTest(body=body):
+                status, answer = self.agent.request("PUT", "/v1/network", body)
+                self.assertEqual(status, 400, answer)
+                self.assertIn(message, answer["error"])
+        self.assertEqual(self.agent.request("GET", "/v1/network")[1], network)  # unchanged
+        status, stored = self.agent.request("PUT", "/v1/network", network)
+        self.assertEqual((status, stored["configuration"]), (200, network["configuration"]))
+        self.assertEqual(self.agent.request("POST", "/v1/network/apply"),
+                         (200, {"switches": []}))
+        self.assertEqual(self.agent.request("GET", "/v1/switches"), (200, {"switches": []}))
+        self.assertEqual(self.agent.request("GET", "/v1/switches/vs0")[0], 404)
+        self.assertEqual(self.agent.request("GET", "/v1/portgroups"), (200, {"portgroups": []}))
+        self.assertEqual(self.agent.request("GET", "/v1/hostports"), (200, {"hostports": []}))
+        self.assertIn("no switches", self.agent.cli("switch", "list").stdout)
+        result = self.agent.cli("switch", "create", "vs0", "--uplink", "vireo-no-such-nic",
+                                check=False)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("vireo-no-such-nic", result.stderr)
+        kinds = [event["kind"] for event in self.agent.request("GET", "/v1/events")[1]["events"]]
+        self.assertEqual(kinds.count("network.changed"), 1)
 
     @classmethod
     def tearDownClass(cls):

@@ -47,11 +47,42 @@ class FarNetwork:
 
 
 class Vireo:
-    """The vireo command with a state folder of its own."""
+    """The vireo command with a state folder of its own, and the vireod that
+    keeps that folder's network configuration (`vireo switch` goes through
+    it): started here and stopped when the test ends, or an agent's own when
+    its `socket` is given."""
 
-    def __init__(self, test, state):
+    def __init__(self, test, state, socket=None):
         self.test = test
         self.environment = dict(os.environ, VIREO_STATE_DIR=state, PATH=SBIN)
+        if socket is None:
+            socket = self.start_vireod(state)
+        self.environment["VIREO_SOCKET"] = socket
+
+    def start_vireod(self, state):
+        run = os.path.join(state, "run")
+        socket = os.path.join(run, "vireod.sock")
+        log = open(os.path.join(state, "vireod.log"), "a")
+        vireod = subprocess.Popen([os.path.join(vmtest.BUILD, "bin", "vireod"), "--state-dir",
+                                   state, "--run-dir", run], stdout=log, stderr=subprocess.STDOUT,
+                                  env=self.environment, start_new_session=True)
+
+        def stop():
+            vireod.terminate()
+            try:
+                vireod.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                vireod.kill()
+                vireod.wait()
+            log.close()
+
+        self.test.addCleanup(stop)
+        vmtest.wait_until(lambda: os.path.exists(socket) or vireod.poll() is not None,
+                          timeout=30, what="vireod's socket")
+        if vireod.poll() is not None:
+            with open(os.path.join(state, "vireod.log")) as text:
+                raise AssertionError(f"vireod ended at once: {text.read()}")
+        return socket
 
     def __call__(self, *arguments, status=0):
         result = subprocess.run([vmtest.VIREO, *arguments], capture_output=True, text=True,

@@ -279,12 +279,12 @@ class Teaming(unittest.TestCase):
         host_agent = agent.Agent()
         self.addCleanup(host_agent.close)
         self.addCleanup(stop_keepers, host_agent.state)
-        self.vireo = Vireo(self, host_agent.state)
+        host_agent.start()
+        self.vireo = Vireo(self, host_agent.state, host_agent.socket)
         self.far_switch()
         self.vireo("switch", "create", "vs0", "--uplink", "up0")
         self.vireo("switch", "uplink", "add", "vs0", "up1", "--standby")
         self.vireo("portgroup", "create", "pg", "--switch", "vs0")
-        host_agent.start()
         status, answer = host_agent.request("POST", "/v1/vms", {
             "name": "vm", "datastore": "ds1",
             "definition": {"vcpus": 1, "memory_mib": 64,

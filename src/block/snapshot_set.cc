@@ -20,7 +20,8 @@ SnapshotInfo create_snapshot_set(const std::vector<SnapshotDisk>& disks, const s
         std::vector<SnapshotInfo> taken = disk.image->snapshots();
         if (std::any_of(taken.begin(), taken.end(),
                         [&](const SnapshotInfo& snapshot) { return snapshot.name == name; })) {
-            fail("a snapshot '{}' exists already (on {})", name, disk.path);
+            throw SnapshotNameTaken(
+                fmt::format("a snapshot '{}' exists already (on {})", name, disk.path));
         }
     }
     SnapshotInfo first;

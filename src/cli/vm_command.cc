@@ -408,7 +408,7 @@ int snapshot(const VmOptions& options, const std::string& action) {
         std::cout << fmt::format(
             "snapshot '{}' of VM '{}' taken ({} disks{})\n", options.other, options.name,
             made["disks"].get<int64_t>(),
-            made.contains("paused_ms")
+            made.value("paused_ms", 0.0) > 0
                 ? fmt::format("; the VM paused {:.0f} ms", made["paused_ms"].get<double>())
                 : "");
         return 0;

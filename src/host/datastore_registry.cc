@@ -119,26 +119,34 @@ Datastore DatastoreRegistry::add(std::string_view name, const std::filesystem::p
     if (!std::filesystem::is_directory(path, ec)) {
         refuse(400, "path: {}: not a directory", path.string());
     }
-    HostDatabase::DatastoreRecord record{std::string(name),
-                                         std::filesystem::canonical(path).string(), utc_now()};
-    try {
-        database_.insert_datastore(record);
-    } catch (const ApiError&) {
-        throw;
-    } catch (const Error& error) {
-        refuse(409, "datastore add {}: {}", name, error.what());
-    }
-    return from_record(record);
+    Datastore added{std::string(name), std::filesystem::canonical(path), utc_now()};
+    database_.transaction([&] {
+        for (const Datastore& d : list()) {
+            if (d.name == added.name) {
+                refuse(409, "datastore add {}: datastore '{}' exists already ({})", name, d.name,
+                       d.path.string());
+            }
+            if (d.path == added.path) {
+                refuse(409, "datastore add {}: {} is datastore '{}' already", name,
+                       added.path.string(), d.name);
+            }
+        }
+        database_.insert_datastore({added.name, added.path.string(), added.added});
+    });
+    return added;
 }
 
 Datastore DatastoreRegistry::remove(std::string_view name, bool force) {
-    Datastore removed;
+    std::optional<Datastore> found = find(name);
+    if (!found) {
+        refuse(404, "datastore remove {}: no such datastore (vireo datastore list)", name);
+    }
+    // Read before the transaction: a hung mount must not hold the database.
+    std::vector<std::string> folders = force ? std::vector<std::string>{} : vm_folders(found->path);
     database_.transaction([&] {
-        std::optional<Datastore> found = find(name);
-        if (!found) {
+        if (!this->find(name)) {
             refuse(404, "datastore remove {}: no such datastore (vireo datastore list)", name);
         }
-        removed = *found;
         std::vector<std::string> registered;
         for (const HostDatabase::VmRecord& vm : database_.vms()) {
             if (vm.datastore == name) {
@@ -151,8 +159,6 @@ Datastore DatastoreRegistry::remove(std::string_view name, bool force) {
                    "them first (vireo vm delete, without --files to keep their folders)",
                    name, registered.size(), first_names(registered));
         }
-        std::vector<std::string> folders =
-            force ? std::vector<std::string>{} : vm_folders(removed.path);
         if (!folders.empty()) {
             refuse(409,
                    "datastore remove {}: it holds {} VM folder(s) ({}); use --force to forget "
@@ -161,7 +167,7 @@ Datastore DatastoreRegistry::remove(std::string_view name, bool force) {
         }
         database_.delete_datastore(name);
     });
-    return removed;
+    return *found;
 }
 
 std::vector<std::string> DatastoreRegistry::vm_folders(const std::filesystem::path& path) {

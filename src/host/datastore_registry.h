@@ -48,7 +48,8 @@ public:
     Datastore add(std::string_view name, const std::filesystem::path& path);
     // Forgets the datastore; never touches its files. Refuses while VMs of
     // this host are registered on it, and while it holds other VM folders
-    // unless `force`.
+    // unless `force`. VmInventory::remove_datastore serializes it with the
+    // creation of VMs.
     Datastore remove(std::string_view name, bool force);
 
     static DatastoreUsage usage(const std::filesystem::path& path);

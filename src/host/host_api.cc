@@ -588,10 +588,9 @@ ApiResponse HostApi::snapshots(const ApiRequest& request) {
             VmSnapshot offline = create_snapshot(vm, name);
             made = {{"name", offline.name}, {"created", offline.created}, {"disks", offline.disks}};
         }
+        double paused_ms = made.value("paused_ms", 0.0);
         std::string paused =
-            made.contains("paused_ms")
-                ? fmt::format(", the VM paused {:.0f} ms", made["paused_ms"].get<double>())
-                : "";
+            paused_ms > 0 ? fmt::format(", the VM paused {:.0f} ms", paused_ms) : "";
         database_.add_event(vm.name, "vm.snapshot-created",
                             fmt::format("snapshot '{}' of {} disk(s){}", name,
                                         made["disks"].get<size_t>(), paused));
@@ -665,7 +664,7 @@ ApiResponse HostApi::datastores(const ApiRequest& request) {
             refuse(405, "{} is not allowed on a datastore (GET shows it, DELETE forgets it)",
                    request.method);
         }
-        Datastore removed = registry.remove(name, query_flag(request, "force"));
+        Datastore removed = inventory_.remove_datastore(name, query_flag(request, "force"));
         database_.add_event("", "datastore.removed",
                             fmt::format("datastore '{}' ({}) forgotten; its files are untouched",
                                         name, removed.path.string()));

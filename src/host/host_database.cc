@@ -345,14 +345,6 @@ std::vector<HostDatabase::DatastoreRecord> HostDatabase::datastores() {
 
 void HostDatabase::insert_datastore(const DatastoreRecord& record) {
     std::lock_guard lock(mutex_);
-    Statement find(*this, "SELECT name, path FROM datastores WHERE name = ?1 OR path = ?2");
-    find.bind(1, record.name).bind(2, record.path);
-    if (find.step()) {
-        if (find.text(0) == record.name) {
-            fail("datastore '{}' exists already ({})", record.name, find.text(1));
-        }
-        fail("{} is datastore '{}' already", record.path, find.text(0));
-    }
     Statement insert(*this, "INSERT INTO datastores (name, path, added) VALUES (?1, ?2, ?3)");
     insert.bind(1, record.name).bind(2, record.path).bind(3, record.added);
     insert.step();

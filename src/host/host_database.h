@@ -74,7 +74,7 @@ public:
         std::string added;
     };
     std::vector<DatastoreRecord> datastores();
-    // Throws vireo::Error when the name or the path is taken.
+    // The caller checks that neither the name nor the path is taken.
     void insert_datastore(const DatastoreRecord& record);
     // False when there was no such datastore.
     bool delete_datastore(std::string_view name);

@@ -83,6 +83,11 @@ nlohmann::json for_agent(const nlohmann::json& definition, std::string_view name
 
 VmInventory::VmInventory(HostDatabase& database) : database_(database), datastores_(database) {}
 
+Datastore VmInventory::remove_datastore(std::string_view name, bool force) {
+    std::lock_guard lock(mutex_);
+    return datastores_.remove(name, force);
+}
+
 std::optional<std::string> VmInventory::name_problem(std::string_view name) {
     bool valid =
         !name.empty() && name.size() <= kMaxNameLength &&

@@ -46,6 +46,9 @@ public:
 
     // The datastores VM folders live on (in the same database).
     DatastoreRegistry& datastores() { return datastores_; }
+    // DatastoreRegistry::remove, never between a create's or a clone's look
+    // at the datastore and its registration of the VM.
+    Datastore remove_datastore(std::string_view name, bool force);
 
     // Finishes what a crash interrupted: a VM being created whose folder is
     // whole is registered, one whose folder is not is undone (its partial

@@ -109,8 +109,8 @@ VmSnapshot create_snapshot(const VmEntry& vm, const std::string& name) {
     try {
         SnapshotInfo first = create_snapshot_set(set, name);
         return {name, iso_time(first.date_sec), disks.size()};
-    } catch (const Error& error) {
-        refuse(409, "VM '{}': {}", vm.name, error.what());
+    } catch (const SnapshotNameTaken& taken) {
+        refuse(409, "VM '{}': {}", vm.name, taken.what());
     }
 }
 

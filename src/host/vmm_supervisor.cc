@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,15 +53,21 @@ std::vector<std::filesystem::path> backing_files(const VmConfig& config) {
 
 // The definition the VMM runs: the VM folder's vm.json as vireod resolved it
 // (absolute paths; each port-group vNIC's team), readable by the VM's uid.
+// The run folder is the VM's own: whatever its last VMM left under that name
+// (a link, a pipe) is removed, and the file made anew without following one.
 void write_definition(const std::filesystem::path& file, const VmConfig& config) {
-    std::ofstream out(file, std::ios::trunc);
-    out << config.to_json().dump(2) << '\n';
-    if (!out.flush()) {
-        fail("cannot write {}", file.string());
+    if (::unlink(file.c_str()) != 0 && errno != ENOENT) {
+        fail_errno("cannot replace {}", file.string());
     }
-    std::filesystem::permissions(
-        file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
-                  std::filesystem::perms::group_read | std::filesystem::perms::others_read);
+    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (!fd) {
+        fail_errno("cannot create {}", file.string());
+    }
+    std::string text = config.to_json().dump(2) + "\n";
+    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
+        ::fchmod(fd.get(), 0644) != 0) {
+        fail_errno("cannot write {}", file.string());
+    }
 }
 
 int pidfd_open(pid_t pid) {
@@ -418,10 +425,11 @@ std::filesystem::path VmmSupervisor::socket_for_request(std::string_view vm) {
 }
 
 nlohmann::json VmmSupervisor::request(std::string_view vm, const std::string& command,
-                                      const nlohmann::json& arguments) {
+                                      const nlohmann::json& arguments,
+                                      std::chrono::milliseconds timeout) {
     std::filesystem::path socket = socket_for_request(vm);
     try {
-        return vmm_request(socket, command, arguments);
+        return vmm_request(socket, command, arguments, timeout);
     } catch (const ApiError&) {
         throw;
     } catch (const Error& error) {
@@ -466,7 +474,8 @@ void VmmSupervisor::resume(std::string_view vm) {
 }
 
 nlohmann::json VmmSupervisor::snapshot(std::string_view vm, const std::string& name) {
-    return request(vm, "snapshot", {{"name", name}});
+    // Each disk's snapshot rewrites its tables and syncs: long on big disks.
+    return request(vm, "snapshot", {{"name", name}}, std::chrono::minutes(10));
 }
 
 size_t VmmSupervisor::console_input(std::string_view vm, const std::string& hex) {

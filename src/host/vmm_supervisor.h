@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -101,7 +102,8 @@ private:
     // The running VMM's socket; 409 when the VM is off.
     std::filesystem::path socket_for_request(std::string_view vm);
     nlohmann::json request(std::string_view vm, const std::string& command,
-                           const nlohmann::json& arguments = nlohmann::json::object());
+                           const nlohmann::json& arguments = nlohmann::json::object(),
+                           std::chrono::milliseconds timeout = std::chrono::seconds(5));
     void watch(const std::string& vm, Vmm vmm);
     void run_watcher();
     void ended(const std::string& vm);

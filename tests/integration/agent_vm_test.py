@@ -225,6 +225,23 @@ class AgentVmTest(unittest.TestCase):
         self.assertEqual(event["kind"], "vm.powered-off")
         self.assertIn("seccomp policy forbids", event["message"])
 
+    def test_a_link_left_in_the_run_folder_is_not_followed(self):
+        # The VM's uid owns its run folder: a VMM taken over by its guest
+        # could leave a link where vireod writes the next definition.
+        self.assertEqual(self.agent.request("POST", "/v1/vms/echo/start")[0], 200)
+        self.agent.request("POST", "/v1/vms/echo/stop")
+        victim = os.path.join(self.agent.root, "victim")
+        with open(victim, "w") as file:
+            file.write("keep")
+        definition = os.path.join(self.agent.run_dir, "vms", "echo", "definition.json")
+        os.unlink(definition)
+        os.symlink(victim, definition)
+        self.assertEqual(self.agent.request("POST", "/v1/vms/echo/start")[0], 200)
+        with open(victim) as file:
+            self.assertEqual(file.read(), "keep")
+        self.assertFalse(os.path.islink(definition))
+        self.agent.request("POST", "/v1/vms/echo/stop")
+
     def test_two_clients_start_one_vm_exactly_once(self):
         answers = []
 

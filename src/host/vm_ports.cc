@@ -31,8 +31,9 @@ VmPorts VmPorts::prepare(const std::string& vm, VmConfig& config, TapOwner owner
             if (!nic.portgroup.empty()) {
                 NetworkRegistry::VmPort port = network.plug_vm_port(nic.portgroup, nic.tap);
                 nic.team = port.team;
-                ports.filters_.push_back(
-                    std::make_unique<PortFilter>(nic.tap, nic.mac, port.security));
+                ports.filters_.resize(config.nics.size());
+                ports.filters_[index] =
+                    std::make_unique<PortFilter>(nic.tap, nic.mac, port.security);
             }
         } catch (const ApiError&) {
             ports.release();
@@ -54,6 +55,13 @@ VmPorts VmPorts::of_running(const std::string& vm, const VmConfig& config, TapOw
         ports.on_portgroup_ = ports.on_portgroup_ || !nic.portgroup.empty();
     }
     return ports;
+}
+
+void VmPorts::follow_mac(size_t nic, const MacAddress& mac) {
+    if (nic >= filters_.size() || !filters_[nic]) {
+        fail("vNIC {} of VM '{}' is on no port group this vireod prepared", nic, vm_);
+    }
+    filters_[nic]->set_effective_mac(mac);
 }
 
 void VmPorts::release() {

@@ -35,6 +35,11 @@ public:
     // ends (their tables go then as stale ones).
     static VmPorts of_running(const std::string& vm, const VmConfig& config, TapOwner owner);
 
+    // Has vNIC `nic`'s security table follow `mac`, the MAC its guest took
+    // (the VMM asks, through its port channel). Throws vireo::Error when
+    // that vNIC has no table here (not on a port group, or adopted).
+    void follow_mac(size_t nic, const MacAddress& mac);
+
     // Removes the tables and deletes the TAPs that are still `owner`'s; logs
     // what it cannot. Nothing is left to release after it.
     void release();
@@ -44,7 +49,7 @@ private:
     TapOwner owner_;
     std::vector<std::string> taps_;
     bool on_portgroup_ = false;
-    std::vector<std::unique_ptr<PortFilter>> filters_;
+    std::vector<std::unique_ptr<PortFilter>> filters_;  // by vNIC; null off port groups
 };
 
 }  // namespace vireo

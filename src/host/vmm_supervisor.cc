@@ -6,11 +6,13 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -21,6 +23,7 @@
 #include "host/api_error.h"
 #include "host/vmm_control.h"
 #include "host/vmm_jail.h"
+#include "net/port_channel.h"
 
 namespace vireo {
 namespace {
@@ -157,6 +160,12 @@ void VmmSupervisor::watch(const std::string& vm, Vmm vmm) {
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, vmm.pidfd.get(), &event) != 0) {
         fail_errno("epoll_ctl");
     }
+    if (vmm.channel) {
+        event.data.fd = vmm.channel.get();
+        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, vmm.channel.get(), &event) != 0) {
+            fail_errno("epoll_ctl");
+        }
+    }
     vmms_.emplace(vm, std::move(vmm));
 }
 
@@ -187,7 +196,8 @@ void VmmSupervisor::reattach(const std::vector<VmEntry>& vms) {
                 false,
                 socket_of(vm.name),
                 VmmCgroups::of_vmm(pid, vm.name),
-                std::move(ports)};
+                std::move(ports),
+                UniqueFd()};  // its port channel was the vireod's before
         std::ifstream cmdline(fmt::format("/proc/{}/cmdline", pid));
         std::string arguments((std::istreambuf_iterator<char>(cmdline)),
                               std::istreambuf_iterator<char>());
@@ -220,6 +230,8 @@ void VmmSupervisor::start(const VmEntry& vm) {
     std::optional<std::filesystem::path> cgroup;
     UniqueFd cgroup_procs;
     VmPorts ports;
+    UniqueFd channel;      // vireod's end of the port channel
+    UniqueFd vmm_channel;  // the VMM's, inherited across exec
     std::filesystem::path definition = run_folder_of(vm.name) / "definition.json";
     try {
         VmConfig config = VmConfig::from_file(vm.definition().string());
@@ -233,8 +245,18 @@ void VmmSupervisor::start(const VmEntry& vm) {
         if (cgroup) {
             cgroup_procs = VmmCgroups::open_procs(*cgroup);
         }
-        // Last but one: it undoes itself when it fails.
+        // Last but two: it undoes itself when it fails.
         ports = VmPorts::prepare(vm.name, config, {identity.uid, identity.gid}, network_);
+        if (std::any_of(config.nics.begin(), config.nics.end(),
+                        [](const VmConfig::Nic& nic) { return !nic.portgroup.empty(); })) {
+            int pair[2];
+            if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+                fail_errno("socketpair for the port channel");
+            }
+            channel = UniqueFd(pair[0]);
+            vmm_channel = UniqueFd(pair[1]);
+            config.port_channel_fd = vmm_channel.get();  // the same number in the child
+        }
         write_definition(definition, config);
     } catch (const ApiError&) {
         ports.release();
@@ -314,10 +336,14 @@ void VmmSupervisor::start(const VmEntry& vm) {
             give_up(ChildFailure::Stage::identity);
         }
         ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        if (vmm_channel && ::fcntl(vmm_channel.get(), F_SETFD, 0) != 0) {
+            give_up(ChildFailure::Stage::files);
+        }
         ::execv(argv[0], argv.data());
         give_up(ChildFailure::Stage::exec);
     }
     to_parent.reset();
+    vmm_channel.reset();
     ChildFailure failure{};
     ssize_t got;
     do {
@@ -351,7 +377,8 @@ void VmmSupervisor::start(const VmEntry& vm) {
         }
     }
 
-    Vmm vmm{pid, UniqueFd(pidfd_open(pid)), true, socket, cgroup, std::move(ports)};
+    Vmm vmm{
+        pid, UniqueFd(pidfd_open(pid)), true, socket, cgroup, std::move(ports), std::move(channel)};
     if (!vmm.pidfd) {
         fail_errno("pidfd_open");
     }
@@ -522,19 +549,54 @@ void VmmSupervisor::run_watcher() {
                 return;
             }
             std::string vm;
+            bool asks = false;  // its port channel, not its end
             {
                 std::lock_guard lock(mutex_);
                 for (const auto& [name, vmm] : vmms_) {
-                    if (vmm.pidfd.get() == events[i].data.fd) {
+                    if (vmm.pidfd.get() == events[i].data.fd ||
+                        vmm.channel.get() == events[i].data.fd) {
                         vm = name;
+                        asks = vmm.channel.get() == events[i].data.fd;
                     }
                 }
             }
-            if (!vm.empty()) {
+            if (!vm.empty() && asks) {
+                serve_port_channel(vm);
+            } else if (!vm.empty()) {
                 ended(vm);
             }
         }
     }
+}
+
+void VmmSupervisor::serve_port_channel(const std::string& vm) {
+    std::lock_guard lock(mutex_);
+    Vmm& vmm = vmms_.find(vm)->second;
+    char message[128];
+    ssize_t length = ::recv(vmm.channel.get(), message, sizeof(message), MSG_DONTWAIT);
+    if (length < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+    }
+    if (length <= 0) {  // the VMM is ending; its pidfd says so next
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, vmm.channel.get(), nullptr);
+        vmm.channel.reset();
+        return;
+    }
+    std::string answer = "ok";
+    std::optional<PortChannel::Request> request =
+        PortChannel::parse(std::string_view(message, static_cast<size_t>(length)));
+    try {
+        if (!request) {
+            fail("not a request of the port channel");
+        }
+        vmm.ports.follow_mac(request->nic, request->mac);
+        spdlog::info("VM '{}': vNIC {} now answers to {}; its port follows", vm, request->nic,
+                     format_mac(request->mac));
+    } catch (const Error& error) {
+        answer = fmt::format("refused: {}", error.what());
+        spdlog::warn("VM '{}': port channel: {}", vm, answer);
+    }
+    (void)!::send(vmm.channel.get(), answer.data(), answer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 void VmmSupervisor::ended(const std::string& vm) {
@@ -545,6 +607,10 @@ void VmmSupervisor::ended(const std::string& vm) {
         std::lock_guard lock(mutex_);
         auto found = vmms_.find(vm);
         ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, found->second.pidfd.get(), nullptr);
+        if (found->second.channel) {
+            ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, found->second.channel.get(), nullptr);
+            found->second.channel.reset();
+        }
         if (found->second.child) {
             ::waitpid(found->second.pid, &status, 0);
         }

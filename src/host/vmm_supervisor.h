@@ -93,6 +93,9 @@ private:
         std::filesystem::path socket;
         std::optional<std::filesystem::path> cgroup;
         VmPorts ports;
+        // vireod's end of the VMM's port channel (net/port_channel.h); none
+        // without port-group vNICs, or for an adopted VMM.
+        UniqueFd channel;
     };
     // The VMM's own folder: its control socket and report, bound in its jail.
     std::filesystem::path run_folder_of(std::string_view vm) const;
@@ -106,6 +109,8 @@ private:
                            std::chrono::milliseconds timeout = std::chrono::seconds(5));
     void watch(const std::string& vm, Vmm vmm);
     void run_watcher();
+    // Answers what the VMM of `vm` asks on its port channel.
+    void serve_port_channel(const std::string& vm);
     void ended(const std::string& vm);
     // Removes what a VMM that has ended leaves behind (its cgroup, its TAPs).
     static void release(Vmm& vmm);

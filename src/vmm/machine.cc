@@ -31,6 +31,7 @@
 #include "devices/virtio/rng.h"
 #include "kvm/vcpu.h"
 #include "net/failover_watch.h"
+#include "net/port_channel.h"
 #include "net/port_filter.h"
 #include "net/tap.h"
 #include "vmm/async_teardown.h"
@@ -165,6 +166,9 @@ void Machine::attach_pci_devices() {
         pci_root_->add_device(std::make_shared<VirtioPciDevice>(std::move(block), memory_,
                                                                 msi_controller_, &ioevents_, name));
     }
+    if (config_.port_channel_fd) {
+        port_channel_ = std::make_shared<PortChannel>(UniqueFd(*config_.port_channel_fd));
+    }
     // One virtio-net device per vNIC, after the disks; each on a worker
     // thread of its own that moves its frames.
     for (size_t index = 0; index < config_.nics.size(); ++index) {
@@ -185,9 +189,16 @@ void Machine::attach_pci_devices() {
         if (nic.security) {
             filter = std::make_unique<PortFilter>(nic.tap, nic.mac, *nic.security);
         }
-        auto device = std::make_unique<VirtioNet>(std::move(wire), nic.mac,
-                                                  fmt::format("{} ({})", name, nic.tap),
-                                                  std::move(filter), nic.vhost);
+        // Under vireod the port's table is vireod's: it follows the guest's MAC.
+        VirtioNet::MacFollower follow_mac;
+        if (!nic.security && !nic.portgroup.empty() && port_channel_) {
+            follow_mac = [channel = port_channel_, index](const MacAddress& mac) {
+                channel->follow_mac(index, mac);
+            };
+        }
+        auto device = std::make_unique<VirtioNet>(
+            std::move(wire), nic.mac, fmt::format("{} ({})", name, nic.tap), std::move(filter),
+            nic.vhost, std::move(follow_mac));
         nics_.push_back(device.get());
         if (!nic.team.empty()) {
             try {

@@ -26,6 +26,7 @@ class DiskImage;
 class VirtioBlock;
 class VirtioNet;
 class FailoverWatch;
+class PortChannel;
 
 class Serial8250;
 class AcpiPm;
@@ -98,6 +99,7 @@ private:
     std::vector<const VirtioBlock*> disks_;                // owned by their PCI devices
     std::vector<std::shared_ptr<DiskImage>> disk_images_;  // the disks', shared with them
     std::vector<VirtioNet*> nics_;                         // owned by their PCI devices
+    std::shared_ptr<PortChannel> port_channel_;  // under vireod: VmConfig::port_channel_fd
     // The vNICs that notify switches, each with its switch team's failovers.
     struct NicFailovers {
         size_t nic;

@@ -223,6 +223,9 @@ VmConfig VmConfig::from_json(const json& document, const std::string& source) {
     if (const json* nics = root.find("nics")) {
         config.nics = parse_nics(*nics, source);
     }
+    if (auto fd = root.unsigned_integer("port_channel_fd", 3, INT32_MAX)) {
+        config.port_channel_fd = static_cast<int>(*fd);
+    }
     root.refuse_unknown_fields();
     return config;
 }
@@ -344,6 +347,9 @@ json VmConfig::to_json() const {
             list.push_back(entry);
         }
         document["nics"] = list;
+    }
+    if (port_channel_fd) {
+        document["port_channel_fd"] = *port_channel_fd;
     }
     return document;
 }

@@ -83,6 +83,10 @@ struct VmConfig {
         std::string team;
     };
     std::vector<Nic> nics;
+    // vireod's port channel (net/port_channel.h), an fd vireo-vmm inherits:
+    // through it the vNICs on port groups have their ports follow each MAC
+    // the guest takes, since a jailed VMM cannot change those tables itself.
+    std::optional<int> port_channel_fd;
 
     // Throws vireo::Error naming `source` (a file name) and the field.
     static VmConfig from_json(const nlohmann::json& document, const std::string& source);

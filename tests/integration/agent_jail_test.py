@@ -5,9 +5,10 @@ mount namespace of its own that shows its folder, its boot files and its
 devices but nothing else of the host. A guest-kit VM writes its disk and
 powers off under the jail; vireod killed with SIGKILL adopts the jailed VMM.
 vNICs under the jail: real Linux pings the host side of its TAP (vhost-net,
-two queue pairs) and a far host through a port group's switch, with vireod
-making the TAPs for the unprivileged VMM and deleting them when the VM is
-off, also after it was killed and adopted the VMM; a TAP that is not the
+two queue pairs) and a far host through a port group's switch, also after
+the guest took another MAC (vireod's table follows, asked by the VMM through
+its port channel), with vireod making the TAPs for the unprivileged VMM and
+deleting them when the VM is off, also after it was killed and adopted the VMM; a TAP that is not the
 VM's is refused."""
 
 import json
@@ -200,6 +201,7 @@ class AgentJailTest(unittest.TestCase):
 
 GUEST_MAC = "02:76:69:aa:10:01"
 PORT_MAC = "02:76:69:aa:10:02"
+PORT_MAC_CHANGED = "02:76:69:aa:10:99"
 TAP_HOST_ADDRESS = "10.99.0.1"  # the host side of the plain TAP
 FAR_ADDRESS = "10.0.0.1"  # behind the switch's uplink (far_network.py)
 
@@ -286,6 +288,15 @@ class AgentJailNetworkTest(unittest.TestCase):
                       "ip link set eth1 up && ip addr add 10.0.0.2/24 dev eth1")
         self.assertIn("3 packets received",
                       console.check(f"ping -c 3 -W 5 {TAP_HOST_ADDRESS}", timeout=90))
+        self.assertIn("3 packets received",
+                      console.check(f"ping -c 3 -W 5 {FAR_ADDRESS}", timeout=90))
+        # The guest takes another MAC (MAC changes: Accept, ESX's default):
+        # the unprivileged VMM has vireod make the port's table follow, so the
+        # frames for the new MAC still reach it (promiscuous: Reject).
+        console.check(f"ip link set eth1 address {PORT_MAC_CHANGED}")
+        self.assertIn(PORT_MAC_CHANGED,
+                      host("nft", "list", "set", "netdev", table, "effective").stdout)
+        console.check("arping -U -c 2 -I eth1 10.0.0.2", timeout=60)
         self.assertIn("3 packets received",
                       console.check(f"ping -c 3 -W 5 {FAR_ADDRESS}", timeout=90))
         nic = self.agent.request("GET", "/v1/vms/net")[1]["runtime"]["nics"][0]

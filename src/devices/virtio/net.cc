@@ -40,10 +40,12 @@ uint32_t load_le32(std::span<const uint8_t> bytes) {
 }  // namespace
 
 VirtioNet::VirtioNet(std::vector<std::unique_ptr<NetBackend>> wire, MacAddress mac,
-                     std::string label, std::unique_ptr<PortFilter> filter, bool vhost)
+                     std::string label, std::unique_ptr<PortFilter> filter, bool vhost,
+                     MacFollower follow_mac)
     : pairs_(wire.size()),
       mac_(mac),
       filter_(std::move(filter)),
+      follow_mac_(std::move(follow_mac)),
       label_(std::move(label)),
       log_(label_),
       vhost_wanted_(vhost) {
@@ -478,14 +480,16 @@ uint8_t VirtioNet::control_command(uint8_t command_class, uint8_t command,
         negotiated(kNetFeatureCtrlMacAddr) && data.size() == 6) {
         MacAddress mac;
         std::copy(data.begin(), data.end(), mac.begin());
-        if (filter_) {
-            // The policy follows first: a MAC it cannot follow is refused.
-            try {
+        // The policy follows first: a MAC it cannot follow is refused.
+        try {
+            if (filter_) {
                 filter_->set_effective_mac(mac);
-            } catch (const Error& error) {
-                log_.warn("{}: MAC {} refused: {}", label_, format_mac(mac), error.what());
-                return kNetErr;
+            } else if (follow_mac_) {
+                follow_mac_(mac);
             }
+        } catch (const Error& error) {
+            log_.warn("{}: MAC {} refused: {}", label_, format_mac(mac), error.what());
+            return kNetErr;
         }
         std::lock_guard guard(mac_mutex_);
         mac_ = mac;

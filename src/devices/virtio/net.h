@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -130,9 +131,12 @@ public:
     // and the device's frame counters stay still.
     // `wire`: one backend per queue pair (the TAP's queues), at most
     // kMaxQueuePairs.
+    // `follow_mac`: told each MAC the guest takes when someone else keeps
+    // the port's policy (vireod, for a jailed VMM); it throws to refuse it.
+    using MacFollower = std::function<void(const MacAddress&)>;
     VirtioNet(std::vector<std::unique_ptr<NetBackend>> wire, MacAddress mac,
               std::string label = "virtio-net", std::unique_ptr<PortFilter> filter = nullptr,
-              bool vhost = false);
+              bool vhost = false, MacFollower follow_mac = nullptr);
 
     uint32_t device_type() const override;
     std::string_view name() const override { return "virtio-net"; }
@@ -223,6 +227,7 @@ private:
     mutable std::mutex mac_mutex_;
     MacAddress mac_;
     const std::unique_ptr<PortFilter> filter_;
+    const MacFollower follow_mac_;
     std::string label_;
     RateLimitedLog log_;
     Counters counters_;

@@ -15,6 +15,10 @@ namespace vireo {
 void PortChannel::follow_mac(size_t nic, const MacAddress& mac) {
     constexpr int kAnswerTimeoutMs = 2000;
     std::lock_guard lock(mutex_);
+    char answer[256];
+    while (::recv(fd_.get(), answer, sizeof(answer), MSG_DONTWAIT) > 0) {
+        // a late answer to a request that timed out: not this one's
+    }
     std::string request = fmt::format("mac {} {}", nic, format_mac(mac));
     // MSG_NOSIGNAL: a vireod gone is an error here, not a SIGPIPE that ends the VMM.
     if (::send(fd_.get(), request.data(), request.size(), MSG_NOSIGNAL) !=
@@ -25,7 +29,6 @@ void PortChannel::follow_mac(size_t nic, const MacAddress& mac) {
     if (::poll(&ready, 1, kAnswerTimeoutMs) != 1) {
         fail("vireod did not answer on the port channel (restarted since this VM started?)");
     }
-    char answer[256];
     ssize_t length = ::read(fd_.get(), answer, sizeof(answer));
     if (length <= 0) {
         fail("vireod closed the port channel (restarted since this VM started?)");

@@ -67,6 +67,11 @@ TEST_F(PortChannelTest, AChannelNoOneAnswersFailsInsteadOfHangingOrSignalling) {
     std::thread vireod([&] { serve_once(""); });  // reads, never answers
     EXPECT_THROW(channel_->follow_mac(0, kMac), Error);
     vireod.join();
+    // Its late answer is not taken for the next request's.
+    ASSERT_EQ(::write(vireod_.get(), "ok", 2), 2);
+    std::thread refusing([&] { serve_once("refused: late"); });
+    EXPECT_THROW(channel_->follow_mac(0, kMac), Error);
+    refusing.join();
     vireod_.reset();  // the vireod that made it is gone: no SIGPIPE ends the test
     EXPECT_THROW(channel_->follow_mac(0, kMac), Error);
 }

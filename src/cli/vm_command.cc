@@ -354,6 +354,17 @@ int rename(const VmOptions& options) {
 int disk(const VmOptions& options, const std::string& action) {
     ApiClient api = client(options);
     json vm;
+    if (action == "convert") {
+        json body = {{"format", options.disk_format}};
+        json task = api.call(
+            "POST", fmt::format("/v1/vms/{}/disks/{}/convert", options.name, options.disk_index),
+            &body);
+        if (options.no_wait) {
+            options.json ? void(std::cout << task.dump() << std::endl) : print_task(task);
+            return 0;
+        }
+        return wait_for(api, task, options.json);
+    }
     if (action == "add") {
         json body = {{"size", options.disk_size}, {"format", options.disk_format}};
         vm = api.call("POST", fmt::format("/v1/vms/{}/disks", options.name), &body);
@@ -618,6 +629,16 @@ void add_vm_commands(CLI::App& app) {
     command->add_flag("--files", options->files, "delete its image (only one in the VM's folder)");
     common(command, options);
     command->final_callback([options] { throw CLI::RuntimeError(disk(*options, "remove")); });
+    command = disks->add_subcommand(
+        "convert", "Convert a disk in the VM's folder to another format (a task; waits for it)");
+    command->add_option("name", options->name, "the VM")->required();
+    command->add_option("index", options->disk_index, "the disk's index in its definition, from 0")
+        ->required();
+    command->add_option("--format", options->disk_format, "qcow2 (default) or raw")
+        ->check(CLI::IsMember({"qcow2", "raw"}));
+    command->add_flag("--no-wait", options->no_wait, "print the task and return");
+    common(command, options);
+    command->final_callback([options] { throw CLI::RuntimeError(disk(*options, "convert")); });
 
     command = vm->add_subcommand("template", "Make a VM that is off a template: cloned, never run");
     command->add_option("name", options->name, "the VM")->required();
@@ -646,8 +667,8 @@ void add_vm_commands(CLI::App& app) {
             [options, verb] { throw CLI::RuntimeError(snapshot(*options, verb)); });
     }
 
-    CLI::App* task =
-        app.add_subcommand("task", "Long operations of vireod (clone, snapshot delete)");
+    CLI::App* task = app.add_subcommand(
+        "task", "Long operations of vireod (clone, disk convert, snapshot delete)");
     task->require_subcommand(1);
     for (const auto& [action, help] :
          {std::pair{"list", "Every task, oldest first"},

@@ -510,14 +510,37 @@ ApiResponse HostApi::disks(const ApiRequest& request) {
         }
         return {201, describe(inventory_.add_disk(path[2], size, format), false)};
     }
+    if (path.size() < 5) {
+        refuse(405, "{} is not allowed on /{}", request.method, fmt::join(path, "/"));
+    }
+    size_t index = 0;
+    auto [end, error] = std::from_chars(path[4].data(), path[4].data() + path[4].size(), index);
+    if (error != std::errc() || end != path[4].data() + path[4].size()) {
+        refuse(404, "no disk '{}': disks are numbered from 0", path[4]);
+    }
     if (path.size() == 5 && request.method == "DELETE") {
-        size_t index = 0;
-        auto [end, error] = std::from_chars(path[4].data(), path[4].data() + path[4].size(), index);
-        if (error != std::errc() || end != path[4].data() + path[4].size()) {
-            refuse(404, "no disk '{}': disks are numbered from 0", path[4]);
-        }
         return {200, describe(inventory_.remove_disk(path[2], index, query_flag(request, "files")),
                               false)};
+    }
+    if (path.size() == 6 && path[5] == "convert" && request.method == "POST") {
+        json body = body_object(request);
+        ImageFormat format = ImageFormat::qcow2;
+        try {
+            const std::string where = "body";
+            ObjectReader reader(body, "", where);
+            format = parse_image_format(reader.required_string("format", "qcow2 or raw"), "format");
+            reader.refuse_unknown_fields();
+        } catch (const Error& problem) {
+            refuse(400, "{}", problem.what());
+        }
+        VmInventory::ConvertPlan plan = inventory_.plan_convert(path[2], index, format);
+        HostDatabase::Task task =
+            tasks_.start("vm.disk-convert", plan.vm, [this, plan](TaskProgress& progress) {
+                inventory_.convert_disk(plan, [&](double fraction) { progress.report(fraction); });
+                return fmt::format("disks[{}] of '{}' is {} now: {}", plan.index, plan.vm,
+                                   format_name(plan.format), plan.target.string());
+            });
+        return {202, task_json(task)};
     }
     refuse(405, "{} is not allowed on /{}", request.method, fmt::join(path, "/"));
 }

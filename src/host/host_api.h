@@ -24,7 +24,7 @@ namespace vireo {
 //                                        as a WebSocket: the console, both ways
 //   POST   /v1/vms/NAME/template         make it a template (cloned, never run)
 //   POST   /v1/vms/NAME/rename {"name"}; POST /v1/vms/NAME/disks {"size", "format"};
-//   DELETE /v1/vms/NAME/disks/INDEX[?files=true]
+//   DELETE /v1/vms/NAME/disks/INDEX[?files=true]; POST .../INDEX/convert {"format"}: a task
 //   POST   /v1/vms/NAME/clone            {"name", "datastore", "linked"}: a task
 //   GET    /v1/vms/NAME/snapshots, POST {"name"}; POST .../SNAP/revert; DELETE .../SNAP (a task)
 //   GET    /v1/tasks, GET /v1/tasks/ID, POST /v1/tasks/ID/cancel

@@ -136,6 +136,7 @@ namespace {
 
 // Carried by a VM's folder while it is renamed: the VM's name before.
 constexpr const char* kRenameMarker = ".vireo-renamed-from";
+constexpr std::string_view kConvertingSuffix = ".vireo-converting";
 
 // A rename that a crash interrupted left the database with the VM's old name
 // (its transaction rolled back) and maybe the folder with the new one: that
@@ -217,8 +218,14 @@ void VmInventory::recover() {
                                     "deleted (finished after vireod restarted)");
             });
         } else {
-            // A reconfigure killed before its rename: the old vm.json stands.
+            // A reconfigure killed before its rename: the old vm.json stands;
+            // a disk conversion killed before its rename: the old disk does.
             std::filesystem::remove(folder / "vm.json.new", error);
+            for (const auto& file : std::filesystem::directory_iterator(folder, error)) {
+                if (file.path().filename().string().ends_with(kConvertingSuffix)) {
+                    std::filesystem::remove(file.path(), error);
+                }
+            }
         }
     }
 }
@@ -614,6 +621,76 @@ VmEntry VmInventory::remove_disk(std::string_view name, size_t index, bool delet
                         fmt::format("disks[{}] ({}) {}", index, file.string(),
                                     delete_file ? "deleted" : "detached"));
     return vm;
+}
+
+VmInventory::ConvertPlan VmInventory::plan_convert(std::string_view name, size_t index,
+                                                   ImageFormat format) {
+    std::lock_guard lock(mutex_);
+    VmEntry vm = entry(registered_record(name));
+    nlohmann::json document = read_definition(vm);
+    if (!document["disks"].is_array() || index >= document["disks"].size()) {
+        refuse(404, "VM '{}' has no disks[{}]", name, index);
+    }
+    std::filesystem::path path = document["disks"][index].value("path", std::string());
+    ConvertPlan plan{std::string(name),
+                     index,
+                     format,
+                     (path.is_relative() ? vm.folder / path : path).lexically_normal(),
+                     {},
+                     {}};
+    if (plan.source.parent_path() != vm.folder) {
+        refuse(409,
+               "VM '{}': disks[{}] ({}) is not in its folder: convert it with vireo disk convert "
+               "and give the VM the new image",
+               name, index, plan.source.string());
+    }
+    if (image_info(plan.source).format == format) {
+        refuse(409, "VM '{}': disks[{}] ({}) is {} already", name, index, plan.source.string(),
+               format_name(format));
+    }
+    plan.target =
+        vm.folder / fmt::format("{}.{}", plan.source.stem().string(), format_name(format));
+    plan.staging =
+        vm.folder / fmt::format(".{}{}", plan.target.filename().string(), kConvertingSuffix);
+    std::error_code error;
+    if (std::filesystem::exists(plan.target, error)) {
+        refuse(409, "VM '{}': {} exists already: remove or rename it first", name,
+               plan.target.string());
+    }
+    return plan;
+}
+
+VmEntry VmInventory::convert_disk(const ConvertPlan& plan, const ProgressReport& progress) {
+    std::error_code error;
+    std::filesystem::remove(plan.staging, error);  // what a cancelled conversion left
+    CopyOptions options;
+    options.format = plan.format;
+    copy_image(plan.source, plan.staging, options, [&](uint64_t done, uint64_t total) {
+        progress(total ? static_cast<double>(done) / static_cast<double>(total) : 1.0);
+    });
+    std::lock_guard lock(mutex_);
+    try {
+        fsync_path(plan.staging);
+        VmEntry vm = entry(registered_record(plan.vm));
+        nlohmann::json document = read_definition(vm);
+        document["disks"][plan.index]["path"] = plan.target.filename().string();
+        std::filesystem::rename(plan.staging, plan.target);
+        try {
+            check_definition(document, vm.folder);
+            write_definition(vm.folder, document);
+        } catch (...) {
+            std::filesystem::remove(plan.target, error);
+            throw;
+        }
+        std::filesystem::remove(plan.source, error);
+        database_.add_event(plan.vm, "vm.disk-converted",
+                            fmt::format("disks[{}] converted to {}: {}", plan.index,
+                                        format_name(plan.format), plan.target.filename().string()));
+        return vm;
+    } catch (...) {
+        std::filesystem::remove(plan.staging, error);
+        throw;
+    }
 }
 
 }  // namespace vireo

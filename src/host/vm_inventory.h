@@ -105,6 +105,23 @@ public:
     // Takes disks[index] out of the definition; with `delete_file` its image
     // goes too, when it is in the VM's folder (409 otherwise).
     VmEntry remove_disk(std::string_view name, size_t index, bool delete_file);
+    // A conversion of disks[index], an image in the VM's folder, to
+    // `format`, checked now: 404 for no such disk; 409 for one outside the
+    // folder, one in that format already, or a new image's name taken.
+    struct ConvertPlan {
+        std::string vm;
+        size_t index = 0;
+        ImageFormat format = ImageFormat::qcow2;
+        std::filesystem::path source;   // the image now
+        std::filesystem::path target;   // diskN.qcow2 or .raw beside it
+        std::filesystem::path staging;  // what the copy writes first
+    };
+    ConvertPlan plan_convert(std::string_view name, size_t index, ImageFormat format);
+    // Copies the disk into the new format under a staging name (thin, its
+    // whole backing chain read), then renames it into place, points the
+    // definition at it and deletes the old image. A throw (from `progress`:
+    // a cancel) or a crash before the rename leaves the VM as it was.
+    VmEntry convert_disk(const ConvertPlan& plan, const ProgressReport& progress);
 
     // Marks a VM (off) a template: it can no longer be started or changed,
     // only cloned; its disks become read-only files.

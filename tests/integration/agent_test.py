@@ -494,6 +494,62 @@ class AgentTest(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(newer, ".vireo-renamed-from")))
         self.assertFalse(os.path.exists(os.path.join(self.agent.datastore, "half")))
 
+    def test_a_disk_is_converted_as_a_task(self):
+        self.assertEqual(self.create("conv")[0], 201)
+        self.agent.request("POST", "/v1/vms/conv/disks", {"size": 4 << 20, "format": "raw"})
+        folder = os.path.join(self.agent.datastore, "conv")
+        raw = os.path.join(folder, "disk0.raw")
+        with open(raw, "r+b") as image:
+            image.write(b"vireo")
+            image.seek(1 << 20)
+            image.write(b"\xa5" * 65536)
+        saved = os.path.join(self.agent.root, "saved.raw")
+        with open(raw, "rb") as source, open(saved, "wb") as copy:
+            copy.write(source.read())
+
+        status, task = self.agent.request("POST", "/v1/vms/conv/disks/0/convert",
+                                          {"format": "qcow2"})
+        self.assertEqual((status, task["kind"]), (202, "vm.disk-convert"))
+        task = self.wait_for_task(task)
+        self.assertEqual(task["state"], "succeeded", task["message"])
+        qcow2 = os.path.join(folder, "disk0.qcow2")
+        with open(os.path.join(folder, "vm.json")) as file:
+            self.assertEqual(json.load(file)["disks"], [{"path": "disk0.qcow2"}])
+        self.assertFalse(os.path.exists(raw))
+        self.assertEqual([f for f in os.listdir(folder) if "converting" in f], [])
+        info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", qcow2],
+                                         capture_output=True, text=True, check=True).stdout)
+        self.assertEqual(info["format"], "qcow2")
+        compare = subprocess.run(["qemu-img", "compare", saved, qcow2], capture_output=True,
+                                 text=True)
+        self.assertEqual(compare.returncode, 0, compare.stdout + compare.stderr)
+
+        for body, index, status, message in [
+            ({"format": "qcow2"}, 0, 409, "is qcow2 already"),
+            ({"format": "vmdk"}, 0, 400, "format"),
+            ({"format": "raw", "fast": True}, 0, 400, "fast: unknown field"),
+            ({"format": "raw"}, 7, 404, "has no disks[7]"),
+        ]:
+            with self.subTest(body=body, index=index):
+                got, answer = self.agent.request("POST", f"/v1/vms/conv/disks/{index}/convert",
+                                                 body)
+                self.assertEqual(got, status, answer)
+                self.assertIn(message, answer["error"])
+        # And back, through the CLI, which waits for the task.
+        result = self.agent.cli("vm", "disk", "convert", "conv", "0", "--format", "raw")
+        self.assertIn("succeeded", result.stdout)
+        compare = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "raw", saved, raw],
+                                 capture_output=True, text=True)
+        self.assertEqual(compare.returncode, 0, compare.stdout + compare.stderr)
+        kinds = [event["kind"] for event in self.agent.request("GET", "/v1/events")[1]["events"]]
+        self.assertEqual(kinds.count("vm.disk-converted"), 2)
+        # What a conversion killed halfway leaves is gone at the next start.
+        left = os.path.join(folder, ".disk0.qcow2.vireo-converting")
+        open(left, "w").close()
+        self.agent.stop(signal.SIGKILL)
+        self.agent.start()
+        self.assertFalse(os.path.exists(left))
+
     def test_datastores_through_the_api_and_the_cli(self):
         local = os.path.join(self.agent.root, "local")
         for vm in ("web", "db"):

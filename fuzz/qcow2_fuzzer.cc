@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -51,6 +52,8 @@ void make_template() {
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     char pattern[] = "/tmp/vireo-qcow2-fuzz-XXXXXX";
     g_dir = mkdtemp(pattern);
+    // libFuzzer ends with exit() when its time is up: the folder goes then.
+    std::atexit([] { std::filesystem::remove_all(g_dir); });
     make_template();
     return 0;
 }

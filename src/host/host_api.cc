@@ -20,16 +20,20 @@ namespace {
 
 using nlohmann::json;
 
-// The one string field of a request's body; 400 naming it otherwise.
-std::string string_field(const ApiRequest& request, const std::string& key,
-                         const std::string& what) {
+// The string fields of a request's body, in the order asked, and nothing
+// else; 400 naming the field otherwise. Each is {key, what it is}.
+std::vector<std::string> string_fields(
+    const ApiRequest& request, std::initializer_list<std::pair<const char*, const char*>> fields) {
     json body = body_object(request);
     try {
         const std::string where = "body";
         ObjectReader reader(body, "", where);
-        std::string value = reader.required_string(key, what);
+        std::vector<std::string> values;
+        for (const auto& [key, what] : fields) {
+            values.push_back(reader.required_string(key, what));
+        }
         reader.refuse_unknown_fields();
-        return value;
+        return values;
     } catch (const Error& error) {
         refuse(400, "{}", error.what());
     }
@@ -174,7 +178,7 @@ ApiResponse HostApi::handle(const ApiRequest& request) {
     }
     if (path[1] == "vms" && path.size() == 4 && path[3] == "rename" && request.method == "POST") {
         require_off(path[2]);
-        std::string name = string_field(request, "name", "the VM's new name");
+        std::string name = string_fields(request, {{"name", "the VM's new name"}})[0];
         return {200, describe(inventory_.rename(path[2], name), false)};
     }
     if (path[1] == "vms" && path.size() >= 4 && path[3] == "disks") {
@@ -523,13 +527,10 @@ ApiResponse HostApi::disks(const ApiRequest& request) {
                               false)};
     }
     if (path.size() == 6 && path[5] == "convert" && request.method == "POST") {
-        json body = body_object(request);
+        std::string text = string_fields(request, {{"format", "qcow2 or raw"}})[0];
         ImageFormat format = ImageFormat::qcow2;
         try {
-            const std::string where = "body";
-            ObjectReader reader(body, "", where);
-            format = parse_image_format(reader.required_string("format", "qcow2 or raw"), "format");
-            reader.refuse_unknown_fields();
+            format = parse_image_format(text, "format");
         } catch (const Error& problem) {
             refuse(400, "{}", problem.what());
         }
@@ -586,13 +587,8 @@ ApiResponse HostApi::snapshots(const ApiRequest& request) {
         return {200, {{"snapshots", list}}};
     }
     if (path.size() == 4 && request.method == "POST") {
-        json body = body_object(request);
-        std::string name;
+        std::string name = string_fields(request, {{"name", "the snapshot's name"}})[0];
         try {
-            const std::string where = "body";
-            ObjectReader reader(body, "", where);
-            name = reader.required_string("name", "the snapshot's name");
-            reader.refuse_unknown_fields();
             check_snapshot_name(name);
         } catch (const Error& error) {
             refuse(400, "{}", error.what());
@@ -704,18 +700,10 @@ ApiResponse HostApi::datastores(const ApiRequest& request) {
         refuse(405, "{} is not allowed on /v1/datastores (GET lists, POST adds one)",
                request.method);
     }
-    json body = body_object(request);
-    std::string name, path;
-    try {
-        const std::string source = "body";
-        ObjectReader reader(body, "", source);
-        name = reader.required_string("name", "the datastore's name");
-        path = reader.required_string("path", "an existing directory on the host");
-        reader.refuse_unknown_fields();
-    } catch (const Error& error) {
-        refuse(400, "{}", error.what());
-    }
-    Datastore added = registry.add(name, path);
+    std::vector<std::string> fields = string_fields(
+        request, {{"name", "the datastore's name"}, {"path", "an existing directory on the host"}});
+    const std::string& name = fields[0];
+    Datastore added = registry.add(name, fields[1]);
     database_.add_event("", "datastore.added",
                         fmt::format("datastore '{}' added: {}", name, added.path.string()));
     return {201, datastore_json(added)};
@@ -744,17 +732,10 @@ ApiResponse HostApi::tokens(const ApiRequest& request) {
     if (request.method != "POST") {
         refuse(405, "{} is not allowed on /v1/tokens (GET lists, POST makes one)", request.method);
     }
-    json body = body_object(request);
-    std::string name, role_text;
-    try {
-        const std::string source = "body";
-        ObjectReader reader(body, "", source);
-        name = reader.required_string("name", "the token's name");
-        role_text = reader.required_string("role", "admin or read-only");
-        reader.refuse_unknown_fields();
-    } catch (const Error& error) {
-        refuse(400, "{}", error.what());
-    }
+    std::vector<std::string> fields =
+        string_fields(request, {{"name", "the token's name"}, {"role", "admin or read-only"}});
+    const std::string& name = fields[0];
+    const std::string& role_text = fields[1];
     if (auto problem = VmInventory::name_problem(name)) {
         refuse(400,
                "name: '{}' is not a token name: 1 to 64 of A-Z a-z 0-9 - _ ., starting "

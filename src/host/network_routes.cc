@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "base/json_object_reader.h"
 #include "host/api_error.h"
 #include "host/api_request.h"
 #include "host/network_report.h"
@@ -71,21 +72,26 @@ ApiResponse NetworkRoutes::handle(const ApiRequest& request) {
 
 ApiResponse NetworkRoutes::replace(const ApiRequest& request) {
     json body = body_object(request);
-    for (const auto& [key, value] : body.items()) {
-        if (key != "revision" && key != "configuration") {
-            refuse(400, "{}: unknown field (revision and configuration are)", key);
+    std::string revision;
+    json configuration;
+    try {
+        const std::string where = "body";
+        ObjectReader reader(body, "", where);
+        revision = reader.required_string(
+            "revision", "the revision of the configuration read (GET /v1/network)");
+        const json* found = reader.find("configuration");
+        if (found == nullptr || !found->is_object()) {
+            reader.error("configuration", "missing, or not an object (docs/networking.md)");
         }
-    }
-    if (!body.contains("revision") || !body["revision"].is_string()) {
-        refuse(400, "revision: missing: the revision of the configuration read (GET /v1/network)");
-    }
-    if (!body.contains("configuration") || !body["configuration"].is_object()) {
-        refuse(400, "configuration: missing, or not an object (docs/networking.md)");
+        configuration = *found;
+        reader.refuse_unknown_fields();
+    } catch (const Error& error) {
+        refuse(400, "{}", error.what());
     }
     NetworkConfig changed;
     try {
-        NetworkConfig wanted = NetworkConfig::from_json(body["configuration"], "configuration");
-        changed = registry_.replace(wanted, body["revision"].get<std::string>());
+        NetworkConfig wanted = NetworkConfig::from_json(configuration, "configuration");
+        changed = registry_.replace(wanted, revision);
     } catch (const ApiError&) {
         throw;
     } catch (const Error& error) {

@@ -2,7 +2,8 @@
 # q35 run), through scripts/with-kvm like every test labelled kvm. Labels
 # "kvm;qemu"; skipped (exit 77) without a usable /dev/kvm or without
 # qemu-system-x86_64. include() this file from a CMakeLists.txt
-# processed after guest/.
+# processed after guest/. The label qemu says that no Vireo code runs in the
+# test: the sanitized run (scripts/test.sh --sanitize) leaves such tests out.
 find_program(VIREO_QEMU qemu-system-x86_64)
 set(VIREO_GUEST_RUN ${PROJECT_SOURCE_DIR}/guest/run-in-qemu.sh)
 set(VIREO_GUEST_CHECK ${PROJECT_SOURCE_DIR}/guest/check-guest-run.sh)

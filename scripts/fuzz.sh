@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds every libFuzzer target with clang (ASan + UBSan) into build-fuzz/ and
-# runs each for VIREO_FUZZ_SECONDS (default 20) seconds.
+# runs each for VIREO_FUZZ_SECONDS (default 20) seconds, two at a time.
 #   scripts/fuzz.sh                  all targets
 #   scripts/fuzz.sh virtqueue        one target (fuzz/virtqueue_fuzzer.cc), e.g. for longer runs
 set -euo pipefail
@@ -13,4 +13,4 @@ cd build-fuzz
 if [[ $# -gt 0 ]]; then
   exec ctest --output-on-failure -R "fuzz.$1_fuzzer"
 fi
-ctest --output-on-failure -L fuzz
+ctest --output-on-failure -j2 -L fuzz

@@ -12,8 +12,8 @@ interleaved (Vireo, q35, microvm, Vireo, ...) so that all see the same load:
   boot    process start -> the line that ends /init ("vireo.poweroff on the
           command line"), and -> process exit after the ACPI power-off
   memory  the VMM's resident memory beyond the guest RAM it touched, with the
-          guest idle at its shell prompt (/proc/<pid>/smaps, guest RAM a named
-          memfd in every VMM)
+          guest idle at its shell prompt (/proc/<pid>/smaps, guest RAM
+          anonymous memory in every VMM)
 
 On a machine without /dev/kvm, run it inside the emulated KVM:
 scripts/emulated-kvm --share docs python3 bench/linux_boot_bench.py ...
@@ -37,7 +37,7 @@ from pathlib import Path
 import bench_common
 from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, host_facts, load_average,
                           print_tables, ratio, run_checked, run_guarded, shown_build, verdict)
-from vmm_bench import VIREO_RAM_MAPPING, QEMU_RAM_MAPPING, MemoryUse, parse_smaps
+from vmm_bench import MemoryUse, parse_smaps
 
 BEGIN_MARKER = "<!-- linux-boot-bench:begin -->"
 END_MARKER = "<!-- linux-boot-bench:end -->"
@@ -100,11 +100,10 @@ class Commands:
 
     def qemu_vm(self, machine: str, cmdline: str) -> list[str]:
         # The same devices as Vireo's VM: a serial console and a virtio-rng on
-        # PCI; guest RAM in a memfd so that smaps names it; no NIC, no display.
+        # PCI; guest RAM anonymous memory, as Vireo's; no NIC, no display.
         machine_arg = {"QEMU q35": "q35", "QEMU microvm": "microvm,pcie=on,rtc=on"}[machine]
         return [self.qemu, "-nodefaults", "-no-user-config", "-accel", "kvm", "-cpu", "host",
-                "-smp", str(VCPUS), "-M", f"{machine_arg},memory-backend=ram",
-                "-object", f"memory-backend-memfd,id=ram,size={MEMORY_MIB}M", "-m", f"{MEMORY_MIB}M",
+                "-smp", str(VCPUS), "-M", machine_arg, "-m", f"{MEMORY_MIB}M",
                 "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
                 "-device", "virtio-rng-pci,disable-legacy=on",
                 "-kernel", str(self.guest.kernel), "-initrd", str(self.guest.initrd),
@@ -152,13 +151,11 @@ def bench_memory(runner: Runner, cmds: Commands, runs: int, settle_s: float) -> 
     for i in range(runs):
         for vmm in VMMS:
             argv = cmds.argv(vmm, cmds.guest.cmdline)
-            mapping = VIREO_RAM_MAPPING if vmm == "Vireo" else QEMU_RAM_MAPPING
-
             measured: list[MemoryUse] = []
 
-            def measure(pid: int, mapping=mapping, measured=measured) -> None:
+            def measure(pid: int, measured=measured) -> None:
                 time.sleep(settle_s)
-                measured[:] = [parse_smaps(Path(f"/proc/{pid}/smaps").read_text(), mapping)]
+                measured[:] = [parse_smaps(Path(f"/proc/{pid}/smaps").read_text(), MEMORY_MIB * 1024)]
 
             def powered_off(result, vmm=vmm, argv=argv) -> None:
                 if result.status != 0:

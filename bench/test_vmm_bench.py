@@ -16,7 +16,7 @@ SMAPS = """\
 Size:               1024 kB
 Rss:                 800 kB
 Pss:                 800 kB
-7f0000000000-7f0010000000 rw-s 00000000 00:01 575                        /memfd:vireo-guest-ram (deleted)
+7f0000000000-7f0010000000 rw-p 00000000 00:00 0 
 Size:             262144 kB
 Rss:                7272 kB
 Pss:                7272 kB
@@ -34,7 +34,7 @@ Rss:                  40 kB
 
 class ParseSmapsTest(unittest.TestCase):
     def test_splits_guest_ram_file_and_anonymous(self):
-        use = vmm_bench.parse_smaps(SMAPS, vmm_bench.VIREO_RAM_MAPPING)
+        use = vmm_bench.parse_smaps(SMAPS, 262144)
         self.assertEqual(use.total_kib, 800 + 7272 + 12 + 1200 + 40)
         self.assertEqual(use.guest_ram_kib, 7272)
         self.assertEqual(use.guest_ram_size_kib, 262144)
@@ -45,7 +45,13 @@ class ParseSmapsTest(unittest.TestCase):
 
     def test_refuses_smaps_without_the_guest_ram(self):
         with self.assertRaises(vmm_bench.BenchError):
-            vmm_bench.parse_smaps(SMAPS, vmm_bench.QEMU_RAM_MAPPING)
+            vmm_bench.parse_smaps(SMAPS, 131072)
+
+    def test_a_file_of_the_guest_ram_size_is_not_guest_ram(self):
+        file_of_that_size = SMAPS.replace("rw-p 00000000 00:00 0 \nSize:             262144",
+                                          "r--p 00000000 08:01 7 /var/big.img\nSize:             262144")
+        with self.assertRaises(vmm_bench.BenchError):
+            vmm_bench.parse_smaps(file_of_that_size, 262144)
 
 
 class UpdateDocumentTest(unittest.TestCase):

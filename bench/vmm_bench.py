@@ -9,7 +9,7 @@ that both see the same host load:
   boot    process start -> first serial byte, and -> process exit, for the
           smoke guest: vireo-vmm, `vireo run`, QEMU -M microvm, QEMU -M q35.
   memory  resident memory of a live VM (uart_echo waiting for input): total
-          Rss, Rss of the guest-RAM memfd, and the difference (the VMM's own
+          Rss, Rss of the guest-RAM mapping, and the difference (the VMM's own
           cost), for 256 MiB and 4 GiB of guest RAM.
   exits   the exit_bench guest's PIO / MMIO / virtio-notify round trips, from
           ring 0 and ring 3, vireo-vmm against QEMU microvm.
@@ -55,8 +55,6 @@ EXIT_METRICS = ("pio_ring0", "pio_ring3", "mmio_ring0", "mmio_ring3", "notify_ri
 # figure that shows how far the host load alone moves the numbers.
 CONTROL_METRIC = "ring0_call"
 
-VIREO_RAM_MAPPING = "memfd:vireo-guest-ram"
-QEMU_RAM_MAPPING = "memfd:memory-backend-memfd"  # QEMU names the memfd after the backend type
 
 # QEMU flags common to every run: guest/run-in-qemu.sh's, plus -nodefaults and
 # -no-user-config so that QEMU builds no device the guest does not use.
@@ -91,16 +89,21 @@ class MemoryUse:
         return self.pss_kib - self.guest_ram_pss_kib
 
 
-def parse_smaps(text: str, ram_mapping: str) -> MemoryUse:
-    """Sums Rss over /proc/<pid>/smaps, splitting off the guest-RAM mappings
-    (whose name contains ram_mapping) and the file-backed ones."""
+def parse_smaps(text: str, ram_size_kib: int) -> MemoryUse:
+    """Sums Rss over /proc/<pid>/smaps, splitting off guest RAM and the
+    file-backed mappings. Guest RAM is the one anonymous mapping (or memfd)
+    of exactly the guest's RAM size: both VMMs map it in one piece, and
+    neither names it on a kernel without CONFIG_ANON_VMA_NAME (Debian 12's)."""
     header = re.compile(r"^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$")
     use = MemoryUse(0, 0, 0, 0, 0)
     name = None
+    is_ram = False
+    ram_mappings = 0
     for line in text.splitlines():
         match = header.match(line)
         if match:
             name = match.group(1)
+            is_ram = False
             continue
         if name is None:
             continue
@@ -108,10 +111,11 @@ def parse_smaps(text: str, ram_mapping: str) -> MemoryUse:
         if key not in ("Rss", "Size", "Pss"):
             continue
         kib = int(value.split()[0])
-        is_ram = ram_mapping in name
         if key == "Size":
+            is_ram = kib == ram_size_kib and (name == "" or name.startswith("/memfd:"))
             if is_ram:
                 use.guest_ram_size_kib += kib
+                ram_mappings += 1
             continue
         if key == "Pss":
             use.pss_kib += kib
@@ -126,8 +130,9 @@ def parse_smaps(text: str, ram_mapping: str) -> MemoryUse:
             use.by_file[name] = use.by_file.get(name, 0) + kib
         else:
             use.anon_kib += kib
-    if use.guest_ram_size_kib == 0:
-        raise BenchError(f"no mapping named {ram_mapping!r} in smaps")
+    if ram_mappings != 1:
+        raise BenchError(f"{ram_mappings} anonymous mappings of {ram_size_kib} KiB (the guest's RAM) "
+                         "in smaps, not one")
     return use
 
 
@@ -172,13 +177,9 @@ class Commands:
                 "--memory", f"{memory_mib}M", "--cmdline", cmdline]
 
     def qemu_vm(self, machine: str, guest: str, memory_mib: int, cmdline: str,
-                extra: list[str] | None = None, memfd: bool = False) -> list[str]:
-        machine_arg = QEMU_MACHINES[machine]
-        memory = ["-m", f"{memory_mib}M"]
-        if memfd:
-            machine_arg += ",memory-backend=ram"
-            memory += ["-object", f"memory-backend-memfd,id=ram,size={memory_mib}M"]
-        argv = [self.qemu, *QEMU_COMMON, "-M", machine_arg, *memory, "-kernel", str(self.guest(guest))]
+                extra: list[str] | None = None) -> list[str]:
+        argv = [self.qemu, *QEMU_COMMON, "-M", QEMU_MACHINES[machine], "-m", f"{memory_mib}M",
+                "-kernel", str(self.guest(guest))]
         if cmdline:
             argv += ["-append", cmdline]
         return argv + (extra or [])
@@ -237,7 +238,6 @@ class MemoryVariant:
     label: str
     memory_mib: int
     argv: list[str]
-    ram_mapping: str
     samples: list[MemoryUse] = dataclasses.field(default_factory=list)
 
     def sample(self, field: str) -> Sample:
@@ -248,20 +248,15 @@ def bench_memory(runner: Runner, cmds: Commands, runs: int, settle_s: float) -> 
     variants = []
     for memory_mib in MEMORY_SIZES_MIB:
         variants.append(MemoryVariant("vireo-vmm", memory_mib,
-                                      cmds.vireo_vmm("uart_echo", memory_mib, "", True), VIREO_RAM_MAPPING))
+                                      cmds.vireo_vmm("uart_echo", memory_mib, "", True)))
         variants.append(MemoryVariant("QEMU microvm", memory_mib,
-                                      cmds.qemu_vm("microvm", "uart_echo", memory_mib, "", memfd=True),
-                                      QEMU_RAM_MAPPING))
+                                      cmds.qemu_vm("microvm", "uart_echo", memory_mib, "")))
     for i in range(runs):
         for variant in variants:
             def measure(pid: int, variant=variant) -> None:
                 time.sleep(settle_s)  # let the VMM's threads reach their idle state
                 smaps = Path(f"/proc/{pid}/smaps").read_text()
-                use = parse_smaps(smaps, variant.ram_mapping)
-                if use.guest_ram_size_kib != variant.memory_mib * 1024:
-                    raise BenchError(f"{variant.label}: the {variant.ram_mapping} mappings are "
-                                     f"{use.guest_ram_size_kib} KiB, not the {variant.memory_mib} MiB asked for")
-                variant.samples.append(use)
+                variant.samples.append(parse_smaps(smaps, variant.memory_mib * 1024))
             result = runner.run(variant.argv, wait_for=b"READY\r\n", on_ready=measure,
                                 then_send=b"hello\nquit\n")
             check_guest_passed(result, variant.argv)
@@ -369,8 +364,7 @@ def memory_section(variants: list[MemoryVariant], build: Path, settle_s: float) 
         "",
         f"uart_echo guest ({VCPUS} vCPU) after it printed `READY` and is waiting for input "
         f"(stdin a pipe kept open), +{settle_s * 1000:.0f} ms; `/proc/<pid>/smaps` summed. Guest RAM is "
-        f"a named memfd in both (`{VIREO_RAM_MAPPING}`; QEMU `-object memory-backend-memfd` → "
-        f"`{QEMU_RAM_MAPPING}`). Overhead = total Rss − Rss of the guest-RAM mapping; split into "
+        "anonymous memory in both (QEMU's default RAM), the one mapping of the guest's RAM size. Overhead = total Rss − Rss of the guest-RAM mapping; split into "
         "file-backed (executable and shared libraries, shared with other processes) and anonymous "
         "(heap, stacks). The goal is on the Rss overhead; the Pss overhead (shared pages divided among "
         "the processes mapping them) is given for context. Neither includes KVM's kernel allocations "

@@ -1,9 +1,8 @@
 #include "memory/guest_memory.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <utility>
@@ -16,22 +15,21 @@ namespace {
 
 constexpr uint64_t kPageSize = 4096;
 constexpr uint64_t kHugePageSize = 2 * 1024 * 1024;
-constexpr const char* kShmemHugePages = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+constexpr const char* kHugePages = "/sys/kernel/mm/transparent_hugepage/enabled";
 
-// Empty if shmem (and so a memfd) may get transparent huge pages on madvise;
-// otherwise the reason. The setting reads like "always within_size [advise] never".
+// Empty if anonymous memory may get transparent huge pages on madvise;
+// otherwise the reason. The setting reads like "always [madvise] never".
 std::string huge_page_support() {
-    std::ifstream file(kShmemHugePages);
+    std::ifstream file(kHugePages);
     std::string settings((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
     auto open = settings.find('[');
     auto close = settings.find(']', open);
     if (open == std::string::npos || close == std::string::npos) {
-        return fmt::format("{} is not readable: no transparent huge pages for shmem",
-                           kShmemHugePages);
+        return fmt::format("{} is not readable: no transparent huge pages", kHugePages);
     }
     std::string mode = settings.substr(open + 1, close - open - 1);
-    if (mode == "never" || mode == "deny") {
-        return fmt::format("{} is '{}' (set it to 'advise' for huge pages)", kShmemHugePages, mode);
+    if (mode == "never") {
+        return fmt::format("{} is 'never' (set it to 'madvise' for huge pages)", kHugePages);
     }
     return "";
 }
@@ -55,16 +53,8 @@ GuestMemory GuestMemory::create(std::vector<Range> ranges) {
         fail("guest memory: no RAM requested");
     }
 
-    memory.memfd_ = UniqueFd(::memfd_create("vireo-guest-ram", MFD_CLOEXEC));
-    if (!memory.memfd_) {
-        fail_errno("guest memory: memfd_create");
-    }
-    if (::ftruncate(memory.memfd_.get(), static_cast<off_t>(total)) != 0) {
-        fail_errno("guest memory: cannot size the memfd to {} bytes", total);
-    }
-
-    // Reserve one huge page more than needed, then place the memfd at the first
-    // 2 MiB boundary inside it, so guest huge pages line up with host ones.
+    // Reserve one huge page more than needed, then map RAM at the first 2 MiB
+    // boundary inside it, so guest huge pages line up with host ones.
     memory.reservation_size_ = total + kHugePageSize;
     void* reservation = ::mmap(nullptr, memory.reservation_size_, PROT_NONE,
                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -75,10 +65,11 @@ GuestMemory GuestMemory::create(std::vector<Range> ranges) {
     auto aligned =
         (reinterpret_cast<uintptr_t>(reservation) + kHugePageSize - 1) & ~(kHugePageSize - 1);
     void* mapped = ::mmap(reinterpret_cast<void*>(aligned), total, PROT_READ | PROT_WRITE,
-                          MAP_SHARED | MAP_FIXED | MAP_NORESERVE, memory.memfd_.get(), 0);
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
     if (mapped == MAP_FAILED) {
         fail_errno("guest memory: cannot map {} bytes", total);
     }
+    memory.mapping_ = static_cast<uint8_t*>(mapped);
     memory.mapping_size_ = total;
     memory.huge_pages_why_not_ = huge_page_support();
     if (memory.huge_pages_why_not_.empty() && ::madvise(mapped, total, MADV_HUGEPAGE) != 0) {
@@ -91,8 +82,8 @@ GuestMemory GuestMemory::create(std::vector<Range> ranges) {
 
     uint64_t offset = 0;
     for (const Range& range : ranges) {
-        memory.regions_.push_back(Region{range.guest_address, range.size,
-                                         static_cast<uint8_t*>(mapped) + offset, offset});
+        memory.regions_.push_back(
+            Region{range.guest_address, range.size, static_cast<uint8_t*>(mapped) + offset});
         offset += range.size;
     }
     return memory;
@@ -107,9 +98,9 @@ GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
         if (reservation_ != nullptr) {
             ::munmap(reservation_, reservation_size_);
         }
-        memfd_ = std::move(other.memfd_);
         reservation_ = std::exchange(other.reservation_, nullptr);
         reservation_size_ = std::exchange(other.reservation_size_, 0);
+        mapping_ = std::exchange(other.mapping_, nullptr);
         mapping_size_ = std::exchange(other.mapping_size_, 0);
         huge_pages_why_not_ = std::move(other.huge_pages_why_not_);
         regions_ = std::move(other.regions_);
@@ -182,20 +173,21 @@ bool GuestMemory::zero(uint64_t address, uint64_t length) const {
     }
     std::memset(region->host + offset, 0, first_page - offset);
     std::memset(region->host + end_page, 0, offset + length - end_page);
-    if (::fallocate(memfd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                    static_cast<off_t>(region->file_offset + first_page),
-                    static_cast<off_t>(end_page - first_page)) != 0) {
+    // Private anonymous pages given back read as zeroes from then on.
+    if (::madvise(region->host + first_page, end_page - first_page, MADV_DONTNEED) != 0) {
         std::memset(region->host + first_page, 0, end_page - first_page);
     }
     return true;
 }
 
 uint64_t GuestMemory::resident_bytes() const {
-    struct stat status {};
-    if (::fstat(memfd_.get(), &status) != 0) {
+    std::vector<unsigned char> pages((mapping_size_ + kPageSize - 1) / kPageSize);
+    if (mapping_ == nullptr || ::mincore(mapping_, mapping_size_, pages.data()) != 0) {
         return 0;
     }
-    return static_cast<uint64_t>(status.st_blocks) * 512;
+    auto resident = std::count_if(pages.begin(), pages.end(),
+                                  [](unsigned char page) { return (page & 1) != 0; });
+    return static_cast<uint64_t>(resident) * kPageSize;
 }
 
 }  // namespace vireo

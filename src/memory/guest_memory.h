@@ -8,14 +8,14 @@
 #include <type_traits>
 #include <vector>
 
-#include "base/unique_fd.h"
-
 namespace vireo {
 
-// Guest RAM: one memfd (so the vSwitch and live migration can map or send it),
-// mapped once into the VMM, lazily allocated, 2 MiB aligned and advised for
-// transparent huge pages. Guest-physical ranges ("regions") are slices of it,
-// which leaves room for holes such as x86's PCI window below 4 GiB.
+// Guest RAM: one private anonymous mapping in the VMM, as QEMU's default RAM
+// is: lazily allocated, 2 MiB aligned and advised for transparent huge pages
+// (which a default host gives anonymous memory, not shmem), and of the kind
+// the kernel's page sharing (KSM) can merge. Guest-physical ranges ("regions")
+// are slices of it, which leaves room for holes such as x86's PCI window
+// below 4 GiB.
 //
 // Every access from device code goes through the checked accessors below, which
 // refuse a range that is not wholly inside one region: a guest address never
@@ -29,8 +29,7 @@ public:
     struct Region {
         uint64_t guest_address;
         uint64_t size;
-        uint8_t* host;         // start of this region in the VMM's mapping
-        uint64_t file_offset;  // offset of the region in the memfd
+        uint8_t* host;  // start of this region in the VMM's mapping
     };
 
     // Ranges must be sorted, disjoint and 4 KiB aligned. Throws vireo::Error.
@@ -44,9 +43,8 @@ public:
 
     std::span<const Region> regions() const { return regions_; }
     uint64_t total_size() const { return mapping_size_; }
-    int fd() const { return memfd_.get(); }
     // Whether the host backs guest RAM with transparent huge pages, and if not,
-    // why (memfd RAM is shmem: it needs shmem_enabled to allow huge pages).
+    // why (transparent_hugepage/enabled is 'never').
     bool huge_pages() const { return huge_pages_why_not_.empty(); }
     const std::string& huge_pages_why_not() const { return huge_pages_why_not_; }
 
@@ -57,8 +55,8 @@ public:
     bool read(uint64_t address, void* out, uint64_t length) const;
     bool write(uint64_t address, const void* in, uint64_t length) const;
     // Makes the range read as zeroes. Whole pages are given back to the host
-    // (a hole punched in the memfd) instead of written, so zeroing a large
-    // bss neither costs time nor makes the pages resident.
+    // (MADV_DONTNEED) instead of written, so zeroing a large bss neither costs
+    // time nor makes the pages resident.
     bool zero(uint64_t address, uint64_t length) const;
 
     template <typename T>
@@ -76,16 +74,16 @@ public:
         return write(address, &value, sizeof(T));
     }
 
-    // Bytes of guest RAM the host has actually allocated (resident in the memfd).
+    // Bytes of guest RAM the host has actually allocated (resident pages).
     uint64_t resident_bytes() const;
 
 private:
     GuestMemory() = default;
     const Region* find(uint64_t address, uint64_t length) const;
 
-    UniqueFd memfd_;
     uint8_t* reservation_ = nullptr;  // the aligned reservation, unmapped as a whole
     uint64_t reservation_size_ = 0;
+    uint8_t* mapping_ = nullptr;  // guest RAM, inside the reservation
     uint64_t mapping_size_ = 0;
     std::string huge_pages_why_not_;
     std::vector<Region> regions_;

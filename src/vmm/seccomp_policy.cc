@@ -63,7 +63,7 @@ constexpr std::string_view kTraced[] = {
     "listen",
     "lseek",
     "madvise",
-    "memfd_create",
+    "mincore",
     "mmap",
     "mprotect",
     "munmap",

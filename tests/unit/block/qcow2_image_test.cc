@@ -327,6 +327,37 @@ TEST(Qcow2Image, LongWritesOnSmallClustersAllocateInSeveralRuns) {
     EXPECT_TRUE(as_qcow2(*image).check().clean());
 }
 
+TEST(Qcow2Image, AllocatingWritesGrowTheFileAStepAheadOfItsClusters) {
+    // Each new cluster used to extend the file by itself (a blocking
+    // fallocate per allocating write); the file now grows by a quarter of its
+    // length (up to 1 MiB) at a time, and stays as thin as that.
+    ScratchDir dir;
+    auto path = dir / "grow.qcow2";
+    create_image(path, testing::qcow2_options(64 * kMiB));
+    constexpr uint64_t kWrites = 48;
+    std::vector<std::vector<uint8_t>> written;
+    int growths = 0;
+    {
+        auto image = open_image(path);
+        uint64_t size = std::filesystem::file_size(path);
+        for (uint64_t k = 0; k < kWrites; ++k) {
+            written.push_back(pattern(k, 0, 4096));
+            image->write(k * kMiB + 512, written.back());  // a cluster of its own each
+            uint64_t now = std::filesystem::file_size(path);
+            growths += now != size;
+            size = now;
+        }
+        EXPECT_LE(growths, static_cast<int>(kWrites / 4));
+        // The 48 clusters, an L2 table and the image's first four, and a step.
+        EXPECT_LE(size, (kWrites + 5) * 65536 * 5 / 4 + 65536);
+    }
+    auto image = open_image(path, testing::read_only());
+    EXPECT_TRUE(as_qcow2(*image).check().clean());
+    for (uint64_t k = 0; k < kWrites; ++k) {
+        EXPECT_EQ(read_all(*image, k * kMiB + 512, 4096), written[k]) << "write " << k;
+    }
+}
+
 TEST(Qcow2Image, ScatteredRequestsInFlightTogetherOnOneContext) {
     // As a guest's disk sends them: reads and writes, each over many small
     // buffers, all in flight at once; an allocating write of 9 MiB from an

@@ -929,17 +929,22 @@ void Qcow2Image::allocate_run(IoContext& context, IoContext::Request& pending, A
     // 1 MiB, so that a stream of new clusters pays one fallocate (which
     // blocks the I/O thread) per step rather than one per run, and a small
     // linked clone stays small; clusters past the last one in use are free
-    // (refcount 0), whatever the file's length.
+    // (refcount 0), whatever the file's length. Only what lies past the
+    // length read under file_growth_ is zeroed besides the run itself: a run
+    // of another thread there has not been written yet.
     bool zero_ends = !copy_head && !copy_tail && (head > 0 || tail_start < run_bytes);
     try {
         uint64_t run_end = planned.host + run_bytes;
+        std::unique_lock growth(file_growth_);
         uint64_t file_end = file_.size();
         if (run_end > file_end) {
             uint64_t ahead = file_end + std::min(file_end / 4, kMaxFileGrowthStep);
             uint64_t grown_end =
                 std::max(run_end, div_round_up(ahead, cluster_size_) * cluster_size_);
-            file_.zero_range(planned.host, grown_end - planned.host);
+            uint64_t from = zero_ends ? planned.host : std::max(planned.host, file_end);
+            file_.zero_range(from, grown_end - from);
         } else if (zero_ends) {
+            growth.unlock();
             file_.zero_range(planned.host, run_bytes);
         }
     } catch (const Error& error) {

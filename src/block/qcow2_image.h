@@ -254,6 +254,9 @@ private:
     // requests may be using).
     RequestGate io_;
     mutable std::mutex meta_;
+    // Held while an allocating write reads the file's length and extends
+    // it: past the length it read, no other thread has written yet.
+    std::mutex file_growth_;
     std::vector<uint64_t> l1_;                // host order
     std::set<uint64_t> dirty_l1_;             // indices to write back
     std::unordered_set<uint64_t> active_l2_;  // clusters of the active L2 tables

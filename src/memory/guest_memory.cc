@@ -69,7 +69,6 @@ GuestMemory GuestMemory::create(std::vector<Range> ranges) {
     if (mapped == MAP_FAILED) {
         fail_errno("guest memory: cannot map {} bytes", total);
     }
-    memory.mapping_ = static_cast<uint8_t*>(mapped);
     memory.mapping_size_ = total;
     memory.huge_pages_why_not_ = huge_page_support();
     if (memory.huge_pages_why_not_.empty() && ::madvise(mapped, total, MADV_HUGEPAGE) != 0) {
@@ -100,7 +99,6 @@ GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
         }
         reservation_ = std::exchange(other.reservation_, nullptr);
         reservation_size_ = std::exchange(other.reservation_size_, 0);
-        mapping_ = std::exchange(other.mapping_, nullptr);
         mapping_size_ = std::exchange(other.mapping_size_, 0);
         huge_pages_why_not_ = std::move(other.huge_pages_why_not_);
         regions_ = std::move(other.regions_);
@@ -181,8 +179,12 @@ bool GuestMemory::zero(uint64_t address, uint64_t length) const {
 }
 
 uint64_t GuestMemory::resident_bytes() const {
+    if (regions_.empty()) {
+        return 0;
+    }
+    // The regions are slices of one mapping, the first at its start.
     std::vector<unsigned char> pages((mapping_size_ + kPageSize - 1) / kPageSize);
-    if (mapping_ == nullptr || ::mincore(mapping_, mapping_size_, pages.data()) != 0) {
+    if (::mincore(regions_.front().host, mapping_size_, pages.data()) != 0) {
         return 0;
     }
     auto resident = std::count_if(pages.begin(), pages.end(),

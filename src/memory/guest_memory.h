@@ -83,7 +83,6 @@ private:
 
     uint8_t* reservation_ = nullptr;  // the aligned reservation, unmapped as a whole
     uint64_t reservation_size_ = 0;
-    uint8_t* mapping_ = nullptr;  // guest RAM, inside the reservation
     uint64_t mapping_size_ = 0;
     std::string huge_pages_why_not_;
     std::vector<Region> regions_;

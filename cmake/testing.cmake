@@ -9,15 +9,17 @@ function(vireo_unit_test name)
   gtest_discover_tests(${name} PROPERTIES LABELS unit DISCOVERY_TIMEOUT 60)
 endfunction()
 
-# vireo_with_kvm(<out> [CPUS n] [MEMORY mib] [NEEDS bridge]): the command every
-# test labelled kvm starts with, and every test that needs the kernel's
-# bridges (NEEDS bridge). scripts/with-kvm runs the test on this host when it
+# vireo_with_kvm(<out> [CPUS n] [MEMORY mib] [NEEDS bridge|linux...]): the
+# command every test labelled kvm starts with, and every test that needs the
+# kernel's bridges (NEEDS bridge); NEEDS linux: the test boots an unmodified
+# Linux kernel, which a KVM without hardware virtualization (PVM) cannot run.
+# scripts/with-kvm runs the test on this host when it
 # has what the test needs or, where it has not, in an emulated machine of its
 # own (docs/testing.md) with n vCPUs (default 1) and mib MiB (default 6144).
 # Give such a test PROCESSORS n, so that ctest -j never asks for more emulated
 # vCPUs than the host has cores.
 function(vireo_with_kvm out)
-  cmake_parse_arguments(ARG "" "CPUS;MEMORY;NEEDS" "" ${ARGN})
+  cmake_parse_arguments(ARG "" "CPUS;MEMORY" "NEEDS" ${ARGN})
   if(NOT ARG_CPUS)
     set(ARG_CPUS 1)
   endif()
@@ -25,9 +27,9 @@ function(vireo_with_kvm out)
     set(ARG_MEMORY 6144)
   endif()
   set(needs "")
-  if(ARG_NEEDS)
-    set(needs --needs ${ARG_NEEDS})
-  endif()
+  foreach(need IN LISTS ARG_NEEDS)
+    list(APPEND needs --needs ${need})
+  endforeach()
   set(${out} ${PROJECT_SOURCE_DIR}/scripts/with-kvm --vireo $<TARGET_FILE:vireo> ${needs}
              --cpus ${ARG_CPUS} --memory ${ARG_MEMORY} -- PARENT_SCOPE)
 endfunction()

@@ -25,17 +25,26 @@ fi
 export VIREO_REQUIRE_KVM=1
 ctest_args=(--output-on-failure --timeout 900 -j2 --no-tests=error)
 cd "$build_dir"
-if [[ -c /dev/kvm && -r /dev/kvm && -w /dev/kvm ]] && bin/vireo host check >/dev/null 2>&1; then
+kvm_report=none
+if [[ -c /dev/kvm && -r /dev/kvm && -w /dev/kvm ]]; then
+  kvm_report=$(bin/vireo host check --json 2>/dev/null) || kvm_report=none
+fi
+if [[ $kvm_report == *'"hardware_virtualization":true'* ]]; then
   echo "KVM: this host's /dev/kvm; every test runs here"
   exec ctest "${ctest_args[@]}" "${skip[@]}"
 fi
 
-echo "KVM: none usable on this host ($(bin/vireo host check 2>&1 | tail -1))"
-echo "KVM: each test labelled kvm runs in an emulated KVM of its own (scripts/with-kvm)"
+if [[ $kvm_report == none ]]; then
+  echo "KVM: none usable on this host ($(bin/vireo host check 2>&1 | tail -1))"
+  echo "KVM: each test labelled kvm runs in an emulated KVM of its own (scripts/with-kvm)"
+else
+  echo "KVM: this host's /dev/kvm has no hardware virtualization (a software-assisted KVM such as PVM)"
+  echo "KVM: the guest-kit tests run on it; each real-Linux test (label linux) in an emulated KVM of its own"
+fi
 status=0
 echo "== tests without KVM"
 ctest -LE "$not_kvm" "${ctest_args[@]}" || status=$?
-echo "== tests labelled kvm, each in an emulated KVM"
+echo "== tests labelled kvm, each where scripts/with-kvm puts it"
 # QEMU's emulation of SVM has rare faults of its own under load (real Linux
 # guests seen panicking in interrupt entry, or hanging silently at boot):
 # there, and only there, a failed test runs once more, in a fresh emulated

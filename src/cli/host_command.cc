@@ -19,7 +19,9 @@ int check(bool json) {
     try {
         kvm::System system = kvm::System::open();
         kvm::Vm vm(system);
-        report = {{"kvm_usable", true}, {"max_vcpus", system.max_vcpus()}};
+        report = {{"kvm_usable", true},
+                  {"max_vcpus", system.max_vcpus()},
+                  {"hardware_virtualization", kvm::System::host_has_hardware_virtualization()}};
     } catch (const Error& error) {
         report = {{"kvm_usable", false}, {"reason", error.what()}};
     }
@@ -30,6 +32,12 @@ int check(bool json) {
         std::cout << "KVM is usable: /dev/kvm opened, every capability present, a VM created "
                      "(up to "
                   << report["max_vcpus"] << " vCPUs per VM)\n";
+        if (!report["hardware_virtualization"].get<bool>()) {
+            std::cout
+                << "warning: this CPU has no vmx or svm flag: /dev/kvm is a software-assisted "
+                   "KVM (such as PVM) that runs guests made for it, like Vireo's guest "
+                   "kit, but not an unmodified Linux or Windows kernel\n";
+        }
     } else {
         std::cout << "KVM is not usable: " << report["reason"].get<std::string>() << "\n";
     }

@@ -4,6 +4,8 @@
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 
+#include <fstream>
+#include <sstream>
 #include <system_error>
 
 #include "base/error.h"
@@ -84,6 +86,34 @@ uint32_t System::max_vcpus() const {
     int max = capability(KVM_CAP_MAX_VCPUS);
     return max > 0 ? static_cast<uint32_t>(max)
                    : static_cast<uint32_t>(capability(KVM_CAP_NR_VCPUS));
+}
+
+bool System::cpu_has_hardware_virtualization(std::string_view cpuinfo) {
+    // Every processor's "flags" line is the same; the first one decides.
+    size_t at = 0;
+    while (at < cpuinfo.size()) {
+        size_t end = cpuinfo.find('\n', at);
+        std::string_view line = cpuinfo.substr(at, end == std::string_view::npos ? end : end - at);
+        at = end == std::string_view::npos ? cpuinfo.size() : end + 1;
+        if (!line.starts_with("flags") || line.find(':') == std::string_view::npos) {
+            continue;
+        }
+        std::istringstream flags{std::string(line.substr(line.find(':') + 1))};
+        for (std::string flag; flags >> flag;) {
+            if (flag == "vmx" || flag == "svm") {
+                return true;
+            }
+        }
+        return false;
+    }
+    return false;
+}
+
+bool System::host_has_hardware_virtualization() {
+    std::ifstream file("/proc/cpuinfo");
+    std::stringstream text;
+    text << file.rdbuf();
+    return cpu_has_hardware_virtualization(text.str());
 }
 
 }  // namespace vireo::kvm

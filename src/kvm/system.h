@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "base/unique_fd.h"
 
@@ -24,6 +25,13 @@ public:
     uint32_t max_vcpus() const;
     // Whether the in-kernel LAPIC emulates the TSC-deadline timer mode.
     bool has_tsc_deadline_timer() const;
+
+    // Whether the host CPU has hardware virtualization (the vmx or svm flag in
+    // /proc/cpuinfo). A KVM without it (a software-assisted one such as PVM,
+    // running inside a cloud VM) opens and runs guests written for it, but
+    // not an unmodified Linux or Windows kernel.
+    static bool cpu_has_hardware_virtualization(std::string_view cpuinfo);
+    static bool host_has_hardware_virtualization();
 
 private:
     explicit System(UniqueFd fd) : fd_(std::move(fd)) {}

@@ -333,5 +333,5 @@ class AgentJailNetworkTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    vmtest.require_kvm()
+    vmtest.require_kvm(linux=True)
     vmtest.main()

@@ -109,5 +109,5 @@ class AgentSnapshotTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    vmtest.require_kvm()
+    vmtest.require_kvm(linux=True)
     vmtest.main()

@@ -111,5 +111,5 @@ class LinuxBoots(linux_vm.LinuxTestCase):
 
 
 if __name__ == "__main__":
-    vmtest.require_kvm()
+    vmtest.require_kvm(linux=True)
     vmtest.main()

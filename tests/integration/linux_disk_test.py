@@ -119,5 +119,5 @@ class LinuxDisks(linux_vm.LinuxTestCase):
 
 
 if __name__ == "__main__":
-    vmtest.require_kvm()
+    vmtest.require_kvm(linux=True)
     vmtest.main()

@@ -67,5 +67,5 @@ class LinuxUnderLoad(linux_vm.LinuxTestCase):
 
 
 if __name__ == "__main__":
-    vmtest.require_kvm()
+    vmtest.require_kvm(linux=True)
     vmtest.main()

@@ -164,5 +164,5 @@ print(digest.hexdigest())
 
 
 if __name__ == "__main__":
-    vmtest.require_kvm()
+    vmtest.require_kvm(linux=True)
     vmtest.main()

@@ -96,5 +96,6 @@ class LinuxOnASwitch(linux_vm.LinuxTestCase):
 
 
 if __name__ == "__main__":
+    vmtest.require_kvm(linux=True)
     isolate()
     vmtest.main()

@@ -2,6 +2,7 @@
 KVM (exit status 77, which ctest reports as skipped), run a VM with a timeout
 and always clean up after it."""
 
+import json
 import os
 import signal
 import subprocess
@@ -54,15 +55,23 @@ def direct_io_folder(prefix):
     raise AssertionError(f"neither {tempfile.gettempdir()} nor {BUILD} takes O_DIRECT")
 
 
-def kvm_usable():
+def kvm_usable(linux=False):
+    """Whether this host's KVM runs the guest kit (linux: and an unmodified
+    Linux kernel, which needs hardware virtualization), and why not."""
     result = subprocess.run([VIREO, "host", "check"], capture_output=True, text=True)
-    return result.returncode == 0, result.stdout.strip() or result.stderr.strip()
+    why = result.stdout.strip() or result.stderr.strip()
+    if result.returncode != 0 or not linux:
+        return result.returncode == 0, why
+    report = json.loads(subprocess.run([VIREO, "host", "check", "--json"], capture_output=True,
+                                       text=True, check=True).stdout)
+    return report["hardware_virtualization"], why
 
 
-def require_kvm():
-    """Skips the test (77) without a usable KVM, or fails it when the run said
-    that VM tests must run (VIREO_REQUIRE_KVM=1, as scripts/test.sh sets)."""
-    usable, why = kvm_usable()
+def require_kvm(linux=False):
+    """Skips the test (77) without a usable KVM (linux: one that runs real
+    Linux guests), or fails it when the run said that VM tests must run
+    (VIREO_REQUIRE_KVM=1, as scripts/test.sh sets)."""
+    usable, why = kvm_usable(linux)
     if not usable:
         if os.environ.get("VIREO_REQUIRE_KVM") == "1":
             print(f"FAIL: KVM is not usable here, and VIREO_REQUIRE_KVM=1: {why}")

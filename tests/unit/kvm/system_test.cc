@@ -30,5 +30,17 @@ TEST(KvmSystem, ADeviceThatIsNotKvmIsRefused) {
     EXPECT_NE(message.find("/dev/null: KVM API version"), std::string::npos) << message;
 }
 
+TEST(KvmSystem, HardwareVirtualizationIsTheVmxOrSvmFlag) {
+    EXPECT_TRUE(System::cpu_has_hardware_virtualization(
+        "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr vmx smx est\n\nprocessor\t: 1\n"));
+    EXPECT_TRUE(System::cpu_has_hardware_virtualization("flags\t\t: fpu svm lm\n"));
+    // A cloud VM's CPU running a software-assisted KVM (PVM): no vmx, no svm;
+    // "vmx" as part of a longer flag or on another line does not count.
+    EXPECT_FALSE(System::cpu_has_hardware_virtualization(
+        "model name\t: vmx svm\nflags\t\t: fpu hypervisor vmx_ept svmx lm\n"));
+    EXPECT_FALSE(System::cpu_has_hardware_virtualization(""));
+    EXPECT_FALSE(System::cpu_has_hardware_virtualization("flags without a colon vmx"));
+}
+
 }  // namespace
 }  // namespace vireo::kvm

@@ -229,6 +229,22 @@ class Sample:
         return f"{fmt.format(min(self.values))}–{fmt.format(max(self.values))}"
 
 
+def linux_kvm_missing(build: Path) -> str | None:
+    """Why this host's KVM cannot boot real Linux guests (None when it can):
+    no usable /dev/kvm, or one without hardware virtualization (PVM runs the
+    guest kit only; `vireo host check --json` says which)."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "/dev/kvm is missing or not usable (run it inside scripts/emulated-kvm)"
+    check = subprocess.run([str(build / "bin" / "vireo"), "host", "check", "--json"],
+                           capture_output=True, text=True)
+    if check.returncode != 0:
+        return f"KVM is not usable here ({check.stdout.strip() or check.stderr.strip()})"
+    if '"hardware_virtualization":true' not in check.stdout:
+        return ("this host's /dev/kvm has no hardware virtualization (no vmx or svm: a software-"
+                "assisted KVM such as PVM) and cannot boot real Linux; run it inside scripts/emulated-kvm")
+    return None
+
+
 def ratio(a: float, b: float) -> float:
     return a / b if b else float("inf")
 

@@ -55,6 +55,7 @@ import sys
 from pathlib import Path
 
 from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, check_guest_passed, host_facts, run_checked,
+                          linux_kvm_missing,
                           load_average, print_tables, ratio, run_guarded, shown_build, update_document,
                           verdict)
 from linux_boot_bench import build_guest as build_linux_guest
@@ -844,6 +845,8 @@ def missing_prerequisites(args: argparse.Namespace, parts: list[str]) -> str | N
     if "guest" in parts or "linux" in parts:
         if not os.access("/dev/kvm", os.R_OK | os.W_OK):
             return "/dev/kvm is missing or not usable by this user"
+        if "linux" in parts and (why := linux_kvm_missing(Path(args.build))):
+            return why
         if shutil.which(args.qemu) is None:
             return f"{args.qemu} is not installed"
     return None

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import bench_common
-from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, host_facts, load_average,
+from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, host_facts, linux_kvm_missing, load_average,
                           print_tables, ratio, run_checked, run_guarded, shown_build, verdict)
 from vmm_bench import MemoryUse, parse_smaps
 
@@ -248,9 +248,8 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     repo = Path(__file__).resolve().parent.parent
     build = Path(args.build)
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        print("SKIP: /dev/kvm is missing or not usable (run it inside scripts/emulated-kvm)",
-              file=sys.stderr)
+    if why := linux_kvm_missing(build):
+        print(f"SKIP: {why}", file=sys.stderr)
         return EXIT_SKIP
     if shutil.which(args.qemu) is None:
         print(f"SKIP: {args.qemu} is not installed", file=sys.stderr)

@@ -36,7 +36,7 @@ import sys
 from pathlib import Path
 
 import bench_common
-from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, host_facts, load_average,
+from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, host_facts, linux_kvm_missing, load_average,
                           print_tables, ratio, run_checked, run_guarded, shown_build, verdict)
 from linux_boot_bench import Guest, build_guest
 
@@ -332,10 +332,9 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     repo = Path(__file__).resolve().parent.parent
     build = Path(args.build)
-    for needed, why in (("/dev/kvm", "run it inside scripts/emulated-kvm"),):
-        if not os.access(needed, os.R_OK | os.W_OK):
-            print(f"SKIP: {needed} is missing or not usable ({why})", file=sys.stderr)
-            return EXIT_SKIP
+    if why := linux_kvm_missing(build):
+        print(f"SKIP: {why}", file=sys.stderr)
+        return EXIT_SKIP
     for program in (args.qemu, "socat", "ip"):
         if shutil.which(program) is None:
             print(f"SKIP: {program} is not installed", file=sys.stderr)

@@ -17,6 +17,14 @@ namespace {
 constexpr size_t kMaxOperationBytes = size_t{1} << 30;
 constexpr size_t kMaxOperationBuffers = IOV_MAX;
 
+// A page-cache read this large is a long copy on the CPU, which io_uring
+// would do inline, on this thread, one after another. With others in flight
+// it goes to io_uring's workers instead, so that the copies run on several
+// cores, as QEMU's thread pool runs them (1 MiB page-cache reads at depth 8:
+// +48% on two cores, 256 KiB +20%); alone, inline is faster (no handoff).
+// Not writes: page-cache writes to one file take its inode lock in turn.
+constexpr size_t kParallelCopyBytes = 256 * 1024;
+
 }  // namespace
 
 class IoContext::Request {
@@ -143,6 +151,10 @@ void IoContext::queue(Request& request, const ImageFile& file, bool write, uint6
             io_uring_prep_writev(sqe, fd, operation->buffers.data(), count, operation->offset);
         } else {
             io_uring_prep_readv(sqe, fd, operation->buffers.data(), count, operation->offset);
+        }
+        if (!write && fd == file.fd() && operation->length >= kParallelCopyBytes &&
+            operations_in_flight_ > 0) {
+            io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
         }
         io_uring_sqe_set_data(sqe, operation.release());
         ++operations_in_flight_;

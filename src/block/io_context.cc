@@ -18,20 +18,21 @@ constexpr size_t kMaxOperationBytes = size_t{1} << 30;
 constexpr size_t kMaxOperationBuffers = IOV_MAX;
 
 // Page-cache I/O that io_uring's workers do better than the submitting thread
-// (IOSQE_ASYNC):
+// (IOSQE_ASYNC), as measured with `disk_bench.py` on ext4:
 // - a read this large is a long copy on the CPU, which io_uring would do
 //   inline, one after another; with others in flight the workers copy on
 //   several cores, as QEMU's thread pool does (1 MiB reads at depth 8: +48%
 //   on two cores, 256 KiB +20%); alone, inline is faster (no handoff);
-// - every write: io_uring writes to the page cache inline only on file
-//   systems that take non-blocking page-cache writes (XFS, btrfs; not ext4,
-//   Debian's default), and elsewhere hands the write to its workers after
-//   trying; sent there at once, 4 KiB writes at depth 1 on ext4 ran 2.5 to 3
-//   times as fast in `disk_bench.py` (qemu-img's thread pool: 1.8 times).
+// - a write with nothing else in flight: io_uring writes to the page cache
+//   inline only on file systems that take non-blocking page-cache writes
+//   (XFS, btrfs; not ext4, Debian's default), and elsewhere tries, gives up
+//   and hands it over; sent at once, 4 KiB writes at depth 1 ran 2.5 to 3
+//   times as fast. Writes among others in flight are left to io_uring: sent
+//   at once they lost a third at depth 32 (not understood; same runs).
 constexpr size_t kParallelCopyBytes = 256 * 1024;
 
 bool better_on_workers(bool write, size_t length, unsigned others_in_flight) {
-    return write || (length >= kParallelCopyBytes && others_in_flight > 0);
+    return write ? others_in_flight == 0 : length >= kParallelCopyBytes && others_in_flight > 0;
 }
 
 }  // namespace

@@ -235,8 +235,10 @@ def linux_kvm_missing(build: Path) -> str | None:
     guest kit only; `vireo host check --json` says which)."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "/dev/kvm is missing or not usable (run it inside scripts/emulated-kvm)"
-    check = subprocess.run([str(build / "bin" / "vireo"), "host", "check", "--json"],
-                           capture_output=True, text=True)
+    vireo = build / "bin" / "vireo"
+    if not vireo.exists():
+        return f"{vireo} is not built (ninja -C {build})"
+    check = subprocess.run([str(vireo), "host", "check", "--json"], capture_output=True, text=True)
     if check.returncode != 0:
         return f"KVM is not usable here ({check.stdout.strip() or check.stderr.strip()})"
     if '"hardware_virtualization":true' not in check.stdout:

@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import datetime
 import json
-import os
 import shlex
 import shutil
 import subprocess

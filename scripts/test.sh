@@ -47,8 +47,11 @@ echo "== tests without KVM"
 ctest -LE "$not_kvm" "${ctest_args[@]}" || status=$?
 echo "== tests labelled kvm, each where scripts/with-kvm puts it"
 # QEMU's emulation of SVM has rare faults of its own under load (real Linux
-# guests seen panicking in interrupt entry, or hanging silently at boot):
-# there, and only there, a failed test runs once more, in a fresh emulated
-# machine. Its first failure stays in the output above its second run.
+# guests seen panicking in interrupt entry, or hanging silently at boot): a
+# failed test runs once more, in a fresh emulated machine. Its first failure
+# stays in the output above its second run. (On a PVM host the guest-kit
+# tests that run on it get the same second run: ctest cannot tell them apart
+# from those with-kvm sends to an emulated machine, such as the switch tests
+# on a host without bridges.)
 ctest -L kvm "${ctest_args[@]}" "${skip[@]}" --repeat until-pass:2 || status=$?
 exit "$status"

@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -53,7 +55,11 @@ DirectAlignment direct_alignment(int fd, const std::filesystem::path& path) {
 }  // namespace
 
 ImageFile::ImageFile(std::filesystem::path path, UniqueFd fd, bool writable)
-    : path_(std::move(path)), fd_(std::move(fd)), writable_(writable) {}
+    : path_(std::move(path)), fd_(std::move(fd)), writable_(writable) {
+    struct statfs fs {};
+    page_cache_writes_go_to_workers_ =
+        fstatfs(fd_.get(), &fs) == 0 && fs.f_type == EXT4_SUPER_MAGIC;
+}
 
 ImageFile::ImageFile(ImageFile&&) noexcept = default;
 ImageFile& ImageFile::operator=(ImageFile&&) noexcept = default;

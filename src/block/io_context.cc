@@ -18,21 +18,27 @@ constexpr size_t kMaxOperationBytes = size_t{1} << 30;
 constexpr size_t kMaxOperationBuffers = IOV_MAX;
 
 // Page-cache I/O that io_uring's workers do better than the submitting thread
-// (IOSQE_ASYNC), as measured with `disk_bench.py` on ext4:
-// - a read this large is a long copy on the CPU, which io_uring would do
-//   inline, one after another; with others in flight the workers copy on
+// (IOSQE_ASYNC), as measured with `disk_bench.py` on ext4. `queued_before`
+// counts what this context had queued or in flight when the operation was
+// queued (so "alone" is the first since the ring emptied).
+// - A read this large is a long copy on the CPU, which io_uring would do
+//   inline, one after another; with others queued the workers copy on
 //   several cores, as QEMU's thread pool does (1 MiB reads at depth 8: +48%
-//   on two cores, 256 KiB +20%); alone, inline is faster (no handoff);
-// - a write with nothing else in flight: io_uring writes to the page cache
-//   inline only on file systems that take non-blocking page-cache writes
-//   (XFS, btrfs; not ext4, Debian's default), and elsewhere tries, gives up
-//   and hands it over; sent at once, 4 KiB writes at depth 1 ran 2.5 to 3
-//   times as fast. Writes among others in flight are left to io_uring: sent
-//   at once they lost a third at depth 32 (not understood; same runs).
+//   on two cores, 256 KiB +20%). Alone, inline is faster (no handoff).
+// - A write alone, on a file system without non-blocking page-cache writes
+//   (ext4; ImageFile says), which io_uring hands to its workers anyway after
+//   preparing it: sent at once, 4 KiB writes at depth 1 ran 2.5 to 3 times as
+//   fast (why the direct route is that much faster is not known). Among
+//   others it lost a third at depth 32, so there io_uring's own route stays
+//   (io-wq runs buffered writes to one file one at a time, hashed by inode,
+//   which may be why).
 constexpr size_t kParallelCopyBytes = 256 * 1024;
 
-bool better_on_workers(bool write, size_t length, unsigned others_in_flight) {
-    return write ? others_in_flight == 0 : length >= kParallelCopyBytes && others_in_flight > 0;
+bool better_on_workers(const ImageFile& file, bool write, size_t length, unsigned queued_before) {
+    if (write) {
+        return file.page_cache_writes_go_to_workers() && queued_before == 0;
+    }
+    return length >= kParallelCopyBytes && queued_before > 0;
 }
 
 }  // namespace
@@ -162,7 +168,8 @@ void IoContext::queue(Request& request, const ImageFile& file, bool write, uint6
         } else {
             io_uring_prep_readv(sqe, fd, operation->buffers.data(), count, operation->offset);
         }
-        if (fd == file.fd() && better_on_workers(write, operation->length, operations_in_flight_)) {
+        if (fd == file.fd() &&
+            better_on_workers(file, write, operation->length, operations_in_flight_)) {
             io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
         }
         io_uring_sqe_set_data(sqe, operation.release());

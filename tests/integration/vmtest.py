@@ -58,13 +58,18 @@ def direct_io_folder(prefix):
 def kvm_usable(linux=False):
     """Whether this host's KVM runs the guest kit (linux: and an unmodified
     Linux kernel, which needs hardware virtualization), and why not."""
-    result = subprocess.run([VIREO, "host", "check"], capture_output=True, text=True)
-    why = result.stdout.strip() or result.stderr.strip()
-    if result.returncode != 0 or not linux:
-        return result.returncode == 0, why
-    report = json.loads(subprocess.run([VIREO, "host", "check", "--json"], capture_output=True,
-                                       text=True, check=True).stdout)
-    return report["hardware_virtualization"], why
+    result = subprocess.run([VIREO, "host", "check", "--json"], capture_output=True, text=True)
+    try:
+        report = json.loads(result.stdout)
+    except ValueError:
+        return False, result.stderr.strip() or result.stdout.strip()
+    if not report.get("kvm_usable"):
+        return False, report.get("reason", "vireo host check failed")
+    if linux and not report.get("hardware_virtualization"):
+        return False, ("this CPU has no vmx or svm flag: /dev/kvm is a software-assisted KVM "
+                       "(such as PVM), which cannot boot real Linux (scripts/with-kvm --needs linux "
+                       "runs such a test in an emulated KVM)")
+    return True, ""
 
 
 def require_kvm(linux=False):

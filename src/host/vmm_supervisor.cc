@@ -28,6 +28,18 @@
 namespace vireo {
 namespace {
 
+// Whether a VMM that ended before its control socket answered had run its
+// guest: it exited with a status the guest decided (powered off, debug exit,
+// reset, triple fault, panic), not 2 (bad input, no KVM) or 12 (the VMM
+// failed). Peeks (WNOWAIT): the process stays for whoever reaps it.
+bool guest_ran(pid_t pid) {
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0) {
+        return false;
+    }
+    return info.si_code == CLD_EXITED && info.si_status != 2 && info.si_status != 12;
+}
+
 constexpr auto kStartTimeout = std::chrono::seconds(10);
 constexpr auto kStopTimeout = std::chrono::seconds(10);
 
@@ -401,6 +413,9 @@ void VmmSupervisor::start(const VmEntry& vm) {
     auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
     while (true) {
         if (wait_for_end(vmm.pidfd.get(), std::chrono::milliseconds(0))) {
+            if (guest_ran(pid)) {
+                break;  // a short guest on a fast KVM: watch() records its end
+            }
             int status = 0;
             ::waitpid(pid, &status, 0);
             std::filesystem::remove(pid_file, error);

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import os
 import platform
 import re
@@ -241,7 +242,7 @@ def linux_kvm_missing(build: Path) -> str | None:
     check = subprocess.run([str(vireo), "host", "check", "--json"], capture_output=True, text=True)
     if check.returncode != 0:
         return f"KVM is not usable here ({check.stdout.strip() or check.stderr.strip()})"
-    if '"hardware_virtualization":true' not in check.stdout:
+    if not json.loads(check.stdout).get("hardware_virtualization"):
         return ("this host's /dev/kvm has no hardware virtualization (no vmx or svm: a software-"
                 "assisted KVM such as PVM) and cannot boot real Linux; run it inside scripts/emulated-kvm")
     return None

@@ -24,20 +24,28 @@
 #include "host/vmm_control.h"
 #include "host/vmm_jail.h"
 #include "net/port_channel.h"
+#include "vmm/machine_exit.h"
 
 namespace vireo {
 namespace {
 
 // Whether a VMM that ended before its control socket answered had run its
 // guest: it exited with a status the guest decided (powered off, debug exit,
-// reset, triple fault, panic), not 2 (bad input, no KVM) or 12 (the VMM
-// failed). Peeks (WNOWAIT): the process stays for whoever reaps it.
+// reset, triple fault, panic), not that of bad input or no KVM, nor of the
+// VMM's own failure. Peeks (WNOWAIT): the process stays for whoever reaps it.
 bool guest_ran(pid_t pid) {
     siginfo_t info{};
-    if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0) {
+    if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0 ||
+        info.si_code != CLD_EXITED) {
         return false;
     }
-    return info.si_code == CLD_EXITED && info.si_status != 2 && info.si_status != 12;
+    auto status_of = [](MachineExit::Reason reason) {
+        MachineExit end;
+        end.reason = reason;
+        return end.exit_status();
+    };
+    return info.si_status != status_of(MachineExit::Reason::ConfigError) &&
+           info.si_status != status_of(MachineExit::Reason::VmmFailure);
 }
 
 constexpr auto kStartTimeout = std::chrono::seconds(10);

@@ -62,10 +62,19 @@ struct IoContext::Operation {
 
 IoContext::IoContext(unsigned depth) : depth_(depth) {
     // Twice as many completion slots as operations: a full ring never drops one.
+    // The owner always collects completions in the kernel (waiting, or after
+    // its eventfd woke it), so a completion need not interrupt it while it
+    // runs (COOP_TASKRUN: no IPI per completion; kernels before 5.19 lack it).
     io_uring_params params{};
-    params.flags = IORING_SETUP_CQSIZE;
+    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
     params.cq_entries = depth * 2;
     int rc = io_uring_queue_init_params(depth, &ring_, &params);
+    if (rc == -EINVAL) {
+        params = {};
+        params.flags = IORING_SETUP_CQSIZE;
+        params.cq_entries = depth * 2;
+        rc = io_uring_queue_init_params(depth, &ring_, &params);
+    }
     if (rc < 0) {
         errno = -rc;
         fail_errno("io_uring_queue_init");
@@ -284,7 +293,6 @@ bool IoContext::sleep_for_post() {
 // A free submission slot; with `depth_` operations out, waits for one to finish.
 io_uring_sqe* IoContext::next_sqe() {
     while (operations_in_flight_ >= depth_) {
-        submit();
         reap(true);
     }
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
@@ -306,18 +314,21 @@ void IoContext::submit() {
     }
 }
 
-// Finishes every operation the kernel has completed; with `wait`, at least one.
+// Finishes every operation the kernel has completed; with `wait`, submits
+// what is queued and waits for at least one, in one system call.
 void IoContext::reap(bool wait) {
     io_uring_cqe* cqe = nullptr;
-    if (wait) {
+    if (wait && io_uring_peek_cqe(&ring_, &cqe) != 0) {
         int rc;
         do {
-            rc = io_uring_wait_cqe(&ring_, &cqe);
-        } while (rc == -EINTR);
+            rc = io_uring_submit_and_wait(&ring_, 1);
+        } while (rc == -EINTR || rc == -EAGAIN);
         if (rc < 0) {
             errno = -rc;
-            fail_errno("io_uring_wait_cqe");
+            fail_errno("io_uring_submit_and_wait");
         }
+    } else if (wait) {
+        submit();
     }
     while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
         std::unique_ptr<Operation> operation(static_cast<Operation*>(io_uring_cqe_get_data(cqe)));
@@ -393,7 +404,6 @@ void IoContext::wait_until(const std::function<bool()>& done) {
         if (done()) {
             return;
         }
-        submit();
         if (operations_in_flight_ > 0) {
             reap(true);
         } else if (sleep_for_post()) {

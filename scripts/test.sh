@@ -26,16 +26,20 @@ fi
 export VIREO_REQUIRE_KVM=1
 ctest_args=(--output-on-failure --timeout 900 -j2 --no-tests=error)
 cd "$build_dir"
-kvm_report=none
+kvm_here=none
 if [[ -c /dev/kvm && -r /dev/kvm && -w /dev/kvm ]]; then
-  kvm_report=$(bin/vireo host check --json 2>/dev/null) || kvm_report=none
+  if bin/vireo host check --unmodified-guests >/dev/null 2>&1; then
+    kvm_here=full
+  elif bin/vireo host check >/dev/null 2>&1; then
+    kvm_here=guest-kit
+  fi
 fi
-if [[ $kvm_report == *'"hardware_virtualization":true'* ]]; then
+if [[ $kvm_here == full ]]; then
   echo "KVM: this host's /dev/kvm; every test runs here"
   exec ctest "${ctest_args[@]}" "${skip[@]}"
 fi
 
-if [[ $kvm_report == none ]]; then
+if [[ $kvm_here == none ]]; then
   echo "KVM: none usable on this host ($(bin/vireo host check 2>&1 | tail -1))"
   echo "KVM: each test labelled kvm runs in an emulated KVM of its own (scripts/with-kvm)"
 else

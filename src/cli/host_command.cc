@@ -14,7 +14,9 @@ namespace vireo::cli {
 
 namespace {
 
-int check(bool json) {
+// With `unmodified_guests`, a KVM without hardware virtualization (PVM) does
+// not pass: it cannot run an unmodified Linux or Windows kernel.
+int check(bool json, bool unmodified_guests) {
     nlohmann::json report;
     try {
         kvm::System system = kvm::System::open();
@@ -33,16 +35,17 @@ int check(bool json) {
                      "(up to "
                   << report["max_vcpus"] << " vCPUs per VM)\n";
         if (!report["hardware_virtualization"].get<bool>()) {
-            std::cout
-                << "warning: this CPU has no vmx or svm flag: /dev/kvm is a software-assisted "
-                   "KVM (such as PVM) that runs guests made for it, like Vireo's guest "
-                   "kit, but not an unmodified Linux or Windows kernel\n";
+            std::cout << (unmodified_guests ? "not for unmodified guests: " : "warning: ")
+                      << "this CPU has no vmx or svm flag: /dev/kvm is a software-assisted "
+                         "KVM (such as PVM) that runs guests made for it, like Vireo's guest "
+                         "kit, but not an unmodified Linux or Windows kernel\n";
         }
     } else {
         std::cout << "KVM is not usable: " << report["reason"].get<std::string>() << "\n";
     }
+    bool passed = usable && (!unmodified_guests || report["hardware_virtualization"].get<bool>());
     // 2, as vireo run's status when this host cannot run a VM.
-    return usable ? 0 : 2;
+    return passed ? 0 : 2;
 }
 
 }  // namespace
@@ -51,10 +54,15 @@ void add_host_command(CLI::App& app) {
     CLI::App* host = app.add_subcommand("host", "This host: its ability to run VMs, its agent");
     host->require_subcommand(1);
     auto json = std::make_shared<bool>(false);
+    auto unmodified_guests = std::make_shared<bool>(false);
     CLI::App* command = host->add_subcommand(
         "check", "Check that KVM is usable here (exit status 0 if so, 2 if not)");
     command->add_flag("--json", *json, "print the result as JSON");
-    command->final_callback([json] { throw CLI::RuntimeError(check(*json)); });
+    command->add_flag("--unmodified-guests", *unmodified_guests,
+                      "also require hardware virtualization (vmx or svm), which an unmodified "
+                      "Linux or Windows kernel needs: exit status 2 on a KVM such as PVM");
+    command->final_callback(
+        [json, unmodified_guests] { throw CLI::RuntimeError(check(*json, *unmodified_guests)); });
     add_host_show_command(host);
 }
 

@@ -93,6 +93,19 @@ class Options(Refusals):
         self.assertIn("FILE", disk_help)
 
 
+class HostCheck(Refusals):
+    """Holds on every host: --unmodified-guests passes exactly where the
+    report says KVM is usable and has hardware virtualization."""
+
+    def test_unmodified_guests_need_hardware_virtualization(self):
+        report = json.loads(self.vireo("host", "check", "--json").stdout)
+        expected = 0 if report["kvm_usable"] and report["hardware_virtualization"] else 2
+        check = self.vireo("host", "check", "--unmodified-guests")
+        self.assertEqual(check.returncode, expected, (report, check))
+        if report["kvm_usable"] and not report["hardware_virtualization"]:
+            self.assertIn("no vmx or svm flag", check.stdout)
+
+
 class HostWithoutKvm(Refusals):
     """Run where KVM is not usable (the build machines' host side)."""
 

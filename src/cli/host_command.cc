@@ -28,6 +28,10 @@ int check(bool json, bool unmodified_guests) {
         report = {{"kvm_usable", false}, {"reason", error.what()}};
     }
     bool usable = report["kvm_usable"];
+    bool passed = usable && (!unmodified_guests || report["hardware_virtualization"].get<bool>());
+    if (usable && !passed) {
+        report["reason"] = "no hardware virtualization (vmx or svm) for unmodified guests";
+    }
     if (json) {
         std::cout << report.dump() << std::endl;
     } else if (usable) {
@@ -43,7 +47,6 @@ int check(bool json, bool unmodified_guests) {
     } else {
         std::cout << "KVM is not usable: " << report["reason"].get<std::string>() << "\n";
     }
-    bool passed = usable && (!unmodified_guests || report["hardware_virtualization"].get<bool>());
     // 2, as vireo run's status when this host cannot run a VM.
     return passed ? 0 : 2;
 }

@@ -1,7 +1,8 @@
 """What `vireo run`, `vireo-vmm` and `vireo host check` refuse before any KVM is
 opened, so on every host alike: bad options, files that are no kernel, and a
 host without KVM. Each refusal is status 2 and one line prefixed `vireo:`
-that names the option or file and says what is allowed. Needs no KVM."""
+that names the option or file and says what is allowed. Needs no KVM (where
+there is one, `vireo host check` opens it: its status must match its report)."""
 
 import json
 import os
@@ -102,8 +103,11 @@ class HostCheck(Refusals):
         expected = 0 if report["kvm_usable"] and report["hardware_virtualization"] else 2
         check = self.vireo("host", "check", "--unmodified-guests")
         self.assertEqual(check.returncode, expected, (report, check))
+        as_json = self.vireo("host", "check", "--unmodified-guests", "--json")
+        self.assertEqual(as_json.returncode, expected, as_json)
         if report["kvm_usable"] and not report["hardware_virtualization"]:
             self.assertIn("no vmx or svm flag", check.stdout)
+            self.assertIn("hardware virtualization", json.loads(as_json.stdout)["reason"])
 
 
 class HostWithoutKvm(Refusals):

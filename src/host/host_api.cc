@@ -332,15 +332,14 @@ ApiResponse HostApi::power(const ApiRequest& request, const std::string& action)
         if (tasks_.busy(name)) {
             refuse(409, "VM '{}' is busy with a task (vireo task list)", name);
         }
-        supervisor_.start(vm);
-        database_.add_event(name, "vm.started", "powered on");
+        supervisor_.start(vm, [&] { database_.add_event(name, "vm.started", "powered on"); });
     } else if (action == "stop") {
         supervisor_.stop(name);
     } else if (action == "reset") {
         // A hard reset: the VMM ends and a new one boots the VM afresh.
         supervisor_.stop(name);
-        supervisor_.start(vm);
-        database_.add_event(name, "vm.reset", "reset (powered off and on)");
+        supervisor_.start(
+            vm, [&] { database_.add_event(name, "vm.reset", "reset (powered off and on)"); });
     } else if (action == "shutdown") {
         supervisor_.shutdown(name);
         database_.add_event(name, "vm.shutdown-requested", "ACPI power button pressed");

@@ -232,7 +232,7 @@ void VmmSupervisor::reattach(const std::vector<VmEntry>& vms) {
     }
 }
 
-void VmmSupervisor::start(const VmEntry& vm) {
+void VmmSupervisor::start(const VmEntry& vm, const std::function<void()>& started) {
     std::unique_lock lock(mutex_);
     if (vmms_.contains(vm.name) || starting_.contains(vm.name)) {
         refuse(409, "VM '{}' is already running", vm.name);
@@ -454,6 +454,7 @@ void VmmSupervisor::start(const VmEntry& vm) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     spdlog::info("VM '{}': started (pid {}, uid {})", vm.name, pid, identity.uid);
+    started();
     lock.lock();
     watch(vm.name, std::move(vmm));
 }

@@ -63,8 +63,10 @@ public:
 
     // Powers the VM on; returns once its VMM answers on the control socket.
     // 409: already running (here, or its folder is locked by another VMM);
-    // 500 with the VMM's own words when it ends at once.
-    void start(const VmEntry& vm);
+    // 500 with the VMM's own words when it ends at once. `started` runs once
+    // the VM is up and before its end can be reported (a guest may power off
+    // at once), so that the host's events keep their order.
+    void start(const VmEntry& vm, const std::function<void()>& started);
     // Hard power-off: the VMM stops the VM; killed if it has not ended in 10 s.
     void stop(std::string_view vm);
     // ACPI power button; the guest decides.

@@ -65,15 +65,15 @@ IoContext::IoContext(unsigned depth) : depth_(depth) {
     // The owner always collects completions in the kernel (waiting, or after
     // its eventfd woke it), so a completion need not interrupt it while it
     // runs (COOP_TASKRUN: no IPI per completion; kernels before 5.19 lack it).
-    io_uring_params params{};
-    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
-    params.cq_entries = depth * 2;
-    int rc = io_uring_queue_init_params(depth, &ring_, &params);
-    if (rc == -EINVAL) {
-        params = {};
-        params.flags = IORING_SETUP_CQSIZE;
+    int rc = -EINVAL;
+    for (unsigned optional : {unsigned{IORING_SETUP_COOP_TASKRUN}, 0u}) {
+        io_uring_params params{};
+        params.flags = IORING_SETUP_CQSIZE | optional;
         params.cq_entries = depth * 2;
         rc = io_uring_queue_init_params(depth, &ring_, &params);
+        if (rc != -EINVAL) {
+            break;
+        }
     }
     if (rc < 0) {
         errno = -rc;
@@ -318,7 +318,9 @@ void IoContext::submit() {
 // what is queued and waits for at least one, in one system call.
 void IoContext::reap(bool wait) {
     io_uring_cqe* cqe = nullptr;
-    if (wait && io_uring_peek_cqe(&ring_, &cqe) != 0) {
+    if (wait && io_uring_peek_cqe(&ring_, &cqe) == 0) {
+        submit();  // one is here already: no need to wait
+    } else if (wait) {
         int rc;
         do {
             rc = io_uring_submit_and_wait(&ring_, 1);
@@ -327,8 +329,6 @@ void IoContext::reap(bool wait) {
             errno = -rc;
             fail_errno("io_uring_submit_and_wait");
         }
-    } else if (wait) {
-        submit();
     }
     while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
         std::unique_ptr<Operation> operation(static_cast<Operation*>(io_uring_cqe_get_data(cqe)));

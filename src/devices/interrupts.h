@@ -61,7 +61,8 @@ public:
 class IoEventRegistry {
 public:
     virtual ~IoEventRegistry() = default;
-    // Any write of `length` bytes (2 for a virtio notify) to `address`.
+    // A write of `length` bytes (2 for a virtio notify) to `address`; the
+    // registry may bind writes of any length there, where that is faster.
     virtual std::unique_ptr<IoEventBinding> bind_mmio(uint64_t address, uint32_t length,
                                                       const EventFd& event) = 0;
 };

@@ -1,5 +1,7 @@
 #include "vmm/kvm_interrupts.h"
 
+#include <linux/kvm.h>
+
 #include "base/error.h"
 #include "base/event_fd.h"
 
@@ -70,9 +72,12 @@ std::unique_ptr<MsiVector> KvmMsiController::create_vector() {
     return std::make_unique<KvmMsiVector>(vm_, gsi);
 }
 
+KvmIoEventRegistry::KvmIoEventRegistry(kvm::Vm& vm)
+    : vm_(vm), any_length_(vm.system().capability(KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0) {}
+
 std::unique_ptr<IoEventBinding> KvmIoEventRegistry::bind_mmio(uint64_t address, uint32_t length,
                                                               const EventFd& event) {
-    return std::make_unique<KvmIoEventBinding>(vm_, address, length, event.fd());
+    return std::make_unique<KvmIoEventBinding>(vm_, address, any_length_ ? 0 : length, event.fd());
 }
 
 }  // namespace vireo

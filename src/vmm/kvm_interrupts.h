@@ -37,14 +37,18 @@ private:
     uint32_t end_gsi_;
 };
 
+// Where KVM matches a doorbell of any length (KVM_CAP_IOEVENTFD_ANY_LENGTH),
+// doorbells are bound that way, as QEMU binds virtio's: KVM then answers them
+// on its fast MMIO path (on Intel VT-x, without decoding the instruction).
 class KvmIoEventRegistry : public IoEventRegistry {
 public:
-    explicit KvmIoEventRegistry(kvm::Vm& vm) : vm_(vm) {}
+    explicit KvmIoEventRegistry(kvm::Vm& vm);
     std::unique_ptr<IoEventBinding> bind_mmio(uint64_t address, uint32_t length,
                                               const EventFd& event) override;
 
 private:
     kvm::Vm& vm_;
+    const bool any_length_;
 };
 
 }  // namespace vireo

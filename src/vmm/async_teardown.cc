@@ -5,6 +5,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
+#include <cerrno>
+
 namespace vireo {
 
 void tear_down_vm_in_background(int vm_fd) {
@@ -12,18 +16,30 @@ void tear_down_vm_in_background(int vm_fd) {
     if (::pipe2(parent_alive, O_CLOEXEC) != 0) {
         return;
     }
+    // Closed by the child once it holds nothing but the VM fd: until then it
+    // shares the VMM's disk images (and their locks), TAPs and sockets.
+    int child_ready[2];
+    if (::pipe2(child_ready, O_CLOEXEC) != 0) {
+        ::close(parent_alive[0]);
+        ::close(parent_alive[1]);
+        return;
+    }
+    std::array<int, 3> keep = {vm_fd, parent_alive[0], child_ready[1]};
+    std::sort(keep.begin(), keep.end());
     pid_t child = ::fork();
     if (child == 0) {
         // Only async-signal-safe calls from here: the parent is multithreaded.
-        // Keep the VM fd and the pipe's read end, drop everything else (the
-        // console, the control socket), so nobody waits on this process.
-        int keep_low = vm_fd < parent_alive[0] ? vm_fd : parent_alive[0];
-        int keep_high = vm_fd < parent_alive[0] ? parent_alive[0] : vm_fd;
-        if (keep_low > 0) {
-            ::syscall(SYS_close_range, 0, keep_low - 1, 0);
+        // Keep the VM fd and the two pipe ends, drop everything else (disks,
+        // the console, the control socket), so nobody waits on this process.
+        unsigned int from = 0;
+        for (int fd : keep) {
+            if (static_cast<unsigned int>(fd) > from) {
+                ::syscall(SYS_close_range, from, fd - 1, 0);
+            }
+            from = static_cast<unsigned int>(fd) + 1;
         }
-        ::syscall(SYS_close_range, keep_low + 1, keep_high - 1, 0);
-        ::syscall(SYS_close_range, keep_high + 1, ~0u, 0);
+        ::syscall(SYS_close_range, from, ~0u, 0);
+        ::close(child_ready[1]);
         ::prctl(PR_SET_NAME, "vireo-teardown");
         char byte;
         while (::read(parent_alive[0], &byte, 1) != 0) {
@@ -32,7 +48,17 @@ void tear_down_vm_in_background(int vm_fd) {
         ::_exit(0);
     }
     ::close(parent_alive[0]);
-    // The write end stays open (close-on-exec) until this process exits.
+    ::close(child_ready[1]);
+    if (child > 0) {
+        // Once the VMM has exited, its images must be free for the next user.
+        char byte;
+        ssize_t got;
+        do {
+            got = ::read(child_ready[0], &byte, 1);
+        } while (got < 0 && errno == EINTR);
+    }
+    ::close(child_ready[0]);
+    // parent_alive's write end stays open (close-on-exec) until this process exits.
 }
 
 }  // namespace vireo

@@ -410,10 +410,15 @@ trap 'sync; halt -f' USR1
 echo "vireo-guest: shell on the console; 'exit' powers the VM off"
 setsid cttyhack sh -l </dev/console >/dev/console 2>&1 &
 shell=$!
+status=unknown
 # wait returns early when a trapped signal arrives, and the trap runs then.
 while kill -0 "$shell" 2>/dev/null; do
     wait "$shell"
+    status=$?
 done
+# How it ended: exit's status, the last command's at end of input, or 128 + N
+# when signal N killed it.
+echo "vireo-guest: the shell ended (status $status): powering off"
 poweroff -f
 EOF
 mkdir -p "$root/etc/acpi/PWRF"

@@ -87,8 +87,9 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
         # TCP moves data intact both ways.
         size = 4 << 20
         # Namespace -> guest: the guest listens and hashes what arrives. Its
-        # stdin is not the console's: nc would swallow the next typed line.
-        vm.check("nc -l -p 5001 </dev/null | md5sum > /tmp/received &")
+        # stdin is not the console's: nc would swallow the next typed line;
+        # and it is not the shell's job (LinuxVm.run says why).
+        vm.check("(nc -l -p 5001 </dev/null | md5sum > /tmp/received &)")
         time.sleep(2)
         payload = bytes((i * 7 + 3) % 251 for i in range(size))
         self.in_namespace("python3", "-c", SEND, GUEST_ADDRESS, "5001", str(size))

@@ -124,7 +124,13 @@ class LinuxVm:
     def run(self, command, timeout=60):
         """Types a shell command; returns its output and exit status once the
         next prompt is up. The end marker is split in the typed line, so that
-        the line itself could never match it."""
+        the line itself could never match it.
+
+        A background command that may end while the shell waits for its next
+        line must start from a subshell, `(command &)`, so that it is not the
+        shell's job: with echo off, busybox's shell reads lines with fgets(),
+        and a job of its own that ends meanwhile (SIGCHLD interrupting the
+        read) ends the shell as end of input would, powering the guest off."""
         marker = f"vireo{os.getpid()}x{int(time.monotonic() * 1000) % 100000}"
         begin = len(self.console)
         self.read_to = begin

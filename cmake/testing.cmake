@@ -9,7 +9,7 @@ function(vireo_unit_test name)
   gtest_discover_tests(${name} PROPERTIES LABELS unit DISCOVERY_TIMEOUT 60)
 endfunction()
 
-# vireo_with_kvm(<out> [CPUS n] [MEMORY mib] [NEEDS bridge|linux...]): the
+# vireo_with_kvm(<out> [CPUS n] [MEMORY mib] [TIMEOUT s] [NEEDS bridge|linux...]): the
 # command every test labelled kvm starts with, and every test that needs the
 # kernel's bridges (NEEDS bridge); NEEDS linux: the test boots an unmodified
 # Linux kernel, which a KVM without hardware virtualization (PVM) cannot run.
@@ -17,9 +17,11 @@ endfunction()
 # has what the test needs or, where it has not, in an emulated machine of its
 # own (docs/testing.md) with n vCPUs (default 1) and mib MiB (default 6144).
 # Give such a test PROCESSORS n, so that ctest -j never asks for more emulated
-# vCPUs than the host has cores.
+# vCPUs than the host has cores. TIMEOUT s: the test's ctest TIMEOUT; the
+# emulated machine gets 10 s less, so that its runner stops it and removes its
+# files before ctest's SIGKILL would leave them behind.
 function(vireo_with_kvm out)
-  cmake_parse_arguments(ARG "" "CPUS;MEMORY" "NEEDS" ${ARGN})
+  cmake_parse_arguments(ARG "" "CPUS;MEMORY;TIMEOUT" "NEEDS" ${ARGN})
   if(NOT ARG_CPUS)
     set(ARG_CPUS 1)
   endif()
@@ -30,6 +32,11 @@ function(vireo_with_kvm out)
   foreach(need IN LISTS ARG_NEEDS)
     list(APPEND needs --needs ${need})
   endforeach()
+  set(timeout "")
+  if(ARG_TIMEOUT)
+    math(EXPR runner_timeout "${ARG_TIMEOUT} - 10")
+    set(timeout --timeout ${runner_timeout})
+  endif()
   set(${out} ${PROJECT_SOURCE_DIR}/scripts/with-kvm --vireo $<TARGET_FILE:vireo> ${needs}
-             --cpus ${ARG_CPUS} --memory ${ARG_MEMORY} -- PARENT_SCOPE)
+             --cpus ${ARG_CPUS} --memory ${ARG_MEMORY} ${timeout} -- PARENT_SCOPE)
 endfunction()

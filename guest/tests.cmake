@@ -37,16 +37,16 @@ function(vireo_guest_qemu_test name guest)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 60)
   endif()
+  # Room for an emulated machine to boot, and to boot once more after a fault.
+  math(EXPR ctest_timeout "${ARG_TIMEOUT} + 90")
   if(VIREO_QEMU)
-    vireo_with_kvm(launcher)
+    vireo_with_kvm(launcher TIMEOUT ${ctest_timeout})
     add_test(NAME ${name}
              COMMAND ${launcher} ${VIREO_GUEST_CHECK} --timeout ${ARG_TIMEOUT} ${ARG_CHECK} --
                      ${VIREO_GUEST_RUN} ${ARG_MACHINE} ${CMAKE_BINARY_DIR}/guest/${guest}.elf ${ARG_QEMU})
   else()
     add_test(NAME ${name} COMMAND sh -c "echo 'SKIP: qemu-system-x86_64 is not installed'; exit 77")
   endif()
-  # Room for an emulated machine to boot, and to boot once more after a fault.
-  math(EXPR ctest_timeout "${ARG_TIMEOUT} + 90")
   set_tests_properties(${name} PROPERTIES LABELS "kvm;qemu" SKIP_RETURN_CODE 77 TIMEOUT ${ctest_timeout}
                                           ENVIRONMENT "QEMU=${VIREO_QEMU}")
 endfunction()

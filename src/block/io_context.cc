@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <system_error>
+#include <utility>
 
 #include "base/error.h"
 #include "block/image_file.h"
@@ -240,9 +241,12 @@ void IoContext::end(Request& request, std::function<void()> after) {
 
 void IoContext::part_done(Request& request) {
     if (--request.parts == 0) {
-        // An event loop learns of a request done without the ring (a
-        // failure, a nested request) from the eventfd too.
-        if (ready_.empty() && done_event_registered_) {
+        // An event loop learns of a request done outside process_completions()
+        // (a failure while it was built, a wait) from the eventfd too; inside,
+        // process_completions() runs it before it returns, and a signal would
+        // only wake the loop once more for nothing (a write, an epoll_wait and
+        // a read per request).
+        if (ready_.empty() && done_event_registered_ && !processing_completions_) {
             done_event_.signal();
         }
         ready_.push_back(&request);
@@ -372,6 +376,11 @@ void IoContext::finish(Operation& operation, int result) {
 }
 
 size_t IoContext::process_completions() {
+    struct Restore {
+        bool& flag;
+        bool value;
+        ~Restore() { flag = value; }
+    } restore{processing_completions_, std::exchange(processing_completions_, true)};
     if (done_event_registered_) {
         done_event_.consume();
     }

@@ -100,6 +100,7 @@ private:
     unsigned depth_;
     EventFd done_event_;
     bool done_event_registered_ = false;
+    bool processing_completions_ = false;  // inside process_completions()
     unsigned operations_in_flight_ = 0;
     size_t requests_in_flight_ = 0;
     std::vector<std::unique_ptr<Request>> idle_requests_;

@@ -64,6 +64,24 @@ TEST_F(IoContextTest, CompletionsRunOnlyFromProcessCompletionsInAnyOrder) {
     }
 }
 
+TEST_F(IoContextTest, ARequestRunByProcessCompletionsDoesNotWakeTheLoopAgain) {
+    IoContext context;
+    int done_fd = context.event_fd();
+    std::vector<uint8_t> buffer(4096);
+    iovec iov{buffer.data(), buffer.size()};
+    bool completed = false;
+    IoContext::Request& request = context.begin([&](const IoError*) { completed = true; });
+    context.read(request, *file, 0, {&iov, 1});
+    context.end(request);
+    context.submit();
+    pollfd p{done_fd, POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 5000), 1) << "the eventfd never said the request was done";
+    context.process_completions();
+    ASSERT_TRUE(completed);
+    // Nothing is left to do: an event loop must not be woken once more for it.
+    EXPECT_EQ(::poll(&p, 1, 0), 0) << "the eventfd is still raised";
+}
+
 TEST_F(IoContextTest, MoreOperationsThanTheDepthWaitTheirTurn) {
     IoContext context(4);
     std::vector<uint8_t> out(256 * 1024);

@@ -49,14 +49,13 @@ void tear_down_vm_in_background(int vm_fd) {
     }
     ::close(parent_alive[0]);
     ::close(child_ready[1]);
-    if (child > 0) {
-        // Once the VMM has exited, its images must be free for the next user.
-        char byte;
-        ssize_t got;
-        do {
-            got = ::read(child_ready[0], &byte, 1);
-        } while (got < 0 && errno == EINTR);
-    }
+    // Once the VMM has exited, its images must be free for the next user. The
+    // read ends when the child closes its write end (at once if fork failed).
+    char byte;
+    ssize_t got;
+    do {
+        got = ::read(child_ready[0], &byte, 1);
+    } while (got < 0 && errno == EINTR);
     ::close(child_ready[0]);
     // parent_alive's write end stays open (close-on-exec) until this process exits.
 }

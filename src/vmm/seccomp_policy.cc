@@ -81,6 +81,7 @@ constexpr std::string_view kTraced[] = {
     "rt_sigaction",
     "rt_sigprocmask",
     "rt_sigreturn",
+    "sched_getaffinity",  // added after that trace: whether device workers poll
     "sendto",
     "set_robust_list",
     "set_tid_address",

@@ -215,6 +215,9 @@ VmConfig VmConfig::from_json(const json& document, const std::string& source) {
     if (const json* devices = root.find("devices")) {
         ObjectReader devices_reader(*devices, "devices", source);
         config.devices.rng = devices_reader.boolean("rng").value_or(true);
+        config.devices.poll_max_us =
+            static_cast<uint32_t>(devices_reader.unsigned_integer("poll_max_us", 0, kMaxPollMaxUs)
+                                      .value_or(config.devices.poll_max_us));
         devices_reader.refuse_unknown_fields();
     }
     if (const json* disks = root.find("disks")) {
@@ -295,7 +298,7 @@ json VmConfig::to_json() const {
         {"memory_mib", memory_mib},
         {"boot", {{"kernel", boot.kernel}, {"cmdline", boot.cmdline}}},
         {"console", {{"output", console_output_name(console.output)}, {"input", console.input}}},
-        {"devices", {{"rng", devices.rng}}},
+        {"devices", {{"rng", devices.rng}, {"poll_max_us", devices.poll_max_us}}},
     };
     if (boot.initrd) {
         document["boot"]["initrd"] = *boot.initrd;

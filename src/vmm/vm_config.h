@@ -39,8 +39,12 @@ struct VmConfig {
         bool input = true;  // forward stdin to the UART
     } console;
     std::optional<std::string> control_socket;
+    static constexpr uint32_t kMaxPollMaxUs = 1000;
     struct Devices {
         bool rng = true;
+        // How long a disk's or vNIC's worker may poll for the guest's next
+        // request before it sleeps, adaptively (PollWindow); 0: never.
+        uint32_t poll_max_us = 64;
     } devices;
     // One virtio-blk device each, in this order.
     static constexpr size_t kMaxDisks = 16;

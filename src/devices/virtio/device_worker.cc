@@ -12,8 +12,12 @@
 
 namespace vireo {
 
-DeviceWorker::DeviceWorker(std::string name, std::vector<Source> sources)
-    : name_(std::move(name)), sources_(std::move(sources)), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
+DeviceWorker::DeviceWorker(std::string name, std::vector<Source> sources,
+                           std::chrono::nanoseconds poll_max)
+    : name_(std::move(name)),
+      sources_(std::move(sources)),
+      poll_(poll_max),
+      epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
     if (!epoll_) {
         fail_errno("{}: epoll_create1", name_);
     }
@@ -50,7 +54,7 @@ void DeviceWorker::stop() {
 void DeviceWorker::run() {
     std::array<epoll_event, 16> events;
     while (true) {
-        int count = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), -1);
+        int count = wait_for_events(events);
         if (count < 0) {
             if (errno == EINTR) {
                 continue;
@@ -74,6 +78,27 @@ void DeviceWorker::run() {
             }
         }
     }
+}
+
+int DeviceWorker::wait_for_events(std::span<epoll_event> events) {
+    using Clock = std::chrono::steady_clock;
+    auto size = static_cast<int>(events.size());
+    Clock::time_point start = Clock::now();
+    int count = 0;
+    if (poll_.window() > std::chrono::nanoseconds{}) {
+        Clock::time_point deadline = start + poll_.window();
+        while ((count = ::epoll_wait(epoll_.get(), events.data(), size, 0)) == 0 &&
+               Clock::now() < deadline) {
+            __builtin_ia32_pause();  // a sibling hyperthread runs meanwhile
+        }
+    }
+    if (count == 0) {
+        count = ::epoll_wait(epoll_.get(), events.data(), size, -1);
+    }
+    if (count > 0) {
+        poll_.waited(Clock::now() - start);
+    }
+    return count;
 }
 
 }  // namespace vireo

@@ -71,11 +71,13 @@ uint16_t VirtioPciDevice::checked_queue_count(const VirtioDevice& device, const 
 }
 
 VirtioPciDevice::VirtioPciDevice(std::unique_ptr<VirtioDevice> device, const GuestMemory& memory,
-                                 MsiController& msi, IoEventRegistry* ioevents, std::string name)
+                                 MsiController& msi, IoEventRegistry* ioevents, std::string name,
+                                 std::chrono::nanoseconds poll_max)
     : device_(std::move(device)),
       memory_(memory),
       ioevents_(ioevents),
       name_(name.empty() ? std::string(device_->name()) : std::move(name)),
+      poll_max_(poll_max),
       queue_count_(checked_queue_count(*device_, name_)),
       offered_features_(device_->device_features() | kTransportFeatures),
       log_(name_),
@@ -490,7 +492,7 @@ void VirtioPciDevice::activate() {
                            }});
     }
     try {
-        worker_ = std::make_unique<DeviceWorker>(name_, std::move(sources));
+        worker_ = std::make_unique<DeviceWorker>(name_, std::move(sources), poll_max_);
     } catch (const Error& error) {
         // The host is out of threads or fds: the guest sees a broken device, the VM lives.
         spdlog::error("{}: cannot start the device: {}", name_, error.what());

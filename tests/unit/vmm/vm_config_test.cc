@@ -29,7 +29,7 @@ TEST(VmConfig, ParsesAWholeDefinition) {
         "boot": {"kernel": "/k", "initrd": "/i", "cmdline": "console=ttyS0"},
         "console": {"output": "file", "path": "/tmp/c.log", "input": false},
         "control_socket": "/run/web-1.sock",
-        "devices": {"rng": false}})",
+        "devices": {"rng": false, "poll_max_us": 0}})",
                                                "vm.json");
     EXPECT_EQ(config.name, "web-1");
     EXPECT_EQ(config.vcpus, 4u);
@@ -41,6 +41,7 @@ TEST(VmConfig, ParsesAWholeDefinition) {
     EXPECT_FALSE(config.console.input);
     EXPECT_EQ(config.control_socket, "/run/web-1.sock");
     EXPECT_FALSE(config.devices.rng);
+    EXPECT_EQ(config.devices.poll_max_us, 0u);
 }
 
 TEST(VmConfig, RelativePathsInAFileAreRelativeToItsFolder) {
@@ -78,6 +79,7 @@ TEST(VmConfig, DefaultsAreSmallAndSane) {
     EXPECT_EQ(config.memory_mib, 256u);
     EXPECT_EQ(config.console.output, VmConfig::ConsoleOutput::Stdio);
     EXPECT_TRUE(config.devices.rng);
+    EXPECT_EQ(config.devices.poll_max_us, 64u);
 }
 
 TEST(VmConfig, RoundTripsThroughJson) {
@@ -105,6 +107,8 @@ TEST(VmConfig, ErrorsNameTheFileTheFieldAndWhatIsAllowed) {
               "vm.json: console.path: missing (output 'file' needs a path)");
     EXPECT_EQ(error_for(R"({"boot": {"kernel": "/k"}, "name": "a b"})"),
               "vm.json: name: 'a b' must be 1 to 64 letters, digits, '-', '_' or '.'");
+    EXPECT_EQ(error_for(R"({"boot": {"kernel": "/k"}, "devices": {"poll_max_us": 1001}})"),
+              "vm.json: devices.poll_max_us: 1001 is out of range (0 to 1000)");
 }
 
 TEST(VmConfig, RefusesUnknownFieldsAndBadJson) {

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <system_error>
@@ -11,6 +12,12 @@
 #include "base/error.h"
 
 namespace vireo {
+namespace {
+
+// How often a polling worker looks at its fds.
+constexpr std::chrono::nanoseconds kPollInterval{1'000};
+
+}  // namespace
 
 DeviceWorker::DeviceWorker(std::string name, std::vector<Source> sources,
                            std::chrono::nanoseconds poll_max)
@@ -87,9 +94,16 @@ int DeviceWorker::wait_for_events(std::span<epoll_event> events) {
     int count = 0;
     if (poll_.window() > std::chrono::nanoseconds{}) {
         Clock::time_point deadline = start + poll_.window();
-        while ((count = ::epoll_wait(epoll_.get(), events.data(), size, 0)) == 0 &&
-               Clock::now() < deadline) {
-            __builtin_ia32_pause();  // a sibling hyperthread runs meanwhile
+        while ((count = ::epoll_wait(epoll_.get(), events.data(), size, 0)) == 0) {
+            Clock::time_point now = Clock::now();
+            if (now >= deadline) {
+                break;
+            }
+            // Each look is a system call: look about once a microsecond.
+            Clock::time_point next = std::min(now + kPollInterval, deadline);
+            while (Clock::now() < next) {
+                __builtin_ia32_pause();  // a sibling hyperthread runs meanwhile
+            }
         }
     }
     if (count == 0) {

@@ -61,16 +61,11 @@ nlohmann::json security_of(VirtioNet& nic) {
     return security;
 }
 
-// A disk's or vNIC's worker polls before it sleeps only where it can have a
-// CPU to itself: on one CPU its polling would only hold off the vCPU that
-// makes the next request.
-std::chrono::nanoseconds device_poll_max(uint32_t poll_max_us) {
+// The CPUs this process may run on (its affinity: a cpuset, taskset).
+unsigned usable_cpus() {
     cpu_set_t cpus;
-    if (poll_max_us == 0 || ::sched_getaffinity(0, sizeof cpus, &cpus) != 0 ||
-        CPU_COUNT(&cpus) < 2) {
-        return {};
-    }
-    return std::chrono::microseconds(poll_max_us);
+    return ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? static_cast<unsigned>(CPU_COUNT(&cpus))
+                                                           : 1;
 }
 
 }  // namespace
@@ -163,7 +158,8 @@ void Machine::attach_pci_devices() {
         pci_root_->add_device(std::make_shared<VirtioPciDevice>(
             std::make_unique<VirtioRng>(), memory_, msi_controller_, &ioevents_));
     }
-    std::chrono::nanoseconds poll_max = device_poll_max(config_.devices.poll_max_us);
+    std::chrono::nanoseconds poll_max = device_poll_max(
+        std::chrono::microseconds(config_.devices.poll_max_us), config_.vcpus, usable_cpus());
     // One virtio-blk device per disk, in order; each serves its requests on a
     // worker thread of its own (named after it), the disk's I/O thread.
     for (size_t index = 0; index < config_.disks.size(); ++index) {

@@ -20,7 +20,7 @@ namespace vireo {
 // io_uring) plus a stop EventFd. Handlers run on the worker thread, one at a
 // time; a handler must drain its fd (epoll is level-triggered), unless its
 // source is edge-triggered. Before it sleeps, the worker may poll its fds for
-// a while (PollWindow): on a host with a CPU to spare, that serves a guest's
+// a while (PollWindow): with a CPU to spare, that serves a guest's
 // next request without waking a sleeping thread.
 class DeviceWorker {
 public:

@@ -90,14 +90,18 @@ private:
     void queue(Request& request, const ImageFile& file, bool write, uint64_t offset,
                std::span<const iovec> buffers);
     io_uring_sqe* next_sqe();
+    void submit_queued();
     void reap(bool wait);
     void finish(Operation& operation, int result);
     void part_done(Request& request);
     void run_posted();
     bool sleep_for_post();
 
+    static constexpr unsigned kFirstPiece = 2;
+
     io_uring ring_{};
     unsigned depth_;
+    unsigned next_piece_ = kFirstPiece;  // queued operations that go at once
     EventFd done_event_;
     bool done_event_registered_ = false;
     bool processing_completions_ = false;  // inside process_completions()

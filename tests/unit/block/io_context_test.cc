@@ -82,6 +82,38 @@ TEST_F(IoContextTest, ARequestRunByProcessCompletionsDoesNotWakeTheLoopAgain) {
     EXPECT_EQ(::poll(&p, 1, 0), 0) << "the eventfd is still raised";
 }
 
+TEST_F(IoContextTest, ALongBatchReachesTheKernelInGrowingPiecesBeforeSubmit) {
+    IoContext context;
+    int done_fd = context.event_fd();
+    constexpr int kRequests = 7;
+    std::vector<std::vector<uint8_t>> buffers(kRequests, std::vector<uint8_t>(4096));
+    std::vector<iovec> iovecs(kRequests);
+    int completed = 0;
+    for (int i = 0; i < kRequests; ++i) {
+        iovecs[i] = {buffers[i].data(), buffers[i].size()};
+        IoContext::Request& request = context.begin([&](const IoError* failure) {
+            EXPECT_EQ(failure, nullptr);
+            ++completed;
+        });
+        context.read(request, *file, uint64_t(i) * 4096, {&iovecs[i], 1});
+        context.end(request);
+    }
+    // Pieces of 2 and 4 went as the 3rd and 7th were queued; the 7th waits.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (completed < 6 && std::chrono::steady_clock::now() < deadline) {
+        pollfd p{done_fd, POLLIN, 0};
+        ::poll(&p, 1, 100);
+        context.process_completions();
+    }
+    EXPECT_EQ(completed, 6);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    context.process_completions();
+    EXPECT_EQ(completed, 6) << "an operation went without submit() ahead of its piece";
+    context.submit();
+    context.drain();
+    EXPECT_EQ(completed, kRequests);
+}
+
 TEST_F(IoContextTest, MoreOperationsThanTheDepthWaitTheirTurn) {
     IoContext context(4);
     std::vector<uint8_t> out(256 * 1024);

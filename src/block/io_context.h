@@ -49,7 +49,8 @@ public:
     // ring raises it only once it was asked for, so a context that is only
     // waited on (wait_until) costs no eventfd write and read per request.
     int event_fd();
-    // Hands the queued file operations to the kernel, one system call per batch.
+    // Hands the rest of the queued file operations to the kernel (a long
+    // batch went out in growing pieces as it was queued).
     void submit();
     // Runs the completions of every finished request; returns how many ran.
     size_t process_completions();

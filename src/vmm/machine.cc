@@ -2,8 +2,11 @@
 
 #include <sched.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
+#include <memory>
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -61,11 +64,20 @@ nlohmann::json security_of(VirtioNet& nic) {
     return security;
 }
 
-// The CPUs this process may run on (its affinity: a cpuset, taskset).
+// The CPUs this process may run on (its affinity: a cpuset, taskset); the
+// set grows past cpu_set_t's 1024 CPUs for hosts with more.
 unsigned usable_cpus() {
-    cpu_set_t cpus;
-    return ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? static_cast<unsigned>(CPU_COUNT(&cpus))
-                                                           : 1;
+    for (int size = 1024; size <= 1 << 16; size *= 2) {
+        std::unique_ptr<cpu_set_t, decltype(&::free)> cpus(CPU_ALLOC(size), &::free);
+        size_t bytes = CPU_ALLOC_SIZE(size);
+        if (cpus && ::sched_getaffinity(0, bytes, cpus.get()) == 0) {
+            return static_cast<unsigned>(CPU_COUNT_S(bytes, cpus.get()));
+        }
+        if (!cpus || errno != EINVAL) {
+            break;
+        }
+    }
+    return 1;
 }
 
 }  // namespace

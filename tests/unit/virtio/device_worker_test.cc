@@ -95,7 +95,7 @@ TEST(DeviceWorker, APollingWorkerServesQuickRequestsWithoutSleeping) {
                               worker_tid = ::gettid();
                               answer.signal();
                           }}},
-                        std::chrono::milliseconds(1));
+                        std::chrono::milliseconds(20));
     constexpr int kRequests = 2000;
     long switches_at_start = 0;
     for (int i = 0; i < kRequests; ++i) {
@@ -107,9 +107,9 @@ TEST(DeviceWorker, APollingWorkerServesQuickRequestsWithoutSleeping) {
     }
     long slept = voluntary_switches(worker_tid) - switches_at_start;
     // Without polling it sleeps for 5 to 50 % of them here (the rest arrive
-    // before it is back in epoll_wait); polling, for the odd one the host delays.
+    // before it is back in epoll_wait); polling, only when the host holds the
+    // answer back for longer than the window (20 ms: another test, a sanitizer).
     EXPECT_LT(slept, 50);
-    worker.stop();  // found while polling
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <sys/uio.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,9 +26,28 @@ protected:
         file.emplace(ImageFile::open(scratch / "file", /*writable=*/true));
     }
 
+    // Queues `count` requests of one 4 KiB read each into `read_buffers`, request i
+    // at offset_of(i); each completion records its index in `reads_done`.
+    void queue_reads(IoContext& context, int count, const std::function<uint64_t(int)>& offset_of) {
+        read_buffers.assign(size_t(count), std::vector<uint8_t>(4096));
+        read_iovecs.resize(size_t(count));
+        for (int i = 0; i < count; ++i) {
+            read_iovecs[i] = {read_buffers[i].data(), read_buffers[i].size()};
+            IoContext::Request& request = context.begin([this, i](const IoError* failure) {
+                EXPECT_EQ(failure, nullptr);
+                reads_done.push_back(i);
+            });
+            context.read(request, *file, offset_of(i), {&read_iovecs[i], 1});
+            context.end(request);
+        }
+    }
+
     testing::ScratchDir scratch;
     std::vector<uint8_t> contents = pattern(1, 0, 1 << 20);
     std::optional<ImageFile> file;
+    std::vector<std::vector<uint8_t>> read_buffers;
+    std::vector<iovec> read_iovecs;
+    std::vector<int> reads_done;
 };
 
 TEST_F(IoContextTest, CompletionsRunOnlyFromProcessCompletionsInAnyOrder) {
@@ -35,31 +55,21 @@ TEST_F(IoContextTest, CompletionsRunOnlyFromProcessCompletionsInAnyOrder) {
     // Asked for before the requests, as an event loop does: the ring raises it from then on.
     int done_fd = context.event_fd();
     constexpr int kRequests = 64;
-    std::vector<std::vector<uint8_t>> buffers(kRequests, std::vector<uint8_t>(4096));
-    std::vector<iovec> iovecs(kRequests);
-    std::vector<int> completed;
-    for (int i = 0; i < kRequests; ++i) {
-        iovecs[i] = {buffers[i].data(), buffers[i].size()};
-        IoContext::Request& request = context.begin([&completed, i](const IoError* failure) {
-            EXPECT_EQ(failure, nullptr);
-            completed.push_back(i);
-        });
-        // Backwards through the file, 16 KiB apart.
-        context.read(request, *file, uint64_t(kRequests - 1 - i) * 16384, {&iovecs[i], 1});
-        context.end(request);
-    }
+    // Backwards through the file, 16 KiB apart.
+    queue_reads(context, kRequests, [](int i) { return uint64_t(kRequests - 1 - i) * 16384; });
     context.submit();
     EXPECT_EQ(context.requests_in_flight(), size_t{kRequests});
-    EXPECT_TRUE(completed.empty()) << "nothing completes inside submit";
+    EXPECT_TRUE(reads_done.empty()) << "nothing completes inside submit";
     while (context.requests_in_flight() > 0) {
         pollfd p{done_fd, POLLIN, -1};
         ASSERT_EQ(::poll(&p, 1, 5000), 1) << "the eventfd never said a request was done";
         context.process_completions();
     }
-    ASSERT_EQ(completed.size(), size_t{kRequests});
+    ASSERT_EQ(reads_done.size(), size_t{kRequests});
     for (int i = 0; i < kRequests; ++i) {
         uint64_t offset = uint64_t(kRequests - 1 - i) * 16384;
-        EXPECT_TRUE(std::equal(buffers[i].begin(), buffers[i].end(), contents.begin() + offset))
+        EXPECT_TRUE(
+            std::equal(read_buffers[i].begin(), read_buffers[i].end(), contents.begin() + offset))
             << "request " << i;
     }
 }
@@ -86,32 +96,21 @@ TEST_F(IoContextTest, ALongBatchReachesTheKernelInGrowingPiecesBeforeSubmit) {
     IoContext context;
     int done_fd = context.event_fd();
     constexpr int kRequests = 7;
-    std::vector<std::vector<uint8_t>> buffers(kRequests, std::vector<uint8_t>(4096));
-    std::vector<iovec> iovecs(kRequests);
-    int completed = 0;
-    for (int i = 0; i < kRequests; ++i) {
-        iovecs[i] = {buffers[i].data(), buffers[i].size()};
-        IoContext::Request& request = context.begin([&](const IoError* failure) {
-            EXPECT_EQ(failure, nullptr);
-            ++completed;
-        });
-        context.read(request, *file, uint64_t(i) * 4096, {&iovecs[i], 1});
-        context.end(request);
-    }
+    queue_reads(context, kRequests, [](int i) { return uint64_t(i) * 4096; });
     // Pieces of 2 and 4 went as the 3rd and 7th were queued; the 7th waits.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (completed < 6 && std::chrono::steady_clock::now() < deadline) {
+    while (reads_done.size() < 6 && std::chrono::steady_clock::now() < deadline) {
         pollfd p{done_fd, POLLIN, 0};
         ::poll(&p, 1, 100);
         context.process_completions();
     }
-    EXPECT_EQ(completed, 6);
+    EXPECT_EQ(reads_done.size(), 6u);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     context.process_completions();
-    EXPECT_EQ(completed, 6) << "an operation went without submit() ahead of its piece";
+    EXPECT_EQ(reads_done.size(), 6u) << "an operation went without submit() ahead of its piece";
     context.submit();
     context.drain();
-    EXPECT_EQ(completed, kRequests);
+    EXPECT_EQ(reads_done.size(), size_t{kRequests});
 }
 
 TEST_F(IoContextTest, MoreOperationsThanTheDepthWaitTheirTurn) {

@@ -20,6 +20,7 @@ bool virtq_alloc(struct virtq* q, uint16_t index, uint16_t size) {
 void virtq_reset(struct virtq* q) {
     q->next_desc = 0;
     q->last_used = 0;
+    q->kicked_idx = 0;
     if (!q->avail || !q->used)
         return;
     q->avail->flags = 0;
@@ -57,4 +58,16 @@ bool virtq_get_used(struct virtq* q, struct virtq_used_elem* out) {
     *out = q->used->ring[q->last_used % q->size];
     q->last_used++;
     return true;
+}
+
+bool virtq_kick_needed(struct virtq* q, bool event_idx) {
+    mb(); /* the avail idx before what the device wrote about notifications */
+    uint16_t now = *(volatile uint16_t*)&q->avail->idx;
+    bool needed;
+    if (event_idx) /* vring_need_event(): avail_event in [kicked_idx, now) */
+        needed = (uint16_t)(now - *virtq_avail_event(q) - 1) < (uint16_t)(now - q->kicked_idx);
+    else
+        needed = !(*(volatile uint16_t*)&q->used->flags & VIRTQ_USED_F_NO_NOTIFY);
+    q->kicked_idx = now;
+    return needed;
 }

@@ -6,6 +6,8 @@
 
 #define VIRTQ_DESC_F_NEXT 1
 #define VIRTQ_DESC_F_WRITE 2
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+#define VIRTQ_USED_F_NO_NOTIFY 1
 
 struct virtq_desc {
     uint64_t addr;
@@ -39,6 +41,7 @@ struct virtq {
     struct virtq_used* used;
     uint16_t next_desc; /* descriptors are handed out round-robin */
     uint16_t last_used;
+    uint16_t kicked_idx;  /* avail idx at the last virtq_kick_needed() */
     uint64_t notify_addr; /* set by virtio_pci_setup_queue */
 };
 
@@ -58,3 +61,15 @@ uint16_t virtq_add(struct virtq* q, const struct virtq_buf* bufs, unsigned n);
 void virtq_publish(struct virtq* q, uint16_t head);
 /* Pops one used element; false if the device has not returned any. */
 bool virtq_get_used(struct virtq* q, struct virtq_used_elem* out);
+
+/* The index fields after the rings (2.7.10): avail->used_event, used->avail_event. */
+static inline volatile uint16_t* virtq_used_event(const struct virtq* q) {
+    return &q->avail->ring[q->size];
+}
+static inline volatile uint16_t* virtq_avail_event(const struct virtq* q) {
+    return (volatile uint16_t*)&q->used->ring[q->size];
+}
+/* Whether the device wants to be notified of what was published since the
+ * last call: unless it set VIRTQ_USED_F_NO_NOTIFY, or, with VIRTIO_F_EVENT_IDX
+ * negotiated, unless its avail_event lies outside those entries. */
+bool virtq_kick_needed(struct virtq* q, bool event_idx);

@@ -65,10 +65,6 @@
 #define VIRTIO_BLK_S_OK 0
 #define NO_STATUS 0xff
 
-#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
-#define VIRTQ_USED_F_NO_NOTIFY 1
-#define VIRTIO_F_EVENT_IDX (1ull << 29)
-
 struct blk_header {
     uint32_t type;
     uint32_t reserved;
@@ -92,26 +88,9 @@ static uint64_t bad_status, bad_data;
 static uint64_t kicks; /* notifications sent (not skipped as the device asked) */
 static bool event_idx;
 static bool random_order;
-static uint16_t kicked_idx; /* avail idx at the last notify decision */
-
-/* The index fields after the rings (2.7.10): avail->used_event, used->avail_event. */
-static volatile uint16_t* used_event(void) {
-    return &q.avail->ring[q.size];
-}
-static volatile uint16_t* avail_event(void) {
-    return (volatile uint16_t*)&q.used->ring[q.size];
-}
 
 static void notify(void) {
-    mb(); /* the avail idx before what the device wrote about notifications */
-    uint16_t now = *(volatile uint16_t*)&q.avail->idx;
-    bool needed;
-    if (event_idx) /* vring_need_event(): avail_event in [kicked_idx, now) */
-        needed = (uint16_t)(now - *avail_event() - 1) < (uint16_t)(now - kicked_idx);
-    else
-        needed = !(*(volatile uint16_t*)&q.used->flags & VIRTQ_USED_F_NO_NOTIFY);
-    kicked_idx = now;
-    if (needed) {
+    if (virtq_kick_needed(&q, event_idx)) {
         virtio_notify(&q);
         kicks++;
     }
@@ -142,7 +121,7 @@ static int reap(void) {
         cpu_relax();
     }
     if (event_idx)
-        *used_event() = (uint16_t)(q.last_used + 0x7fff); /* never reached: no interrupt */
+        *virtq_used_event(&q) = (uint16_t)(q.last_used + 0x7fff); /* never reached: no interrupt */
     unsigned i = e.id / DESC_PER_REQUEST;
     if (e.id % DESC_PER_REQUEST || i >= max_depth)
         report_abort("used ring returned head %u, not one of ours", e.id);
@@ -243,7 +222,7 @@ static bool setup(void) {
         return false;
     q.avail->flags = VIRTQ_AVAIL_F_NO_INTERRUPT; /* ignored with EVENT_IDX: used_event instead */
     if (event_idx)
-        *used_event() = 0x7fff;
+        *virtq_used_event(&q) = 0x7fff;
     virtio_driver_ok(&dev);
     if (!report(virtio_get_status(&dev) & VIRTIO_STATUS_DRIVER_OK, "DRIVER_OK"))
         return false;

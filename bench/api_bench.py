@@ -471,18 +471,14 @@ def main(argv: list[str]) -> int:
             power = bench_power(args, build, workdir) if kvm else power_in_emulated_kvm(args, build)
             sections.append(power_section(power, args))
         table = [line for section in sections for line in section]
-        bench_common.print_tables([table])
-        if args.output:
-            facts = bench_common.host_facts("qemu-system-x86_64", REPO, build,
-                                            ("vireod", "vireo-vmm"))
-            facts.pop("QEMU", None)
-            facts.pop("THP", None)
-            document = bench_common.render(
-                TITLE, "bench/api_bench.py", command, started,
-                "The reads on this host; the power cycles, through vireod and alone, "
-                "interleaved in one run.", facts, (load_start, load_average()), table)
-            bench_common.update_document(Path(args.output), document, BEGIN_MARKER, END_MARKER)
-            progress(f"wrote the host agent API section of {args.output}")
+        facts = bench_common.host_facts("qemu-system-x86_64", REPO, build, ("vireod", "vireo-vmm"))
+        facts.pop("QEMU", None)
+        facts.pop("THP", None)
+        bench_common.publish(
+            args.output, table, title=TITLE, script="bench/api_bench.py",
+            markers=(BEGIN_MARKER, END_MARKER), command=command, started=started,
+            interleaving="The reads on this host; the power cycles, through vireod and alone, "
+            "interleaved in one run.", facts=facts, load_start=load_start, progress=progress)
 
     return bench_common.run_guarded(body, progress, "api-bench-")
 

@@ -248,6 +248,15 @@ def linux_kvm_missing(build: Path) -> str | None:
     return None
 
 
+def vhost_net_problem() -> str | None:
+    """Why a VMM cannot use vhost-net here, or None (loads the module if it must)."""
+    if not Path("/dev/vhost-net").exists():
+        subprocess.run(["modprobe", "vhost_net"], capture_output=True)
+    if not Path("/dev/vhost-net").exists():
+        return "/dev/vhost-net is missing on this host (no vhost_net module)"
+    return None
+
+
 def ratio(a: float, b: float) -> float:
     return a / b if b else float("inf")
 
@@ -371,6 +380,18 @@ def render(title: str, script: str, command: str, started: str, interleaving: st
     lines += [f"| load average (1/5/15 min) | {loads[0]} at start, {loads[1]} at end |", ""]
     lines += body
     return "\n".join(lines).rstrip() + "\n"
+
+
+def publish(output: str | None, body: list[str], *, title: str, script: str, markers: tuple[str, str],
+            command: str, started: str, interleaving: str, facts: dict[str, str], load_start: str,
+            progress) -> None:
+    """Prints the tables of `body`; with `output`, rewrites the script's section
+    of that file (render(), between its markers)."""
+    print_tables([body])
+    if output:
+        document = render(title, script, command, started, interleaving, facts, (load_start, load_average()), body)
+        update_document(Path(output), document, *markers)
+        progress(f"wrote the section \"{title}\" of {output}")
 
 
 def print_tables(sections: list[list[str]]) -> None:

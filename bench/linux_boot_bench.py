@@ -35,7 +35,7 @@ from pathlib import Path
 
 import bench_common
 from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, host_facts, linux_kvm_missing, load_average,
-                          print_tables, ratio, run_checked, run_guarded, shown_build, verdict)
+                          ratio, run_checked, run_guarded, shown_build, verdict)
 from vmm_bench import MemoryUse, parse_smaps
 
 BEGIN_MARKER = "<!-- linux-boot-bench:begin -->"
@@ -269,14 +269,11 @@ def main(argv: list[str]) -> int:
         boot = bench_boot(runner, cmds, args.runs)
         memory = bench_memory(runner, cmds, args.runs, args.settle)
         section = boot_section(boot, memory, build, cmds)
-        print_tables([section])
-        if args.output:
-            document = bench_common.render(
-                TITLE, "bench/linux_boot_bench.py", command, started,
-                "Runs interleaved (Vireo, q35, microvm, Vireo, ...), the same files for all three.",
-                facts, (load_start, load_average()), section)
-            bench_common.update_document(Path(args.output), document, BEGIN_MARKER, END_MARKER)
-            progress(f"wrote the Linux boot section of {args.output}")
+        bench_common.publish(
+            args.output, section, title=TITLE, script="bench/linux_boot_bench.py",
+            markers=(BEGIN_MARKER, END_MARKER), command=command, started=started,
+            interleaving="Runs interleaved (Vireo, q35, microvm, Vireo, ...), the same files for all three.",
+            facts=facts, load_start=load_start, progress=progress)
 
     return run_guarded(measure, progress, "linux-boot-bench-")
 

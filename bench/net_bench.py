@@ -24,7 +24,6 @@ Exits 77 (skip) when /dev/kvm, qemu-system-x86_64 or socat is missing.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import os
@@ -35,9 +34,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import bench_common
 from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, host_facts, linux_kvm_missing, load_average,
-                          print_tables, ratio, run_checked, run_guarded, shown_build, verdict)
+                          publish, ratio, run_checked, run_guarded, shown_build, verdict, vhost_net_problem)
 from linux_boot_bench import Guest, build_guest
 
 BEGIN_MARKER = "<!-- net-bench:begin -->"
@@ -299,15 +297,6 @@ def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Comma
     return lines
 
 
-def vhost_net_problem() -> str | None:
-    """Why QEMU cannot use vhost-net here, or None (loads the module if it must)."""
-    if not Path("/dev/vhost-net").exists():
-        subprocess.run(["modprobe", "vhost_net"], capture_output=True)
-    if not Path("/dev/vhost-net").exists():
-        return "/dev/vhost-net is missing on this host (no vhost_net module)"
-    return None
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -358,14 +347,10 @@ def main(argv: list[str]) -> int:
             cmds = Commands(build, args.qemu, workdir, guest, wire, args.vcpus, args.append)
             results = bench(Runner(children, workdir, args.timeout), cmds, vmms, args.runs)
             body = section(results, build, cmds, args.runs, vhost_note)
-        print_tables([body])
-        if args.output:
-            document = bench_common.render(
-                TITLE, "bench/net_bench.py", command, started,
-                "Runs interleaved, the same image and the same TAP for all.", facts,
-                (load_start, load_average()), body)
-            bench_common.update_document(Path(args.output), document, BEGIN_MARKER, END_MARKER)
-            progress(f"wrote the networking section of {args.output}")
+        publish(args.output, body, title=TITLE, script="bench/net_bench.py",
+                markers=(BEGIN_MARKER, END_MARKER), command=command, started=started,
+                interleaving="Runs interleaved, the same image and the same TAP for all.", facts=facts,
+                load_start=load_start, progress=progress)
 
     return run_guarded(measure, progress, "net-bench-")
 

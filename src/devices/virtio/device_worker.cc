@@ -20,10 +20,11 @@ constexpr std::chrono::nanoseconds kPollInterval{1'000};
 }  // namespace
 
 DeviceWorker::DeviceWorker(std::string name, std::vector<Source> sources,
-                           std::chrono::nanoseconds poll_max)
+                           std::chrono::nanoseconds poll_max, std::optional<RingPoll> rings)
     : name_(std::move(name)),
       sources_(std::move(sources)),
       poll_(poll_max),
+      rings_(std::move(rings)),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
     if (!epoll_) {
         fail_errno("{}: epoll_create1", name_);
@@ -59,6 +60,13 @@ void DeviceWorker::stop() {
 }
 
 void DeviceWorker::run() {
+    serve_events();
+    // A stopped worker leaves the guest free to notify (a paused VM's
+    // notifications wait in the EventFds for the next worker).
+    wake_rings();
+}
+
+void DeviceWorker::serve_events() {
     std::array<epoll_event, 16> events;
     while (true) {
         int count = wait_for_events(events);
@@ -92,9 +100,15 @@ int DeviceWorker::wait_for_events(std::span<epoll_event> events) {
     auto size = static_cast<int>(events.size());
     Clock::time_point start = Clock::now();
     int count = 0;
+    bool served = false;
     if (poll_.window() > std::chrono::nanoseconds{}) {
+        if (rings_ && !quiet_) {
+            rings_->quiet();
+            quiet_ = true;
+        }
         Clock::time_point deadline = start + poll_.window();
-        while ((count = ::epoll_wait(epoll_.get(), events.data(), size, 0)) == 0) {
+        while ((count = ::epoll_wait(epoll_.get(), events.data(), size, 0)) == 0 &&
+               !(served = serve_rings())) {
             Clock::time_point now = Clock::now();
             if (now >= deadline) {
                 break;
@@ -106,13 +120,30 @@ int DeviceWorker::wait_for_events(std::span<epoll_event> events) {
             }
         }
     }
-    if (count == 0) {
+    // Never sleep with the guest told not to notify.
+    if (count == 0 && !served && wake_rings()) {
+        served = rings_->serve();
+    }
+    if (count == 0 && !served) {
         count = ::epoll_wait(epoll_.get(), events.data(), size, -1);
     }
-    if (count > 0) {
+    if (count > 0 || served) {
         poll_.waited(Clock::now() - start);
     }
     return count;
+}
+
+bool DeviceWorker::serve_rings() {
+    return quiet_ && rings_->serve();
+}
+
+bool DeviceWorker::wake_rings() {
+    if (!quiet_) {
+        return false;
+    }
+    quiet_ = false;
+    rings_->wake();
+    return true;
 }
 
 }  // namespace vireo

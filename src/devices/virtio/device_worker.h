@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -21,7 +22,10 @@ namespace vireo {
 // time; a handler must drain its fd (epoll is level-triggered), unless its
 // source is edge-triggered. Before it sleeps, the worker may poll its fds for
 // a while (PollWindow): with a CPU to spare, that serves a guest's
-// next request without waking a sleeping thread.
+// next request without waking a sleeping thread. While it polls, the device's
+// rings (RingPoll) are looked at directly and the guest told not to notify,
+// so the guest does not exit for a notification the worker does not need, as
+// QEMU's IOThreads do (io_poll_begin / io_poll_end).
 class DeviceWorker {
 public:
     struct Source {
@@ -32,12 +36,22 @@ public:
         // buffers), which it resumes from elsewhere.
         bool edge_triggered = false;
     };
+    // A device's rings, polled while the worker polls; all on the worker thread.
+    struct RingPoll {
+        // Tells the guest not to notify.
+        std::function<void()> quiet;
+        // Serves what the guest queued since the last look; whether it did.
+        std::function<bool()> serve;
+        // Tells the guest to notify again (the worker then serves what it
+        // queued before it could see that).
+        std::function<void()> wake;
+    };
 
     // Starts the thread (named `name`, cut to 15 characters), which polls for
     // up to `poll_max` before it sleeps (zero: never). Throws vireo::Error if
     // the host refuses epoll or a thread.
     DeviceWorker(std::string name, std::vector<Source> sources,
-                 std::chrono::nanoseconds poll_max = {});
+                 std::chrono::nanoseconds poll_max = {}, std::optional<RingPoll> rings = {});
     ~DeviceWorker();
     DeviceWorker(const DeviceWorker&) = delete;
     DeviceWorker& operator=(const DeviceWorker&) = delete;
@@ -48,12 +62,21 @@ public:
 
 private:
     void run();
-    // Events ready now or after polling, else after sleeping; -1 with errno.
+    // The epoll loop, until the stop event or a failure.
+    void serve_events();
+    // Events ready now or after polling, else after sleeping; -1 with errno;
+    // 0 when polling the rings found work (and served it).
     int wait_for_events(std::span<epoll_event> events);
+    // Whether the rings served anything; false when none are polled.
+    bool serve_rings();
+    // Lets the guest notify again if it was told not to; whether it was.
+    bool wake_rings();
 
     std::string name_;
     std::vector<Source> sources_;
     PollWindow poll_;
+    std::optional<RingPoll> rings_;
+    bool quiet_ = false;  // the guest was told not to notify
     UniqueFd epoll_;
     EventFd stop_event_;
     std::thread thread_;

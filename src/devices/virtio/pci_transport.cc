@@ -471,10 +471,12 @@ void VirtioPciDevice::activate() {
         }
     }
     std::vector<DeviceWorker::Source> sources;
+    std::vector<uint16_t> served_here;  // queues whose notifications the worker takes
     for (uint16_t queue = 0; queue < queue_count_; ++queue) {
         if (!setup_[queue].enabled || device_->reads_notifications(queue)) {
             continue;
         }
+        served_here.push_back(queue);
         sources.push_back({notify_[queue].fd(), [this, queue] {
                                notify_[queue].consume();
                                if (needs_reset_) {
@@ -492,12 +494,34 @@ void VirtioPciDevice::activate() {
                            }});
     }
     try {
-        worker_ = std::make_unique<DeviceWorker>(name_, std::move(sources), poll_max_);
+        worker_ = std::make_unique<DeviceWorker>(name_, std::move(sources), poll_max_,
+                                                 ring_poll(std::move(served_here)));
     } catch (const Error& error) {
         // The host is out of threads or fds: the guest sees a broken device, the VM lives.
         spdlog::error("{}: cannot start the device: {}", name_, error.what());
         needs_reset_ = true;
     }
+}
+
+DeviceWorker::RingPoll VirtioPciDevice::ring_poll(std::vector<uint16_t> queues) {
+    auto notifications = [this, queues](bool enabled) {
+        for (uint16_t queue : queues) {
+            queues_[queue].set_notifications(enabled);
+        }
+    };
+    auto serve = [this, queues] {
+        bool served = false;
+        for (uint16_t queue : queues) {
+            if (!needs_reset_ && queues_[queue].has_new_available()) {
+                device_->process_queue(queue);
+                check_queues();
+                served = true;
+            }
+        }
+        return served;
+    };
+    return {[notifications] { notifications(false); }, serve,
+            [notifications] { notifications(true); }};
 }
 
 void VirtioPciDevice::reset() {

@@ -122,6 +122,9 @@ private:
     // On the worker thread, after the device ran: a faulted queue breaks the device.
     void check_queues();
     void mark_broken(uint16_t queue, const VirtqueueFault& fault);
+    // The worker's view of `queues` while it polls: notifications off, the
+    // rings looked at directly.
+    DeviceWorker::RingPoll ring_poll(std::vector<uint16_t> queues);
 
     std::unique_ptr<VirtioDevice> device_;
     const GuestMemory& memory_;

@@ -31,6 +31,7 @@ inline constexpr uint16_t kDescFlagNext = 1;
 inline constexpr uint16_t kDescFlagWrite = 2;
 inline constexpr uint16_t kDescFlagIndirect = 4;
 inline constexpr uint16_t kAvailFlagNoInterrupt = 1;
+inline constexpr uint16_t kUsedFlagNoNotify = 1;
 
 struct VirtqDesc {
     uint64_t addr;

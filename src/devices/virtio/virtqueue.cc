@@ -112,7 +112,7 @@ std::optional<DescriptorChain> Virtqueue::pop() {
     }
     uint16_t avail_idx = load_avail_idx();
     if (avail_idx == next_avail_) {
-        if (!event_idx_) {
+        if (!event_idx_ || !notifications_) {
             return std::nullopt;
         }
         // Ask for a kick when the next chain arrives, then look again: a chain
@@ -139,6 +139,35 @@ std::optional<DescriptorChain> Virtqueue::pop() {
         ++next_avail_;
     }
     return chain;
+}
+
+bool Virtqueue::has_new_available() {
+    if (!ready()) {
+        return false;
+    }
+    // Sequentially consistent: after set_notifications(true)'s store (2.7.10).
+    uint16_t avail_idx = ring_u16(avail_, virtio::kAvailIdxOffset).load(std::memory_order_seq_cst);
+    bool changed = avail_idx != seen_avail_;
+    seen_avail_ = avail_idx;
+    return changed && avail_idx != next_avail_;
+}
+
+void Virtqueue::set_notifications(bool enabled) {
+    if (!ready() || notifications_ == enabled) {
+        return;
+    }
+    notifications_ = enabled;
+    if (event_idx_) {
+        // Off: avail_event stays behind, so no chain the driver adds crosses
+        // it. On: the next chain does.
+        if (enabled) {
+            store_avail_event(next_avail_);
+        }
+        return;
+    }
+    // Sequentially consistent: before the caller re-reads avail->idx (2.7.10).
+    ring_u16(used_, virtio::kUsedFlagsOffset)
+        .store(enabled ? 0 : virtio::kUsedFlagNoNotify, std::memory_order_seq_cst);
 }
 
 std::optional<DescriptorChain> Virtqueue::walk_chain(uint16_t head) {

@@ -91,8 +91,18 @@ public:
     // The next chain the driver made available, or nullopt when there is none
     // (or the queue is broken: check fault()). Call until nullopt: with
     // VIRTIO_F_EVENT_IDX, finding the ring empty is what asks the driver to kick
-    // again.
+    // again (unless notifications are off).
     std::optional<DescriptorChain> pop();
+    // Whether the driver made chains available since the last call that pop()
+    // has not taken yet; reads avail->idx only. For a device that looks at the
+    // ring itself instead of waiting for the driver's notification.
+    bool has_new_available();
+    // Off: the driver need not notify (pop() no longer asks for a kick when it
+    // finds the ring empty; without VIRTIO_F_EVENT_IDX, VIRTQ_USED_F_NO_NOTIFY).
+    // On: it must again; look again afterwards (has_new_available(), pop()),
+    // or a chain made available before the driver saw it may wait for a
+    // notification that never comes.
+    void set_notifications(bool enabled);
     // Returns chain `head` to the driver with `written` bytes written into its
     // writable buffers, and publishes it (used->idx, release order).
     void push(uint16_t head, uint32_t written);
@@ -118,6 +128,8 @@ private:
     uint16_t next_avail_ = 0;
     uint16_t next_used_ = 0;
     uint16_t signalled_used_ = 0;  // used idx at the last needs_interrupt()
+    uint16_t seen_avail_ = 0;      // avail idx at the last has_new_available()
+    bool notifications_ = true;
     std::optional<VirtqueueFault> fault_;
 };
 

@@ -112,5 +112,80 @@ TEST(DeviceWorker, APollingWorkerServesQuickRequestsWithoutSleeping) {
     EXPECT_LT(slept, 50);
 }
 
+TEST(DeviceWorker, WhilePollingItServesTheRingsWithTheGuestToldNotToNotify) {
+    cpu_set_t cpus;
+    ASSERT_EQ(::sched_getaffinity(0, sizeof cpus, &cpus), 0);
+    if (CPU_COUNT(&cpus) < 2) {
+        GTEST_SKIP() << "polling needs a second CPU (the VMM does not poll with one)";
+    }
+    // A ring stands in for a virtqueue: requests the "guest" queues without
+    // notifying while the worker said so, and the notification it sends otherwise.
+    std::atomic<int> queued = 0;
+    std::atomic<int> served = 0;
+    std::atomic<bool> quiet = false;
+    std::atomic<int> notifications = 0;
+    EventFd notify;
+    EventFd answer(/*nonblocking=*/false);
+    // One request a look: the "guest" queues its next one only after the answer.
+    auto serve = [&] {
+        if (served == queued) {
+            return false;
+        }
+        ++served;
+        answer.signal();
+        return true;
+    };
+    DeviceWorker::RingPoll rings{[&] { quiet = true; }, serve, [&] { quiet = false; }};
+    DeviceWorker worker("ring-worker",
+                        {{notify.fd(),
+                          [&] {
+                              notify.consume();
+                              serve();
+                          }}},
+                        std::chrono::milliseconds(20), rings);
+    constexpr int kRequests = 2000;
+    for (int i = 0; i < kRequests; ++i) {
+        ++queued;
+        if (!quiet) {
+            ++notifications;
+            notify.signal();
+        }
+        ASSERT_EQ(answer.consume(), 1u);
+    }
+    // The first request notifies; the window opens and stays open while
+    // requests keep coming, so only a host that holds the worker back for
+    // longer than 20 ms (another test, a sanitizer) costs one more.
+    EXPECT_LT(notifications, 50);
+    worker.stop();
+    EXPECT_FALSE(quiet) << "the worker stopped with the guest told not to notify";
+}
+
+TEST(DeviceWorker, NeverSleepsWithTheGuestToldNotToNotify) {
+    std::atomic<bool> quiet = false;
+    std::atomic<int> woken = 0;
+    EventFd notify;
+    DeviceWorker::RingPoll rings{[&] { quiet = true; }, [] { return false; },
+                                 [&] {
+                                     quiet = false;
+                                     ++woken;
+                                 }};
+    DeviceWorker worker("ring-worker", {{notify.fd(), [&] { notify.consume(); }}},
+                        std::chrono::milliseconds(1), rings);
+    for (int i = 0; i < 20; ++i) {
+        // Two notifications 200 µs apart open the window (up to 1 ms) ...
+        notify.signal();
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        notify.signal();
+        // ... and long after it closes, the worker sleeps with notifications on.
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        EXPECT_FALSE(quiet) << "after round " << i;
+    }
+    EXPECT_GT(woken, 0) << "the window never opened";
+    // And a worker stopped while it polls turns them back on too.
+    notify.signal();
+    worker.stop();
+    EXPECT_FALSE(quiet);
+}
+
 }  // namespace
 }  // namespace vireo

@@ -103,6 +103,9 @@ public:
     uint16_t avail_event() const {
         return memory_.read_object<uint16_t>(used_ + virtio::avail_event_offset(size_)).value();
     }
+    uint16_t used_flags() const {
+        return index(used_ + virtio::kUsedFlagsOffset).load(std::memory_order_seq_cst);
+    }
 
 private:
     // A ring index shared with the device, accessed as the device does.

@@ -159,6 +159,42 @@ TEST_F(VirtqueueTest, EventIdxAsksForTheNextKickWhenEmpty) {
     EXPECT_EQ(driver.avail_event(), 3);  // kick me when you add entry 3
 }
 
+TEST_F(VirtqueueTest, NotificationsOffLeaveAvailEventBehindUntilTurnedOn) {
+    Virtqueue queue = make_queue(kEventIdx);
+    driver.make_available(driver.add_chain({{kData, 8, true}}));
+    while (queue.pop()) {
+    }
+    EXPECT_EQ(driver.avail_event(), 1);
+    queue.set_notifications(false);
+    driver.make_available(driver.add_chain({{kData, 8, true}}));
+    ASSERT_TRUE(queue.has_new_available());
+    while (queue.pop()) {
+    }
+    EXPECT_EQ(driver.avail_event(), 1);  // entry 2 will cross nothing: no kick
+    queue.set_notifications(true);
+    EXPECT_EQ(driver.avail_event(), 2);  // the next one does
+}
+
+TEST_F(VirtqueueTest, NotificationsOffSetsNoNotifyWithoutEventIdx) {
+    Virtqueue queue = make_queue();
+    queue.set_notifications(false);
+    EXPECT_EQ(driver.used_flags(), virtio::kUsedFlagNoNotify);
+    queue.set_notifications(true);
+    EXPECT_EQ(driver.used_flags(), 0);
+}
+
+TEST_F(VirtqueueTest, HasNewAvailableSaysOnceWhatPopHasNotTaken) {
+    Virtqueue queue = make_queue(kEventIdx);
+    EXPECT_FALSE(queue.has_new_available());
+    driver.make_available(driver.add_chain({{kData, 8, true}}));
+    EXPECT_TRUE(queue.has_new_available());
+    EXPECT_FALSE(queue.has_new_available());  // nothing newer since
+    driver.make_available(driver.add_chain({{kData, 8, true}}));
+    while (queue.pop()) {
+    }
+    EXPECT_FALSE(queue.has_new_available());  // new, but taken already
+}
+
 // ---- Hostile drivers ----
 
 TEST_F(VirtqueueTest, RefusesInvalidSizes) {

@@ -36,8 +36,9 @@ class ParseRun(unittest.TestCase):
 
 class Section(unittest.TestCase):
     def test_medians_ratios_and_the_lowest_row_judged(self):
-        deep, shallow = bench.workloads(1000)
+        deep, shallow, linux_like = bench.workloads(1000)
         self.assertEqual((deep.depth, deep.frames, shallow.depth, shallow.frames), (128, 1000, 1, 100))
+        self.assertEqual((linux_like.depth, linux_like.frames, linux_like.interrupts), (128, 100, True))
         free, pinned = bench.Cell(deep, False), bench.Cell(shallow, True)
         results = {
             free: {bench.VIREO: [(110.0, 4), (130.0, 6), (120.0, 5)], bench.QEMU: [(100.0, 9)],
@@ -68,6 +69,9 @@ class Section(unittest.TestCase):
         self.assertEqual(argv[:8], ["ip", "netns", "exec", "ns1", "taskset", "-c", "3", "qemu"])
         self.assertIn("net.ip=10.98.0.2 net.count=100 net.depth=1", argv)
         self.assertIn("tap,id=n0,ifname=vnframes0,script=no,downscript=no,vhost=off", argv)
+        linux_like = cmds.argv(bench.QEMU, bench.Cell(bench.workloads(1000)[2], False))
+        self.assertIn("net.ip=10.98.0.2 net.count=100 net.depth=128 net.interrupts=1", linux_like)
+        self.assertEqual(bench.Cell(bench.workloads(1000)[2], False).name, "depth 128, on interrupts, free")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,14 @@ and four at once each way, measures ping's round trip, then the rate of
 60-byte frames each way (the guest's from the kernel's packet generator,
 pktgen; the far side's from bench/frame_blaster.py on the TAP), and powers
 off.
-The far side is a network namespace of the benchmark's own holding a
-persistent TAP with the host's address; each VMM runs in that namespace and
-attaches to that TAP, one after the other (Vireo, QEMU, Vireo vhost-net,
-QEMU vhost-net, Vireo, ...), so all see the same wire and the same load.
+The far side is a network namespace of the benchmark's own holding a bridge
+with the host's address and two persistent TAPs on it; each VMM runs in that
+namespace and attaches to the first TAP, one after the other (Vireo, QEMU,
+Vireo vhost-net, QEMU vhost-net, Vireo, ...), so all see the same wire and
+the same load. Then the guest pair: a second guest under the same VMM and
+path, on the second TAP, serves the same TCP ports (`vireo.net-serve`), and
+the first measures TCP and the round trip against it, guest to guest over
+the bridge (`--no-pair` leaves the pair out).
 
 On a machine without /dev/kvm, run it inside the emulated KVM:
 scripts/emulated-kvm --share docs python3 bench/net_bench.py ...
@@ -28,10 +32,12 @@ import datetime
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, host_facts, linux_kvm_missing, load_average,
@@ -57,7 +63,15 @@ SERVERS = {5001: ("up", 32 * MIB), 5002: ("down", 32 * MIB),
 # frames_in).
 FRAMES_IN_PORT = 5006
 GUEST_ADDRESS = "10.99.0.2"
+BRIDGE = "vnbenchbr"
+# The guest pair's server: a second guest on its own TAP on the bridge.
+PEER_TAP = "vnbench1"
+PEER_ADDRESS = "10.99.0.3"
+PEER_MAC = "02:76:69:be:00:03"
+PEER_READY = "vireo-guest: net-serve ready"
 FIGURES = ("tcp-up-1", "tcp-down-1", "tcp-up-4", "tcp-down-4")
+# The same, guest to guest: the figure's name with this prefix.
+PAIR = "pair-"
 # Thousands of 60-byte frames a second.
 FRAME_FIGURES = ("frames-out", "frames-in")
 FIGURE_TEXT = {
@@ -67,6 +81,12 @@ FIGURE_TEXT = {
     "tcp-down-4": "TCP host → guest, 4 streams",
     "frames-out": "60-byte frames guest → host (k/s)",
     "frames-in": "60-byte frames host → guest (k/s)",
+    "rtt-ms": "round trip (ms)",
+    "pair-tcp-up-1": "TCP guest → guest, 1 stream",
+    "pair-tcp-down-1": "TCP guest ← guest, 1 stream",
+    "pair-tcp-up-4": "TCP guest → guest, 4 streams",
+    "pair-tcp-down-4": "TCP guest ← guest, 4 streams",
+    "pair-rtt-ms": "round trip guest ↔ guest (ms)",
 }
 DONE = "vireo-guest: net-bench done"
 VIREO = "Vireo"
@@ -112,9 +132,13 @@ class Wire:
         subprocess.run(["ip", "netns", "add", self.namespace], check=True)
         try:
             self.run("ip", "link", "set", "lo", "up")
-            self.run("ip", "tuntap", "add", "dev", TAP, "mode", "tap")
-            self.run("ip", "addr", "add", f"{HOST_ADDRESS}/24", "dev", TAP)
-            self.run("ip", "link", "set", TAP, "up")
+            self.run("ip", "link", "add", BRIDGE, "type", "bridge")
+            self.run("ip", "addr", "add", f"{HOST_ADDRESS}/24", "dev", BRIDGE)
+            self.run("ip", "link", "set", BRIDGE, "up")
+            for tap in (TAP, PEER_TAP):
+                self.run("ip", "tuntap", "add", "dev", tap, "mode", "tap")
+                self.run("ip", "link", "set", tap, "master", BRIDGE)
+                self.run("ip", "link", "set", tap, "up")
             for port, (direction, size) in SERVERS.items():
                 # Each connection: a child that takes `size` bytes, or sends them, and ends it.
                 self.serve(port, f"head -c {size} >/dev/null" if direction == "up"
@@ -151,33 +175,44 @@ class Commands:
                  vcpus: int = VCPUS, append: str = "") -> None:
         self.build, self.qemu, self.workdir, self.guest, self.wire = build, qemu, workdir, guest, wire
         self.vcpus = vcpus
-        self.cmdline = f"{guest.cmdline} loglevel=4 vireo.net-bench={HOST_ADDRESS} {append}".strip()
+        base = f"{guest.cmdline} loglevel=4"
+        # Each role's command line, TAP and MAC: the guest that measures
+        # against the host, the same against the pair's server, the server.
+        self.roles = {
+            "host": (f"{base} vireo.net-bench={HOST_ADDRESS} {append}".strip(), TAP, GUEST_MAC),
+            "client": (f"{base} vireo.net-bench={PEER_ADDRESS} vireo.net-bench-tcp-only {append}".strip(),
+                       TAP, GUEST_MAC),
+            "server": (f"{base} vireo.net-serve={PEER_ADDRESS}", PEER_TAP, PEER_MAC),
+        }
 
-    def vireo(self, vhost: bool) -> list[str]:
+    def vireo(self, vhost: bool, role: str) -> list[str]:
+        cmdline, tap, mac = self.roles[role]
         definition = {
             "vcpus": self.vcpus,
             "memory_mib": MEMORY_MIB,
             "boot": {"kernel": str(self.guest.kernel), "initrd": str(self.guest.initrd),
-                     "cmdline": self.cmdline},
+                     "cmdline": cmdline},
             "console": {"output": "stdio", "input": False},
-            "nics": [{"tap": TAP, "mac": GUEST_MAC, "vhost": vhost}],
+            "nics": [{"tap": tap, "mac": mac, "vhost": vhost}],
         }
-        path = self.workdir / ("vm-vhost.json" if vhost else "vm.json")
+        name = "vm" + ("" if role == "host" else f"-{role}") + ("-vhost" if vhost else "")
+        path = self.workdir / f"{name}.json"
         path.write_text(json.dumps(definition))
         return [str(self.build / "bin" / "vireo-vmm"), "--config", str(path)]
 
-    def qemu_vm(self, vhost: bool) -> list[str]:
+    def qemu_vm(self, vhost: bool, role: str) -> list[str]:
+        cmdline, tap, mac = self.roles[role]
         return [self.qemu, "-nodefaults", "-no-user-config", "-accel", "kvm", "-cpu", "host",
                 "-smp", str(self.vcpus), "-M", "microvm,pcie=on,rtc=on", "-m", f"{MEMORY_MIB}M",
                 "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
                 "-kernel", str(self.guest.kernel), "-initrd", str(self.guest.initrd),
-                "-append", self.cmdline,
-                "-netdev", f"tap,id=n0,ifname={TAP},script=no,downscript=no,vhost={'on' if vhost else 'off'}",
-                "-device", f"virtio-net-pci,netdev=n0,mac={GUEST_MAC},disable-legacy=on"]
+                "-append", cmdline,
+                "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no,vhost={'on' if vhost else 'off'}",
+                "-device", f"virtio-net-pci,netdev=n0,mac={mac},disable-legacy=on"]
 
-    def argv(self, vmm: str) -> list[str]:
+    def argv(self, vmm: str, role: str = "host") -> list[str]:
         vhost = vmm in (VIREO_VHOST, QEMU_VHOST)
-        inner = self.vireo(vhost) if vmm in (VIREO, VIREO_VHOST) else self.qemu_vm(vhost)
+        inner = self.vireo(vhost, role) if vmm in (VIREO, VIREO_VHOST) else self.qemu_vm(vhost, role)
         return self.wire.in_namespace(inner)
 
 
@@ -185,9 +220,10 @@ def rate(amount: float, seconds: str) -> float:
     return amount / float(seconds) if float(seconds) > 0 else float("inf")
 
 
-def parse_run(output: str) -> dict[str, float]:
-    """MiB/s per TCP figure, the round trip in ms ("rtt-ms") and thousands of
-    frames a second each way; a figure that failed or is missing is an error."""
+def parse_run(output: str, tcp_only: bool = False) -> dict[str, float]:
+    """MiB/s per TCP figure, the round trip in ms ("rtt-ms") and (unless
+    tcp_only) thousands of frames a second each way; a figure that failed or
+    is missing is an error."""
     if DONE not in output:
         raise BenchError(f"the guest did not finish its network benchmark:\n{output[-3000:]}")
     found = {name: rate(int(size) / MIB, seconds)
@@ -197,7 +233,8 @@ def parse_run(output: str) -> dict[str, float]:
     rtt = re.search(r"net-bench rtt-ms=([\d.]+)", output)
     if rtt:
         found["rtt-ms"] = float(rtt.group(1))
-    missing = [figure for figure in (*FIGURES, "rtt-ms", *FRAME_FIGURES) if figure not in found]
+    wanted = (*FIGURES, "rtt-ms") if tcp_only else (*FIGURES, "rtt-ms", *FRAME_FIGURES)
+    missing = [figure for figure in wanted if figure not in found]
     if missing:
         raise BenchError(f"no figure for {', '.join(missing)} from the guest:\n{output[-3000:]}")
     return found
@@ -209,30 +246,68 @@ def frames_sent(output: str) -> int:
     return int(sent.group(1)) if sent else 0
 
 
-def bench(runner: Runner, cmds: Commands, vmms: list[str], runs: int) -> dict[str, dict[str, list[float]]]:
+def run_guest(runner: Runner, cmds: Commands, vmm: str, role: str) -> dict[str, float]:
+    """One measuring guest's run (role "host" or "client"), checked: it
+    finished, used vhost-net if asked, and every frame its pktgen sent
+    reached the TAP. Its figures."""
+    argv = cmds.argv(vmm, role)
+    tcp_only = role == "client"
+
+    def finished(result) -> None:
+        if result.status != 0:
+            raise BenchError(f"{vmm}: exit status {result.status}: {shlex.join(argv)}\n"
+                             f"{result.output[-3000:]}\n{result.stderr[-1500:]}")
+        if vmm == VIREO_VHOST and NO_VHOST in result.stderr:
+            raise BenchError(f"{vmm}: vireo-vmm did not use vhost-net:\n{result.stderr[-1500:]}")
+        parse_run(result.output, tcp_only)
+
+    received_before = cmds.wire.frames_received()
+    result = run_checked(runner, argv, finished, progress)
+    # pktgen counts a frame sent once the driver took it: the TAP must have them all.
+    received = cmds.wire.frames_received() - received_before
+    if received < frames_sent(result.output):
+        raise BenchError(f"{vmm}: the TAP received {received} frames, fewer than the guest's "
+                         f"pktgen sent:\n{result.output[-3000:]}")
+    return parse_run(result.output, tcp_only)
+
+
+def start_server(runner: Runner, cmds: Commands, vmm: str) -> subprocess.Popen:
+    """The guest pair's server under `vmm`, once it serves (stopped with
+    runner.children.finish)."""
+    argv = cmds.argv(vmm, "server")
+    server = runner.children.spawn(argv, subprocess.DEVNULL, subprocess.DEVNULL)
+    output = b""
+    deadline = time.monotonic() + runner.timeout
+    while PEER_READY.encode() not in output:
+        left = deadline - time.monotonic()
+        chunk = os.read(server.stdout.fileno(), 65536) if left > 0 and select.select(
+            [server.stdout], [], [], left)[0] else b""
+        if not chunk:
+            runner.children.finish(server)
+            raise BenchError(f"{vmm}: the pair's server did not come up: {shlex.join(argv)}\n"
+                             f"{output.decode(errors='replace')[-3000:]}")
+        output += chunk
+    return server
+
+
+def bench(runner: Runner, cmds: Commands, vmms: list[str], runs: int,
+          pair: bool = True) -> dict[str, dict[str, list[float]]]:
     results: dict[str, dict[str, list[float]]] = {vmm: {} for vmm in vmms}
     for i in range(runs):
         for vmm in vmms[i % len(vmms):] + vmms[:i % len(vmms)]:
-            argv = cmds.argv(vmm)
-
-            def finished(result, vmm=vmm, argv=argv) -> None:
-                if result.status != 0:
-                    raise BenchError(f"{vmm}: exit status {result.status}: {shlex.join(argv)}\n"
-                                     f"{result.output[-3000:]}\n{result.stderr[-1500:]}")
-                if vmm == VIREO_VHOST and NO_VHOST in result.stderr:
-                    raise BenchError(f"{vmm}: vireo-vmm did not use vhost-net:\n{result.stderr[-1500:]}")
-                parse_run(result.output)
-
-            received_before = cmds.wire.frames_received()
             progress(f"round {i + 1} of {runs}: {vmm}")
-            result = run_checked(runner, argv, finished, progress)
-            # pktgen counts a frame sent once the driver took it: the TAP must have them all.
-            received = cmds.wire.frames_received() - received_before
-            if received < frames_sent(result.output):
-                raise BenchError(f"{vmm}: the TAP received {received} frames, fewer than the guest's "
-                                 f"pktgen sent:\n{result.output[-3000:]}")
-            for figure, value in parse_run(result.output).items():
+            for figure, value in run_guest(runner, cmds, vmm, "host").items():
                 results[vmm].setdefault(figure, []).append(value)
+            if not pair:
+                continue
+            progress(f"round {i + 1} of {runs}: {vmm}, guest to guest")
+            server = start_server(runner, cmds, vmm)
+            try:
+                figures = run_guest(runner, cmds, vmm, "client")
+            finally:
+                runner.children.finish(server)
+            for figure, value in figures.items():
+                results[vmm].setdefault(PAIR + figure, []).append(value)
         progress(f"round {i + 1} of {runs} done")
     return results
 
@@ -246,12 +321,16 @@ def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Comma
             vhost_note: str | None) -> list[str]:
     vmms = list(results)
     pairs = [(vireo, peer) for vireo, peer in PAIRS if vireo in results and peer in results]
+    paired = all(PAIR + FIGURES[0] in results[vmm] for vmm in vmms)
+    pair_figures = tuple(PAIR + f for f in (*FIGURES, "rtt-ms")) if paired else ()
+    throughput = FIGURES + tuple(PAIR + f for f in FIGURES if paired)
+    round_trips = ("rtt-ms", PAIR + "rtt-ms") if paired else ("rtt-ms",)
     lines = [
         "### Real Linux: TCP throughput, round trip and small-frame rate, Vireo against QEMU, "
         "with vhost-net and without",
         "",
         f"scripts/build-linux-guest.sh's image (Debian's kernel, its virtio_net driver), {cmds.vcpus} vCPUs, "
-        f"{MEMORY_MIB} MiB, one vNIC on a TAP whose far end holds {HOST_ADDRESS} in a network namespace; "
+        f"{MEMORY_MIB} MiB, one vNIC on a TAP on a bridge that holds {HOST_ADDRESS} in a network namespace; "
         "QEMU microvm with virtio-net-pci; each VMM with its userspace path and with the host kernel's "
         "vhost-net. The guest's /init sends and receives with busybox nc (32 MiB one stream, "
         "4 × 8 MiB four at once) to socat servers on the far side, timed with its /proc/uptime, then "
@@ -260,26 +339,30 @@ def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Comma
         "packet generator (pktgen), towards the far side (pktgen's count; the TAP is checked to have "
         "received them all), and the far side's, by bench/frame_blaster.py on the TAP, towards the "
         "guest (what the guest's eth0 received). "
-        f"{runs} runs of each, interleaved; median (min–max). Throughput in MiB/s and thousands of "
+        + ("Guest ↔ guest: a second guest under the same VMM and path, on a second TAP on the bridge, "
+           "serves the same TCP ports with busybox nc (`vireo.net-serve`), and the first measures TCP "
+           "and the round trip against it (← : the second guest sends). " if paired else "")
+        + f"{runs} runs of each, interleaved; median (min–max). Throughput in MiB/s and thousands of "
         "frames a second, higher is better; the round trip in ms, lower is better.",
         "",
         "| figure | " + " | ".join(vmms) + " | " + " | ".join(f"{v} / {p}" for v, p in pairs) + " |",
         "| --- | " + " | ".join("---:" for _ in vmms) + " | " + " | ".join("---:" for _ in pairs) + " |",
     ]
     median = lambda vmm, figure: Sample(results[vmm][figure]).median
-    for figure in (*FIGURES, "rtt-ms", *FRAME_FIGURES):
-        fmt = "{:.3f}" if figure == "rtt-ms" else "{:.1f}"
-        name = FIGURE_TEXT.get(figure, "round trip (ms)")
+    for figure in (*FIGURES, "rtt-ms", *FRAME_FIGURES, *pair_figures):
+        fmt = "{:.3f}" if figure in round_trips else "{:.1f}"
+        name = FIGURE_TEXT[figure]
         lines.append(f"| {name} | " + " | ".join(cell(results[vmm][figure], fmt) for vmm in vmms) + " | "
                      + " | ".join(f"{ratio(median(v, figure), median(p, figure)):.2f}" for v, p in pairs)
                      + " |")
     lines += ["", "| goal | measured | verdict |", "| --- | --- | --- |"]
     for vireo, peer in pairs:
-        worst = min(ratio(median(vireo, f), median(peer, f)) for f in FIGURES)
-        rtt = ratio(median(vireo, "rtt-ms"), median(peer, "rtt-ms"))
+        worst = min(ratio(median(vireo, f), median(peer, f)) for f in throughput)
+        rtt = max(ratio(median(vireo, f), median(peer, f)) for f in round_trips)
         lines.append(f"| {vireo}: throughput ≥ 1.0 × {peer}, every row | lowest {worst:.2f} | "
                      f"{verdict(worst >= 1.0)} |")
-        lines.append(f"| {vireo}: round trip ≤ 1.0 × {peer} | {rtt:.2f} | {verdict(rtt <= 1.0)} |")
+        lines.append(f"| {vireo}: round trip ≤ 1.0 × {peer}{', both' if paired else ''} | "
+                     f"{'highest ' if paired else ''}{rtt:.2f} | {verdict(rtt <= 1.0)} |")
         frames = min(ratio(median(vireo, f), median(peer, f)) for f in FRAME_FIGURES)
         lines.append(f"| {vireo}: small-frame rate ≥ 1.0 × {peer}, each way | lowest {frames:.2f} | "
                      f"{verdict(frames >= 1.0)} |")
@@ -287,7 +370,9 @@ def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Comma
         lines += ["", f"vhost-net was not measured: {vhost_note}."]
     lines += ["", "Commands (`vm.json`, `vm-vhost.json`: the same kernel, initrd and command line, "
               "`\"vhost\": false` and `true`; `guest/` is the image folder; NS the benchmark's "
-              "namespace):", "", "```sh"]
+              "namespace; the guest pair's VMs differ in their command line, TAP and MAC: "
+              f"`{cmds.roles['client'][0].split(' loglevel=4 ')[1]}` and "
+              f"`{cmds.roles['server'][0].split(' loglevel=4 ')[1]}` on {PEER_TAP}):", "", "```sh"]
     for vmm in vmms:
         text = shlex.join(cmds.argv(vmm)).replace(str(build) + "/", shown_build(build) + "/")
         text = text.replace(str(cmds.guest.kernel.parent) + "/", "guest/")
@@ -309,6 +394,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--only", action="append", choices=[VIREO, QEMU, VIREO_VHOST, QEMU_VHOST],
                         help="run only this VMM variant (repeatable; all by default)")
     parser.add_argument("--append", default="", help="more for the guest kernel's command line")
+    parser.add_argument("--no-pair", action="store_true", help="leave out the guest pair (guest ↔ guest)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -345,7 +431,7 @@ def main(argv: list[str]) -> int:
         load_start = load_average()
         with Wire(children, workdir) as wire:
             cmds = Commands(build, args.qemu, workdir, guest, wire, args.vcpus, args.append)
-            results = bench(Runner(children, workdir, args.timeout), cmds, vmms, args.runs)
+            results = bench(Runner(children, workdir, args.timeout), cmds, vmms, args.runs, not args.no_pair)
             body = section(results, build, cmds, args.runs, vhost_note)
         publish(args.output, body, title=TITLE, script="bench/net_bench.py",
                 markers=(BEGIN_MARKER, END_MARKER), command=command, started=started,

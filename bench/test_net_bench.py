@@ -41,6 +41,12 @@ class ParseRun(unittest.TestCase):
         with self.assertRaisesRegex(BenchError, "no figure for frames-out"):
             net_bench.parse_run(no_pktgen)
 
+    def test_a_guest_measuring_another_guest_gives_tcp_and_the_round_trip_only(self):
+        tcp_only = "".join(line + "\n" for line in GUEST_OUTPUT.splitlines() if "frames-" not in line)
+        self.assertEqual(set(net_bench.parse_run(tcp_only, tcp_only=True)), {*net_bench.FIGURES, "rtt-ms"})
+        with self.assertRaisesRegex(BenchError, "no figure for frames-out, frames-in"):
+            net_bench.parse_run(tcp_only)
+
     def test_a_failed_or_missing_figure_or_an_unfinished_run_is_an_error(self):
         failed = GUEST_OUTPUT.replace("tcp-down-4 bytes=33554432 seconds=3.2", "tcp-down-4 failed")
         with self.assertRaisesRegex(BenchError, "no figure for tcp-down-4"):
@@ -62,7 +68,7 @@ class Section(unittest.TestCase):
         wire = types.SimpleNamespace(namespace="ns1", in_namespace=lambda argv: ["ip", "netns", "exec", "ns1", *argv])
         guest = types.SimpleNamespace(kernel=Path("/g/vmlinuz"), initrd=Path("/g/initrd.img"), cmdline="console=ttyS0")
         cmds = net_bench.Commands(Path("/b"), "qemu", Path("/w"), guest, wire)
-        cmds.vireo = lambda vhost: ["/b/bin/vireo-vmm", "--config", f"/w/vm{'-vhost' if vhost else ''}.json"]
+        cmds.vireo = lambda vhost, role: ["/b/bin/vireo-vmm", "--config", f"/w/vm{'-vhost' if vhost else ''}.json"]
         lines = net_bench.section(results, Path("/b"), cmds, 3, None)
         rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ")}
         # Medians 11 against 10 and 22; the round trip 0.25 against 0.5 and 0.125.
@@ -76,6 +82,29 @@ class Section(unittest.TestCase):
         commands = "\n".join(lines)
         self.assertIn("ip netns exec NS /b/bin/vireo-vmm --config vm.json", commands)
         self.assertIn("ip netns exec NS /b/bin/vireo-vmm --config vm-vhost.json", commands)
+
+
+    def test_the_guest_pair_adds_its_rows_and_joins_the_goals(self):
+        figures = net_bench.FIGURES + net_bench.FRAME_FIGURES
+        pair = {net_bench.PAIR + f: [10.0] for f in net_bench.FIGURES} | {net_bench.PAIR + "rtt-ms": [1.0]}
+        vireo = {f: [10.0] for f in figures} | {"rtt-ms": [0.5]} | pair | {"pair-tcp-up-4": [8.0]}
+        qemu = {f: [10.0] for f in figures} | {"rtt-ms": [0.5]} | pair | {"pair-rtt-ms": [2.0]}
+        results = {net_bench.VIREO: vireo, net_bench.QEMU: qemu}
+        wire = types.SimpleNamespace(namespace="ns1", in_namespace=lambda argv: ["ip", "netns", "exec", "ns1", *argv])
+        guest = types.SimpleNamespace(kernel=Path("/g/vmlinuz"), initrd=Path("/g/initrd.img"), cmdline="console=ttyS0")
+        cmds = net_bench.Commands(Path("/b"), "qemu", Path("/w"), guest, wire)
+        cmds.vireo = lambda vhost, role: ["/b/bin/vireo-vmm", "--config", "/w/vm.json"]
+        lines = net_bench.section(results, Path("/b"), cmds, 1, None)
+        rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ")}
+        self.assertTrue(rows["TCP guest → guest, 4 streams"].endswith("| 0.80 |"), rows)
+        self.assertTrue(rows["round trip guest ↔ guest (ms)"].endswith("| 0.50 |"), rows)
+        self.assertIn("| Vireo: throughput ≥ 1.0 × QEMU, every row | lowest 0.80 | MISS |", lines)
+        self.assertIn("| Vireo: round trip ≤ 1.0 × QEMU, both | highest 1.00 | PASS |", lines)
+        server = cmds.argv(net_bench.QEMU, "server")
+        self.assertIn("console=ttyS0 loglevel=4 vireo.net-serve=10.99.0.3", server)
+        self.assertIn("tap,id=n0,ifname=vnbench1,script=no,downscript=no,vhost=off", server)
+        client = cmds.argv(net_bench.QEMU, "client")
+        self.assertIn("console=ttyS0 loglevel=4 vireo.net-bench=10.99.0.3 vireo.net-bench-tcp-only", client)
 
 
 if __name__ == "__main__":

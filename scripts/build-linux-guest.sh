@@ -336,8 +336,29 @@ net_bench() {
     timed tcp-down-4 33554432 four net_down "$host" 5004
     rtt=$(ping -c 50 -i 0.02 "$host" | sed -n 's|.*min/avg/max = [0-9.]*/\([0-9.]*\)/.*|\1|p')
     echo "vireo-guest: net-bench rtt-ms=$rtt"
-    frames_out "$host"
-    frames_in "$host"
+    if [ -z "$tcp_only" ]; then
+        frames_out "$host"
+        frames_in "$host"
+    fi
+}
+# vireo.net-serve=ADDRESS: eth0 becomes ADDRESS/24 and serves what net_bench
+# above asks of its HOST over TCP (ports 5001-5004, as bench/net_bench.py's
+# socat servers do), so that another guest can measure against this one;
+# ping answers by itself. Runs until the VM is stopped.
+net_serve() {  # address
+    ip link set eth0 up && ip addr add "$1/24" dev eth0
+    mkdir -p /tmp
+    printf '#!/bin/sh\ncat >/dev/null\n' >/tmp/take
+    printf '#!/bin/sh\nhead -c 33554432 /dev/zero\n' >/tmp/send-32m
+    printf '#!/bin/sh\nhead -c 8388608 /dev/zero\n' >/tmp/send-8m
+    chmod +x /tmp/take /tmp/send-32m /tmp/send-8m
+    # -ll: keep listening, a child per connection (four at once on 5003, 5004).
+    nc -ll -p 5001 -e /tmp/take &
+    nc -ll -p 5002 -e /tmp/send-32m &
+    nc -ll -p 5003 -e /tmp/take &
+    nc -ll -p 5004 -e /tmp/send-8m &
+    echo "vireo-guest: net-serve ready"
+    wait
 }
 # Small frames out: the kernel's packet generator (pktgen, in the image when
 # it was built with --module pktgen) sends 60-byte UDP frames to HOST for 5 s
@@ -380,6 +401,12 @@ frames_in() {  # host
 }
 
 read -r cmdline </proc/cmdline
+# vireo.net-bench-tcp-only: net_bench measures TCP and the round trip only
+# (its HOST is another guest, which has no small-frame servers).
+case " $cmdline " in
+*" vireo.net-bench-tcp-only "*) tcp_only=1 ;;
+*) tcp_only= ;;
+esac
 for argument in $cmdline; do
     if [ "$argument" = vireo.disk-bench ]; then
         disk_bench
@@ -390,6 +417,9 @@ for argument in $cmdline; do
         net_bench "${argument#vireo.net-bench=}"
         echo "vireo-guest: net-bench done: powering off"
         poweroff -f
+    fi
+    if [ "${argument#vireo.net-serve=}" != "$argument" ]; then
+        net_serve "${argument#vireo.net-serve=}"
     fi
     if [ "$argument" = vireo.poweroff ]; then
         echo "vireo-guest: vireo.poweroff on the command line: powering off"

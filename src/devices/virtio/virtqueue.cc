@@ -112,7 +112,11 @@ std::optional<DescriptorChain> Virtqueue::pop() {
     }
     uint16_t avail_idx = load_avail_idx();
     if (avail_idx == next_avail_) {
-        if (!event_idx_ || !notifications_) {
+        if (!event_idx_) {
+            return std::nullopt;
+        }
+        if (!notifications_) {
+            kick_wanted_ = true;  // asked for when notifications are back on
             return std::nullopt;
         }
         // Ask for a kick when the next chain arrives, then look again: a chain
@@ -159,8 +163,10 @@ void Virtqueue::set_notifications(bool enabled) {
     notifications_ = enabled;
     if (event_idx_) {
         // Off: avail_event stays behind, so no chain the driver adds crosses
-        // it. On: the next chain does.
-        if (enabled) {
+        // it. On: the kick pop() would have asked for meanwhile, if it found
+        // the ring empty (a receive queue with buffers to spare asks none).
+        if (enabled && kick_wanted_) {
+            kick_wanted_ = false;
             store_avail_event(next_avail_);
         }
         return;

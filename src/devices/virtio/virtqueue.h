@@ -130,6 +130,7 @@ private:
     uint16_t signalled_used_ = 0;  // used idx at the last needs_interrupt()
     uint16_t seen_avail_ = 0;      // avail idx at the last has_new_available()
     bool notifications_ = true;
+    bool kick_wanted_ = false;  // pop() found the ring empty while notifications were off
     std::optional<VirtqueueFault> fault_;
 };
 

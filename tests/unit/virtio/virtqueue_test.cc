@@ -175,6 +175,18 @@ TEST_F(VirtqueueTest, NotificationsOffLeaveAvailEventBehindUntilTurnedOn) {
     EXPECT_EQ(driver.avail_event(), 2);  // the next one does
 }
 
+TEST_F(VirtqueueTest, NotificationsOnAskOnlyForTheKickPopWouldHaveAskedFor) {
+    Virtqueue queue = make_queue(kEventIdx);
+    for (int i = 0; i < 4; ++i) {
+        driver.make_available(driver.add_chain({{kData, 8, true}}));
+    }
+    queue.pop();  // as a receive queue does: one buffer for one frame, the rest kept
+    queue.set_notifications(false);
+    queue.pop();
+    queue.set_notifications(true);
+    EXPECT_EQ(driver.avail_event(), 0);  // never asked for: refills need no kick
+}
+
 TEST_F(VirtqueueTest, NotificationsOffSetsNoNotifyWithoutEventIdx) {
     Virtqueue queue = make_queue();
     queue.set_notifications(false);

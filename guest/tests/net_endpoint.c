@@ -355,8 +355,8 @@ static uint64_t blast_on_interrupts(uint64_t count, unsigned depth) {
     while (done < count) {
         struct virtq_used_elem e;
         while (virtq_get_used(&txq, &e)) {
-            if (e.id >= depth)
-                report_abort("transmit queue returned head %u, not one of ours", e.id);
+            if (e.id >= depth || free_count == depth)
+                report_abort("transmit queue returned head %u, not one in flight", e.id);
             free_slots[free_count++] = (uint16_t)e.id;
             done++;
         }

@@ -312,6 +312,11 @@ def bench(runner: Runner, cmds: Commands, vmms: list[str], runs: int,
     return results
 
 
+def table_row(cells) -> str:
+    """A Markdown table row: no empty cell when a group of columns is empty."""
+    return "| " + " | ".join(cells) + " |"
+
+
 def cell(values: list[float], fmt: str) -> str:
     sample = Sample(values)
     return f"{fmt.format(sample.median)} ({sample.spread(fmt)})"
@@ -345,16 +350,15 @@ def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Comma
         + f"{runs} runs of each, interleaved; median (min–max). Throughput in MiB/s and thousands of "
         "frames a second, higher is better; the round trip in ms, lower is better.",
         "",
-        "| figure | " + " | ".join(vmms) + " | " + " | ".join(f"{v} / {p}" for v, p in pairs) + " |",
-        "| --- | " + " | ".join("---:" for _ in vmms) + " | " + " | ".join("---:" for _ in pairs) + " |",
+        table_row(["figure", *vmms, *(f"{v} / {p}" for v, p in pairs)]),
+        table_row(["---", *("---:" for _ in (*vmms, *pairs))]),
     ]
     median = lambda vmm, figure: Sample(results[vmm][figure]).median
     for figure in (*FIGURES, "rtt-ms", *FRAME_FIGURES, *pair_figures):
         fmt = "{:.3f}" if figure in round_trips else "{:.1f}"
         name = FIGURE_TEXT[figure]
-        lines.append(f"| {name} | " + " | ".join(cell(results[vmm][figure], fmt) for vmm in vmms) + " | "
-                     + " | ".join(f"{ratio(median(v, figure), median(p, figure)):.2f}" for v, p in pairs)
-                     + " |")
+        lines.append(table_row([name, *(cell(results[vmm][figure], fmt) for vmm in vmms),
+                                *(f"{ratio(median(v, figure), median(p, figure)):.2f}" for v, p in pairs)]))
     lines += ["", "| goal | measured | verdict |", "| --- | --- | --- |"]
     for vireo, peer in pairs:
         worst = min(ratio(median(vireo, f), median(peer, f)) for f in throughput)

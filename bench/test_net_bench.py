@@ -107,5 +107,18 @@ class Section(unittest.TestCase):
         self.assertIn("console=ttyS0 loglevel=4 vireo.net-bench=10.99.0.3 vireo.net-bench-tcp-only", client)
 
 
+    def test_one_vmm_alone_gives_a_table_without_empty_columns(self):
+        figures = net_bench.FIGURES + net_bench.FRAME_FIGURES
+        results = {net_bench.VIREO: {f: [10.0] for f in figures} | {"rtt-ms": [0.5]}}
+        wire = types.SimpleNamespace(namespace="ns1", in_namespace=lambda argv: ["ip", "netns", "exec", "ns1", *argv])
+        guest = types.SimpleNamespace(kernel=Path("/g/vmlinuz"), initrd=Path("/g/initrd.img"), cmdline="console=ttyS0")
+        cmds = net_bench.Commands(Path("/b"), "qemu", Path("/w"), guest, wire)
+        cmds.vireo = lambda vhost, role: ["/b/bin/vireo-vmm", "--config", "/w/vm.json"]
+        lines = net_bench.section(results, Path("/b"), cmds, 1, None)
+        self.assertIn("| figure | Vireo |", lines)
+        self.assertIn("| --- | ---: |", lines)
+        self.assertIn("| TCP guest → host, 1 stream | 10.0 (10.0–10.0) |", lines)
+
+
 if __name__ == "__main__":
     unittest.main()

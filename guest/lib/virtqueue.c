@@ -2,6 +2,7 @@
 
 #include "io.h"
 #include "page_alloc.h"
+#include "tsc.h"
 
 static uint64_t pages_for(uint64_t bytes) {
     return (bytes + PAGE_SIZE - 1) / PAGE_SIZE;
@@ -57,6 +58,24 @@ bool virtq_get_used(struct virtq* q, struct virtq_used_elem* out) {
     mb();
     *out = q->used->ring[q->last_used % q->size];
     q->last_used++;
+    return true;
+}
+
+bool virtq_poll_used(struct virtq* q, struct virtq_used_elem* out, bool event_idx,
+                     uint64_t timeout_us) {
+    uint64_t spins = 0, deadline = 0;
+    while (!virtq_get_used(q, out)) {
+        /* time_us() only now and then: the TSC read is cheap, the division is not. */
+        if ((++spins & 0xffff) == 0) {
+            if (!deadline)
+                deadline = time_us() + timeout_us;
+            else if (time_us() > deadline)
+                return false;
+        }
+        cpu_relax();
+    }
+    if (event_idx)
+        *virtq_used_event(q) = (uint16_t)(q->last_used + 0x7fff); /* never reached */
     return true;
 }
 

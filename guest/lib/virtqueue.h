@@ -61,6 +61,11 @@ uint16_t virtq_add(struct virtq* q, const struct virtq_buf* bufs, unsigned n);
 void virtq_publish(struct virtq* q, uint16_t head);
 /* Pops one used element; false if the device has not returned any. */
 bool virtq_get_used(struct virtq* q, struct virtq_used_elem* out);
+/* Spins until the device returns one used element; false after timeout_us.
+ * With event_idx, then moves used_event half a ring ahead: a driver that
+ * polls wants no interrupt. */
+bool virtq_poll_used(struct virtq* q, struct virtq_used_elem* out, bool event_idx,
+                     uint64_t timeout_us);
 
 /* The index fields after the rings (2.7.10): avail->used_event, used->avail_event. */
 static inline volatile uint16_t* virtq_used_event(const struct virtq* q) {

@@ -109,19 +109,8 @@ static void submit(unsigned i, uint32_t type, uint64_t sector) {
 /* Waits for one used element; returns its slot, or -1 after TIMEOUT_US. */
 static int reap(void) {
     struct virtq_used_elem e;
-    uint64_t spins = 0, deadline = 0;
-    while (!virtq_get_used(&q, &e)) {
-        /* time_us() only now and then: the TSC read is cheap, the division is not. */
-        if ((++spins & 0xffff) == 0) {
-            if (!deadline)
-                deadline = time_us() + TIMEOUT_US;
-            else if (time_us() > deadline)
-                return -1;
-        }
-        cpu_relax();
-    }
-    if (event_idx)
-        *virtq_used_event(&q) = (uint16_t)(q.last_used + 0x7fff); /* never reached: no interrupt */
+    if (!virtq_poll_used(&q, &e, event_idx, TIMEOUT_US))
+        return -1;
     unsigned i = e.id / DESC_PER_REQUEST;
     if (e.id % DESC_PER_REQUEST || i >= max_depth)
         report_abort("used ring returned head %u, not one of ours", e.id);

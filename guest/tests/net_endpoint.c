@@ -125,24 +125,6 @@ static void notify(struct virtq* q) {
     }
 }
 
-/* Waits for one used element of `q`; false after TIMEOUT_US. */
-static bool reap(struct virtq* q, struct virtq_used_elem* e) {
-    uint64_t spins = 0, deadline = 0;
-    while (!virtq_get_used(q, e)) {
-        /* time_us() only now and then: the TSC read is cheap, the division is not. */
-        if ((++spins & 0xffff) == 0) {
-            if (!deadline)
-                deadline = time_us() + TIMEOUT_US;
-            else if (time_us() > deadline)
-                return false;
-        }
-        cpu_relax();
-    }
-    if (event_idx)
-        *virtq_used_event(q) = (uint16_t)(q->last_used + 0x7fff); /* never reached: no interrupt */
-    return true;
-}
-
 static uint8_t* slot_frame(unsigned slot) {
     return transmit_slots + slot * SLOT_BYTES + NET_HEADER_BYTES;
 }
@@ -161,7 +143,7 @@ static void send_reply(uint32_t frame_bytes) {
     virtq_publish(&txq, 0);
     notify(&txq);
     struct virtq_used_elem e;
-    if (!reap(&txq, &e) || e.id != 0)
+    if (!virtq_poll_used(&txq, &e, event_idx, TIMEOUT_US) || e.id != 0)
         report_abort("the device did not return a reply's buffer");
 }
 
@@ -307,7 +289,7 @@ static uint64_t blast(uint64_t count, unsigned depth) {
     notify(&txq);
     while (done < count) {
         struct virtq_used_elem e;
-        if (!reap(&txq, &e))
+        if (!virtq_poll_used(&txq, &e, event_idx, TIMEOUT_US))
             return 0;
         /* Refill every slot already back before the next notification, as a
          * driver's transmit path would. */
@@ -323,7 +305,7 @@ static uint64_t blast(uint64_t count, unsigned depth) {
             }
             if (*(volatile uint16_t*)&txq.used->idx == txq.last_used)
                 break;
-            if (!reap(&txq, &e))
+            if (!virtq_poll_used(&txq, &e, event_idx, TIMEOUT_US))
                 return 0;
         }
         if (refilled)

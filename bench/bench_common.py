@@ -316,6 +316,15 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def shown_command(argv: list[str], build: Path, replacements: dict[str, str] | None = None) -> str:
+    """argv as a report shows it: the build folder as shown_build() names it,
+    then each key of `replacements` (a temporary path, a namespace) as its value."""
+    text = shlex.join(argv).replace(str(build) + "/", shown_build(build) + "/")
+    for old, new in (replacements or {}).items():
+        text = text.replace(old, new)
+    return text
+
+
 def shown_build(build: Path) -> str:
     """The build directory as the report names it: relative to the repository."""
     repo = Path(__file__).resolve().parent.parent

@@ -56,7 +56,7 @@ from pathlib import Path
 
 from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, check_guest_passed, host_facts, run_checked,
                           linux_kvm_missing,
-                          load_average, print_tables, ratio, run_guarded, shown_build, update_document,
+                          load_average, print_tables, ratio, run_guarded, shown_build, shown_command, update_document,
                           verdict)
 from linux_boot_bench import build_guest as build_linux_guest
 
@@ -617,8 +617,7 @@ def linux_section(variants: list[LinuxVariant], runs: int) -> list[str]:
 
 
 def display(argv: list[str], build: Path, workdir: Path) -> str:
-    text = shlex.join(argv).replace(str(build) + "/", shown_build(build) + "/")
-    return text.replace(str(workdir) + "/", "")
+    return shown_command(argv, build, {str(workdir) + "/": ""})
 
 
 def fmt_sample(s: Sample, fmt: str) -> str:

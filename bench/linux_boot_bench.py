@@ -35,7 +35,7 @@ from pathlib import Path
 
 import bench_common
 from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, host_facts, linux_kvm_missing, load_average,
-                          ratio, run_checked, run_guarded, shown_build, verdict)
+                          ratio, run_checked, run_guarded, shown_command, verdict)
 from vmm_bench import MemoryUse, parse_smaps
 
 BEGIN_MARKER = "<!-- linux-boot-bench:begin -->"
@@ -113,8 +113,7 @@ class Commands:
 
 
 def display(argv: list[str], build: Path, guest: Guest) -> str:
-    text = shlex.join(argv).replace(str(build) + "/", shown_build(build) + "/")
-    text = text.replace(str(guest.kernel.parent) + "/", "guest/")
+    text = shown_command(argv, build, {str(guest.kernel.parent) + "/": "guest/"})
     for index in range(1, 100):
         text = text.replace(f"{guest.kernel.parent.parent}/vm{index}.json", "vm.json")
     return text

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, host_facts, linux_kvm_missing, load_average,
-                          publish, ratio, run_checked, run_guarded, shown_build, verdict, vhost_net_problem)
+                          publish, ratio, run_checked, run_guarded, shown_command, verdict, vhost_net_problem)
 from linux_boot_bench import Guest, build_guest
 
 BEGIN_MARKER = "<!-- net-bench:begin -->"
@@ -378,10 +378,9 @@ def section(results: dict[str, dict[str, list[float]]], build: Path, cmds: Comma
               f"`{cmds.roles['client'][0].split(' loglevel=4 ')[1]}` and "
               f"`{cmds.roles['server'][0].split(' loglevel=4 ')[1]}` on {PEER_TAP}):", "", "```sh"]
     for vmm in vmms:
-        text = shlex.join(cmds.argv(vmm)).replace(str(build) + "/", shown_build(build) + "/")
-        text = text.replace(str(cmds.guest.kernel.parent) + "/", "guest/")
-        text = text.replace(str(cmds.workdir) + "/", "").replace(cmds.wire.namespace, "NS")
-        lines.append(text)
+        lines.append(shown_command(cmds.argv(vmm), build, {str(cmds.guest.kernel.parent) + "/": "guest/",
+                                                           str(cmds.workdir) + "/": "",
+                                                           cmds.wire.namespace: "NS"}))
     lines += ["```", ""]
     return lines
 

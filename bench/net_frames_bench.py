@@ -41,7 +41,7 @@ import sys
 from pathlib import Path
 
 from bench_common import (EXIT_SKIP, BenchError, Runner, Sample, check_guest_passed, host_facts, load_average,
-                          publish, ratio, run_checked, run_guarded, shown_build, verdict, vhost_net_problem)
+                          publish, ratio, run_checked, run_guarded, shown_command, verdict, vhost_net_problem)
 
 BEGIN_MARKER = "<!-- net-frames-bench:begin -->"
 END_MARKER = "<!-- net-frames-bench:end -->"
@@ -253,10 +253,8 @@ def section(results: dict[Cell, dict[str, list[tuple[float, int]]]], build: Path
               "TAP for vireo-vmm; NS the benchmark's namespace; one host CPU puts "
               f"`taskset -c {cmds.last_cpu}` in front of the VMM):", "", "```sh"]
     for vmm in vmms:
-        text = shlex.join(cmds.argv(vmm, next(iter(results))))
-        text = text.replace(str(build) + "/", shown_build(build) + "/")
-        text = text.replace(str(cmds.workdir) + "/", "").replace(cmds.wire.namespace, "NS")
-        lines.append(text)
+        lines.append(shown_command(cmds.argv(vmm, next(iter(results))), build,
+                                   {str(cmds.workdir) + "/": "", cmds.wire.namespace: "NS"}))
     lines += ["```", ""]
     return lines
 

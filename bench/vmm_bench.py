@@ -37,7 +37,7 @@ from pathlib import Path
 
 import bench_common
 from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, check_guest_passed, host_facts,
-                          load_average, print_tables, ratio, run_guarded, shown_build, verdict)
+                          load_average, print_tables, ratio, run_guarded, shown_build, shown_command, verdict)
 
 BEGIN_MARKER = "<!-- vmm-bench:begin -->"
 END_MARKER = "<!-- vmm-bench:end -->"
@@ -187,7 +187,7 @@ class Commands:
 
 def display_command(argv: list[str], build: Path) -> str:
     """argv for the report, with the temporary VM definition shown as vm.json."""
-    text = shlex.join(argv).replace(str(build) + "/", shown_build(build) + "/")
+    text = shown_command(argv, build)
     return re.sub(r"/\S+/vm\d+\.json", "vm.json", text)
 
 

@@ -87,6 +87,45 @@ class Children:
             self.finish(proc)
 
 
+class Namespace:
+    """A network namespace of the benchmark's own, loopback up, for the far
+    side of a VM's TAP; deleted, with every interface in it, on exit. A
+    subclass builds its wire in setup()."""
+
+    def __init__(self, prefix: str) -> None:
+        self.namespace = f"{prefix}-{os.getpid()}"
+
+    def in_namespace(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.namespace, *argv]
+
+    def run(self, *argv: str) -> str:
+        """argv's output, run in the namespace; BenchError if it fails."""
+        result = subprocess.run(self.in_namespace(list(argv)), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BenchError(f"{shlex.join(argv)} failed in {self.namespace}: {result.stderr.strip()}")
+        return result.stdout
+
+    def setup(self) -> None:
+        """What the namespace holds besides its loopback."""
+
+    def __enter__(self):
+        subprocess.run(["ip", "netns", "add", self.namespace], check=True)
+        try:
+            self.run("ip", "link", "set", "lo", "up")
+            self.setup()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        subprocess.run(["ip", "netns", "delete", self.namespace], capture_output=True)
+
+    def frames_received(self, tap: str) -> int:
+        """Frames `tap` has taken from its VMM so far."""
+        return int(self.run("cat", f"/sys/class/net/{tap}/statistics/rx_packets"))
+
+
 @dataclasses.dataclass
 class RunResult:
     status: int

@@ -40,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_common import (EXIT_SKIP, BenchError, Children, Runner, Sample, host_facts, linux_kvm_missing, load_average,
+from bench_common import (EXIT_SKIP, BenchError, Children, Namespace, Runner, Sample, host_facts, linux_kvm_missing, load_average,
                           publish, ratio, run_checked, run_guarded, shown_command, verdict, vhost_net_problem)
 from linux_boot_bench import Guest, build_guest
 
@@ -103,13 +103,13 @@ def progress(message: str) -> None:
     print(f"[net-bench] {message}", file=sys.stderr, flush=True)
 
 
-class Wire:
-    """The far side: a namespace with a persistent TAP at HOST_ADDRESS and a
+class Wire(Namespace):
+    """The far side: a bridge at HOST_ADDRESS with the two TAPs on it, and a
     socat server per port. Removed, servers and all, on exit."""
 
     def __init__(self, children: Children, workdir: Path) -> None:
+        super().__init__("vireo-net-bench")
         self.children, self.workdir = children, workdir
-        self.namespace = f"vireo-net-bench-{os.getpid()}"
         self.servers: list[subprocess.Popen] = []
 
     def serve(self, port: int, child: str) -> None:
@@ -118,56 +118,33 @@ class Wire:
         would then give a child that has not answered yet only 0.5 s: -t
         gives it 30."""
         self.servers.append(self.children.spawn(
-            ["ip", "netns", "exec", self.namespace, "socat", "-t", "30",
-             f"TCP-LISTEN:{port},bind={HOST_ADDRESS},fork,reuseaddr,backlog=16",
-             f"SYSTEM:{child}"], subprocess.DEVNULL, subprocess.DEVNULL))
+            self.in_namespace(["socat", "-t", "30", f"TCP-LISTEN:{port},bind={HOST_ADDRESS},fork,reuseaddr,backlog=16",
+                               f"SYSTEM:{child}"]), subprocess.DEVNULL, subprocess.DEVNULL))
 
-    def run(self, *argv: str) -> None:
-        result = subprocess.run(["ip", "netns", "exec", self.namespace, *argv], capture_output=True,
-                                text=True)
-        if result.returncode != 0:
-            raise BenchError(f"{shlex.join(argv)} failed in {self.namespace}: {result.stderr.strip()}")
-
-    def __enter__(self) -> Wire:
-        subprocess.run(["ip", "netns", "add", self.namespace], check=True)
-        try:
-            self.run("ip", "link", "set", "lo", "up")
-            self.run("ip", "link", "add", BRIDGE, "type", "bridge")
-            self.run("ip", "addr", "add", f"{HOST_ADDRESS}/24", "dev", BRIDGE)
-            self.run("ip", "link", "set", BRIDGE, "up")
-            for tap in (TAP, PEER_TAP):
-                self.run("ip", "tuntap", "add", "dev", tap, "mode", "tap")
-                self.run("ip", "link", "set", tap, "master", BRIDGE)
-                self.run("ip", "link", "set", tap, "up")
-            for port, (direction, size) in SERVERS.items():
-                # Each connection: a child that takes `size` bytes, or sends them, and ends it.
-                self.serve(port, f"head -c {size} >/dev/null" if direction == "up"
-                           else f"head -c {size} /dev/zero")
-            # In a script: socat would cut the command at the MAC's first colon.
-            blaster = Path(__file__).resolve().parent / "frame_blaster.py"
-            sender = self.workdir / "frames-in.sh"
-            sender.write_text(shlex.join([sys.executable, str(blaster), "--interface", TAP, "--to-mac",
-                                          GUEST_MAC, "--to", GUEST_ADDRESS, "--from", HOST_ADDRESS,
-                                          "--seconds", "5"]) + "\n")
-            self.serve(FRAMES_IN_PORT, f"sh {sender}")
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
+    def setup(self) -> None:
+        self.run("ip", "link", "add", BRIDGE, "type", "bridge")
+        self.run("ip", "addr", "add", f"{HOST_ADDRESS}/24", "dev", BRIDGE)
+        self.run("ip", "link", "set", BRIDGE, "up")
+        for tap in (TAP, PEER_TAP):
+            self.run("ip", "tuntap", "add", "dev", tap, "mode", "tap")
+            self.run("ip", "link", "set", tap, "master", BRIDGE)
+            self.run("ip", "link", "set", tap, "up")
+        for port, (direction, size) in SERVERS.items():
+            # Each connection: a child that takes `size` bytes, or sends them, and ends it.
+            self.serve(port, f"head -c {size} >/dev/null" if direction == "up"
+                       else f"head -c {size} /dev/zero")
+        # In a script: socat would cut the command at the MAC's first colon.
+        blaster = Path(__file__).resolve().parent / "frame_blaster.py"
+        sender = self.workdir / "frames-in.sh"
+        sender.write_text(shlex.join([sys.executable, str(blaster), "--interface", TAP, "--to-mac",
+                                      GUEST_MAC, "--to", GUEST_ADDRESS, "--from", HOST_ADDRESS,
+                                      "--seconds", "5"]) + "\n")
+        self.serve(FRAMES_IN_PORT, f"sh {sender}")
 
     def __exit__(self, *_exc) -> None:
         for server in self.servers:
             self.children.finish(server)
-        subprocess.run(["ip", "netns", "delete", self.namespace], capture_output=True)
-
-    def in_namespace(self, argv: list[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.namespace, *argv]
-
-    def frames_received(self) -> int:
-        """Frames the TAP has taken from its VMM so far."""
-        result = subprocess.run(self.in_namespace(["cat", f"/sys/class/net/{TAP}/statistics/rx_packets"]),
-                                capture_output=True, text=True, check=True)
-        return int(result.stdout)
+        super().__exit__()
 
 
 class Commands:
@@ -261,10 +238,10 @@ def run_guest(runner: Runner, cmds: Commands, vmm: str, role: str) -> dict[str, 
             raise BenchError(f"{vmm}: vireo-vmm did not use vhost-net:\n{result.stderr[-1500:]}")
         parse_run(result.output, tcp_only)
 
-    received_before = cmds.wire.frames_received()
+    received_before = cmds.wire.frames_received(TAP)
     result = run_checked(runner, argv, finished, progress)
     # pktgen counts a frame sent once the driver took it: the TAP must have them all.
-    received = cmds.wire.frames_received() - received_before
+    received = cmds.wire.frames_received(TAP) - received_before
     if received < frames_sent(result.output):
         raise BenchError(f"{vmm}: the TAP received {received} frames, fewer than the guest's "
                          f"pktgen sent:\n{result.output[-3000:]}")

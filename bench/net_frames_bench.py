@@ -36,11 +36,10 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-from bench_common import (EXIT_SKIP, BenchError, Runner, Sample, check_guest_passed, host_facts, load_average,
+from bench_common import (EXIT_SKIP, BenchError, Namespace, Runner, Sample, check_guest_passed, host_facts, load_average,
                           publish, ratio, run_checked, run_guarded, shown_command, verdict, vhost_net_problem)
 
 BEGIN_MARKER = "<!-- net-frames-bench:begin -->"
@@ -92,39 +91,16 @@ def progress(message: str) -> None:
     print(f"[net-frames-bench] {message}", file=sys.stderr, flush=True)
 
 
-class Wire:
-    """A namespace with a persistent TAP at HOST_ADDRESS; removed on exit."""
+class Wire(Namespace):
+    """The far side: a persistent TAP at HOST_ADDRESS."""
 
     def __init__(self) -> None:
-        self.namespace = f"vireo-frames-bench-{os.getpid()}"
+        super().__init__("vireo-frames-bench")
 
-    def run(self, *argv: str) -> str:
-        result = subprocess.run(self.in_namespace(list(argv)), capture_output=True, text=True)
-        if result.returncode != 0:
-            raise BenchError(f"{shlex.join(argv)} failed in {self.namespace}: {result.stderr.strip()}")
-        return result.stdout
-
-    def in_namespace(self, argv: list[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.namespace, *argv]
-
-    def __enter__(self) -> Wire:
-        subprocess.run(["ip", "netns", "add", self.namespace], check=True)
-        try:
-            self.run("ip", "link", "set", "lo", "up")
-            self.run("ip", "tuntap", "add", "dev", TAP, "mode", "tap")
-            self.run("ip", "addr", "add", f"{HOST_ADDRESS}/24", "dev", TAP)
-            self.run("ip", "link", "set", TAP, "up")
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        subprocess.run(["ip", "netns", "delete", self.namespace], capture_output=True)
-
-    def frames_received(self) -> int:
-        """Frames the TAP has taken from its VMM so far."""
-        return int(self.run("cat", f"/sys/class/net/{TAP}/statistics/rx_packets"))
+    def setup(self) -> None:
+        self.run("ip", "tuntap", "add", "dev", TAP, "mode", "tap")
+        self.run("ip", "addr", "add", f"{HOST_ADDRESS}/24", "dev", TAP)
+        self.run("ip", "link", "set", TAP, "up")
 
     def ask_for_frames(self, _pid: int) -> None:
         """The endpoint's request: one UDP datagram to its port."""
@@ -196,10 +172,10 @@ def bench(runner: Runner, cmds: Commands, vmms: list[str], cells: list[Cell],
                         raise BenchError(f"{vmm}: vireo-vmm did not use vhost-net:\n{result.stderr[-1500:]}")
                     parse_run(result.output)
 
-                before = cmds.wire.frames_received()
+                before = cmds.wire.frames_received(TAP)
                 result = run_checked(runner, argv, finished, progress, wait_for=b"READY",
                                      on_ready=cmds.wire.ask_for_frames)
-                received = cmds.wire.frames_received() - before
+                received = cmds.wire.frames_received(TAP) - before
                 if received < cell.workload.frames:
                     raise BenchError(f"{vmm}: the TAP received {received} frames of the guest's "
                                      f"{cell.workload.frames}:\n{result.output[-3000:]}")

@@ -37,6 +37,7 @@ struct RunOptions {
     std::string control_socket;
     std::vector<std::string> disks;
     std::vector<std::string> nics;
+    uint32_t poll_max_us = VmConfig::Devices{}.poll_max_us;
     bool json = false;
 };
 
@@ -180,6 +181,7 @@ Launch launch_for(const RunOptions& options) {
         config.boot.initrd = absolute(options.initrd);
     }
     config.boot.cmdline = options.cmdline;
+    config.devices.poll_max_us = options.poll_max_us;
     if (!options.console_log.empty()) {
         config.console.output = VmConfig::ConsoleOutput::File;
         config.console.path = absolute(options.console_log);
@@ -261,6 +263,15 @@ void add_run_command(CLI::App& app) {
         ->type_name("NIC")
         ->expected(1)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    command
+        ->add_option("--poll-max-us", options->poll_max_us,
+                     "how long each disk's or vNIC's worker may poll for the guest's next "
+                     "request before it sleeps, reading the rings without notifications "
+                     "meanwhile (0 never; only where the VMM may use more CPUs than the VM "
+                     "has vCPUs)")
+        ->type_name("US")
+        ->check(whole_number(0, VmConfig::kMaxPollMaxUs, "microseconds"))
+        ->capture_default_str();
     command->add_flag("--json", options->json, "print how the VM ended as JSON");
     command->final_callback([options] { throw CLI::RuntimeError(run(*options)); });
 }

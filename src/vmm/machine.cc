@@ -186,8 +186,10 @@ void Machine::attach_pci_devices() {
             std::move(image), disk.serial, fmt::format("{} ({})", name, disk.path),
             static_cast<uint16_t>(disk.queue_count(config_.vcpus)));
         disks_.push_back(block.get());
-        pci_root_->add_device(std::make_shared<VirtioPciDevice>(
-            std::move(block), memory_, msi_controller_, &ioevents_, name, poll_max));
+        auto function = std::make_shared<VirtioPciDevice>(
+            std::move(block), memory_, msi_controller_, &ioevents_, name, poll_max);
+        disk_functions_.push_back(function.get());
+        pci_root_->add_device(std::move(function));
     }
     if (config_.port_channel_fd) {
         port_channel_ = std::make_shared<PortChannel>(UniqueFd(*config_.port_channel_fd));
@@ -230,8 +232,10 @@ void Machine::attach_pci_devices() {
                 spdlog::warn("{}: no notify switches: {}", name, error.what());
             }
         }
-        pci_root_->add_device(std::make_shared<VirtioPciDevice>(
-            std::move(device), memory_, msi_controller_, &ioevents_, name, poll_max));
+        auto function = std::make_shared<VirtioPciDevice>(
+            std::move(device), memory_, msi_controller_, &ioevents_, name, poll_max);
+        nic_functions_.push_back(function.get());
+        pci_root_->add_device(std::move(function));
     }
 }
 
@@ -391,6 +395,7 @@ nlohmann::json Machine::info() const {
                         {"queue_pairs_in_use", nics_[index]->queue_pairs_in_use()},
                         {"announcements", nics_[index]->announcements()},
                         {"vhost_signals_relayed", nics_[index]->vhost_signals_relayed()},
+                        {"notifications", nic_functions_[index]->notifications()},
                         {"security", security_of(*nics_[index])}});
     }
     nlohmann::json disks = nlohmann::json::array();
@@ -403,7 +408,8 @@ nlohmann::json Machine::info() const {
                          {"write_ops", counters.write_ops.load()},
                          {"write_bytes", counters.write_bytes.load()},
                          {"flush_ops", counters.flush_ops.load()},
-                         {"failed_ops", counters.failed_ops.load()}});
+                         {"failed_ops", counters.failed_ops.load()},
+                         {"notifications", disk_functions_[index]->notifications()}});
     }
     const char* state = "running";
     switch (run_control_.state()) {

@@ -25,6 +25,7 @@ namespace vireo {
 class DiskImage;
 class VirtioBlock;
 class VirtioNet;
+class VirtioPciDevice;
 class FailoverWatch;
 class PortChannel;
 
@@ -97,8 +98,10 @@ private:
     std::shared_ptr<PciRoot> pci_root_;
     std::vector<std::shared_ptr<BusDevice>> devices_;      // keeps the rest alive
     std::vector<const VirtioBlock*> disks_;                // owned by their PCI devices
+    std::vector<const VirtioPciDevice*> disk_functions_;   // those PCI devices, owned by pci_root_
     std::vector<std::shared_ptr<DiskImage>> disk_images_;  // the disks', shared with them
     std::vector<VirtioNet*> nics_;                         // owned by their PCI devices
+    std::vector<const VirtioPciDevice*> nic_functions_;    // those PCI devices, owned by pci_root_
     std::shared_ptr<PortChannel> port_channel_;  // under vireod: VmConfig::port_channel_fd
     // The vNICs that notify switches, each with its switch team's failovers.
     struct NicFailovers {

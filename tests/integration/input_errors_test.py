@@ -82,11 +82,20 @@ class Options(Refusals):
             self.assertIn(f"--cpus: {why}", result.stderr)
             self.assertIn("1 to 64 virtual CPUs", result.stderr)
 
+    def test_the_poll_window_says_what_is_allowed(self):
+        kernel = vmtest.guest("smoke.elf")
+        for value, why in (("1001", "1001 is out of range"), ("-1", "'-1' is not a whole number")):
+            result = self.vireo("run", "--kernel", kernel, "--poll-max-us", value)
+            self.assertEqual(result.returncode, 2, result)
+            self.assertIn(f"--poll-max-us: {why}", result.stderr)
+            self.assertIn("0 to 1000 microseconds", result.stderr)
+
     def test_help_names_values_as_a_person_would(self):
         help_text = self.vireo("run", "--help").stdout
         self.assertIn("--cpus N", help_text)
         self.assertIn("--kernel PATH", help_text)
         self.assertIn("--memory SIZE", help_text)
+        self.assertIn("--poll-max-us US", help_text)
         for machine_talk in ("TEXT", "UINT", "in ["):
             self.assertNotIn(machine_talk, help_text)
         disk_help = self.vireo("disk", "create", "--help").stdout

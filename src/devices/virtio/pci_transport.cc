@@ -478,7 +478,8 @@ void VirtioPciDevice::activate() {
         }
         served_here.push_back(queue);
         sources.push_back({notify_[queue].fd(), [this, queue] {
-                               notify_[queue].consume();
+                               notifications_.fetch_add(notify_[queue].consume(),
+                                                        std::memory_order_relaxed);
                                if (needs_reset_) {
                                    return;
                                }

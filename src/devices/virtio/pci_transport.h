@@ -84,6 +84,11 @@ public:
     // device_status as the driver reads it (with DEVICE_NEEDS_RESET).
     uint8_t device_status() const;
 
+    // The guest's notifications (kicks) the worker has taken, over the
+    // device's life: none while it reads the rings itself, none for queues
+    // vhost serves (the kernel takes those).
+    uint64_t notifications() const { return notifications_.load(std::memory_order_relaxed); }
+
 private:
     struct QueueSetup {
         uint16_t size = 0;
@@ -143,6 +148,7 @@ private:
     std::atomic<uint8_t> isr_{0};
     std::atomic<uint8_t> config_generation_{0};
     std::atomic<bool> needs_reset_{false};
+    std::atomic<uint64_t> notifications_{0};
 
     // The rest is guarded by mutex_; the worker thread never takes it, so
     // reset() may join the worker while holding it.

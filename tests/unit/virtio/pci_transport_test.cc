@@ -249,6 +249,7 @@ TEST_F(VirtioPciTest, DriverBringsTheDeviceUpAndGetsRandomBytes) {
     EXPECT_EQ(queue.used(0).len, 32u);
     EXPECT_FALSE(all_zero(memory, kData, 32));
     EXPECT_EQ(msi.vector(kConfigVector).triggers(), 0);
+    EXPECT_EQ(device->notifications(), 1u);
     // The ISR byte says "queue", and reading it clears it.
     EXPECT_EQ(bar_read<uint8_t>(isr_offset), virtio::kIsrQueue);
     EXPECT_EQ(bar_read<uint8_t>(isr_offset), 0);
@@ -258,6 +259,7 @@ TEST_F(VirtioPciTest, DriverBringsTheDeviceUpAndGetsRandomBytes) {
     kick();
     ASSERT_TRUE(msi.vector(kQueueVector).wait_for_triggers(2));
     EXPECT_EQ(queue.used(1).len, 100u);
+    EXPECT_EQ(device->notifications(), 2u);
 }
 
 TEST_F(VirtioPciTest, WorksWithIndirectDescriptorsAndEventIdx) {

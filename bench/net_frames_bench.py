@@ -132,7 +132,7 @@ class Commands:
         return [str(self.build / "bin" / "vireo-vmm"), "--config", str(path)]
 
     def qemu_vm(self, workload: Workload, vhost: bool) -> list[str]:
-        return [self.qemu, "-nodefaults", "-no-user-config", "-accel", "kvm", "-cpu", "host",
+        return [self.qemu, "-nodefaults", "-no-user-config", "-accel", "kvm",
                 "-M", "microvm,pcie=on", "-m", f"{MEMORY_MIB}M", "-smp", "1",
                 "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
                 "-device", "isa-debug-exit,iobase=0xf4,iosize=4",

@@ -2,10 +2,7 @@
 request queue per vCPU (MQ) and uses each; a file system made,
 written and synced on a raw disk in one boot reads back in the next through a
 qcow2 linked clone of it, whose own writes read back in the third; afterwards the host checks the images with its own
-tools (qemu-img check, e2fsck) and reads the files' bytes out of them (debugfs).
-With a CPU to spare, the disk's worker polls between requests, reading the
-ring itself with the driver told not to notify: Linux's driver then makes
-requests without kicks while they come fast enough, and none is lost."""
+tools (qemu-img check, e2fsck) and reads the files' bytes out of them (debugfs)."""
 
 import hashlib
 import os
@@ -60,49 +57,6 @@ class LinuxDisks(linux_vm.LinuxTestCase):
             vm.check(f"taskset -c {cpu} dd if=/dev/vda of=/dev/null bs=4k count=32 iflag=direct")
             after = vm.queue_interrupts((queue,))[queue]
             self.assertGreaterEqual(after - before, 16, f"reads from CPU {cpu} missed {queue}")
-
-    def disk_counters(self, vm):
-        return vm.request("info")["result"]["disks"][0]
-
-    def test_a_polling_worker_loses_no_request(self):
-        """One vCPU, and the VMM may use more CPUs: after each request the
-        disk's worker polls for the next (--poll-max-us), reading the ring
-        itself with EVENT_IDX's avail_event left behind so that Linux's
-        virtio_blk does not kick, and asks for kicks again before it sleeps.
-        Writing and then reading 4 KiB at a time with O_DIRECT (one request
-        each, the next made once the last completed) switches the window on
-        and off at every request: a request made as it closes must still be
-        served, or the guest hangs, and the bytes must reach the file.
-
-        How many kicks polling saves depends on the KVM's speed, so it is not
-        asserted: on a host's KVM the guest's next request comes within the
-        window and hardly any is kicked; in the emulated KVM most come later
-        (about 1,900 kicks for 2,048 requests)."""
-        if len(os.sched_getaffinity(0)) < 2:
-            self.skipTest("one CPU here: a worker never polls where the VMM has no CPU "
-                          "beyond the vCPUs' (docs/vmm.md, devices.poll_max_us)")
-        image = os.path.join(self.folder, "polled.raw")
-        with open(image, "wb") as file:
-            file.truncate(64 << 20)
-        vm = self.boot(cpus=1, memory="256M", disks=[image], extra=["--poll-max-us", "1000"])
-        before = self.disk_counters(vm)
-        vm.check("dd if=/dev/urandom of=/tmp/data bs=4k count=1024 2>/dev/null")
-        written_sha = self.guest_sha256(vm, "/tmp/data")
-        vm.check("dd if=/tmp/data of=/dev/vda bs=4k oflag=direct 2>/dev/null", timeout=300)
-        read_sha = vm.check("dd if=/dev/vda bs=4k count=1024 iflag=direct 2>/dev/null | "
-                            "sha256sum", timeout=300).split()[0]
-        after = self.disk_counters(vm)
-        self.power_off(vm)
-
-        self.assertEqual(read_sha, written_sha, "the guest read back other bytes")
-        with open(image, "rb") as file:
-            self.assertEqual(hashlib.sha256(file.read(4 << 20)).hexdigest(), written_sha,
-                             "the file holds other bytes than the guest wrote")
-        requests = (after["read_ops"] - before["read_ops"]) + (after["write_ops"] -
-                                                                before["write_ops"])
-        kicks = after["notifications"] - before["notifications"]
-        self.assertGreaterEqual(requests, 2048)
-        self.assertTrue(0 < kicks <= requests, f"{kicks} kicks for {requests} requests")
 
     def test_ext4_on_raw_then_on_a_qcow2_linked_clone(self):
         base = os.path.join(self.folder, "base.raw")

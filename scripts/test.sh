@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh "$@"
 build_dir=build
 # What runs only QEMU and the guest kit (label qemu) has no Vireo code for the
-# sanitizers to watch, and two real-Linux tests (label plain) walk no VMM path
-# the others do not: the sanitized run leaves them to the plain one.
+# sanitizers to watch, and three real-Linux tests (label plain) look for hangs
+# and lost requests over paths the others or the unit tests take under the
+# sanitizers: the sanitized run leaves them to the plain one.
 skip=()
 not_kvm=kvm
 if [[ ${1:-} == --sanitize ]]; then

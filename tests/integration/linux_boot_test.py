@@ -10,7 +10,6 @@ import time
 import linux_vm
 import vmtest
 
-POWERED_OFF = 0
 RESET = 4
 GUEST_PANIC = 14
 
@@ -62,7 +61,7 @@ class LinuxBoots(linux_vm.LinuxTestCase):
         # The control socket's shutdown reaches init as the power button.
         self.assertEqual(vm.request("shutdown")["result"]["state"], "power button pressed")
         vm.expect(r"vireo-guest: power button pressed: powering off", 60, "acpid's action")
-        self.assertEqual(vm.wait(), POWERED_OFF, vm.console[-2000:])
+        self.assertEqual(vm.wait(), linux_vm.POWERED_OFF, vm.console[-2000:])
 
     def test_two_vcpus_clock_pci_msix_and_hwrng(self):
         vm = self.boot(cpus=2, memory="512M")
@@ -92,8 +91,7 @@ class LinuxBoots(linux_vm.LinuxTestCase):
         octets = random.split()
         self.assertEqual(len(octets), 256, random)
         self.assertGreater(len(set(octets)), 64, f"not random: {random}")
-        vm.type("poweroff")
-        self.assertEqual(vm.wait(), POWERED_OFF)
+        self.power_off(vm)
 
     def test_four_vcpus_memory_above_4g_and_reboot(self):
         vm = self.boot(cpus=4, memory="5G")

@@ -11,8 +11,6 @@ import os
 import linux_vm
 import vmtest
 
-POWERED_OFF = 0
-
 
 def disk_counters(vm):
     return vm.request("info")["result"]["disks"][0]
@@ -50,8 +48,7 @@ class PollingDisk(linux_vm.LinuxTestCase):
         read_sha = vm.check("dd if=/dev/vda bs=4k count=256 iflag=direct 2>/dev/null | "
                             "sha256sum", timeout=300).split()[0]
         after = disk_counters(vm)
-        vm.type("poweroff")
-        self.assertEqual(vm.wait(), POWERED_OFF, vm.console[-2000:])
+        self.power_off(vm)
 
         self.assertEqual(read_sha, written_sha, "the guest read back other bytes")
         with open(image, "rb") as file:

@@ -11,7 +11,6 @@ import linux_vm
 import vmtest
 from vmtest import host
 
-POWERED_OFF = 0
 GREETING = "written by Linux under Vireo"
 
 
@@ -26,10 +25,6 @@ class LinuxDisks(linux_vm.LinuxTestCase):
 
     def boot_with(self, disk):
         return self.boot(cpus=2, memory="512M", disks=[disk])
-
-    def power_off(self, vm):
-        vm.type("poweroff")
-        self.assertEqual(vm.wait(), POWERED_OFF, vm.console[-2000:])
 
     def guest_sha256(self, vm, path):
         return vm.check(f"sha256sum {path}").split()[0]

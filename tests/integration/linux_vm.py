@@ -23,6 +23,7 @@ BUILD_GUEST = os.path.join(REPO, "scripts", "build-linux-guest.sh")
 PROMPT = r"# (\x1b\[6n)?$"
 # Generous: everything may run inside the emulated KVM, at emulation speed.
 BOOT_TIMEOUT = 180
+POWERED_OFF = 0  # the VMM's exit status once the guest powered off
 
 
 class Image:
@@ -220,6 +221,11 @@ class LinuxTestCase(unittest.TestCase):
         self.addCleanup(vm.close)
         vm.wait_for_shell()
         return vm
+
+    def power_off(self, vm):
+        """Types `poweroff` at the shell; the VMM must end with status 0."""
+        vm.type("poweroff")
+        self.assertEqual(vm.wait(), POWERED_OFF, vm.console[-2000:])
 
     def scratch_folder(self):
         folder = tempfile.TemporaryDirectory(prefix="vireo-linux-test-")

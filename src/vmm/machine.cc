@@ -167,8 +167,7 @@ void Machine::attach_pci_devices() {
     mmio_bus_.insert(x86::kPciEcamStart, x86::kPciEcamSize,
                      std::make_shared<PciConfigMmio>(pci_root_));
     if (config_.devices.rng) {
-        pci_root_->add_device(std::make_shared<VirtioPciDevice>(
-            std::make_unique<VirtioRng>(), memory_, msi_controller_, &ioevents_));
+        attach_virtio(std::make_unique<VirtioRng>());
     }
     std::chrono::nanoseconds poll_max = device_poll_max(
         std::chrono::microseconds(config_.devices.poll_max_us), config_.vcpus, usable_cpus());
@@ -186,10 +185,7 @@ void Machine::attach_pci_devices() {
             std::move(image), disk.serial, fmt::format("{} ({})", name, disk.path),
             static_cast<uint16_t>(disk.queue_count(config_.vcpus)));
         disks_.push_back(block.get());
-        auto function = std::make_shared<VirtioPciDevice>(
-            std::move(block), memory_, msi_controller_, &ioevents_, name, poll_max);
-        disk_functions_.push_back(function.get());
-        pci_root_->add_device(std::move(function));
+        disk_functions_.push_back(&attach_virtio(std::move(block), name, poll_max));
     }
     if (config_.port_channel_fd) {
         port_channel_ = std::make_shared<PortChannel>(UniqueFd(*config_.port_channel_fd));
@@ -232,11 +228,16 @@ void Machine::attach_pci_devices() {
                 spdlog::warn("{}: no notify switches: {}", name, error.what());
             }
         }
-        auto function = std::make_shared<VirtioPciDevice>(
-            std::move(device), memory_, msi_controller_, &ioevents_, name, poll_max);
-        nic_functions_.push_back(function.get());
-        pci_root_->add_device(std::move(function));
+        nic_functions_.push_back(&attach_virtio(std::move(device), name, poll_max));
     }
+}
+
+const VirtioPciDevice& Machine::attach_virtio(std::unique_ptr<VirtioDevice> device,
+                                              std::string name, std::chrono::nanoseconds poll_max) {
+    auto function = std::make_shared<VirtioPciDevice>(std::move(device), memory_, msi_controller_,
+                                                      &ioevents_, std::move(name), poll_max);
+    pci_root_->add_device(function);
+    return *function;
 }
 
 void Machine::load_guest() {

@@ -1,9 +1,11 @@
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -26,6 +28,7 @@ class DiskImage;
 class VirtioBlock;
 class VirtioNet;
 class VirtioPciDevice;
+class VirtioDevice;
 class FailoverWatch;
 class PortChannel;
 
@@ -79,6 +82,11 @@ private:
 
     void attach_legacy_devices();
     void attach_pci_devices();
+    // Puts `device` on the PCI root behind a virtio-pci transport (owned by
+    // the root), its worker named `name` and polling up to `poll_max`.
+    const VirtioPciDevice& attach_virtio(std::unique_ptr<VirtioDevice> device,
+                                         std::string name = {},
+                                         std::chrono::nanoseconds poll_max = {});
     void load_guest();
     void create_vcpus();
 

@@ -169,8 +169,8 @@ void Machine::attach_pci_devices() {
     if (config_.devices.rng) {
         attach_virtio(std::make_unique<VirtioRng>());
     }
-    std::chrono::nanoseconds poll_max = device_poll_max(
-        std::chrono::microseconds(config_.devices.poll_max_us), config_.vcpus, usable_cpus());
+    WorkerPace pace = device_pace(std::chrono::microseconds(config_.devices.poll_max_us),
+                                  config_.vcpus, usable_cpus());
     // One virtio-blk device per disk, in order; each serves its requests on a
     // worker thread of its own (named after it), the disk's I/O thread.
     for (size_t index = 0; index < config_.disks.size(); ++index) {
@@ -185,7 +185,7 @@ void Machine::attach_pci_devices() {
             std::move(image), disk.serial, fmt::format("{} ({})", name, disk.path),
             static_cast<uint16_t>(disk.queue_count(config_.vcpus)));
         disks_.push_back(block.get());
-        disk_functions_.push_back(&attach_virtio(std::move(block), name, poll_max));
+        disk_functions_.push_back(&attach_virtio(std::move(block), name, pace));
     }
     if (config_.port_channel_fd) {
         port_channel_ = std::make_shared<PortChannel>(UniqueFd(*config_.port_channel_fd));
@@ -228,14 +228,14 @@ void Machine::attach_pci_devices() {
                 spdlog::warn("{}: no notify switches: {}", name, error.what());
             }
         }
-        nic_functions_.push_back(&attach_virtio(std::move(device), name, poll_max));
+        nic_functions_.push_back(&attach_virtio(std::move(device), name, pace));
     }
 }
 
 const VirtioPciDevice& Machine::attach_virtio(std::unique_ptr<VirtioDevice> device,
-                                              std::string name, std::chrono::nanoseconds poll_max) {
+                                              std::string name, WorkerPace pace) {
     auto function = std::make_shared<VirtioPciDevice>(std::move(device), memory_, msi_controller_,
-                                                      &ioevents_, std::move(name), poll_max);
+                                                      &ioevents_, std::move(name), pace);
     pci_root_->add_device(function);
     return *function;
 }

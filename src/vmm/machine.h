@@ -12,6 +12,7 @@
 
 #include "base/event_fd.h"
 #include "devices/bus.h"
+#include "devices/virtio/worker_pace.h"
 #include "kvm/system.h"
 #include "kvm/vm.h"
 #include "memory/guest_memory.h"
@@ -83,10 +84,9 @@ private:
     void attach_legacy_devices();
     void attach_pci_devices();
     // Puts `device` on the PCI root behind a virtio-pci transport (owned by
-    // the root), its worker named `name` and polling up to `poll_max`.
+    // the root), its worker named `name` and waiting for work at `pace`.
     const VirtioPciDevice& attach_virtio(std::unique_ptr<VirtioDevice> device,
-                                         std::string name = {},
-                                         std::chrono::nanoseconds poll_max = {});
+                                         std::string name = {}, WorkerPace pace = {});
     void load_guest();
     void create_vcpus();
 

@@ -8,6 +8,7 @@
 #include <array>
 #include <cerrno>
 #include <system_error>
+#include <thread>
 
 #include "base/error.h"
 
@@ -19,15 +20,18 @@ constexpr std::chrono::nanoseconds kPollInterval{1'000};
 
 }  // namespace
 
-DeviceWorker::DeviceWorker(std::string name, std::vector<Source> sources,
-                           std::chrono::nanoseconds poll_max, std::optional<RingPoll> rings)
+DeviceWorker::DeviceWorker(std::string name, std::vector<Source> sources, WorkerPace pace,
+                           std::optional<RingPoll> rings)
     : name_(std::move(name)),
       sources_(std::move(sources)),
-      poll_(poll_max),
+      poll_(pace.poll_max),
       rings_(std::move(rings)),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
     if (!epoll_) {
         fail_errno("{}: epoll_create1", name_);
+    }
+    if (pace.naps && rings_) {
+        naps_.emplace();
     }
     // Index sources_.size() is the stop event.
     for (size_t i = 0; i <= sources_.size(); ++i) {
@@ -97,44 +101,73 @@ void DeviceWorker::serve_events() {
 
 int DeviceWorker::wait_for_events(std::span<epoll_event> events) {
     using Clock = std::chrono::steady_clock;
-    auto size = static_cast<int>(events.size());
     Clock::time_point start = Clock::now();
-    int count = 0;
-    bool served = false;
-    if (poll_.window() > std::chrono::nanoseconds{}) {
-        if (rings_ && !quiet_) {
-            rings_->quiet();
-            quiet_ = true;
-        }
-        Clock::time_point deadline = start + poll_.window();
-        while ((count = ::epoll_wait(epoll_.get(), events.data(), size, 0)) == 0 &&
-               !(served = serve_rings())) {
-            Clock::time_point now = Clock::now();
-            if (now >= deadline) {
-                break;
-            }
-            // Each look is a system call: look about once a microsecond.
-            Clock::time_point next = std::min(now + kPollInterval, deadline);
-            while (Clock::now() < next) {
-                __builtin_ia32_pause();  // a sibling hyperthread runs meanwhile
-            }
-        }
-    }
+    Found found = naps_ ? nap(events) : poll(events);
     // Never sleep with the guest told not to notify.
-    if (count == 0 && !served && wake_rings()) {
-        served = rings_->serve();
+    if (!found.any() && wake_rings()) {
+        found.served = rings_->serve() > 0;
     }
-    if (count == 0 && !served) {
-        count = ::epoll_wait(epoll_.get(), events.data(), size, -1);
+    if (!found.any()) {
+        found.events =
+            ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), -1);
     }
-    if (count > 0 || served) {
-        poll_.waited(Clock::now() - start);
+    if (found.events > 0 || found.served) {
+        Clock::time_point now = Clock::now();
+        poll_.waited(now - start);
+        pass_interval_ = now - last_pass_;
+        last_pass_ = now;
     }
-    return count;
+    return found.events;
 }
 
-bool DeviceWorker::serve_rings() {
-    return quiet_ && rings_->serve();
+DeviceWorker::Found DeviceWorker::nap(std::span<epoll_event> events) {
+    std::chrono::nanoseconds length = naps_->next(pass_interval_);
+    if (length == std::chrono::nanoseconds{}) {
+        return {};
+    }
+    quiet_rings();
+    std::this_thread::sleep_for(length);
+    Found found;
+    found.events = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), 0);
+    unsigned requests = serve_rings();
+    naps_->found(requests);
+    found.served = requests > 0;
+    return found;
+}
+
+DeviceWorker::Found DeviceWorker::poll(std::span<epoll_event> events) {
+    using Clock = std::chrono::steady_clock;
+    Found found;
+    if (poll_.window() == std::chrono::nanoseconds{}) {
+        return found;
+    }
+    quiet_rings();
+    Clock::time_point deadline = Clock::now() + poll_.window();
+    while ((found.events = ::epoll_wait(epoll_.get(), events.data(),
+                                        static_cast<int>(events.size()), 0)) == 0 &&
+           !(found.served = serve_rings() > 0)) {
+        Clock::time_point now = Clock::now();
+        if (now >= deadline) {
+            break;
+        }
+        // Each look is a system call: look about once a microsecond.
+        Clock::time_point next = std::min(now + kPollInterval, deadline);
+        while (Clock::now() < next) {
+            __builtin_ia32_pause();  // a sibling hyperthread runs meanwhile
+        }
+    }
+    return found;
+}
+
+unsigned DeviceWorker::serve_rings() {
+    return quiet_ ? rings_->serve() : 0;
+}
+
+void DeviceWorker::quiet_rings() {
+    if (rings_ && !quiet_) {
+        rings_->quiet();
+        quiet_ = true;
+    }
 }
 
 bool DeviceWorker::wake_rings() {

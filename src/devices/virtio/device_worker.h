@@ -12,7 +12,9 @@
 
 #include "base/event_fd.h"
 #include "base/unique_fd.h"
+#include "devices/virtio/nap_window.h"
 #include "devices/virtio/poll_window.h"
+#include "devices/virtio/worker_pace.h"
 
 namespace vireo {
 
@@ -25,7 +27,10 @@ namespace vireo {
 // next request without waking a sleeping thread. While it polls, the device's
 // rings (RingPoll) are looked at directly and the guest told not to notify,
 // so the guest does not exit for a notification the worker does not need, as
-// QEMU's IOThreads do (io_poll_begin / io_poll_end).
+// QEMU's IOThreads do (io_poll_begin / io_poll_end). On CPUs it shares with
+// the vCPUs it naps instead (NapWindow): with the guest told not to notify,
+// it sleeps a while after serving and then looks at the rings, so a guest
+// that queues faster than the worker answers queues a batch meanwhile.
 class DeviceWorker {
 public:
     struct Source {
@@ -40,18 +45,19 @@ public:
     struct RingPoll {
         // Tells the guest not to notify.
         std::function<void()> quiet;
-        // Serves what the guest queued since the last look; whether it did.
-        std::function<bool()> serve;
+        // Serves what the guest queued since the last look; how many
+        // requests that was (zero: none).
+        std::function<unsigned()> serve;
         // Tells the guest to notify again (the worker then serves what it
         // queued before it could see that).
         std::function<void()> wake;
     };
 
-    // Starts the thread (named `name`, cut to 15 characters), which polls for
-    // up to `poll_max` before it sleeps (zero: never). Throws vireo::Error if
+    // Starts the thread (named `name`, cut to 15 characters), which waits for
+    // events at `pace` (the default: sleeps at once). Throws vireo::Error if
     // the host refuses epoll or a thread.
-    DeviceWorker(std::string name, std::vector<Source> sources,
-                 std::chrono::nanoseconds poll_max = {}, std::optional<RingPoll> rings = {});
+    DeviceWorker(std::string name, std::vector<Source> sources, WorkerPace pace = {},
+                 std::optional<RingPoll> rings = {});
     ~DeviceWorker();
     DeviceWorker(const DeviceWorker&) = delete;
     DeviceWorker& operator=(const DeviceWorker&) = delete;
@@ -64,17 +70,34 @@ private:
     void run();
     // The epoll loop, until the stop event or a failure.
     void serve_events();
-    // Events ready now or after polling, else after sleeping; -1 with errno;
-    // 0 when polling the rings found work (and served it).
+    // What a look for work found: ready events (-1 with errno) and whether
+    // the rings had requests, which it served.
+    struct Found {
+        int events = 0;
+        bool served = false;
+        bool any() const { return events != 0 || served; }
+    };
+    // Events ready now or after napping or polling, else after sleeping; -1
+    // with errno; 0 when looking at the rings found work (and served it).
     int wait_for_events(std::span<epoll_event> events);
-    // Whether the rings served anything; false when none are polled.
-    bool serve_rings();
+    // On shared CPUs, after a pass: a nap (if the NapWindow wants one) with
+    // the guest told not to notify, then a look.
+    Found nap(std::span<epoll_event> events);
+    // Looks until events come, the rings have work or the window closes.
+    Found poll(std::span<epoll_event> events);
+    // How many requests the rings served; none when the guest notifies.
+    unsigned serve_rings();
+    // Tells the guest not to notify, if it may.
+    void quiet_rings();
     // Lets the guest notify again if it was told not to; whether it was.
     bool wake_rings();
 
     std::string name_;
     std::vector<Source> sources_;
     PollWindow poll_;
+    std::optional<NapWindow> naps_;                    // on CPUs shared with the vCPUs
+    std::chrono::steady_clock::time_point last_pass_;  // when work was last found
+    std::chrono::nanoseconds pass_interval_{};         // and the time before that
     std::optional<RingPoll> rings_;
     bool quiet_ = false;  // the guest was told not to notify
     UniqueFd epoll_;

@@ -72,12 +72,12 @@ uint16_t VirtioPciDevice::checked_queue_count(const VirtioDevice& device, const 
 
 VirtioPciDevice::VirtioPciDevice(std::unique_ptr<VirtioDevice> device, const GuestMemory& memory,
                                  MsiController& msi, IoEventRegistry* ioevents, std::string name,
-                                 std::chrono::nanoseconds poll_max)
+                                 WorkerPace pace)
     : device_(std::move(device)),
       memory_(memory),
       ioevents_(ioevents),
       name_(name.empty() ? std::string(device_->name()) : std::move(name)),
-      poll_max_(poll_max),
+      pace_(pace),
       queue_count_(checked_queue_count(*device_, name_)),
       offered_features_(device_->device_features() | kTransportFeatures),
       log_(name_),
@@ -495,7 +495,7 @@ void VirtioPciDevice::activate() {
                            }});
     }
     try {
-        worker_ = std::make_unique<DeviceWorker>(name_, std::move(sources), poll_max_,
+        worker_ = std::make_unique<DeviceWorker>(name_, std::move(sources), pace_,
                                                  ring_poll(std::move(served_here)));
     } catch (const Error& error) {
         // The host is out of threads or fds: the guest sees a broken device, the VM lives.
@@ -511,15 +511,16 @@ DeviceWorker::RingPoll VirtioPciDevice::ring_poll(std::vector<uint16_t> queues) 
         }
     };
     auto serve = [this, queues] {
-        bool served = false;
+        unsigned requests = 0;
         for (uint16_t queue : queues) {
-            if (!needs_reset_ && queues_[queue].has_new_available()) {
+            uint16_t added = needs_reset_ ? 0 : queues_[queue].newly_available();
+            if (added > 0) {
                 device_->process_queue(queue);
                 check_queues();
-                served = true;
+                requests += added;
             }
         }
-        return served;
+        return requests;
     };
     return {[notifications] { notifications(false); }, serve,
             [notifications] { notifications(true); }};

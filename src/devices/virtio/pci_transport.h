@@ -19,6 +19,7 @@
 #include "devices/virtio/device_worker.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
+#include "devices/virtio/worker_pace.h"
 #include "memory/guest_memory.h"
 
 namespace vireo {
@@ -63,12 +64,12 @@ public:
 
     // `memory` and `ioevents` (may be null) must outlive the device; `msi` is only
     // used here, to create the vectors. `name` labels log lines and the worker
-    // thread (default: the device's name), which polls for up to `poll_max`
-    // before it sleeps (DeviceWorker). Throws vireo::Error if the device asks
+    // thread (default: the device's name), which waits for work at `pace`
+    // (DeviceWorker). Throws vireo::Error if the device asks
     // for more queues or configuration than the layout holds.
     VirtioPciDevice(std::unique_ptr<VirtioDevice> device, const GuestMemory& memory,
                     MsiController& msi, IoEventRegistry* ioevents, std::string name = {},
-                    std::chrono::nanoseconds poll_max = {});
+                    WorkerPace pace = {});
     ~VirtioPciDevice() override;
     VirtioPciDevice(const VirtioPciDevice&) = delete;
     VirtioPciDevice& operator=(const VirtioPciDevice&) = delete;
@@ -135,7 +136,7 @@ private:
     const GuestMemory& memory_;
     IoEventRegistry* ioevents_;
     std::string name_;
-    std::chrono::nanoseconds poll_max_;
+    WorkerPace pace_;
     uint16_t queue_count_;
     uint64_t offered_features_;
     RateLimitedLog log_;  // guest mistakes

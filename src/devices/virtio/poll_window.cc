@@ -19,9 +19,4 @@ void PollWindow::waited(std::chrono::nanoseconds wait) {
                                                     : std::min(window_ * 2, max_);
 }
 
-std::chrono::nanoseconds device_poll_max(std::chrono::nanoseconds configured, unsigned vcpus,
-                                         unsigned usable_cpus) {
-    return usable_cpus > vcpus ? configured : std::chrono::nanoseconds{};
-}
-
 }  // namespace vireo

@@ -29,10 +29,4 @@ private:
     std::chrono::nanoseconds window_{0};
 };
 
-// The maximum for a VM's device workers: `configured`, or zero where the VMM
-// may use no more CPUs than the VM has vCPUs, as polling would then take CPU
-// time from the vCPUs, among them the one that makes the next request.
-std::chrono::nanoseconds device_poll_max(std::chrono::nanoseconds configured, unsigned vcpus,
-                                         unsigned usable_cpus);
-
 }  // namespace vireo

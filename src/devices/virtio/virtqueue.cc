@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstring>
@@ -111,6 +112,7 @@ std::optional<DescriptorChain> Virtqueue::pop() {
         return std::nullopt;
     }
     uint16_t avail_idx = load_avail_idx();
+    seen_avail_ = avail_idx;
     if (avail_idx == next_avail_) {
         if (!event_idx_) {
             return std::nullopt;
@@ -124,6 +126,7 @@ std::optional<DescriptorChain> Virtqueue::pop() {
         // driver decided not to send.
         store_avail_event(next_avail_);
         avail_idx = ring_u16(avail_, virtio::kAvailIdxOffset).load(std::memory_order_seq_cst);
+        seen_avail_ = avail_idx;
         if (avail_idx == next_avail_) {
             return std::nullopt;
         }
@@ -145,15 +148,17 @@ std::optional<DescriptorChain> Virtqueue::pop() {
     return chain;
 }
 
-bool Virtqueue::has_new_available() {
+uint16_t Virtqueue::newly_available() {
     if (!ready()) {
-        return false;
+        return 0;
     }
     // Sequentially consistent: after set_notifications(true)'s store (2.7.10).
     uint16_t avail_idx = ring_u16(avail_, virtio::kAvailIdxOffset).load(std::memory_order_seq_cst);
-    bool changed = avail_idx != seen_avail_;
+    auto added = static_cast<uint16_t>(avail_idx - seen_avail_);
     seen_avail_ = avail_idx;
-    return changed && avail_idx != next_avail_;
+    auto untaken = static_cast<uint16_t>(avail_idx - next_avail_);
+    // A hostile index is pop()'s to refuse; it counts a queue's worth at most.
+    return std::min({added, untaken, size_});
 }
 
 void Virtqueue::set_notifications(bool enabled) {

@@ -93,13 +93,14 @@ public:
     // VIRTIO_F_EVENT_IDX, finding the ring empty is what asks the driver to kick
     // again (unless notifications are off).
     std::optional<DescriptorChain> pop();
-    // Whether the driver made chains available since the last call that pop()
-    // has not taken yet; reads avail->idx only. For a device that looks at the
-    // ring itself instead of waiting for the driver's notification.
-    bool has_new_available();
+    // How many chains the driver made available since the queue last read
+    // avail->idx (here or in pop()) that pop() has not taken yet; reads
+    // avail->idx only. For a device that looks at the ring itself instead of
+    // waiting for the driver's notification.
+    uint16_t newly_available();
     // Off: the driver need not notify (pop() no longer asks for a kick when it
     // finds the ring empty; without VIRTIO_F_EVENT_IDX, VIRTQ_USED_F_NO_NOTIFY).
-    // On: it must again; look again afterwards (has_new_available(), pop()),
+    // On: it must again; look again afterwards (newly_available(), pop()),
     // or a chain made available before the driver saw it may wait for a
     // notification that never comes.
     void set_notifications(bool enabled);
@@ -128,7 +129,7 @@ private:
     uint16_t next_avail_ = 0;
     uint16_t next_used_ = 0;
     uint16_t signalled_used_ = 0;  // used idx at the last needs_interrupt()
-    uint16_t seen_avail_ = 0;      // avail idx at the last has_new_available()
+    uint16_t seen_avail_ = 0;      // avail idx when last read
     bool notifications_ = true;
     bool kick_wanted_ = false;  // pop() found the ring empty while notifications were off
     std::optional<VirtqueueFault> fault_;

@@ -95,7 +95,7 @@ TEST(DeviceWorker, APollingWorkerServesQuickRequestsWithoutSleeping) {
                               worker_tid = ::gettid();
                               answer.signal();
                           }}},
-                        std::chrono::milliseconds(20));
+                        {.poll_max = std::chrono::milliseconds(20)});
     constexpr int kRequests = 2000;
     long switches_at_start = 0;
     for (int i = 0; i < kRequests; ++i) {
@@ -127,13 +127,13 @@ TEST(DeviceWorker, WhilePollingItServesTheRingsWithTheGuestToldNotToNotify) {
     EventFd notify;
     EventFd answer(/*nonblocking=*/false);
     // One request a look: the "guest" queues its next one only after the answer.
-    auto serve = [&] {
+    auto serve = [&]() -> unsigned {
         if (served == queued) {
-            return false;
+            return 0;
         }
         ++served;
         answer.signal();
-        return true;
+        return 1;
     };
     DeviceWorker::RingPoll rings{[&] { quiet = true; }, serve, [&] { quiet = false; }};
     DeviceWorker worker("ring-worker",
@@ -142,7 +142,7 @@ TEST(DeviceWorker, WhilePollingItServesTheRingsWithTheGuestToldNotToNotify) {
                               notify.consume();
                               serve();
                           }}},
-                        std::chrono::milliseconds(20), rings);
+                        {.poll_max = std::chrono::milliseconds(20)}, rings);
     constexpr int kRequests = 2000;
     for (int i = 0; i < kRequests; ++i) {
         ++queued;
@@ -164,13 +164,13 @@ TEST(DeviceWorker, NeverSleepsWithTheGuestToldNotToNotify) {
     std::atomic<bool> quiet = false;
     std::atomic<int> woken = 0;
     EventFd notify;
-    DeviceWorker::RingPoll rings{[&] { quiet = true; }, [] { return false; },
+    DeviceWorker::RingPoll rings{[&] { quiet = true; }, [] { return 0u; },
                                  [&] {
                                      quiet = false;
                                      ++woken;
                                  }};
     DeviceWorker worker("ring-worker", {{notify.fd(), [&] { notify.consume(); }}},
-                        std::chrono::milliseconds(1), rings);
+                        {.poll_max = std::chrono::milliseconds(1)}, rings);
     for (int i = 0; i < 20; ++i) {
         // Two notifications 200 µs apart open the window (up to 1 ms) ...
         notify.signal();
@@ -185,6 +185,104 @@ TEST(DeviceWorker, NeverSleepsWithTheGuestToldNotToNotify) {
     notify.signal();
     worker.stop();
     EXPECT_FALSE(quiet);
+}
+
+// A ring the tests' "guest" fills and the worker serves through RingPoll, with
+// the notification a guest sends while the worker has not said otherwise.
+struct FakeRing {
+    static constexpr unsigned kSize = 128;
+    std::atomic<unsigned> queued = 0;
+    std::atomic<unsigned> served = 0;
+    std::atomic<bool> quiet = false;
+    std::atomic<unsigned> notifications = 0;
+    EventFd notify;
+
+    unsigned serve() {
+        unsigned added = queued - served;
+        served += added;
+        return added;
+    }
+    DeviceWorker::RingPoll poll() {
+        return {[this] { quiet = true; }, [this] { return serve(); }, [this] { quiet = false; }};
+    }
+    DeviceWorker::Source source() {
+        return {notify.fd(), [this] {
+                    notify.consume();
+                    serve();
+                }};
+    }
+    // Queues one request, waiting while the ring is full.
+    void queue() {
+        while (queued - served >= kSize) {
+            std::this_thread::yield();
+        }
+        ++queued;
+        if (!quiet) {
+            ++notifications;
+            notify.signal();
+        }
+    }
+    void wait_until_served() {
+        while (served != queued) {
+            std::this_thread::yield();
+        }
+    }
+};
+
+// Holds the calling thread, and the threads it starts, to one CPU while alive.
+class OneCpu {
+public:
+    OneCpu() {
+        ::sched_getaffinity(0, sizeof saved_, &saved_);
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+            if (CPU_ISSET(cpu, &saved_)) {
+                CPU_SET(cpu, &one);
+                break;
+            }
+        }
+        ::sched_setaffinity(0, sizeof one, &one);
+    }
+    ~OneCpu() { ::sched_setaffinity(0, sizeof saved_, &saved_); }
+    OneCpu(const OneCpu&) = delete;
+    OneCpu& operator=(const OneCpu&) = delete;
+
+private:
+    cpu_set_t saved_;
+};
+
+TEST(DeviceWorker, NappingOnASharedCpuLetsAStreamingGuestQueueWithoutNotifying) {
+    OneCpu one_cpu;  // the worker takes turns with the "guest", as with a vCPU
+    FakeRing ring;
+    DeviceWorker worker("napping-worker", {ring.source()}, {.naps = true}, ring.poll());
+    constexpr unsigned kRequests = 20000;
+    for (unsigned i = 0; i < kRequests; ++i) {
+        ring.queue();
+    }
+    ring.wait_until_served();
+    // Answering every kick at once, the worker takes each request alone and
+    // the guest notifies for most; napping, it finds batches, and the guest
+    // notifies again only when a nap finds nothing (or after one request).
+    EXPECT_LT(ring.notifications, kRequests / 4);
+    worker.stop();
+    EXPECT_FALSE(ring.quiet) << "the worker stopped with the guest told not to notify";
+}
+
+TEST(DeviceWorker, NappingStopsForAGuestThatWaitsForEachAnswer) {
+    OneCpu one_cpu;
+    FakeRing ring;
+    DeviceWorker worker("napping-worker", {ring.source()}, {.naps = true}, ring.poll());
+    constexpr unsigned kRequests = 5000;
+    for (unsigned i = 0; i < kRequests; ++i) {
+        ring.queue();
+        ring.wait_until_served();
+    }
+    // A nap finds one request here and ends napping; only the worker's tries
+    // (one in NapWindow::kProbeEvery passes) leave the guest without a kick.
+    EXPECT_GT(ring.notifications, kRequests / 2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // longer than any nap
+    EXPECT_FALSE(ring.quiet) << "an idle worker sleeps with the guest told not to notify";
 }
 
 }  // namespace

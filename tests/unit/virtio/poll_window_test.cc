@@ -63,13 +63,5 @@ TEST(PollWindow, AZeroMaximumNeverPolls) {
     EXPECT_EQ(poll.window(), nanoseconds{});
 }
 
-TEST(PollWindow, AVmPollsOnlyWithMoreCpusThanVcpus) {
-    EXPECT_EQ(device_poll_max(microseconds(64), 1, 2), microseconds(64));
-    EXPECT_EQ(device_poll_max(microseconds(64), 2, 2), nanoseconds{});
-    EXPECT_EQ(device_poll_max(microseconds(64), 1, 1), nanoseconds{});
-    EXPECT_EQ(device_poll_max(microseconds(64), 4, 64), microseconds(64));
-    EXPECT_EQ(device_poll_max(nanoseconds{}, 1, 64), nanoseconds{});
-}
-
 }  // namespace
 }  // namespace vireo

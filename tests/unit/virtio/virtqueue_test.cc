@@ -167,7 +167,7 @@ TEST_F(VirtqueueTest, NotificationsOffLeaveAvailEventBehindUntilTurnedOn) {
     EXPECT_EQ(driver.avail_event(), 1);
     queue.set_notifications(false);
     driver.make_available(driver.add_chain({{kData, 8, true}}));
-    ASSERT_TRUE(queue.has_new_available());
+    ASSERT_EQ(queue.newly_available(), 1);
     while (queue.pop()) {
     }
     EXPECT_EQ(driver.avail_event(), 1);  // entry 2 will cross nothing: no kick
@@ -195,16 +195,31 @@ TEST_F(VirtqueueTest, NotificationsOffSetsNoNotifyWithoutEventIdx) {
     EXPECT_EQ(driver.used_flags(), 0);
 }
 
-TEST_F(VirtqueueTest, HasNewAvailableSaysOnceWhatPopHasNotTaken) {
+TEST_F(VirtqueueTest, NewlyAvailableCountsOnceWhatPopHasNotTaken) {
     Virtqueue queue = make_queue(kEventIdx);
-    EXPECT_FALSE(queue.has_new_available());
-    driver.make_available(driver.add_chain({{kData, 8, true}}));
-    EXPECT_TRUE(queue.has_new_available());
-    EXPECT_FALSE(queue.has_new_available());  // nothing newer since
+    EXPECT_EQ(queue.newly_available(), 0);
+    for (int i = 0; i < 3; ++i) {
+        driver.make_available(driver.add_chain({{kData, 8, true}}));
+    }
+    EXPECT_EQ(queue.newly_available(), 3);
+    EXPECT_EQ(queue.newly_available(), 0);  // nothing newer since
     driver.make_available(driver.add_chain({{kData, 8, true}}));
     while (queue.pop()) {
     }
-    EXPECT_FALSE(queue.has_new_available());  // new, but taken already
+    EXPECT_EQ(queue.newly_available(), 0);  // new, but taken already
+    // What pop() saw counts as seen: only the two added after it are new.
+    driver.make_available(driver.add_chain({{kData, 8, true}}));
+    queue.pop();
+    driver.make_available(driver.add_chain({{kData, 8, true}}));
+    driver.make_available(driver.add_chain({{kData, 8, true}}));
+    EXPECT_EQ(queue.newly_available(), 2);
+}
+
+TEST_F(VirtqueueTest, NewlyAvailableCountsAQueueAtMostForAHostileIndex) {
+    Virtqueue queue = make_queue(kEventIdx);
+    driver.make_available(driver.add_chain({{kData, 8, true}}));
+    driver.set_avail_idx(1000);
+    EXPECT_EQ(queue.newly_available(), queue.size());
 }
 
 // ---- Hostile drivers ----

@@ -5,25 +5,20 @@
 namespace vireo {
 
 std::chrono::nanoseconds NapWindow::next(std::chrono::nanoseconds since) {
-    if (nap_ > std::chrono::nanoseconds{}) {
-        taken_ = nap_;
-        return nap_;
+    if (nap_ == std::chrono::nanoseconds{} && ++passes_ == kProbeEvery) {
+        passes_ = 0;
+        nap_ = std::clamp(since * 2, kMin, kMax);  // a try: what it finds decides
     }
-    if (++passes_ < kProbeEvery) {
-        return {};
-    }
-    passes_ = 0;
-    taken_ = std::clamp(since * 2, kMin, kMax);
-    return taken_;
+    return nap_;
 }
 
 void NapWindow::found(unsigned requests) {
-    if (requests == 1 || (requests == 0 && taken_ >= kMax)) {
+    if (requests == 1 || (requests == 0 && nap_ >= kMax)) {
         nap_ = {};
     } else if (requests < kBatch) {
-        nap_ = std::min(taken_ * 2, kMax);
+        nap_ = std::min(nap_ * 2, kMax);
     } else {
-        nap_ = std::max(taken_ / 2, kMin);
+        nap_ = std::max(nap_ / 2, kMin);
     }
 }
 

@@ -33,9 +33,8 @@ public:
     void found(unsigned requests);
 
 private:
-    std::chrono::nanoseconds nap_{0};    // while napping
-    std::chrono::nanoseconds taken_{0};  // the last nap
-    unsigned passes_ = 0;                // since the last nap
+    std::chrono::nanoseconds nap_{0};  // the nap next() returns; zero: not napping
+    unsigned passes_ = 0;              // not napping, since the last try
 };
 
 }  // namespace vireo

@@ -29,8 +29,9 @@ namespace vireo {
 // so the guest does not exit for a notification the worker does not need, as
 // QEMU's IOThreads do (io_poll_begin / io_poll_end). On CPUs it shares with
 // the vCPUs it naps instead (NapWindow): with the guest told not to notify,
-// it sleeps a while after serving and then looks at the rings, so a guest
-// that queues faster than the worker answers queues a batch meanwhile.
+// it waits a while after serving and then looks at the rings, so a guest
+// that queues faster than the worker answers queues a batch meanwhile; the
+// device's own sources (not the guest's notifications) end a nap early.
 class DeviceWorker {
 public:
     struct Source {
@@ -40,6 +41,11 @@ public:
         // handler may leave undrained (a TAP while the guest has no receive
         // buffers), which it resumes from elsewhere.
         bool edge_triggered = false;
+        // The guest's notification of a queue. It does not end a nap (the
+        // guest was told not to send it, and with VIRTIO_F_EVENT_IDX sends
+        // one more regardless); every other source, a TAP's frames or a
+        // disk's completions, does.
+        bool guest_notification = false;
     };
     // A device's rings, polled while the worker polls; all on the worker thread.
     struct RingPoll {
@@ -81,7 +87,8 @@ private:
     // with errno; 0 when looking at the rings found work (and served it).
     int wait_for_events(std::span<epoll_event> events);
     // On shared CPUs, after a pass: a nap (if the NapWindow wants one) with
-    // the guest told not to notify, then a look.
+    // the guest told not to notify, until it ends or a source other than the
+    // guest's notifications is ready; then a look.
     Found nap(std::span<epoll_event> events);
     // Looks until events come, the rings have work or the window closes.
     Found poll(std::span<epoll_event> events);
@@ -101,6 +108,7 @@ private:
     std::optional<RingPoll> rings_;
     bool quiet_ = false;  // the guest was told not to notify
     UniqueFd epoll_;
+    UniqueFd nap_epoll_;  // the sources that end a nap, and the stop event
     EventFd stop_event_;
     std::thread thread_;
 };

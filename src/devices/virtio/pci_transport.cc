@@ -477,22 +477,28 @@ void VirtioPciDevice::activate() {
             continue;
         }
         served_here.push_back(queue);
-        sources.push_back({notify_[queue].fd(), [this, queue] {
-                               notifications_.fetch_add(notify_[queue].consume(),
-                                                        std::memory_order_relaxed);
-                               if (needs_reset_) {
-                                   return;
-                               }
-                               device_->process_queue(queue);
-                               check_queues();
-                           }});
+        sources.push_back({.fd = notify_[queue].fd(),
+                           .on_readable =
+                               [this, queue] {
+                                   notifications_.fetch_add(notify_[queue].consume(),
+                                                            std::memory_order_relaxed);
+                                   if (needs_reset_) {
+                                       return;
+                                   }
+                                   device_->process_queue(queue);
+                                   check_queues();
+                               },
+                           .guest_notification = true});
     }
     for (DeviceWorker::Source& source : device_->worker_sources()) {
         // Run even on a broken device: the handler drains its fd.
-        sources.push_back({source.fd, [this, handler = std::move(source.on_readable)] {
-                               handler();
-                               check_queues();
-                           }});
+        sources.push_back({.fd = source.fd,
+                           .on_readable =
+                               [this, handler = std::move(source.on_readable)] {
+                                   handler();
+                                   check_queues();
+                               },
+                           .edge_triggered = source.edge_triggered});
     }
     try {
         worker_ = std::make_unique<DeviceWorker>(name_, std::move(sources), pace_,

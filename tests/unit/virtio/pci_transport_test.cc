@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "arch/x86/layout.h"
 #include "base/byte_size.h"
 #include "base/error.h"
+#include "base/event_fd.h"
 #include "devices/bus.h"
 #include "devices/pci/pci_root.h"
 #include "devices/virtio/rng.h"
@@ -547,6 +549,33 @@ TEST_F(VirtioPciTest, AKernelBackEndSignalsTheIrqfdOnlyWhileTheVectorMayFire) {
     set_common<uint8_t>(offsetof(Cfg, device_status), 0);
     cfg_write<uint16_t>(msix_cap + 2, 0);
     EXPECT_EQ(routed.routes.size(), 7u);
+}
+
+// A device with a source its handler leaves readable, as a TAP's frames wait
+// while the guest has no receive buffers: marked edge-triggered.
+class UndrainedSourceDevice : public ConfigDevice {
+public:
+    std::vector<DeviceWorker::Source> worker_sources() override {
+        return {{.fd = pending.fd(), .on_readable = [this] { ++handled; }, .edge_triggered = true}};
+    }
+    EventFd pending;
+    std::atomic<int> handled = 0;
+};
+
+TEST_F(VirtioPciTest, ADeviceSourceStaysEdgeTriggeredOnTheWorker) {
+    auto owned = std::make_unique<UndrainedSourceDevice>();
+    UndrainedSourceDevice& model = *owned;
+    add_device(std::move(owned));
+    DriverQueue queue(memory, 16, kRings);
+    bring_up(queue);
+    model.pending.signal();
+    for (int i = 0; i < 5000 && model.handled == 0; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // Level-triggered, the worker would run the handler again and again,
+    // spinning a CPU for as long as the guest gives no buffers.
+    EXPECT_EQ(model.handled, 1);
 }
 
 TEST(VirtioPciDevice, RefusesDevicesThatDoNotFitTheLayout) {

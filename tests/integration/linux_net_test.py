@@ -103,7 +103,9 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
              "5002", str(size)],
             stdout=subprocess.PIPE, text=True, env=dict(os.environ, PATH=SBIN))
         self.addCleanup(listener.kill)
-        time.sleep(2)
+        # Python may take seconds to start in an emulated machine: wait for
+        # the listener's own word that it listens.
+        self.assertEqual(listener.stdout.readline().strip(), "listening")
         vm.check(f"dd if=/dev/urandom of=/tmp/out bs=64k count={size // 65536} 2>/dev/null")
         sent = md5_in(vm.check("md5sum /tmp/out"))
         vm.check(f"nc {HOST_ADDRESS} 5002 < /tmp/out", timeout=120)
@@ -151,6 +153,7 @@ import hashlib, socket, sys
 address, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 with socket.create_server((address, port)) as server:
     server.settimeout(120)
+    print("listening", flush=True)
     connection, _ = server.accept()
     digest, left = hashlib.md5(), size
     while left > 0:

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import subprocess
+import sys
 import time
 
 import linux_vm
@@ -92,14 +93,14 @@ class LinuxNetwork(linux_vm.LinuxTestCase):
         vm.check("(nc -l -p 5001 </dev/null | md5sum > /tmp/received &)")
         time.sleep(2)
         payload = bytes((i * 7 + 3) % 251 for i in range(size))
-        self.in_namespace("python3", "-c", SEND, GUEST_ADDRESS, "5001", str(size))
+        self.in_namespace(sys.executable, "-c", SEND, GUEST_ADDRESS, "5001", str(size))
         # The sender is done once its kernel holds the data: wait for the hash.
         self.assertEqual(md5_in(vm.check("for i in $(seq 60); do [ -s /tmp/received ] && break; "
                                          "sleep 1; done; cat /tmp/received", timeout=90)),
                          hashlib.md5(payload).hexdigest())
         # Guest -> namespace: the namespace takes `size` bytes and hashes them.
         listener = subprocess.Popen(
-            ["ip", "netns", "exec", self.namespace, "python3", "-c", RECEIVE, HOST_ADDRESS,
+            ["ip", "netns", "exec", self.namespace, sys.executable, "-c", RECEIVE, HOST_ADDRESS,
              "5002", str(size)],
             stdout=subprocess.PIPE, text=True, env=dict(os.environ, PATH=SBIN))
         self.addCleanup(listener.kill)

@@ -10,6 +10,7 @@ bridge or interface it makes outlives it; its state folder is temporary."""
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -72,12 +73,12 @@ class Switches(unittest.TestCase):
         self.vireo("hostport", "create", "hp0", "--portgroup", "pg", "--address", "10.0.0.2/24")
         self.assertTrue(self.reaches("10.0.0.1"))
         receiver = subprocess.Popen(
-            ["ip", "netns", "exec", self.far.name, "python3", "-c", UDP_RECEIVER, "10.0.0.1",
+            ["ip", "netns", "exec", self.far.name, sys.executable, "-c", UDP_RECEIVER, "10.0.0.1",
              "5001", "10"], stdout=subprocess.PIPE, text=True, env=dict(os.environ, PATH=SBIN))
         self.addCleanup(receiver.kill)
         time.sleep(1)
         # Offered at 10 Mbit/s, well above the peak, for longer than the measurement.
-        subprocess.run(["python3", "-c", UDP_SENDER, "10.0.0.1", "5001", "10000", "12"],
+        subprocess.run([sys.executable, "-c", UDP_SENDER, "10.0.0.1", "5001", "10000", "12"],
                        check=True, timeout=60)
         measured = json.loads(receiver.communicate(timeout=60)[0])
         print(f"shaped: {measured}", flush=True)

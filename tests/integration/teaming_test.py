@@ -17,6 +17,7 @@ bridge, bond or interface it makes outlives it; its state folder is temporary.""
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -170,7 +171,8 @@ class Teaming(unittest.TestCase):
     def start_rarp_capture(self):
         """Collects the source MACs of RARPs arriving on far1 for 10 s."""
         capture = subprocess.Popen(
-            ["ip", "netns", "exec", self.far.name, "python3", "-c", RARP_CAPTURE, "far1", "10"],
+            ["ip", "netns", "exec", self.far.name, sys.executable, "-c", RARP_CAPTURE, "far1",
+             "10"],
             stdout=subprocess.PIPE, text=True, env={"PATH": SBIN})
         self.addCleanup(capture.kill)
         self.assertEqual(capture.stdout.readline().strip(), "ready")
@@ -330,8 +332,8 @@ class Teaming(unittest.TestCase):
         """Runs `action`; returns, for each source MAC, the far ends (far0,
         far1) that received its frames meanwhile."""
         capture = subprocess.Popen(
-            ["ip", "netns", "exec", self.far.name, "python3", "-c", SOURCE_CAPTURE, str(seconds),
-             "far0", "far1"], stdout=subprocess.PIPE, text=True, env={"PATH": SBIN})
+            ["ip", "netns", "exec", self.far.name, sys.executable, "-c", SOURCE_CAPTURE,
+             str(seconds), "far0", "far1"], stdout=subprocess.PIPE, text=True, env={"PATH": SBIN})
         self.addCleanup(capture.kill)
         self.assertEqual(capture.stdout.readline().strip(), "ready")
         action()

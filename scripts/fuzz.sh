@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${VIREO_FUZZ_SECONDS:-20}
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DVIREO_FUZZ=ON -DVIREO_FUZZ_SECONDS="$seconds" >/dev/null
+  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" -DVIREO_FUZZ=ON \
+  -DVIREO_FUZZ_SECONDS="$seconds" >/dev/null
 ninja -C build-fuzz fuzzers  # the fuzz targets only, not the unit tests
 cd build-fuzz
 if [[ $# -gt 0 ]]; then

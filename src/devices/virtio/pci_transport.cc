@@ -491,14 +491,13 @@ void VirtioPciDevice::activate() {
                            .guest_notification = true});
     }
     for (DeviceWorker::Source& source : device_->worker_sources()) {
-        // Run even on a broken device: the handler drains its fd.
-        sources.push_back({.fd = source.fd,
-                           .on_readable =
-                               [this, handler = std::move(source.on_readable)] {
-                                   handler();
-                                   check_queues();
-                               },
-                           .edge_triggered = source.edge_triggered});
+        // Run even on a broken device: the handler drains its fd. Only the
+        // handler is wrapped; the source keeps what else it says of itself.
+        source.on_readable = [this, handler = std::move(source.on_readable)] {
+            handler();
+            check_queues();
+        };
+        sources.push_back(std::move(source));
     }
     try {
         worker_ = std::make_unique<DeviceWorker>(name_, std::move(sources), pace_,

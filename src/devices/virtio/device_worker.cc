@@ -109,20 +109,23 @@ void DeviceWorker::serve_events() {
 }
 
 int DeviceWorker::wait_for_events(std::span<epoll_event> events) {
-    using Clock = std::chrono::steady_clock;
     Clock::time_point start = Clock::now();
     Found found = naps_ ? nap(events) : poll(events);
     // Never sleep with the guest told not to notify.
     if (!found.any() && wake_rings()) {
+        found.at = Clock::now();
         found.served = rings_->serve() > 0;
     }
     if (!found.any()) {
         found.events =
             ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), -1);
+        found.at = Clock::now();
     }
     if (found.events > 0 || found.served) {
+        // The wait ended when the work was found, not when it was served: a
+        // batch served as it grows would otherwise count as a long wait.
+        poll_.waited(found.at - start);
         Clock::time_point now = Clock::now();
-        poll_.waited(now - start);
         pass_interval_ = now - last_pass_;
         last_pass_ = now;
     }
@@ -139,7 +142,7 @@ DeviceWorker::Found DeviceWorker::nap(std::span<epoll_event> events) {
     timespec timeout{.tv_sec = seconds.count(), .tv_nsec = (length - seconds).count()};
     epoll_event ready;
     bool cut_short = ::epoll_pwait2(nap_epoll_.get(), &ready, 1, &timeout, nullptr) > 0;
-    Found found;
+    Found found{.at = Clock::now()};
     found.events = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), 0);
     unsigned requests = serve_rings();
     // A nap that a TAP's frames or a disk's completions ended early says
@@ -152,27 +155,25 @@ DeviceWorker::Found DeviceWorker::nap(std::span<epoll_event> events) {
 }
 
 DeviceWorker::Found DeviceWorker::poll(std::span<epoll_event> events) {
-    using Clock = std::chrono::steady_clock;
     Found found;
     if (poll_.window() == std::chrono::nanoseconds{}) {
         return found;
     }
     quiet_rings();
     Clock::time_point deadline = Clock::now() + poll_.window();
-    while ((found.events = ::epoll_wait(epoll_.get(), events.data(),
-                                        static_cast<int>(events.size()), 0)) == 0 &&
-           !(found.served = serve_rings() > 0)) {
-        Clock::time_point now = Clock::now();
-        if (now >= deadline) {
-            break;
+    while (true) {
+        found.at = Clock::now();
+        found.events =
+            ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), 0);
+        if (found.events != 0 || (found.served = serve_rings() > 0) || found.at >= deadline) {
+            return found;
         }
         // Each look is a system call: look about once a microsecond.
-        Clock::time_point next = std::min(now + kPollInterval, deadline);
+        Clock::time_point next = std::min(found.at + kPollInterval, deadline);
         while (Clock::now() < next) {
             __builtin_ia32_pause();  // a sibling hyperthread runs meanwhile
         }
     }
-    return found;
 }
 
 unsigned DeviceWorker::serve_rings() {

@@ -78,9 +78,11 @@ private:
     void serve_events();
     // What a look for work found: ready events (-1 with errno) and whether
     // the rings had requests, which it served.
+    using Clock = std::chrono::steady_clock;
     struct Found {
         int events = 0;
         bool served = false;
+        Clock::time_point at;  // when the look that found them began
         bool any() const { return events != 0 || served; }
     };
     // Events ready now or after napping or polling, else after sleeping; -1
@@ -102,9 +104,9 @@ private:
     std::string name_;
     std::vector<Source> sources_;
     PollWindow poll_;
-    std::optional<NapWindow> naps_;                    // on CPUs shared with the vCPUs
-    std::chrono::steady_clock::time_point last_pass_;  // when work was last found
-    std::chrono::nanoseconds pass_interval_{};         // and the time before that
+    std::optional<NapWindow> naps_;             // on CPUs shared with the vCPUs
+    Clock::time_point last_pass_;               // when work was last found
+    std::chrono::nanoseconds pass_interval_{};  // and the time before that
     std::optional<RingPoll> rings_;
     bool quiet_ = false;  // the guest was told not to notify
     UniqueFd epoll_;

@@ -316,6 +316,9 @@ void VirtioNet::receive(size_t index) {
         if (!deliver(pair, rx)) {
             break;
         }
+        if (rx.needs_interrupt_mid_batch()) {
+            active_->interrupt.signal_used(receive_queue(index));
+        }
     }
     if (rx.needs_interrupt()) {
         active_->interrupt.signal_used(receive_queue(index));
@@ -418,6 +421,9 @@ void VirtioNet::transmit(size_t index) {
             ++counters_.tx_dropped;
         }
         tx.push(chain->head, 0);
+        if (tx.needs_interrupt_mid_batch()) {
+            active_->interrupt.signal_used(transmit_queue(index));
+        }
     }
     if (tx.needs_interrupt()) {
         active_->interrupt.signal_used(transmit_queue(index));

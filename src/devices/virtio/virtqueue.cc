@@ -316,4 +316,8 @@ bool Virtqueue::needs_interrupt() {
     return (flags & virtio::kAvailFlagNoInterrupt) == 0;
 }
 
+bool Virtqueue::needs_interrupt_mid_batch() {
+    return event_idx_ && needs_interrupt();
+}
+
 }  // namespace vireo

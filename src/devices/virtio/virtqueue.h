@@ -111,6 +111,13 @@ public:
     // notification now (VIRTQ_AVAIL_F_NO_INTERRUPT, or used_event with
     // VIRTIO_F_EVENT_IDX).
     bool needs_interrupt();
+    // For a device in the middle of a long batch (a frame a system call):
+    // whether the driver asked, with VIRTIO_F_EVENT_IDX's used_event, to be
+    // notified by now. A driver that waits for that notification to refill
+    // the ring would otherwise wait for the whole batch. Without
+    // VIRTIO_F_EVENT_IDX, false: the flag alone would ask for one per
+    // request until the driver runs; needs_interrupt() at the batch's end.
+    bool needs_interrupt_mid_batch();
 
 private:
     std::optional<DescriptorChain> walk_chain(uint16_t head);

@@ -14,6 +14,7 @@
 #include <array>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -48,15 +49,23 @@ constexpr uint64_t kRxBuffers = 0x100000;  // 64 KiB apart
 constexpr uint64_t kTxFrames = 0x800000;
 constexpr uint64_t kCtrlBuffers = 0xc00000;
 
+constexpr uint64_t kEventIdxFeature = uint64_t{1} << virtio::kFeatureEventIdx;
+
 uint64_t bit(int feature) {
     return uint64_t{1} << feature;
 }
 
 class CountingInterrupt : public VirtioInterrupt {
 public:
-    void signal_used(uint16_t queue) override { used.push_back(queue); }
+    void signal_used(uint16_t queue) override {
+        used.push_back(queue);
+        if (on_used) {
+            on_used(queue);
+        }
+    }
     void signal_config_change() override { ++config_changes; }
     std::vector<uint16_t> used;
+    std::function<void(uint16_t queue)> on_used;  // what the driver would see then
     int config_changes = 0;
 };
 
@@ -120,7 +129,8 @@ protected:
     virtual std::optional<SecurityPolicy> security() const { return std::nullopt; }
 
     void activate(uint64_t features) {
-        features &= net->device_features();
+        // The transport offers VIRTIO_F_EVENT_IDX for every device.
+        features &= net->device_features() | kEventIdxFeature;
         negotiated = features;
         queues.emplace_back(memory, rx.config(), features);
         queues.emplace_back(memory, tx.config(), features);
@@ -308,6 +318,65 @@ TEST_F(VirtioNetTest, AGuestFrameReachesTheHostInterfaceWhole) {
     EXPECT_EQ(net->counters().tx_packets, 1u);
     EXPECT_EQ(net->counters().tx_bytes, frame.size());
     EXPECT_EQ(interrupt.used, std::vector<uint16_t>{1});
+}
+
+// A driver that refills only on the interrupt it asked for (Linux's
+// transmit path: used_event at 3/4 of what is in flight) must get it when
+// the device passes that entry, not after the rest of a batch of system calls.
+TEST_F(VirtioNetTest, ALongTransmitBatchInterruptsAtTheEntryTheDriverAskedFor) {
+    activate(kMergeable | kEventIdxFeature);
+    constexpr uint64_t kFrames = 8;
+    auto frame = ethernet_frame(kHostMac, kGuestMac, 60, 7);
+    ASSERT_TRUE(memory.write_object(kTxFrames, virtio::NetHeader{}));
+    ASSERT_TRUE(memory.write(kTxFrames + 0x1000, frame.data(), frame.size()));
+    for (uint64_t i = 0; i < kFrames; ++i) {
+        tx.make_available(
+            tx.add_chain({{kTxFrames, sizeof(virtio::NetHeader)},
+                          {kTxFrames + 0x1000, static_cast<uint32_t>(frame.size())}}));
+    }
+    tx.set_used_event(2);  // "once you have used entry 2"
+    std::vector<uint16_t> used_when_signalled;
+    interrupt.on_used = [&](uint16_t) { used_when_signalled.push_back(tx.used_idx()); };
+    net->process_queue(1);
+    EXPECT_EQ(tx.used_idx(), kFrames);
+    EXPECT_EQ(used_when_signalled, std::vector<uint16_t>{3});
+    for (uint64_t i = 0; i < kFrames; ++i) {
+        EXPECT_EQ(host_receives(), frame) << "frame " << i;
+    }
+}
+
+// Without VIRTIO_F_EVENT_IDX only a flag says whether the driver wants
+// interrupts: a batch ends in one, not one per frame.
+TEST_F(VirtioNetTest, WithoutEventIdxATransmitBatchInterruptsOnceAtItsEnd) {
+    activate(kMergeable);
+    auto frame = ethernet_frame(kHostMac, kGuestMac, 60, 8);
+    ASSERT_TRUE(memory.write_object(kTxFrames, virtio::NetHeader{}));
+    ASSERT_TRUE(memory.write(kTxFrames + 0x1000, frame.data(), frame.size()));
+    for (int i = 0; i < 4; ++i) {
+        tx.make_available(
+            tx.add_chain({{kTxFrames, sizeof(virtio::NetHeader)},
+                          {kTxFrames + 0x1000, static_cast<uint32_t>(frame.size())}}));
+    }
+    std::vector<uint16_t> used_when_signalled;
+    interrupt.on_used = [&](uint16_t) { used_when_signalled.push_back(tx.used_idx()); };
+    net->process_queue(1);
+    EXPECT_EQ(used_when_signalled, std::vector<uint16_t>{4});
+}
+
+// The receive side likewise: a driver that re-armed its interrupt at the
+// next entry (NAPI done) hears of the first frame, not of the last.
+TEST_F(VirtioNetTest, ALongReceiveBatchInterruptsAtTheEntryTheDriverAskedFor) {
+    activate(kMergeable | kEventIdxFeature);
+    offer_rx_buffers(6, 1536);
+    rx.set_used_event(0);
+    for (uint8_t i = 0; i < 6; ++i) {
+        host_sends(ethernet_frame(kGuestMac, kHostMac, 100, i));
+    }
+    std::vector<uint16_t> used_when_signalled;
+    interrupt.on_used = [&](uint16_t) { used_when_signalled.push_back(rx.used_idx()); };
+    device_receives();
+    EXPECT_EQ(rx.used_idx(), 6);
+    EXPECT_EQ(used_when_signalled, std::vector<uint16_t>{1});
 }
 
 TEST_F(VirtioNetTest, AMalformedGuestFrameIsDroppedAndItsChainReturned) {

@@ -528,7 +528,8 @@ DeviceWorker::RingPoll VirtioPciDevice::ring_poll(std::vector<uint16_t> queues) 
         return requests;
     };
     return {[notifications] { notifications(false); }, serve,
-            [notifications] { notifications(true); }};
+            [notifications] { notifications(true); },
+            [this] { return device_->waits_for_buffers(); }};
 }
 
 void VirtioPciDevice::reset() {

@@ -133,9 +133,6 @@ int DeviceWorker::wait_for_events(std::span<epoll_event> events) {
 }
 
 DeviceWorker::Found DeviceWorker::nap(std::span<epoll_event> events) {
-    if (rings_->waits_for_buffers()) {
-        return {};
-    }
     std::chrono::nanoseconds length = naps_->next(pass_interval_);
     if (length == std::chrono::nanoseconds{}) {
         return {};

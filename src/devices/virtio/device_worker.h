@@ -57,11 +57,6 @@ public:
         // Tells the guest to notify again (the worker then serves what it
         // queued before it could see that).
         std::function<void()> wake;
-        // Whether the device holds input it can deliver only into buffers
-        // the guest has not given yet (a received frame, no receive buffer
-        // left). The worker then does not nap: the guest's new buffers must
-        // reach it at once, and a nap would tell the guest not to say so.
-        std::function<bool()> waits_for_buffers;
     };
 
     // Starts the thread (named `name`, cut to 15 characters), which waits for

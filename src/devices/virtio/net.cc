@@ -169,11 +169,6 @@ bool VirtioNet::reads_notifications(uint16_t queue) const {
     return vhost_running_ && queue < control_queue();
 }
 
-bool VirtioNet::waits_for_buffers() const {
-    return std::any_of(pairs_.begin(), pairs_.end(),
-                       [](const QueuePair& pair) { return pair.frame_length > 0; });
-}
-
 void VirtioNet::on_link_changed() {
     link_changed_.consume();
     for (QueuePair& pair : pairs_) {

@@ -151,7 +151,6 @@ public:
     std::vector<DeviceWorker::Source> worker_sources() override;
     bool reads_notifications(uint16_t queue) const override;
     void reset() override;
-    bool waits_for_buffers() const override;
     // Whether vhost-net moves the frames now.
     bool uses_vhost() const { return vhost_running_; }
 

@@ -528,8 +528,7 @@ DeviceWorker::RingPoll VirtioPciDevice::ring_poll(std::vector<uint16_t> queues) 
         return requests;
     };
     return {[notifications] { notifications(false); }, serve,
-            [notifications] { notifications(true); },
-            [this] { return device_->waits_for_buffers(); }};
+            [notifications] { notifications(true); }};
 }
 
 void VirtioPciDevice::reset() {

@@ -89,10 +89,6 @@ public:
     // Whether the device reads `queue`'s notifier itself (through vhost) since
     // activate(): the worker then neither watches it nor calls process_queue().
     virtual bool reads_notifications(uint16_t /*queue*/) const { return false; }
-    // Whether the device holds input it can deliver only into buffers the
-    // driver has not made available yet (a received frame and no receive
-    // buffer): the worker then listens for the driver's notifications.
-    virtual bool waits_for_buffers() const { return false; }
     // Back to the state before activate(): the driver wrote 0 to device_status
     // (or the device was broken and is being reset). The worker has stopped.
     virtual void reset() = 0;

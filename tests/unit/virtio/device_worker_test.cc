@@ -141,8 +141,7 @@ struct StandInRing {
         return 1;
     }
     DeviceWorker::RingPoll rings() {
-        return {[this] { quiet = true; }, [this] { return serve(); }, [this] { quiet = false; },
-                [] { return false; }};
+        return {[this] { quiet = true; }, [this] { return serve(); }, [this] { quiet = false; }};
     }
     std::vector<DeviceWorker::Source> sources() {
         return {{notify.fd(), [this] {
@@ -203,8 +202,7 @@ TEST(DeviceWorker, NeverSleepsWithTheGuestToldNotToNotify) {
                                  [&] {
                                      quiet = false;
                                      ++woken;
-                                 },
-                                 [] { return false; }};
+                                 }};
     DeviceWorker worker("ring-worker", {{notify.fd(), [&] { notify.consume(); }}},
                         {.poll_max = std::chrono::milliseconds(1)}, rings);
     for (int i = 0; i < 20; ++i) {
@@ -231,7 +229,6 @@ struct FakeRing {
     std::atomic<unsigned> served = 0;
     std::atomic<bool> quiet = false;
     std::atomic<unsigned> notifications = 0;
-    std::atomic<bool> waits_for_buffers = false;  // the device holds input for buffers
     EventFd notify;
 
     unsigned serve() {
@@ -240,8 +237,7 @@ struct FakeRing {
         return added;
     }
     DeviceWorker::RingPoll poll() {
-        return {[this] { quiet = true; }, [this] { return serve(); }, [this] { quiet = false; },
-                [this] { return waits_for_buffers.load(); }};
+        return {[this] { quiet = true; }, [this] { return serve(); }, [this] { quiet = false; }};
     }
     DeviceWorker::Source source() {
         return {notify.fd(), [this] {
@@ -305,21 +301,6 @@ TEST(DeviceWorker, NappingOnASharedCpuLetsAStreamingGuestQueueWithoutNotifying) 
     EXPECT_LT(ring.notifications, kRequests / 4);
     worker.stop();
     EXPECT_FALSE(ring.quiet) << "the worker stopped with the guest told not to notify";
-}
-
-TEST(DeviceWorker, ADeviceWaitingForBuffersDoesNotNap) {
-    OneCpu one_cpu;
-    FakeRing ring;
-    // A frame waits for receive buffers: each buffer the guest adds must
-    // reach the worker, so the guest is never told not to notify.
-    ring.waits_for_buffers = true;
-    DeviceWorker worker("napping-worker", {ring.source()}, {.naps = true}, ring.poll());
-    constexpr unsigned kRequests = 5000;
-    for (unsigned i = 0; i < kRequests; ++i) {
-        ring.queue();
-    }
-    ring.wait_until_served();
-    EXPECT_EQ(ring.notifications, kRequests);
 }
 
 TEST(DeviceWorker, NappingStopsForAGuestThatWaitsForEachAnswer) {

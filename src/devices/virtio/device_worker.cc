@@ -125,9 +125,8 @@ int DeviceWorker::wait_for_events(std::span<epoll_event> events) {
         // The wait ended when the work was found, not when it was served: a
         // batch served as it grows would otherwise count as a long wait.
         poll_.waited(found.at - start);
-        Clock::time_point now = Clock::now();
-        pass_interval_ = now - last_pass_;
-        last_pass_ = now;
+        pass_interval_ = found.at - last_pass_;
+        last_pass_ = found.at;
     }
     return found.events;
 }
